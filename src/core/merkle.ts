@@ -1,0 +1,183 @@
+/**
+ * An incrementally maintained Merkle tree over the key-hash space.
+ *
+ * The tree has fan-out 16: a node at level `l` covers the keys whose 32-bit key hash
+ * starts with the `4·l` bits of its index, down to level 8 where a node is one key hash.
+ * A node's hash is the XOR of the 64-bit hashes of the entries below it. XOR is
+ * commutative, so the hash of a node depends only on the set of entries under it, never
+ * on how a member stores them, and an insert or removal updates each stored level in O(1).
+ *
+ * Only the top levels are stored densely (more of them as the tree grows); deeper nodes
+ * are computed on demand from the entries of one level-3 bucket. Two members can compare
+ * any node whatever their stored depth.
+ *
+ * @module
+ */
+
+/** Children per node. */
+export const FANOUT = 16;
+/** Key-hash bits consumed per level. */
+export const BITS_PER_LEVEL = 4;
+/** The deepest level: one node per 32-bit key hash. */
+export const MAX_LEVEL = 8;
+const BUCKET_LEVEL = 3;
+const MAX_DENSE_DEPTH = 3;
+
+/** What the tree needs of an entry: its key hash and its 64-bit entry hash. */
+export interface MerkleItem {
+  /** First lane of the key hash; its top bits place the item in the tree. */
+  readonly ka: number;
+  /** Entry hash, first lane. */
+  readonly ea: number;
+  /** Entry hash, second lane. */
+  readonly eb: number;
+}
+
+/** The hash and size of one node. An empty node has hash (0, 0) and count 0. */
+export interface NodeDigest {
+  a: number;
+  b: number;
+  count: number;
+}
+
+/** Index of the node at `level` that holds key hash `ka`. */
+export function nodeIndex(ka: number, level: number): number {
+  return level === 0 ? 0 : ka >>> (32 - BITS_PER_LEVEL * level);
+}
+
+/** Number of nodes at `level`. */
+export function levelWidth(level: number): number {
+  return 2 ** (BITS_PER_LEVEL * level);
+}
+
+/** Whether (level, index) names a node of the tree. */
+export function isNode(level: number, index: number): boolean {
+  return Number.isInteger(level) && level >= 0 && level <= MAX_LEVEL &&
+    Number.isInteger(index) && index >= 0 && index < levelWidth(level);
+}
+
+function levelOffset(level: number): number {
+  return (levelWidth(level) - 1) / (FANOUT - 1);
+}
+
+/** The Merkle index of a set of items. */
+export class MerkleTree<T extends MerkleItem> {
+  #depth = 0;
+  #a = new Uint32Array(1);
+  #b = new Uint32Array(1);
+  #count = new Uint32Array(1);
+  readonly #buckets = new Map<number, Set<T>>();
+  #size = 0;
+
+  /** Number of items in the tree. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Deepest level stored densely (the rest is computed on demand). */
+  get storedDepth(): number {
+    return this.#depth;
+  }
+
+  /** Adds an item. Adding an item twice corrupts the tree: remove the old version first. */
+  add(item: T): void {
+    this.#toggle(item, 1);
+    const bucket = nodeIndex(item.ka, BUCKET_LEVEL);
+    let set = this.#buckets.get(bucket);
+    if (!set) this.#buckets.set(bucket, set = new Set());
+    set.add(item);
+    this.#size++;
+    if (this.#depth < MAX_DENSE_DEPTH && this.#size > 4 * levelWidth(this.#depth + 1)) {
+      this.#rebuild(this.#depth + 1);
+    }
+  }
+
+  /** Removes an item previously added. */
+  remove(item: T): void {
+    const bucket = nodeIndex(item.ka, BUCKET_LEVEL);
+    const set = this.#buckets.get(bucket);
+    if (!set?.delete(item)) return;
+    if (set.size === 0) this.#buckets.delete(bucket);
+    this.#toggle(item, -1);
+    this.#size--;
+  }
+
+  /** Digest of the root. */
+  root(): NodeDigest {
+    return { a: this.#a[0]!, b: this.#b[0]!, count: this.#count[0]! };
+  }
+
+  /** Digest of node (level, index). */
+  node(level: number, index: number): NodeDigest {
+    if (level <= this.#depth) {
+      const o = levelOffset(level) + index;
+      return { a: this.#a[o]!, b: this.#b[o]!, count: this.#count[o]! };
+    }
+    const d: NodeDigest = { a: 0, b: 0, count: 0 };
+    for (const item of this.items(level, index)) {
+      d.a ^= item.ea;
+      d.b ^= item.eb;
+      d.count++;
+    }
+    d.a >>>= 0;
+    d.b >>>= 0;
+    return d;
+  }
+
+  /** Digests of the 16 children of node (level, index), which must be above `MAX_LEVEL`. */
+  children(level: number, index: number): NodeDigest[] {
+    const out: NodeDigest[] = [];
+    const first = index * FANOUT;
+    if (level + 1 <= this.#depth) {
+      for (let i = 0; i < FANOUT; i++) out.push(this.node(level + 1, first + i));
+      return out;
+    }
+    for (let i = 0; i < FANOUT; i++) out.push({ a: 0, b: 0, count: 0 });
+    for (const item of this.items(level, index)) {
+      const d = out[nodeIndex(item.ka, level + 1) - first]!;
+      d.a = (d.a ^ item.ea) >>> 0;
+      d.b = (d.b ^ item.eb) >>> 0;
+      d.count++;
+    }
+    return out;
+  }
+
+  /** The items under node (level, index). */
+  *items(level: number, index: number): Generator<T> {
+    if (level <= BUCKET_LEVEL) {
+      const shift = BITS_PER_LEVEL * (BUCKET_LEVEL - level);
+      const from = index << shift;
+      const to = (index + 1) << shift;
+      if (to - from > this.#buckets.size) {
+        for (const [bucket, set] of this.#buckets) if (bucket >= from && bucket < to) yield* set;
+      } else {
+        for (let bucket = from; bucket < to; bucket++) {
+          const set = this.#buckets.get(bucket);
+          if (set) yield* set;
+        }
+      }
+      return;
+    }
+    const set = this.#buckets.get(index >>> (BITS_PER_LEVEL * (level - BUCKET_LEVEL)));
+    if (!set) return;
+    for (const item of set) if (nodeIndex(item.ka, level) === index) yield item;
+  }
+
+  #toggle(item: T, delta: 1 | -1): void {
+    for (let level = 0; level <= this.#depth; level++) {
+      const o = levelOffset(level) + nodeIndex(item.ka, level);
+      this.#a[o]! ^= item.ea;
+      this.#b[o]! ^= item.eb;
+      this.#count[o]! += delta;
+    }
+  }
+
+  #rebuild(depth: number): void {
+    const n = levelOffset(depth + 1);
+    this.#depth = depth;
+    this.#a = new Uint32Array(n);
+    this.#b = new Uint32Array(n);
+    this.#count = new Uint32Array(n);
+    for (const set of this.#buckets.values()) for (const item of set) this.#toggle(item, 1);
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * The protocol's messages, as the engine produces and consumes them. The wire layer
+ * (`src/wire/`) turns them into bytes; PROTOCOL.md describes both.
+ *
+ * @module
+ */
+
+import type { Entry } from "./store.ts";
+
+/** Liveness of a member as SWIM sees it. */
+export type MemberStatus = "alive" | "suspect" | "dead" | "left";
+
+/** Direct probe: "are you `target`, and alive?" */
+export interface PingMessage {
+  readonly type: "ping";
+  readonly seq: number;
+  /** Id of the member the prober believes it is talking to. */
+  readonly target: string;
+}
+
+/** Answer to a ping (direct or relayed). */
+export interface AckMessage {
+  readonly type: "ack";
+  readonly seq: number;
+}
+
+/** Indirect probe: "please ping `target` at `address` for me and relay its ack". */
+export interface PingReqMessage {
+  readonly type: "ping-req";
+  readonly seq: number;
+  readonly target: string;
+  readonly address: string;
+}
+
+/** A membership update, piggybacked on other messages. */
+export interface MemberMessage {
+  readonly type: "member";
+  readonly id: string;
+  readonly address: string;
+  readonly incarnation: number;
+  readonly status: MemberStatus;
+}
+
+/** Entries pushed as a rumor; `hop` counts the members it went through. */
+export interface RumorMessage {
+  readonly type: "rumor";
+  readonly hop: number;
+  readonly entries: readonly Entry[];
+}
+
+/** Entries sent as part of an anti-entropy exchange; never forwarded. */
+export interface EntriesMessage {
+  readonly type: "entries";
+  readonly entries: readonly Entry[];
+}
+
+/** Anti-entropy opener: the sender's Merkle root (8-byte hash) and entry count. */
+export interface SyncRootMessage {
+  readonly type: "sync-root";
+  readonly hash: Uint8Array;
+  readonly count: number;
+}
+
+/** The sender's 16 child hashes (16 × 8 bytes) of node (level, index). */
+export interface SyncBranchMessage {
+  readonly type: "sync-branch";
+  readonly level: number;
+  readonly index: number;
+  readonly children: Uint8Array;
+}
+
+/** The sender's entry hashes (8 bytes each, sorted) under node (level, index). */
+export interface SyncLeafMessage {
+  readonly type: "sync-leaf";
+  readonly level: number;
+  readonly index: number;
+  readonly hashes: Uint8Array;
+}
+
+/** "Send me the entries with these hashes, under node (level, index)." */
+export interface SyncWantMessage {
+  readonly type: "sync-want";
+  readonly level: number;
+  readonly index: number;
+  readonly hashes: Uint8Array;
+}
+
+/** Every message of the protocol. */
+export type Message =
+  | PingMessage
+  | AckMessage
+  | PingReqMessage
+  | MemberMessage
+  | RumorMessage
+  | EntriesMessage
+  | SyncRootMessage
+  | SyncBranchMessage
+  | SyncLeafMessage
+  | SyncWantMessage;
+
+/** What travels in one envelope: who sent it, in which cluster, and its messages. */
+export interface Envelope {
+  readonly cluster: string;
+  readonly sender: string;
+  readonly messages: readonly Message[];
+}

@@ -1,0 +1,187 @@
+/**
+ * The replicated map: two sections (`sys`, `usr`) of last-writer-wins registers with
+ * tombstones, indexed by a Merkle tree.
+ *
+ * Merge keeps, for every key, the version with the greatest (stamp, writer) pair. That
+ * order is total, so merge is commutative, associative and idempotent: members that have
+ * received the same versions hold the same state, whatever the order they came in.
+ *
+ * @module
+ */
+
+import { compareStamps, type Stamp } from "./hlc.ts";
+import { entryHash, hashString, LANE_A, LANE_B } from "./hash.ts";
+import { type MerkleItem, MerkleTree, type NodeDigest } from "./merkle.ts";
+
+/** The two sections of the map: the store's own state and the user's data. */
+export type Section = "sys" | "usr";
+
+/** One version of one key. A tombstone has `deleted: true` and no value. */
+export interface Entry extends Stamp {
+  readonly section: Section;
+  readonly key: string;
+  readonly value: unknown;
+  /** Id of the member that wrote this version. */
+  readonly writer: string;
+  readonly deleted: boolean;
+}
+
+/** An entry with the hashes the Merkle tree needs; what the store holds. */
+export interface StoredEntry extends Entry, MerkleItem {
+  /** Second lane of the key hash. */
+  readonly kb: number;
+}
+
+/** Orders two versions of the same key by (stamp, writer): positive when `a` wins. */
+export function compareVersions(
+  a: Stamp & { readonly writer: string },
+  b: Stamp & { readonly writer: string },
+): number {
+  const c = compareStamps(a, b);
+  if (c !== 0) return c;
+  return a.writer < b.writer ? -1 : a.writer > b.writer ? 1 : 0;
+}
+
+/** Adds the hashes to an entry, making it ready to be stored or compared by hash. */
+export function hashEntry(entry: Entry): StoredEntry {
+  const seed = entry.section === "usr" ? 0 : 0x51;
+  const ka = hashString(entry.key, LANE_A ^ seed);
+  const kb = hashString(entry.key, LANE_B ^ seed);
+  const [ea, eb] = entryHash(ka, kb, entry.wall, entry.logical, entry.writer, entry.deleted);
+  return {
+    section: entry.section,
+    key: entry.key,
+    value: entry.deleted ? undefined : entry.value,
+    wall: entry.wall,
+    logical: entry.logical,
+    writer: entry.writer,
+    deleted: entry.deleted,
+    ka,
+    kb,
+    ea,
+    eb,
+  };
+}
+
+/** What {@linkcode Store.merge} did with an entry. */
+export type MergeOutcome =
+  /** The entry was newer and replaced what was there (or nothing was there). */
+  | "applied"
+  /** The store already holds this exact version. */
+  | "duplicate"
+  /** The store holds a newer version; nothing changed. */
+  | "stale";
+
+/** The replicated map of one member. Pure and synchronous. */
+export class Store {
+  readonly #sections: Record<Section, Map<string, StoredEntry>> = {
+    sys: new Map(),
+    usr: new Map(),
+  };
+  readonly #tombstones = new Set<StoredEntry>();
+  readonly #live: Record<Section, number> = { sys: 0, usr: 0 };
+  readonly #tree = new MerkleTree<StoredEntry>();
+
+  /** The current version of a key, tombstones included. */
+  get(section: Section, key: string): StoredEntry | undefined {
+    return this.#sections[section].get(key);
+  }
+
+  /**
+   * Merges one version of a key: it replaces the current version only if it wins on
+   * (stamp, writer). Returns what happened and, when applied, the version it replaced.
+   */
+  merge(entry: Entry): { outcome: MergeOutcome; previous?: StoredEntry; stored?: StoredEntry } {
+    const map = this.#sections[entry.section];
+    const current = map.get(entry.key);
+    if (current) {
+      const c = compareVersions(entry, current);
+      if (c < 0) return { outcome: "stale" };
+      if (c === 0) return { outcome: "duplicate" };
+      this.#remove(current);
+    }
+    const stored = "ea" in entry ? entry as StoredEntry : hashEntry(entry);
+    map.set(stored.key, stored);
+    this.#tree.add(stored);
+    if (stored.deleted) this.#tombstones.add(stored);
+    else this.#live[stored.section]++;
+    return current
+      ? { outcome: "applied", previous: current, stored }
+      : { outcome: "applied", stored };
+  }
+
+  /**
+   * Removes tombstones whose stamp is older than `horizon` (wall ms). Returns how many
+   * were collected.
+   */
+  collectTombstones(horizon: number): number {
+    let collected = 0;
+    for (const t of this.#tombstones) {
+      if (t.wall < horizon) {
+        this.#remove(t);
+        collected++;
+      }
+    }
+    return collected;
+  }
+
+  /** Forgets a key's version outright (used when resetting state). */
+  drop(section: Section, key: string): boolean {
+    const current = this.#sections[section].get(key);
+    if (!current) return false;
+    this.#remove(current);
+    return true;
+  }
+
+  /** Live (not deleted) keys in a section. */
+  liveCount(section: Section): number {
+    return this.#live[section];
+  }
+
+  /** Tombstones held, in both sections. */
+  get tombstoneCount(): number {
+    return this.#tombstones.size;
+  }
+
+  /** Every version held (live entries and tombstones), in both sections. */
+  get size(): number {
+    return this.#tree.size;
+  }
+
+  /** Versions in one section, tombstones included, in insertion order. */
+  versions(section: Section): IterableIterator<StoredEntry> {
+    return this.#sections[section].values();
+  }
+
+  /** Merkle digest of the whole store. */
+  root(): NodeDigest {
+    return this.#tree.root();
+  }
+
+  /** Merkle digest of one node. */
+  node(level: number, index: number): NodeDigest {
+    return this.#tree.node(level, index);
+  }
+
+  /** Merkle digests of one node's 16 children. */
+  children(level: number, index: number): NodeDigest[] {
+    return this.#tree.children(level, index);
+  }
+
+  /** The versions under one Merkle node. */
+  nodeEntries(level: number, index: number): Iterable<StoredEntry> {
+    return this.#tree.items(level, index);
+  }
+
+  /** Deepest Merkle level stored densely; exposed for tests and metrics. */
+  get merkleStoredDepth(): number {
+    return this.#tree.storedDepth;
+  }
+
+  #remove(entry: StoredEntry): void {
+    this.#sections[entry.section].delete(entry.key);
+    this.#tree.remove(entry);
+    if (entry.deleted) this.#tombstones.delete(entry);
+    else this.#live[entry.section]--;
+  }
+}

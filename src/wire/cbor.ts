@@ -1,0 +1,97 @@
+/**
+ * The one CBOR configuration every member uses, and the rules for user values.
+ *
+ * Fixed `cbor-x` options make every runtime produce the same bytes for the same value:
+ * no record extension (plain CBOR maps, readable by any decoder), `Map` as tag 259 so it
+ * survives the trip distinct from a plain object, `Uint8Array` as an untagged byte string,
+ * `Date` as tag 1, and minimal map headers.
+ *
+ * @module
+ */
+
+import { Encoder } from "cbor-x";
+
+const codec = new Encoder({
+  // Without records, cbor-x writes a Map with tag 259 by default: it decodes as a Map.
+  useRecords: false,
+  mapsAsObjects: true,
+  tagUint8Array: false,
+  variableMapSize: true,
+  copyBuffers: true,
+});
+
+/** Views any `Uint8Array` (a Node `Buffer` included) as a plain `Uint8Array`. */
+export function plainBytes(bytes: Uint8Array): Uint8Array {
+  return bytes.constructor === Uint8Array
+    ? bytes
+    : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** CBOR-encodes a value (already checked) into a plain `Uint8Array`. */
+export function encodeCbor(value: unknown): Uint8Array {
+  return plainBytes(codec.encode(value));
+}
+
+/** Decodes one CBOR item; throws on malformed or truncated input. */
+export function decodeCbor(bytes: Uint8Array): unknown {
+  return codec.decode(plainBytes(bytes));
+}
+
+const MAX_DEPTH = 64;
+
+/**
+ * Checks that `value` can be stored and replicated: JSON types, `Uint8Array`, `Date`,
+ * `Map`, `bigint` within 64 bits, nested up to 64 levels. Throws a `TypeError` naming
+ * the offending path otherwise.
+ */
+export function assertValue(value: unknown): void {
+  if (value === undefined) {
+    throw new TypeError("Value must not be undefined: use delete() to remove a key");
+  }
+  check(value, "value", 0);
+}
+
+function check(value: unknown, path: string, depth: number): void {
+  if (depth > MAX_DEPTH) {
+    throw new TypeError(`Value nests deeper than ${MAX_DEPTH} levels at ${path}`);
+  }
+  switch (typeof value) {
+    case "string":
+    case "number":
+    case "boolean":
+    case "undefined":
+      return;
+    case "bigint":
+      if (value >= -(2n ** 64n) && value < 2n ** 64n) return;
+      throw new TypeError(`Value has a bigint outside 64 bits at ${path}`);
+    case "object": {
+      if (value === null || value instanceof Uint8Array) return;
+      if (value instanceof Date) {
+        if (Number.isNaN(value.getTime())) {
+          throw new TypeError(`Value has an invalid Date at ${path}`);
+        }
+        return;
+      }
+      if (Array.isArray(value)) {
+        for (let i = 0; i < value.length; i++) check(value[i], `${path}[${i}]`, depth + 1);
+        return;
+      }
+      if (value instanceof Map) {
+        for (const [k, v] of value) {
+          check(k, `${path} (a Map key)`, depth + 1);
+          check(v, `${path}.get(${String(k)})`, depth + 1);
+        }
+        return;
+      }
+      const proto = Object.getPrototypeOf(value);
+      if (proto !== Object.prototype && proto !== null) {
+        const name = (proto?.constructor as { name?: string } | undefined)?.name ?? "object";
+        throw new TypeError(`Value cannot hold a ${name} at ${path}: use plain objects`);
+      }
+      for (const [k, v] of Object.entries(value)) check(v, `${path}.${k}`, depth + 1);
+      return;
+    }
+    default:
+      throw new TypeError(`Value cannot hold a ${typeof value} at ${path}`);
+  }
+}

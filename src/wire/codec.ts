@@ -1,0 +1,413 @@
+/**
+ * Messages to bytes and back. A datagram is a 4-byte header (magic "GK", protocol
+ * version, kind) followed by a CBOR body:
+ *
+ * - kind 0, envelope: `[cluster, sender, ...messages]`, each message `[type, ...fields]`;
+ * - kind 1, fragment: `[cluster, id, index, total, chunk]`, a slice of a kind-0 datagram
+ *   too large for one datagram.
+ *
+ * Decoding validates every field; anything off is refused with a reason, never thrown.
+ * See PROTOCOL.md for the full layout.
+ *
+ * @module
+ */
+
+import type { Envelope, MemberStatus, Message } from "../core/messages.ts";
+import type { Entry } from "../core/store.ts";
+import { isNode } from "../core/merkle.ts";
+import { assertValue, decodeCbor, encodeCbor } from "./cbor.ts";
+
+/** First two bytes of every datagram: "GK". */
+export const MAGIC_0 = 0x47;
+/** Second magic byte. */
+export const MAGIC_1 = 0x4b;
+/** Protocol version carried in byte 2. */
+export const PROTOCOL_VERSION = 1;
+/** Default largest datagram, in bytes: fits an Ethernet frame with IP/UDP headers. */
+export const DEFAULT_MTU = 1400;
+/** Header length: magic (2), version (1), kind (1). */
+export const HEADER_BYTES = 4;
+
+/** Datagram kinds (byte 3 of the header). */
+export const Kind = { Envelope: 0, Fragment: 1, Sealed: 2 } as const;
+
+/** Numeric type codes of the messages on the wire. */
+export const MessageCode = {
+  ping: 1,
+  ack: 2,
+  "ping-req": 3,
+  member: 10,
+  rumor: 20,
+  entries: 21,
+  "sync-root": 30,
+  "sync-branch": 31,
+  "sync-leaf": 32,
+  "sync-want": 33,
+} as const satisfies Record<Message["type"], number>;
+
+const STATUS: readonly MemberStatus[] = ["alive", "suspect", "dead", "left"];
+
+/** Longest member id, cluster name or address accepted, in UTF-16 code units. */
+export const MAX_ID_LENGTH = 256;
+/** Longest key accepted, in UTF-16 code units. */
+export const MAX_KEY_LENGTH = 4096;
+
+/** Why a datagram was refused. */
+export type DropReason =
+  | "oversized"
+  | "truncated"
+  | "bad-magic"
+  | "bad-version"
+  | "malformed"
+  | "foreign-cluster"
+  | "fragment-timeout"
+  | "fragment-overflow"
+  | "unauthenticated"
+  | "replayed"
+  | "plaintext";
+
+/** A fragment of a large datagram. */
+export interface Fragment {
+  readonly cluster: string;
+  readonly id: number;
+  readonly index: number;
+  readonly total: number;
+  readonly chunk: Uint8Array;
+}
+
+/** Result of decoding one datagram. */
+export type Decoded =
+  | { readonly kind: "envelope"; readonly envelope: Envelope }
+  | { readonly kind: "fragment"; readonly fragment: Fragment }
+  | { readonly kind: "sealed"; readonly body: Uint8Array }
+  | { readonly kind: "dropped"; readonly reason: DropReason; readonly detail: string };
+
+// ---------------------------------------------------------------------------- encode
+
+function encodeEntry(e: Entry): unknown[] {
+  const kind = (e.section === "sys" ? 1 : 0) | (e.deleted ? 2 : 0);
+  return e.deleted
+    ? [kind, e.key, e.wall, e.logical, e.writer]
+    : [kind, e.key, e.wall, e.logical, e.writer, e.value];
+}
+
+function messageToArray(m: Message): unknown[] {
+  const code = MessageCode[m.type];
+  switch (m.type) {
+    case "ping":
+      return [code, m.seq, m.target];
+    case "ack":
+      return [code, m.seq];
+    case "ping-req":
+      return [code, m.seq, m.target, m.address];
+    case "member":
+      return [code, m.id, m.address, m.incarnation, STATUS.indexOf(m.status)];
+    case "rumor":
+      return [code, m.hop, ...m.entries.map(encodeEntry)];
+    case "entries":
+      return [code, ...m.entries.map(encodeEntry)];
+    case "sync-root":
+      return [code, m.hash, m.count];
+    case "sync-branch":
+      return [code, m.level, m.index, m.children];
+    case "sync-leaf":
+    case "sync-want":
+      return [code, m.level, m.index, m.hashes];
+  }
+}
+
+/** CBOR-encodes one message. */
+export function encodeMessage(m: Message): Uint8Array {
+  return encodeCbor(messageToArray(m));
+}
+
+function arrayHeader(n: number): Uint8Array {
+  if (n < 24) return Uint8Array.of(0x80 + n);
+  if (n < 0x100) return Uint8Array.of(0x98, n);
+  if (n < 0x10000) return Uint8Array.of(0x99, n >>> 8, n & 0xff);
+  return Uint8Array.of(0x9a, n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);
+}
+
+function concat(parts: readonly Uint8Array[]): Uint8Array {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = new Uint8Array(n);
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
+
+function header(kind: number): Uint8Array {
+  return Uint8Array.of(MAGIC_0, MAGIC_1, PROTOCOL_VERSION, kind);
+}
+
+/** Builds a kind-0 datagram from already encoded messages. */
+function envelopeDatagram(prefix: readonly Uint8Array[], messages: readonly Uint8Array[]) {
+  return concat([header(Kind.Envelope), arrayHeader(messages.length + 2), ...prefix, ...messages]);
+}
+
+/** Options for {@linkcode packDatagrams}. */
+export interface PackOptions {
+  readonly cluster: string;
+  readonly sender: string;
+  readonly mtu: number;
+  /** Called for an id each time a message must be fragmented. */
+  readonly nextFragmentId: () => number;
+}
+
+/**
+ * Packs messages into as few datagrams of at most `mtu` bytes as it can, in order.
+ * Rumor and entries messages too large for one datagram are split into several
+ * messages; a single entry too large for one datagram is fragmented.
+ */
+export function packDatagrams(messages: readonly Message[], options: PackOptions): Uint8Array[] {
+  const { mtu } = options;
+  const prefix = [encodeCbor(options.cluster), encodeCbor(options.sender)];
+  // Room for messages: the header, a worst-case (5-byte) array header and the prefix.
+  const budget = mtu - HEADER_BYTES - 5 - prefix[0]!.length - prefix[1]!.length;
+  if (budget < 64) {
+    throw new RangeError(`MTU of ${mtu} bytes is too small for this cluster name and id`);
+  }
+  const out: Uint8Array[] = [];
+  let batch: Uint8Array[] = [];
+  let used = 0;
+  const flush = () => {
+    if (batch.length) out.push(envelopeDatagram(prefix, batch));
+    batch = [];
+    used = 0;
+  };
+  const add = (bytes: Uint8Array) => {
+    if (bytes.length > budget) {
+      out.push(...fragment(envelopeDatagram(prefix, [bytes]), options));
+      return;
+    }
+    if (used + bytes.length > budget) flush();
+    batch.push(bytes);
+    used += bytes.length;
+  };
+  const visit = (m: Message) => {
+    const bytes = encodeMessage(m);
+    if (
+      bytes.length > budget && (m.type === "rumor" || m.type === "entries") && m.entries.length > 1
+    ) {
+      const half = m.entries.length >>> 1;
+      visit({ ...m, entries: m.entries.slice(0, half) });
+      visit({ ...m, entries: m.entries.slice(half) });
+      return;
+    }
+    add(bytes);
+  };
+  for (const m of messages) visit(m);
+  flush();
+  return out;
+}
+
+/** Splits one oversized datagram into fragments of at most `mtu` bytes. */
+export function fragment(datagram: Uint8Array, options: PackOptions): Uint8Array[] {
+  const cluster = encodeCbor(options.cluster);
+  // header, array(5), cluster, id (≤5), index (≤5), total (≤5), byte-string header (≤5)
+  const chunkSize = options.mtu - HEADER_BYTES - 1 - cluster.length - 20;
+  const total = Math.ceil(datagram.length / chunkSize);
+  const id = options.nextFragmentId() >>> 0;
+  const out: Uint8Array[] = [];
+  for (let index = 0; index < total; index++) {
+    const chunk = datagram.subarray(index * chunkSize, (index + 1) * chunkSize);
+    out.push(
+      concat([header(Kind.Fragment), encodeCbor([options.cluster, id, index, total, chunk])]),
+    );
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------- decode
+
+class Malformed extends Error {}
+
+function fail(detail: string): never {
+  throw new Malformed(detail);
+}
+
+function str(v: unknown, what: string, max: number, allowEmpty = false): string {
+  if (typeof v !== "string" || (!allowEmpty && v.length === 0) || v.length > max) {
+    fail(`${what} is not a string of 1 to ${max} characters`);
+  }
+  return v;
+}
+
+function uint(v: unknown, what: string, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > max) {
+    fail(`${what} is not an integer from 0 to ${max}`);
+  }
+  return v;
+}
+
+function bytes(v: unknown, what: string, multipleOf: number, exact?: number): Uint8Array {
+  if (!(v instanceof Uint8Array) || v.length % multipleOf !== 0) {
+    fail(`${what} is not a byte string of a multiple of ${multipleOf} bytes`);
+  }
+  if (exact !== undefined && v.length !== exact) fail(`${what} is not ${exact} bytes long`);
+  return v;
+}
+
+function node(level: unknown, index: unknown): { level: number; index: number } {
+  const l = uint(level, "level", 8);
+  const i = uint(index, "index");
+  if (!isNode(l, i)) fail(`node (${l}, ${i}) is not in the tree`);
+  return { level: l, index: i };
+}
+
+function decodeEntry(v: unknown): Entry {
+  if (!Array.isArray(v) || v.length < 5 || v.length > 6) {
+    fail("entry is not an array of 5 or 6 items");
+  }
+  const kind = uint(v[0], "entry kind", 3);
+  const deleted = (kind & 2) !== 0;
+  if (deleted !== (v.length === 5)) fail("entry value does not match its deleted flag");
+  const section = kind & 1 ? "sys" : "usr";
+  if (!deleted) {
+    try {
+      assertValue(v[5]);
+    } catch (error) {
+      fail((error as Error).message);
+    }
+  }
+  return {
+    section,
+    key: str(v[1], "key", MAX_KEY_LENGTH),
+    wall: uint(v[2], "stamp wall time"),
+    logical: uint(v[3], "stamp counter"),
+    writer: str(v[4], "writer", MAX_ID_LENGTH),
+    deleted,
+    value: deleted ? undefined : v[5],
+  };
+}
+
+function decodeMessage(v: unknown): Message {
+  if (!Array.isArray(v) || v.length === 0) fail("message is not a non-empty array");
+  const a = v as unknown[];
+  const n = (len: number) => {
+    if (a.length !== len) fail(`message of type ${a[0]} has ${a.length} fields, not ${len}`);
+  };
+  switch (a[0]) {
+    case MessageCode.ping:
+      n(3);
+      return { type: "ping", seq: uint(a[1], "seq"), target: str(a[2], "target", MAX_ID_LENGTH) };
+    case MessageCode.ack:
+      n(2);
+      return { type: "ack", seq: uint(a[1], "seq") };
+    case MessageCode["ping-req"]:
+      n(4);
+      return {
+        type: "ping-req",
+        seq: uint(a[1], "seq"),
+        target: str(a[2], "target", MAX_ID_LENGTH),
+        address: str(a[3], "address", MAX_ID_LENGTH),
+      };
+    case MessageCode.member:
+      n(5);
+      return {
+        type: "member",
+        id: str(a[1], "member id", MAX_ID_LENGTH),
+        address: str(a[2], "address", MAX_ID_LENGTH),
+        incarnation: uint(a[3], "incarnation"),
+        status: STATUS[uint(a[4], "status", STATUS.length - 1)]!,
+      };
+    case MessageCode.rumor:
+      if (a.length < 3) fail("rumor carries no entries");
+      return { type: "rumor", hop: uint(a[1], "hop", 255), entries: a.slice(2).map(decodeEntry) };
+    case MessageCode.entries:
+      if (a.length < 2) fail("entries message carries no entries");
+      return { type: "entries", entries: a.slice(1).map(decodeEntry) };
+    case MessageCode["sync-root"]:
+      n(3);
+      return {
+        type: "sync-root",
+        hash: bytes(a[1], "root hash", 8, 8),
+        count: uint(a[2], "count"),
+      };
+    case MessageCode["sync-branch"]:
+      n(4);
+      return {
+        type: "sync-branch",
+        ...node(a[1], a[2]),
+        children: bytes(a[3], "children", 8, 128),
+      };
+    case MessageCode["sync-leaf"]:
+      n(4);
+      return { type: "sync-leaf", ...node(a[1], a[2]), hashes: bytes(a[3], "hashes", 8) };
+    case MessageCode["sync-want"]:
+      n(4);
+      return { type: "sync-want", ...node(a[1], a[2]), hashes: bytes(a[3], "hashes", 8) };
+    default:
+      return fail(`unknown message type ${String(a[0])}`);
+  }
+}
+
+function dropped(reason: DropReason, detail: string): Decoded {
+  return { kind: "dropped", reason, detail };
+}
+
+/**
+ * Decodes one datagram of at most `maxBytes`, checking magic, version, cluster and every
+ * field. Never throws: refusals come back as `{ kind: "dropped", reason, detail }`.
+ */
+export function decodeDatagram(data: Uint8Array, cluster: string, maxBytes: number): Decoded {
+  if (data.length > maxBytes) {
+    return dropped("oversized", `${data.length} bytes exceeds ${maxBytes}`);
+  }
+  if (data.length < HEADER_BYTES) {
+    return dropped("truncated", `${data.length} bytes is shorter than a header`);
+  }
+  if (data[0] !== MAGIC_0 || data[1] !== MAGIC_1) {
+    return dropped("bad-magic", "not a Gossip KV datagram");
+  }
+  if (data[2] !== PROTOCOL_VERSION) return dropped("bad-version", `protocol version ${data[2]}`);
+  const kind = data[3];
+  if (kind === Kind.Sealed) return { kind: "sealed", body: data.subarray(HEADER_BYTES) };
+  if (kind !== Kind.Envelope && kind !== Kind.Fragment) {
+    return dropped("malformed", `unknown kind ${kind}`);
+  }
+  let body: unknown;
+  try {
+    body = decodeCbor(data.subarray(HEADER_BYTES));
+  } catch (error) {
+    const incomplete = (error as { incomplete?: boolean }).incomplete === true ||
+      /end of|unexpected end|beyond/i.test(String((error as Error).message));
+    return dropped(
+      incomplete ? "truncated" : "malformed",
+      `invalid CBOR: ${(error as Error).message}`,
+    );
+  }
+  try {
+    if (!Array.isArray(body) || body.length < 2) fail("body is not an array");
+    const from = str(body[0], "cluster name", MAX_ID_LENGTH, true);
+    if (from !== cluster) return dropped("foreign-cluster", `cluster ${JSON.stringify(from)}`);
+    if (kind === Kind.Fragment) {
+      if (body.length !== 5) fail("fragment is not [cluster, id, index, total, chunk]");
+      const total = uint(body[3], "fragment total", 0xffff);
+      const index = uint(body[2], "fragment index", total - 1);
+      const chunk = bytes(body[4], "chunk", 1);
+      if (chunk.length === 0) fail("fragment chunk is empty");
+      return {
+        kind: "fragment",
+        fragment: {
+          cluster: from,
+          id: uint(body[1], "fragment id", 0xffff_ffff),
+          index,
+          total,
+          chunk,
+        },
+      };
+    }
+    const sender = str(body[1], "sender", MAX_ID_LENGTH);
+    if (body.length === 2) fail("envelope carries no messages");
+    const messages = body.slice(2).map(decodeMessage);
+    return { kind: "envelope", envelope: { cluster: from, sender, messages } };
+  } catch (error) {
+    if (error instanceof Malformed) return dropped("malformed", error.message);
+    throw error;
+  }
+}

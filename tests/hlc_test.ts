@@ -1,0 +1,53 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { compareStamps, HybridClock, type Stamp } from "../src/core/hlc.ts";
+
+test("tick() is strictly monotonic whatever the wall clock does", () => {
+  fc.assert(
+    fc.property(fc.array(fc.integer({ min: 0, max: 1e12 }), { maxLength: 200 }), (walls) => {
+      const clock = new HybridClock();
+      let last: Stamp = { wall: -1, logical: 0 };
+      for (const wall of walls) {
+        const s = clock.tick(wall);
+        assert.ok(compareStamps(s, last) > 0, `${JSON.stringify(s)} after ${JSON.stringify(last)}`);
+        assert.ok(s.wall >= wall, "a stamp never lags the wall clock it was made at");
+        last = s;
+      }
+    }),
+  );
+});
+
+test("a stamp made after observing another is later than it", () => {
+  fc.assert(fc.property(
+    fc.array(fc.record({ wall: fc.integer({ min: 0, max: 2e6 }), logical: fc.nat(1000) }), {
+      maxLength: 50,
+    }),
+    fc.integer({ min: 0, max: 2e6 }),
+    (remotes, now) => {
+      const clock = new HybridClock({ maxDriftMs: 1e9 });
+      for (const r of remotes) assert.equal(clock.observe(r, now), true);
+      const s = clock.tick(now);
+      for (const r of remotes) assert.ok(compareStamps(s, r) > 0);
+    },
+  ));
+});
+
+test("observe() refuses and counts a stamp beyond the drift bound, without adopting it", () => {
+  const clock = new HybridClock({ maxDriftMs: 1000 });
+  const now = 1_000_000;
+  assert.equal(clock.observe({ wall: now + 1000, logical: 0 }, now), true);
+  assert.equal(clock.observe({ wall: now + 600_000, logical: 0 }, now), false);
+  assert.equal(clock.refused, 1);
+  assert.deepEqual(clock.tick(now), { wall: now + 1000, logical: 1 });
+});
+
+test("compareStamps() orders by wall time, then counter", () => {
+  assert.ok(compareStamps({ wall: 1, logical: 9 }, { wall: 2, logical: 0 }) < 0);
+  assert.ok(compareStamps({ wall: 2, logical: 1 }, { wall: 2, logical: 0 }) > 0);
+  assert.equal(compareStamps({ wall: 2, logical: 1 }, { wall: 2, logical: 1 }), 0);
+});
+
+test("a negative drift bound is refused", () => {
+  assert.throws(() => new HybridClock({ maxDriftMs: -1 }), RangeError);
+});

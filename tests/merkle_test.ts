@@ -1,0 +1,156 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { type Entry, Store } from "../src/core/store.ts";
+import { levelWidth, MAX_LEVEL, MerkleTree, nodeIndex } from "../src/core/merkle.ts";
+import { entry } from "./_arbitraries.ts";
+import { reconcile } from "./_reconcile.ts";
+
+function storeOf(list: readonly Entry[]): Store {
+  const s = new Store();
+  for (const e of list) s.merge(e);
+  return s;
+}
+
+function versions(s: Store): Set<string> {
+  const out = new Set<string>();
+  for (const section of ["sys", "usr"] as const) {
+    for (const e of s.versions(section)) {
+      out.add(`${e.section}/${e.key}@${e.wall}.${e.logical}.${e.writer}`);
+    }
+  }
+  return out;
+}
+
+function differingKeys(a: Store, b: Store): Set<string> {
+  const keys = new Set<string>();
+  for (const section of ["sys", "usr"] as const) {
+    for (const [x, y] of [[a, b], [b, a]] as const) {
+      for (const e of x.versions(section)) {
+        const other = y.get(section, e.key);
+        if (
+          !other || other.wall !== e.wall || other.logical !== e.logical ||
+          other.writer !== e.writer
+        ) {
+          keys.add(`${section}/${e.key}`);
+        }
+      }
+    }
+  }
+  return keys;
+}
+
+test("the descent finds exactly the differing keys, and leaves both sides equal", () => {
+  fc.assert(
+    fc.property(fc.array(entry, { maxLength: 60 }), fc.array(entry, { maxLength: 60 }), (x, y) => {
+      const a = storeOf(x), b = storeOf(y);
+      const expected = differingKeys(a, b);
+      const r = reconcile(a, b);
+      const moved = new Set([...r.sentAtoB, ...r.sentBtoA].map((e) => `${e.section}/${e.key}`));
+      assert.deepEqual(moved, expected);
+      assert.deepEqual(versions(a), versions(b));
+      assert.deepEqual(a.root(), b.root());
+    }),
+  );
+});
+
+function bigStore(n: number, writer = "w"): Store {
+  const s = new Store();
+  for (let i = 0; i < n; i++) {
+    s.merge({
+      section: "usr",
+      key: `key-${i}`,
+      value: i,
+      wall: 1_000 + i,
+      logical: 0,
+      writer,
+      deleted: false,
+    });
+  }
+  return s;
+}
+
+test("in sync, a comparison is one small datagram", () => {
+  const r = reconcile(bigStore(1000), bigStore(1000));
+  assert.equal(r.datagrams, 1);
+  assert.equal(r.legs, 1);
+  assert.ok(r.bytes < 40, `${r.bytes} bytes`);
+});
+
+test("100 differing keys among 100,000 are found in few round trips and bytes", () => {
+  const a = bigStore(100_000), b = bigStore(100_000);
+  for (let i = 0; i < 100; i++) {
+    const k = i * 997;
+    b.merge({
+      section: "usr",
+      key: `key-${k}`,
+      value: -k,
+      wall: 500_000 + i,
+      logical: 0,
+      writer: "w",
+      deleted: false,
+    });
+  }
+  const r = reconcile(a, b);
+  assert.equal(new Set(r.sentBtoA.map((e) => e.key)).size, 100);
+  assert.deepEqual(a.root(), b.root());
+  const minimum = r.sentBtoA.length * 30;
+  // Counts, not timings: the figures are stable for a given tree layout.
+  assert.ok(r.legs <= 12, `${r.legs} legs`);
+  assert.ok(r.bytes < 100 * 1024, `${r.bytes} bytes`);
+  console.log(
+    `100 of 100,000 keys differ: ${r.legs} legs (${
+      Math.ceil(r.legs / 2)
+    } round trips), ${r.datagrams} datagrams, ${r.bytes} bytes (entries alone: ~${minimum} bytes)`,
+  );
+});
+
+test("an empty member receives everything in one exchange", () => {
+  const a = new Store(), b = bigStore(500);
+  const r = reconcile(a, b);
+  assert.equal(r.sentBtoA.length, 500);
+  assert.equal(r.legs, 2);
+  assert.deepEqual(a.root(), b.root());
+});
+
+test("deep nodes are computed exactly like stored ones", () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.integer({ min: 0, max: 0xffff_ffff }), { maxLength: 400 }),
+      (hashes) => {
+        const tree = new MerkleTree<{ ka: number; ea: number; eb: number }>();
+        const items = hashes.map((ka, i) => ({
+          ka,
+          ea: (ka ^ i * 7919) >>> 0,
+          eb: (i * 2654435761) >>> 0,
+        }));
+        for (const item of items) tree.add(item);
+        for (const level of [0, 1, 2, 3, 4, 5, MAX_LEVEL]) {
+          const sample = items.slice(0, 5).map((it) => nodeIndex(it.ka, level));
+          for (const index of sample) {
+            let a = 0, b = 0, count = 0;
+            for (const it of items) {
+              if (nodeIndex(it.ka, level) === index) {
+                a ^= it.ea;
+                b ^= it.eb;
+                count++;
+              }
+            }
+            assert.deepEqual(tree.node(level, index), { a: a >>> 0, b: b >>> 0, count });
+            assert.ok(index < levelWidth(level));
+            if (level < MAX_LEVEL) {
+              const children = tree.children(level, index);
+              let ca = 0, cc = 0;
+              for (const c of children) {
+                ca ^= c.a;
+                cc += c.count;
+              }
+              assert.equal(ca >>> 0, a >>> 0);
+              assert.equal(cc, count);
+            }
+          }
+        }
+      },
+    ),
+  );
+});
