@@ -47,6 +47,7 @@ export class HybridClock {
 
   /** A new stamp for a local event at wall time `now`, later than every stamp seen so far. */
   tick(now: number): Stamp {
+    now = Math.floor(now);
     if (now > this.#wall) {
       this.#wall = now;
       this.#logical = 0;

@@ -39,6 +39,8 @@ export interface MemberMessage {
   readonly address: string;
   readonly incarnation: number;
   readonly status: MemberStatus;
+  /** For a suspicion: the member that suspects. Distinct suspecters shorten the timeout. */
+  readonly by?: string;
 }
 
 /** Entries pushed as a rumor; `hop` counts the members it went through. */

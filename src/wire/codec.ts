@@ -101,7 +101,9 @@ function messageToArray(m: Message): unknown[] {
     case "ping-req":
       return [code, m.seq, m.target, m.address];
     case "member":
-      return [code, m.id, m.address, m.incarnation, STATUS.indexOf(m.status)];
+      return m.by === undefined
+        ? [code, m.id, m.address, m.incarnation, STATUS.indexOf(m.status)]
+        : [code, m.id, m.address, m.incarnation, STATUS.indexOf(m.status), m.by];
     case "rumor":
       return [code, m.hop, ...m.entries.map(encodeEntry)];
     case "entries":
@@ -306,15 +308,19 @@ function decodeMessage(v: unknown): Message {
         target: str(a[2], "target", MAX_ID_LENGTH),
         address: str(a[3], "address", MAX_ID_LENGTH),
       };
-    case MessageCode.member:
-      n(5);
-      return {
-        type: "member",
+    case MessageCode.member: {
+      if (a.length !== 5 && a.length !== 6) {
+        fail(`member message has ${a.length} fields, not 5 or 6`);
+      }
+      const m = {
+        type: "member" as const,
         id: str(a[1], "member id", MAX_ID_LENGTH),
         address: str(a[2], "address", MAX_ID_LENGTH),
         incarnation: uint(a[3], "incarnation"),
         status: STATUS[uint(a[4], "status", STATUS.length - 1)]!,
       };
+      return a.length === 6 ? { ...m, by: str(a[5], "suspecter", MAX_ID_LENGTH) } : m;
+    }
     case MessageCode.rumor:
       if (a.length < 3) fail("rumor carries no entries");
       return { type: "rumor", hop: uint(a[1], "hop", 255), entries: a.slice(2).map(decodeEntry) };

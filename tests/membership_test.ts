@@ -1,0 +1,112 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { BroadcastQueue, Membership, overrides } from "../src/core/membership.ts";
+import type { MemberMessage, MemberStatus } from "../src/core/messages.ts";
+import { splitAddress } from "../src/core/engine.ts";
+
+const update = (id: string, incarnation: number, status: MemberStatus): MemberMessage => ({
+  type: "member",
+  id,
+  address: `${id}:1`,
+  incarnation,
+  status,
+});
+
+test("a higher incarnation overrides; at equal incarnation left > dead > suspect > alive", () => {
+  const m = new Membership("self", "self:1", 0);
+  m.apply(update("x", 1, "alive"), 0);
+  assert.equal(m.apply(update("x", 0, "dead"), 1), undefined, "older incarnation ignored");
+  assert.equal(m.apply(update("x", 1, "alive"), 1), undefined, "same news ignored");
+  assert.equal(m.apply(update("x", 1, "suspect"), 1)?.status, "suspect");
+  assert.equal(
+    m.apply(update("x", 1, "alive"), 1),
+    undefined,
+    "alive does not refute at the same incarnation",
+  );
+  assert.equal(m.apply(update("x", 2, "alive"), 2)?.status, "alive");
+  assert.equal(m.apply(update("x", 2, "dead"), 3)?.status, "dead");
+  assert.equal(m.apply(update("x", 2, "left"), 4)?.status, "left");
+});
+
+test("applying updates in any order ends in the same state", () => {
+  const arb = fc.array(
+    fc.record({
+      incarnation: fc.nat(4),
+      status: fc.constantFrom<MemberStatus>("alive", "suspect", "dead", "left"),
+    }),
+    { minLength: 1, maxLength: 12 },
+  );
+  fc.assert(
+    fc.property(
+      arb.chain((us) =>
+        fc.tuple(fc.constant(us), fc.shuffledSubarray(us, { minLength: us.length }))
+      ),
+      ([a, b]) => {
+        const end = (us: typeof a) => {
+          const m = new Membership("self", "s", 0);
+          for (const u of us) m.apply(update("x", u.incarnation, u.status), 0);
+          const x = m.get("x")!;
+          return [x.incarnation, x.status];
+        };
+        assert.deepEqual(end(a), end(b));
+      },
+    ),
+  );
+});
+
+test("overrides() is a strict order: never both ways", () => {
+  const statuses: MemberStatus[] = ["alive", "suspect", "dead", "left"];
+  for (const s1 of statuses) {
+    for (const s2 of statuses) {
+      const m = new Membership("self", "s", 0);
+      m.apply(update("x", 1, s2), 0);
+      const known = m.get("x")!;
+      const a = overrides({ incarnation: 1, status: s1 }, known);
+      m.apply(update("y", 1, s1), 0);
+      const b = overrides({ incarnation: 1, status: s2 }, m.get("y")!);
+      assert.ok(!(a && b), `${s1} and ${s2} override each other`);
+    }
+  }
+});
+
+test("refute() lifts our incarnation above a suspicion, but not for stale news", () => {
+  const m = new Membership("self", "s", 0);
+  assert.equal(m.refute(update("self", 0, "suspect")), true);
+  assert.equal(m.self.incarnation, 1);
+  assert.equal(m.refute(update("self", 0, "dead")), false);
+  assert.equal(m.refute(update("self", 1, "alive")), false);
+  assert.equal(m.refute(update("self", 3, "dead")), true);
+  assert.equal(m.self.incarnation, 4);
+});
+
+test("live() lists alive and suspect members other than ourselves", () => {
+  const m = new Membership("self", "s", 0);
+  m.apply(update("a", 0, "alive"), 0);
+  m.apply(update("b", 0, "suspect"), 0);
+  m.apply(update("c", 0, "dead"), 0);
+  m.apply(update("d", 0, "left"), 0);
+  assert.deepEqual(m.live().map((x) => x.id), ["a", "b"]);
+  assert.deepEqual(m.dead().map((x) => x.id), ["c"]);
+  m.forget("c");
+  assert.equal(m.get("c"), undefined);
+  assert.equal(m.forget("self"), false);
+});
+
+test("the broadcast queue sends each update a bounded number of times, news about the recipient first", () => {
+  const q = new BroadcastQueue();
+  q.push(update("a", 0, "alive"), 2);
+  q.push(update("b", 0, "suspect"), 2);
+  q.push(update("b", 1, "alive"), 3); // replaces the older news about b
+  assert.equal(q.size, 2);
+  assert.deepEqual(q.take(1, "a").map((u) => u.id), ["a"]);
+  let sent = 0;
+  while (q.size) sent += q.take(5).length;
+  assert.equal(sent, 1 + 3);
+});
+
+test("splitAddress() understands host:port, [v6]:port and bare names", () => {
+  assert.deepEqual(splitAddress("10.0.0.1:7946"), { host: "10.0.0.1", port: 7946 });
+  assert.deepEqual(splitAddress("[::1]:7946"), { host: "::1", port: 7946 });
+  assert.deepEqual(splitAddress("node-a"), { host: "node-a", port: 0 });
+});
