@@ -20,6 +20,18 @@ async function started(
   return c;
 }
 
+test("members join through a lossy network: a lost join is retried at once", async () => {
+  const c = new Cluster({ seed: 3, latencyMs: 5, loss: 0.3 });
+  await c.addMany(8);
+  // 25 anti-entropy rounds; a member whose join was lost must not wait long to retry.
+  const took = c.runUntil(
+    () => [...c.members.values()].every((kv) => kv.members().length === 8),
+    5_000,
+  );
+  assert.notEqual(took, -1);
+  await c.close();
+});
+
 test("a write reaches every member and a delete follows it", async () => {
   const c = await started(5);
   await c.get("m3").set("key 1", "value 1");

@@ -54,7 +54,7 @@ export interface EngineConfig {
   maxDriftMs: number;
   /** Membership updates piggybacked on one outgoing batch at most. Default 16. */
   maxPiggyback: number;
-  /** How often a member with no live peer retries its seeds, and pings a dead member. */
+  /** How often a member pings a random dead member, to heal partitions. Default 5 s. */
   reconnectIntervalMs: number;
 }
 
@@ -423,6 +423,8 @@ export class Engine {
     if (now >= this.#nextGossipAt) {
       this.#nextGossipAt = now + this.config.gossipIntervalMs;
       const live = this.membership.live();
+      // Alone (a lost join, or every peer gone): knock on the seeds again, every round.
+      if (live.length === 0) this.#joinSeeds();
       if (live.length) {
         const peer = live[Math.floor(this.#random() * live.length)]!;
         this.counters.syncRounds++;
@@ -436,7 +438,6 @@ export class Engine {
     }
     if (now >= this.#nextReconnectAt) {
       this.#nextReconnectAt = now + this.config.reconnectIntervalMs;
-      if (this.membership.live().length === 0) this.#joinSeeds();
       const dead = this.membership.dead();
       if (dead.length) {
         const m = dead[Math.floor(this.#random() * dead.length)]!;

@@ -9,7 +9,9 @@
  * @module
  */
 
-import { Encoder } from "cbor-x";
+// The "encode" entry is pure JavaScript: the main entry also loads a native addon and
+// reads an environment variable, which would make Deno users grant --allow-env.
+import { Encoder } from "cbor-x/encode";
 
 const codec = new Encoder({
   // Without records, cbor-x writes a Map with tag 259 by default: it decodes as a Map.
