@@ -36,7 +36,7 @@ export type {
   Snapshot,
   SyncStatus,
 } from "./src/gossip_kv.ts";
-export type { EngineConfig, EngineCounters } from "./src/core/engine.ts";
+export type { EngineConfig, EngineCounters, MessageType } from "./src/core/engine.ts";
 export type { Json } from "./src/json.ts";
 export type { DropReason } from "./src/wire/codec.ts";
 export { MemoryNetwork, MemoryTransport } from "./src/transport/memory.ts";

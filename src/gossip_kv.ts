@@ -73,9 +73,13 @@ export interface GossipKVOptions {
 
 /** A member as this member sees it. */
 export interface MemberInfo {
+  /** The member's id. */
   readonly id: string;
+  /** The address it is reached at. */
   readonly address: string;
+  /** Its liveness as this member sees it. */
   readonly status: MemberStatus;
+  /** Its incarnation number (raised by the member to refute suspicions). */
   readonly incarnation: number;
   /** When a datagram last came from it, in ms since the epoch; `null` if never (or itself). */
   readonly lastHeard: number | null;
@@ -83,7 +87,9 @@ export interface MemberInfo {
 
 /** The whole state of a member, as plain JSON: `{ sys: { members }, usr }`. */
 export interface Snapshot {
+  /** The store's own state: every member known, with address, port, protocol and status. */
   readonly sys: { readonly members: Record<string, Record<string, Json>> };
+  /** The user's data, converted to JSON (see `toJson`). */
   readonly usr: Record<string, Json>;
 }
 
@@ -91,8 +97,11 @@ export interface Snapshot {
 export interface SyncStatus {
   /** Merkle root of everything held (both sections, tombstones included), 16 hex digits. */
   readonly root: string;
+  /** Keys holding a value, in the usr section. */
   readonly keys: number;
+  /** Tombstones held (deletes not yet collected). */
   readonly tombstones: number;
+  /** The last anti-entropy exchange with each peer; times in ms since the epoch, or null. */
   readonly peers: readonly {
     readonly id: string;
     readonly lastStarted: number | null;
@@ -105,16 +114,23 @@ export interface SyncStatus {
 
 /** Traffic and protocol counters, for metrics. */
 export interface GossipKVStats {
+  /** Protocol counters of the engine. */
   readonly engine: Readonly<EngineCounters>;
+  /** Datagrams received, refused ones included. */
   readonly datagramsIn: number;
+  /** Datagrams sent. */
   readonly datagramsOut: number;
+  /** Bytes received, refused datagrams included. */
   readonly bytesIn: number;
+  /** Bytes sent. */
   readonly bytesOut: number;
   /** Bytes out by message type: each datagram's bytes shared among its messages' types. */
   readonly bytesOutByType: Readonly<Record<string, number>>;
   /** Bytes in by message type, shared the same way. */
   readonly bytesInByType: Readonly<Record<string, number>>;
+  /** Datagrams the transport failed to send. */
   readonly sendErrors: number;
+  /** Datagrams refused, by reason. */
   readonly dropped: Readonly<Partial<Record<DropReason, number>>>;
   /** Age, in ms, of the newest remote write when it arrived here (last one seen). */
   readonly lastConvergenceLagMs: number | null;

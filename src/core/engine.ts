@@ -77,24 +77,31 @@ export const DEFAULT_CONFIG: Readonly<EngineConfig> = Object.freeze({
 
 /** A change to the user's data, local or remote. */
 export interface Change {
+  /** The key that changed. */
   readonly key: string;
   /** The new value; `undefined` when deleted. */
   readonly value: unknown;
+  /** Whether the change is a delete. */
   readonly deleted: boolean;
   /** `"local"` for this member's own writes, `"remote"` for writes learned from others. */
   readonly origin: "local" | "remote";
   /** Id of the member that wrote it. */
   readonly writer: string;
-  /** Hybrid logical clock stamp of the write. */
+  /** Wall-clock part of the write's hybrid logical clock stamp, in ms since the epoch. */
   readonly wall: number;
+  /** Counter part of the write's stamp. */
   readonly logical: number;
 }
 
 /** A member appeared or changed status. */
 export interface MemberChange {
+  /** The member's id. */
   readonly id: string;
+  /** The address it is reached at. */
   readonly address: string;
+  /** Its status now. */
   readonly status: MemberStatus;
+  /** Its incarnation number now (raised by the member to refute suspicions). */
   readonly incarnation: number;
   /** The status before, or `undefined` for a member just learned of. */
   readonly previous: MemberStatus | undefined;
@@ -129,14 +136,23 @@ export interface SyncState {
 
 /** Counters for metrics. All grow from 0. */
 export interface EngineCounters {
-  messagesIn: Record<Message["type"], number>;
-  messagesOut: Record<Message["type"], number>;
+  /** Messages received, by type. */
+  messagesIn: Record<MessageType, number>;
+  /** Messages sent, by type (piggybacked membership updates included). */
+  messagesOut: Record<MessageType, number>;
+  /** Rumors this member forwarded after learning something new from them. */
   rumorsForwarded: number;
+  /** Entries received in rumors that were new here. */
   rumorEntriesNew: number;
+  /** Entries received in rumors that were already known (or older). */
   rumorEntriesDuplicate: number;
+  /** Anti-entropy rounds this member opened. */
   syncRounds: number;
+  /** Anti-entropy roots received that were equal to ours (rounds that cost one datagram). */
   syncInSync: number;
+  /** Entries received through anti-entropy. */
   syncEntriesReceived: number;
+  /** Entries sent through anti-entropy. */
   syncEntriesSent: number;
   /** Remote entries refused because their stamp was too far in the future. */
   refusedClockSkew: number;
@@ -144,14 +160,32 @@ export interface EngineCounters {
   refusedExpired: number;
   /** Remote entries refused for breaking a rule of the `sys` section. */
   refusedInvalid: number;
+  /** Tombstones removed after the grace period. */
   tombstonesCollected: number;
+  /** SWIM probes sent. */
   probes: number;
+  /** Probes that got no ack, direct or indirect, within the probe period. */
   probesFailed: number;
+  /** Members this member started suspecting. */
   suspicions: number;
+  /** Suspicions of this member that it refuted. */
   refutations: number;
 }
 
-function messageCounts(): Record<Message["type"], number> {
+/** The type of every protocol message, as counted in {@linkcode EngineCounters}. */
+export type MessageType =
+  | "ping"
+  | "ack"
+  | "ping-req"
+  | "member"
+  | "rumor"
+  | "entries"
+  | "sync-root"
+  | "sync-branch"
+  | "sync-leaf"
+  | "sync-want";
+
+function messageCounts(): Record<MessageType, number> {
   return {
     ping: 0,
     ack: 0,
