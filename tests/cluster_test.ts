@@ -196,3 +196,56 @@ test("the same seed replays the same run, message for message", async () => {
   assert.ok(first.length > 1000);
   assert.deepEqual(second, first);
 });
+
+test("dead members are forgotten after forgetAfterMs, and their sys record goes with them", async () => {
+  const c = await started(4, { seed: 21, member: { forgetAfterMs: 20_000, tombstoneGraceMs: 5_000 } });
+  await c.crash("m3");
+  assert.notEqual(c.runUntil(() => c.everyoneSees("m3", "dead"), 60_000), -1);
+  const gone = () =>
+    [...c.members.values()].every((kv) => !kv.members().some((m) => m.id === "m3") && !kv.snapshot().sys.members.m3);
+  assert.notEqual(c.runUntil(gone, 60_000), -1);
+  assert.notEqual(c.runUntil(() => c.converged(), 10_000), -1);
+  await c.close();
+});
+
+test("a member whose clock runs 10 minutes ahead cannot drag the others into the future", async () => {
+  const c = await started(3, { seed: 22 });
+  const time = c.time;
+  const ahead = await c.add("ahead", { clock: { now: () => time.now() + 600_000 } });
+  c.run(3_000);
+  await ahead.set("from the future", 1);
+  await c.get("m0").set("from now", 2);
+  c.run(5_000);
+  for (const id of ["m0", "m1", "m2"]) {
+    const kv = c.get(id);
+    assert.equal(kv.get("from the future"), undefined, `${id} adopted a future stamp`);
+    assert.equal(kv.get("from now"), 2);
+    assert.ok(kv.stats().engine.refusedClockSkew > 0);
+    // Its own clock was not dragged forward: a new write is stamped with the present.
+    await kv.set("probe", id);
+    assert.ok(kv.version("probe")!.wall <= time.now());
+  }
+  await c.close();
+});
+
+test("one write reaches 100 members within 3× the epidemic bound, in rounds of anti-entropy", async () => {
+  const c = await started(100, { seed: 64 });
+  c.run(2_000);
+  const interval = 200; // the Cluster runner's gossipIntervalMs
+  await c.get("m42").set("news", true);
+  const took = c.runUntil(() => c.everyoneHas("news", true), 60_000);
+  const bound = Math.log(100) / Math.log(3 + 1);
+  assert.ok(took >= 0 && took / interval <= 3 * bound, `${took} ms = ${took / interval} rounds, bound ${bound}`);
+  await c.close();
+});
+
+test("in sync, an anti-entropy round costs one datagram", async () => {
+  const c = await started(2, { seed: 2, member: { probeIntervalMs: 1_000_000 } });
+  await c.get("m0").set("k", 1);
+  c.run(3_000);
+  const trace = c.trace.length;
+  c.run(200 * 10); // ten rounds each way, nothing else to say
+  const datagrams = c.trace.slice(trace);
+  assert.ok(datagrams.length <= 2 * 10 + 2, `${datagrams.length} datagrams in 10 rounds`);
+  await c.close();
+});
