@@ -93,10 +93,19 @@ export class Cluster {
     this.time.advance(ms);
   }
 
-  /** Advances until `done()` or `maxMs`; returns the virtual ms it took, or -1. */
-  runUntil(done: () => boolean, maxMs: number): number {
+  /**
+   * Advances until `done()` or `maxMs`; returns the virtual ms it took, or -1. `done()` is
+   * checked after every event, or every `checkEveryMs` of virtual time when given (for
+   * predicates too costly to run per event in large clusters).
+   */
+  runUntil(done: () => boolean, maxMs: number, checkEveryMs?: number): number {
     const start = this.now;
-    return this.time.runUntil(done, maxMs) ? this.now - start : -1;
+    if (checkEveryMs === undefined) return this.time.runUntil(done, maxMs) ? this.now - start : -1;
+    while (!done()) {
+      if (this.now - start >= maxMs) return -1;
+      this.time.advance(checkEveryMs);
+    }
+    return this.now - start;
   }
 
   /** Whether every running member holds the same data (same Merkle root and user data). */

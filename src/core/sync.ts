@@ -57,12 +57,32 @@ function hashesOf(entries: Iterable<StoredEntry>): Uint8Array {
   return out;
 }
 
-function hashSet(bytes: Uint8Array): Set<string> {
-  const set = new Set<string>();
-  for (let o = 0; o < bytes.length; o += 8) {
-    set.add(hashHex(readLane(bytes, o, 0), readLane(bytes, o, 1)));
+/** A set of 64-bit hashes, keyed by their first lane (no string building on the hot path). */
+class HashSet64 {
+  readonly #map = new Map<number, number[]>();
+  size = 0;
+
+  static of(bytes: Uint8Array): HashSet64 {
+    const set = new HashSet64();
+    for (let o = 0; o < bytes.length; o += 8) set.add(readLane(bytes, o, 0), readLane(bytes, o, 1));
+    return set;
   }
-  return set;
+
+  add(a: number, b: number): void {
+    const list = this.#map.get(a);
+    if (!list) this.#map.set(a, [b]);
+    else if (!list.includes(b)) list.push(b);
+    else return;
+    this.size++;
+  }
+
+  has(a: number, b: number): boolean {
+    return this.#map.get(a)?.includes(b) ?? false;
+  }
+
+  *[Symbol.iterator](): Generator<[number, number]> {
+    for (const [a, list] of this.#map) for (const b of list) yield [a, b];
+  }
 }
 
 /** What this member says about one of its nodes: its children, or its entries when small. */
@@ -118,32 +138,30 @@ export function syncReply(store: Store, message: Message): Message[] {
       return out;
     }
     case "sync-leaf": {
-      const theirs = hashSet(message.hashes);
-      const ours = new Set<string>();
+      const theirs = HashSet64.of(message.hashes);
+      const ours = new HashSet64();
       const entries: StoredEntry[] = [];
       for (const e of store.nodeEntries(message.level, message.index)) {
-        const h = hashHex(e.ea, e.eb);
-        ours.add(h);
-        if (!theirs.has(h)) entries.push(e);
+        ours.add(e.ea, e.eb);
+        if (!theirs.has(e.ea, e.eb)) entries.push(e);
       }
-      const wanted: string[] = [];
-      for (const h of theirs) if (!ours.has(h)) wanted.push(h);
+      const wanted: [number, number][] = [];
+      for (const [a, b] of theirs) if (!ours.has(a, b)) wanted.push([a, b]);
       const out: Message[] = [];
       if (entries.length) out.push({ type: "entries", entries });
       if (wanted.length) {
+        wanted.sort((x, y) => x[0] - y[0] || x[1] - y[1]);
         const hashes = new Uint8Array(wanted.length * 8);
-        wanted.sort().forEach((h, i) =>
-          writeHash(hashes, i * 8, parseInt(h.slice(0, 8), 16), parseInt(h.slice(8), 16))
-        );
+        wanted.forEach(([a, b], i) => writeHash(hashes, i * 8, a, b));
         out.push({ type: "sync-want", level: message.level, index: message.index, hashes });
       }
       return out;
     }
     case "sync-want": {
-      const wanted = hashSet(message.hashes);
+      const wanted = HashSet64.of(message.hashes);
       const entries: StoredEntry[] = [];
       for (const e of store.nodeEntries(message.level, message.index)) {
-        if (wanted.has(hashHex(e.ea, e.eb))) entries.push(e);
+        if (wanted.has(e.ea, e.eb)) entries.push(e);
       }
       return entries.length ? [{ type: "entries", entries }] : [];
     }
