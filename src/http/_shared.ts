@@ -1,0 +1,73 @@
+// Helpers shared by the inspector's routes: problem responses (RFC 9457), bounded body
+// reading, and the key under which `serve()` hands handlers its closing signal.
+import type { Context } from "hono";
+
+/**
+ * Key under which `serve()` puts, in each request's env, the `AbortSignal` its handlers
+ * should watch: aborted when the server closes or the client goes away.
+ */
+export const SIGNAL = "gossipKvSignal";
+
+/**
+ * The signal that ends a long response (an event stream): the one `serve()` provides, or
+ * the request's own signal elsewhere (`app.request()`, another server).
+ */
+export function requestSignal(c: Context): AbortSignal {
+  const env = c.env as Record<string, unknown> | undefined;
+  const s = env && typeof env === "object" ? env[SIGNAL] : undefined;
+  return s instanceof AbortSignal ? s : c.req.raw.signal;
+}
+
+const TITLES: Record<number, string> = {
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  405: "Method Not Allowed",
+  413: "Content Too Large",
+  500: "Internal Server Error",
+  503: "Service Unavailable",
+};
+
+/** An `application/problem+json` response: `{ type, title, status, detail }`. */
+export function problem(
+  status: number,
+  detail: string,
+  headers: Record<string, string> = {},
+): Response {
+  const body = { type: "about:blank", title: TITLES[status] ?? "Error", status, detail };
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { ...headers, "content-type": "application/problem+json" },
+  });
+}
+
+/**
+ * Reads a request body of at most `limit` bytes; `null` when it is larger (checked on the
+ * declared length first, then while reading, so an oversized body is never buffered).
+ */
+export async function readBody(request: Request, limit: number): Promise<Uint8Array | null> {
+  const declared = Number(request.headers.get("content-length") ?? 0);
+  if (declared > limit) return null;
+  if (!request.body) return new Uint8Array(0);
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = request.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.length;
+    if (size > limit) {
+      await reader.cancel().catch(() => {});
+      return null;
+    }
+    chunks.push(value);
+  }
+  const out = new Uint8Array(size);
+  let offset = 0;
+  for (const c of chunks) {
+    out.set(c, offset);
+    offset += c.length;
+  }
+  return out;
+}

@@ -1,0 +1,206 @@
+// serve(): listens with the runtime's own HTTP server, picked by feature detection:
+// Deno.serve, Bun.serve, or @hono/node-server on Node. The runtime globals are declared
+// here, as far as they are used, instead of depending on each runtime's type package.
+import type { Server as NodeServer } from "node:http";
+import type { Socket } from "node:net";
+import { SIGNAL } from "./_shared.ts";
+
+/** Anything with a fetch handler, such as a Hono app. */
+export interface FetchApp {
+  /** Answers one request; `env` carries runtime bindings. */
+  fetch(request: Request, env?: unknown): Response | Promise<Response>;
+}
+
+/** Options of {@linkcode serve}. */
+export interface ServeOptions {
+  /** Address to bind. Default `"127.0.0.1"` (loopback). */
+  hostname?: string;
+  /** Port to bind; 0 picks a free one (see {@linkcode Server.port}). Default 0. */
+  port?: number;
+  /** Closes the server when aborted. */
+  signal?: AbortSignal;
+}
+
+/** A running server. */
+export interface Server {
+  /** The address it is bound to. */
+  readonly hostname: string;
+  /** The port it is bound to (the one picked, when asked for 0). */
+  readonly port: number;
+  /** `http://hostname:port`, with IPv6 addresses in brackets. */
+  readonly url: string;
+  /**
+   * Ends open event streams and stops listening; requests in flight get 2 s to finish, then
+   * their connections are dropped. Idempotent.
+   */
+  close(): Promise<void>;
+}
+
+/** How long requests in flight may take to finish once the server is closing, in ms. */
+const GRACE_MS = 2_000;
+
+/** Answers a request; `signal` ends long responses (aborted on close or disconnect). */
+type Handler = (request: Request, signal: AbortSignal) => Response | Promise<Response>;
+type RawHandler = (request: Request) => Response | Promise<Response>;
+interface Listening {
+  port: number;
+  stop(): Promise<void>;
+}
+interface DenoGlobal {
+  serve(options: {
+    hostname: string;
+    port: number;
+    onListen?: () => void;
+    handler: (request: Request, info: { completed: Promise<void> }) => Promise<Response> | Response;
+    signal?: AbortSignal;
+  }): { addr: { port: number }; shutdown(): Promise<void>; finished: Promise<void> };
+}
+interface BunGlobal {
+  serve(options: { hostname: string; port: number; idleTimeout: number; fetch: RawHandler }): {
+    port: number;
+    stop(closeActiveConnections?: boolean): Promise<void>;
+  };
+}
+
+/** Waits for `stopped`; after a grace period, calls `force` and waits for what it returns. */
+async function graceful(stopped: Promise<void>, force: () => unknown): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<void>((resolve) => {
+    timer = setTimeout(() => resolve(Promise.resolve(force()).then(() => {})), GRACE_MS);
+  });
+  try {
+    await Promise.race([stopped, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function listenDeno(
+  deno: DenoGlobal,
+  hostname: string,
+  port: number,
+  h: Handler,
+  closing: AbortSignal,
+): Listening {
+  // Deno cancels the response body when the client goes away; reading request.signal would
+  // only earn a warning (it also aborts after every successful response, in Deno 2).
+  // https://docs.deno.com/go/unstable-no-legacy-abort
+  let inFlight = 0;
+  let drained = () => {};
+  const handler = (request: Request, info: { completed: Promise<void> }) => {
+    inFlight++;
+    const done = () => --inFlight === 0 && drained();
+    info.completed.then(done, done);
+    return h(request, closing);
+  };
+  // shutdown() waits for every request, however slow; aborting the signal drops them all
+  // (and cannot follow a shutdown()): so wait for the requests first, then pick one.
+  const force = new AbortController();
+  const server = deno.serve({ hostname, port, onListen: () => {}, handler, signal: force.signal });
+  const stop = async () => {
+    if (inFlight > 0) await graceful(new Promise<void>((resolve) => drained = resolve), () => {});
+    if (inFlight === 0) return await server.shutdown();
+    force.abort();
+    await server.finished;
+  };
+  return { port: server.addr.port, stop };
+}
+
+function listenBun(
+  bun: BunGlobal,
+  hostname: string,
+  port: number,
+  h: Handler,
+  closing: AbortSignal,
+): Listening {
+  // Bun closes connections idle for 10 s by default, event streams included: allow the most
+  // (255 s), well above the heartbeat period. https://bun.sh/docs/api/http#idletimeout
+  const fetch = (request: Request) => h(request, AbortSignal.any([closing, request.signal]));
+  const server = bun.serve({ hostname, port, idleTimeout: 255, fetch });
+  return { port: server.port, stop: () => graceful(server.stop(false), () => server.stop(true)) };
+}
+
+async function listenNode(
+  hostname: string,
+  port: number,
+  h: Handler,
+  closing: AbortSignal,
+): Promise<Listening> {
+  const { serve } = await import("@hono/node-server");
+  const fetch = (request: Request) => h(request, AbortSignal.any([closing, request.signal]));
+  const server = serve({ fetch, hostname, port }) as NodeServer;
+  await new Promise<void>((resolve, reject) => {
+    server.once("listening", resolve);
+    server.once("error", reject);
+  });
+  // Sockets with no response in progress, closed at once on stop(): closeIdleConnections()
+  // misses sockets that never carried a request (undici opens such spares).
+  const sockets = new Map<Socket, number>();
+  server.on("connection", (socket) => {
+    sockets.set(socket, 0);
+    socket.once("close", () => sockets.delete(socket));
+  });
+  server.on("request", (req, res) => {
+    sockets.set(req.socket, (sockets.get(req.socket) ?? 0) + 1);
+    res.once("close", () => {
+      const n = sockets.get(req.socket);
+      if (n !== undefined) sockets.set(req.socket, n - 1);
+      if (!server.listening && n === 1) req.socket.destroy();
+    });
+  });
+  const address = server.address();
+  return {
+    port: typeof address === "object" && address ? address.port : port,
+    stop: () => {
+      const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const [socket, active] of sockets) if (active === 0) socket.destroy();
+      return graceful(stopped, () => {
+        server.closeAllConnections();
+        return stopped;
+      });
+    },
+  };
+}
+
+/**
+ * Serves `app` (a Hono app, or anything with `fetch`) with the runtime's own server:
+ * `Deno.serve`, `Bun.serve`, or `@hono/node-server` on Node. Resolves once listening.
+ *
+ * @example Serve the inspector of a member on a free port
+ * ```ts
+ * import { GossipKV, MemoryNetwork } from "@gossip-kv/gossip-kv";
+ * import { createInspector, serve } from "@gossip-kv/gossip-kv/http";
+ *
+ * const kv = await GossipKV.start({ id: "a", transport: new MemoryNetwork().transport("a") });
+ * const server = await serve(createInspector(kv, { hostname: "127.0.0.1" }), { port: 0 });
+ * const health = await fetch(`${server.url}/healthz`);
+ * console.log(await health.json()); // { ok: true, id: "a", members: 1, keys: 0 }
+ * await server.close();
+ * await kv.close();
+ * ```
+ */
+export async function serve(app: FetchApp, options: ServeOptions = {}): Promise<Server> {
+  const hostname = options.hostname ?? "127.0.0.1";
+  const port = options.port ?? 0;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new RangeError(`port must be an integer from 0 to 65535, got ${port}`);
+  }
+  options.signal?.throwIfAborted();
+  const closing = new AbortController();
+  const handler: Handler = (request, signal) => app.fetch(request, { [SIGNAL]: signal });
+  const g = globalThis as { Deno?: DenoGlobal; Bun?: BunGlobal };
+  const listening = typeof g.Deno?.serve === "function"
+    ? listenDeno(g.Deno, hostname, port, handler, closing.signal)
+    : typeof g.Bun?.serve === "function"
+    ? listenBun(g.Bun, hostname, port, handler, closing.signal)
+    : await listenNode(hostname, port, handler, closing.signal);
+  let closed: Promise<void> | undefined;
+  const close = () => {
+    options.signal?.removeEventListener("abort", close);
+    closing.abort(); // ends event streams first, so that the server can drain
+    return closed ??= listening.stop();
+  };
+  options.signal?.addEventListener("abort", close, { once: true });
+  const host = hostname.includes(":") ? `[${hostname}]` : hostname;
+  return { hostname, port: listening.port, url: `http://${host}:${listening.port}`, close };
+}
