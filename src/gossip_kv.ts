@@ -23,8 +23,9 @@ import type { Clock, Scheduler } from "./time.ts";
 import { systemClock, systemScheduler } from "./time.ts";
 import type { Transport } from "./transport/types.ts";
 import { assertValue, decodeCbor, encodeCbor } from "./wire/cbor.ts";
-import { type DropReason, MAX_KEY_LENGTH } from "./wire/codec.ts";
-import { Wire } from "./wire/wire.ts";
+import { type DropReason, Kind, MAX_KEY_LENGTH } from "./wire/codec.ts";
+import { checkSealed, type KeyInput, Keyring, ReplayGuard, SEAL_OVERHEAD } from "./wire/crypto.ts";
+import { type Received, Wire } from "./wire/wire.ts";
 
 export type { Change, MemberChange } from "./core/engine.ts";
 export type { MemberStatus } from "./core/messages.ts";
@@ -55,6 +56,17 @@ export interface GossipKVOptions {
   maxDriftMs?: number;
   /** Largest value accepted by {@linkcode GossipKV.set}, CBOR-encoded, in bytes. Default 4 MiB. */
   maxValueBytes?: number;
+  /**
+   * Cluster keys (base64 text of 32 bytes, or the bytes), the primary first: every datagram
+   * is then sealed with AES-256-GCM, and unsealed or unauthenticated ones are refused. Keys
+   * rotate at runtime with {@linkcode GossipKV.setKeys}. Default: none (plaintext).
+   */
+  keys?: readonly KeyInput[];
+  /**
+   * With `keys`: sealed datagrams stamped further than this from our clock (either way) are
+   * refused as replays, in ms. Must exceed the clock skew between members. Default 60 s.
+   */
+  replayWindowMs?: number;
   /** Further engine tuning (suspicion, retransmission, ...). */
   tuning?: Partial<EngineConfig>;
   /** Extra fields for this member's entry under `sys.members` (for example its runtime). */
@@ -130,6 +142,11 @@ export interface GossipKVStats {
   readonly bytesInByType: Readonly<Record<string, number>>;
   /** Datagrams the transport failed to send. */
   readonly sendErrors: number;
+  /**
+   * Fragments not sent because an earlier fragmented message to the same peer was still
+   * queued in the transport (backpressure); anti-entropy sends their content again later.
+   */
+  readonly fragmentsSkipped: number;
   /** Datagrams refused, by reason. */
   readonly dropped: Readonly<Partial<Record<DropReason, number>>>;
   /** Age, in ms, of the newest remote write when it arrived here (last one seen). */
@@ -189,21 +206,28 @@ export class GossipKV {
   #closed = false;
   #closing: Promise<void> | undefined;
   readonly #pendingSends = new Set<Promise<void>>();
+  /** Fragments handed to the transport and not yet sent, by destination. */
+  readonly #fragmentsQueued = new Map<string, number>();
+  #keyring: Keyring | undefined;
+  #keysApplied: Promise<void> = Promise.resolve();
+  readonly #replay: ReplayGuard;
+  /** With a keyring: received datagrams, delivered in arrival order once opened. */
+  #inbound: Promise<void> = Promise.resolve();
+  /** With a keyring: datagrams to send, handed to the transport in order once sealed. */
+  #outbound: Promise<void> = Promise.resolve();
   readonly #stats = {
     datagramsIn: 0,
     datagramsOut: 0,
     bytesIn: 0,
     bytesOut: 0,
     sendErrors: 0,
+    fragmentsSkipped: 0,
     bytesOutByType: {} as Record<string, number>,
     bytesInByType: {} as Record<string, number>,
     lastConvergenceLagMs: null as number | null,
   };
 
-  private constructor(options: GossipKVOptions) {
-    if (!options || typeof options !== "object") {
-      throw new TypeError("GossipKV.start() needs an options object");
-    }
+  private constructor(options: GossipKVOptions, keyring: Keyring | undefined) {
     const transport = options.transport;
     if (
       !transport || typeof transport.send !== "function" || typeof transport.listen !== "function"
@@ -218,6 +242,10 @@ export class GossipKV {
     this.#transport = transport;
     this.#onError = options.onError ?? ((error) => console.error("gossip-kv:", error));
     this.#maxValueBytes = options.maxValueBytes ?? 4 * 1024 * 1024;
+    this.#keyring = keyring;
+    this.#replay = new ReplayGuard(
+      options.replayWindowMs === undefined ? {} : { windowMs: options.replayWindowMs },
+    );
     this.id = options.id ?? randomId(random);
     this.address = transport.address;
     const cluster = options.cluster ?? "default";
@@ -264,7 +292,11 @@ export class GossipKV {
    * seeds. Resolves once it is listening; replication proceeds in the background.
    */
   static async start(options: GossipKVOptions): Promise<GossipKV> {
-    const kv = new GossipKV(options);
+    if (!options || typeof options !== "object") {
+      throw new TypeError("GossipKV.start() needs an options object");
+    }
+    const keyring = options.keys === undefined ? undefined : await Keyring.create(options.keys);
+    const kv = new GossipKV(options, keyring);
     await kv.#transport.listen((data, from) => kv.#receive(data, from));
     kv.#engine.start(kv.#clock.now());
     kv.#pump();
@@ -355,6 +387,49 @@ export class GossipKV {
     return Promise.resolve();
   }
 
+  // ------------------------------------------------------------------ cluster
+
+  /**
+   * Replaces the cluster keys, the primary first; resolves once they are in use. Throws a
+   * `TypeError` (no key, or not base64) or a `RangeError` (not 32 bytes), and then changes
+   * nothing. On a member started without keys, this turns encryption on.
+   *
+   * Rotation without downtime, each step done on every member before the next:
+   * 1. install the new key: `setKeys([oldKey, newKey])` (still sealing with the old one);
+   * 2. make it primary: `setKeys([newKey, oldKey])`;
+   * 3. remove the old one: `setKeys([newKey])`.
+   *
+   * @example
+   * ```ts
+   * import { GossipKV, generateKey, MemoryNetwork } from "@gossip-kv/gossip-kv";
+   * const [oldKey, newKey] = [generateKey(), generateKey()];
+   * const net = new MemoryNetwork();
+   * const kv = await GossipKV.start({ transport: net.transport("a"), keys: [oldKey] });
+   * await kv.setKeys([oldKey, newKey]); // step 1, on every member
+   * await kv.setKeys([newKey, oldKey]); // step 2, on every member
+   * await kv.setKeys([newKey]); // step 3
+   * await kv.close();
+   * ```
+   */
+  setKeys(keys: readonly KeyInput[]): Promise<void> {
+    // Key import is async: calls take effect in the order they were made.
+    const creating = Keyring.create(keys);
+    creating.catch(() => {}); // the caller gets the rejection through `applied`
+    const applied = this.#keysApplied.then(() => creating).then((keyring) => {
+      this.#keyring = keyring;
+    });
+    this.#keysApplied = applied.catch(() => {});
+    return applied;
+  }
+
+  /** Replaces the seed addresses, for example after re-resolving a DNS name. */
+  setSeeds(seeds: readonly string[]): void {
+    if (!Array.isArray(seeds) || seeds.some((s) => typeof s !== "string")) {
+      throw new TypeError("Seeds must be an array of address strings");
+    }
+    this.#engine.setSeeds(seeds);
+  }
+
   /** Calls `listener` with every change to the data, local or remote. Returns an unsubscribe. */
   subscribe(listener: (change: Change) => void): () => void {
     this.#listeners.add(listener);
@@ -434,6 +509,7 @@ export class GossipKV {
       bytesOutByType: { ...s.bytesOutByType },
       bytesInByType: { ...s.bytesInByType },
       sendErrors: s.sendErrors,
+      fragmentsSkipped: s.fragmentsSkipped,
       dropped: Object.fromEntries(this.#wire.drops),
       lastConvergenceLagMs: s.lastConvergenceLagMs,
     };
@@ -485,12 +561,40 @@ export class GossipKV {
 
   #receive(data: Uint8Array, from: string): void {
     if (this.#closed) return;
-    const now = this.#clock.now();
     this.#stats.datagramsIn++;
     this.#stats.bytesIn += data.length;
-    const r = this.#wire.decode(data, from, now);
+    const keyring = this.#keyring;
+    if (keyring === undefined) {
+      const now = this.#clock.now();
+      this.#accept(this.#wire.decode(data, from, now), data.length, from, now);
+      return;
+    }
+    const refused = checkSealed(data, this.#wire.mtu);
+    if (refused) {
+      this.#wire.drop(refused.reason, refused.detail);
+      return;
+    }
+    // WebCrypto is async and may finish out of order: open at once, deliver in arrival
+    // order. `open` never rejects; the catch guards the delivery itself.
+    const opening = keyring.open(data, this.#wire.cluster);
+    opening.catch(() => {}); // handled below, maybe after this turn: not "unhandled"
+    this.#inbound = this.#inbound.then(() => opening).then((opened) => {
+      if (this.#closed) return;
+      const now = this.#clock.now();
+      const refused = opened.status === "dropped"
+        ? opened
+        : this.#replay.check(opened.nonce, opened.timestamp, now);
+      if (refused) this.#wire.drop(refused.reason, refused.detail);
+      else if (opened.status === "opened") {
+        this.#accept(this.#wire.decode(opened.datagram, from, now), data.length, from, now);
+      }
+    }).catch((error) => this.#onError(error));
+  }
+
+  /** Hands a decoded datagram of `bytes` bytes (as received) to the engine. */
+  #accept(r: Received, bytes: number, from: string, now: number): void {
     if (r.status !== "envelope") return;
-    const share = data.length / r.envelope.messages.length;
+    const share = bytes / r.envelope.messages.length;
     for (const m of r.envelope.messages) {
       this.#stats.bytesInByType[m.type] = (this.#stats.bytesInByType[m.type] ?? 0) + share;
     }
@@ -528,20 +632,31 @@ export class GossipKV {
   #pump(): void {
     const out = this.#engine.takeOutput();
     const now = this.#clock.now();
+    const overhead = this.#keyring ? SEAL_OVERHEAD : 0;
     for (const { to, messages } of out.outgoing) {
       let datagrams: Uint8Array[];
       try {
-        datagrams = this.#wire.encode(messages);
+        datagrams = this.#wire.encode(messages, overhead);
       } catch (error) {
         this.#onError(error);
         continue;
       }
+      // A large value is hundreds of fragments. If the previous ones to this peer are still
+      // queued (a slow socket), anti-entropy repeating the value every round would only
+      // pile up copies: skip the fragments this time, the next round carries them.
+      const busy = (this.#fragmentsQueued.get(to) ?? 0) > 0;
+      let total = 0;
       for (const d of datagrams) {
+        const fragment = d[3] === Kind.Fragment;
+        if (busy && fragment) {
+          this.#stats.fragmentsSkipped++;
+          continue;
+        }
         this.#stats.datagramsOut++;
-        this.#stats.bytesOut += d.length;
-        this.#sendDatagram(to, d);
+        this.#stats.bytesOut += d.length + overhead;
+        total += d.length + overhead;
+        this.#sendDatagram(to, d, fragment);
       }
-      const total = datagrams.reduce((n, d) => n + d.length, 0);
       for (const m of messages) {
         this.#stats.bytesOutByType[m.type] = (this.#stats.bytesOutByType[m.type] ?? 0) +
           total / messages.length;
@@ -571,17 +686,43 @@ export class GossipKV {
     this.#schedule();
   }
 
-  #sendDatagram(to: string, data: Uint8Array): void {
+  #sendDatagram(to: string, data: Uint8Array, fragment: boolean): void {
+    const keyring = this.#keyring;
+    if (keyring === undefined) {
+      this.#track(() => this.#transport.send(to, data), fragment ? to : undefined);
+      return;
+    }
+    // Seal at once (in parallel), hand to the transport in order.
+    const sealing = keyring.seal(data, this.#wire.cluster, this.#clock.now());
+    sealing.catch(() => {}); // handled below, maybe after this turn: not "unhandled"
+    const handed = this.#outbound.then(() => sealing).then((sealed) => ({
+      sent: this.#transport.send(to, sealed),
+    }));
+    this.#outbound = handed.then(() => {}, () => {});
+    this.#track(() => handed.then(({ sent }) => sent), fragment ? to : undefined);
+  }
+
+  /**
+   * Runs a send, counting a throw or a rejection as a send error; with `fragmentTo`,
+   * counts it as a queued fragment to that destination until it settles.
+   */
+  #track(send: () => void | Promise<void>, fragmentTo?: string): void {
     try {
-      const p = this.#transport.send(to, data);
+      const p = send();
       if (p && typeof (p as Promise<void>).then === "function") {
-        const tracked: Promise<void> = (p as Promise<void>).then(
-          () => void this.#pendingSends.delete(tracked),
-          () => {
-            this.#pendingSends.delete(tracked);
-            this.#stats.sendErrors++;
-          },
-        );
+        const queued = this.#fragmentsQueued;
+        if (fragmentTo !== undefined) queued.set(fragmentTo, (queued.get(fragmentTo) ?? 0) + 1);
+        const settle = () => {
+          this.#pendingSends.delete(tracked);
+          if (fragmentTo === undefined) return;
+          const n = queued.get(fragmentTo)! - 1;
+          if (n > 0) queued.set(fragmentTo, n);
+          else queued.delete(fragmentTo);
+        };
+        const tracked: Promise<void> = (p as Promise<void>).then(settle, () => {
+          settle();
+          this.#stats.sendErrors++;
+        });
         this.#pendingSends.add(tracked);
       }
     } catch {

@@ -198,11 +198,16 @@ test("the same seed replays the same run, message for message", async () => {
 });
 
 test("dead members are forgotten after forgetAfterMs, and their sys record goes with them", async () => {
-  const c = await started(4, { seed: 21, member: { forgetAfterMs: 20_000, tombstoneGraceMs: 5_000 } });
+  const c = await started(4, {
+    seed: 21,
+    member: { forgetAfterMs: 20_000, tombstoneGraceMs: 5_000 },
+  });
   await c.crash("m3");
   assert.notEqual(c.runUntil(() => c.everyoneSees("m3", "dead"), 60_000), -1);
   const gone = () =>
-    [...c.members.values()].every((kv) => !kv.members().some((m) => m.id === "m3") && !kv.snapshot().sys.members.m3);
+    [...c.members.values()].every((kv) =>
+      !kv.members().some((m) => m.id === "m3") && !kv.snapshot().sys.members.m3
+    );
   assert.notEqual(c.runUntil(gone, 60_000), -1);
   assert.notEqual(c.runUntil(() => c.converged(), 10_000), -1);
   await c.close();
@@ -235,7 +240,10 @@ test("one write reaches 100 members within 3× the epidemic bound, in rounds of 
   await c.get("m42").set("news", true);
   const took = c.runUntil(() => c.everyoneHas("news", true), 60_000);
   const bound = Math.log(100) / Math.log(3 + 1);
-  assert.ok(took >= 0 && took / interval <= 3 * bound, `${took} ms = ${took / interval} rounds, bound ${bound}`);
+  assert.ok(
+    took >= 0 && took / interval <= 3 * bound,
+    `${took} ms = ${took / interval} rounds, bound ${bound}`,
+  );
   await c.close();
 });
 

@@ -35,8 +35,12 @@ test("figures: one write and 1,000 writes reaching 100 members", async () => {
   let bytes = c.net.stats().total.sentBytes;
   let minimum = (N - 1) * entryBytes(c.get("m7"), "one");
   lines.push(
-    `1 write → ${N}: ${took} ms = ${(took / INTERVAL).toFixed(2)} gossip rounds = ${(took / LATENCY).toFixed(1)} ` +
-      `latencies (epidemic bound log4(${N}) = ${bound.toFixed(2)}); ${bytes} bytes on the wire in that time ` +
+    `1 write → ${N}: ${took} ms = ${(took / INTERVAL).toFixed(2)} gossip rounds = ${
+      (took / LATENCY).toFixed(1)
+    } ` +
+      `latencies (epidemic bound log4(${N}) = ${
+        bound.toFixed(2)
+      }); ${bytes} bytes on the wire in that time ` +
       `(all traffic), minimum ${minimum} (×${(bytes / minimum).toFixed(1)})`,
   );
   assert.ok(took / INTERVAL <= 3 * bound);
@@ -61,8 +65,10 @@ test("figures: one write and 1,000 writes reaching 100 members", async () => {
   const before = c.trace.length;
   c.run(INTERVAL);
   const roots = c.trace.slice(before).map((t) => Number(t.split(" ")[2]));
-  lines.push(`in-sync anti-entropy: ${roots.length} datagrams in one round of ${N} members, ` +
-    `${Math.min(...roots)}–${Math.max(...roots)} bytes each`);
+  lines.push(
+    `in-sync anti-entropy: ${roots.length} datagrams in one round of ${N} members, ` +
+      `${Math.min(...roots)}–${Math.max(...roots)} bytes each`,
+  );
   await c.close();
   console.log(lines.join("\n"));
 });

@@ -4,7 +4,9 @@
  *
  * - kind 0, envelope: `[cluster, sender, ...messages]`, each message `[type, ...fields]`;
  * - kind 1, fragment: `[cluster, id, index, total, chunk]`, a slice of a kind-0 datagram
- *   too large for one datagram.
+ *   too large for one datagram;
+ * - kind 2, sealed: a kind-0 or kind-1 datagram encrypted with a cluster key (not CBOR;
+ *   see `crypto.ts`).
  *
  * Decoding validates every field; anything off is refused with a reason, never thrown.
  * See PROTOCOL.md for the full layout.

@@ -70,12 +70,15 @@ export class Wire {
     }
   }
 
-  /** Packs messages into datagrams of at most `mtu` bytes. */
-  encode(messages: readonly Message[]): Uint8Array[] {
+  /**
+   * Packs messages into datagrams of at most `mtu - reserveBytes` bytes; an encrypted
+   * cluster reserves room for sealing (`SEAL_OVERHEAD`), so sealed datagrams fit the MTU.
+   */
+  encode(messages: readonly Message[], reserveBytes = 0): Uint8Array[] {
     return packDatagrams(messages, {
       cluster: this.cluster,
       sender: this.sender,
-      mtu: this.mtu,
+      mtu: this.mtu - reserveBytes,
       nextFragmentId: () => this.#nextId = (this.#nextId + 1) >>> 0,
     });
   }

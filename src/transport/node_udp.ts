@@ -1,0 +1,118 @@
+/**
+ * UDP transport on `node:dgram`: Node's own, and also Deno's and Bun's Node-compatible
+ * one. It is what {@linkcode autoTransport} uses on Deno without `--unstable-net`.
+ *
+ * @example
+ * ```ts
+ * import { nodeUdpTransport } from "@gossip-kv/gossip-kv/transport/node";
+ * const transport = await nodeUdpTransport({ hostname: "127.0.0.1", port: 0 });
+ * console.log(transport.address); // "127.0.0.1:40123"
+ * await transport.close();
+ * ```
+ *
+ * @module
+ */
+
+import { createSocket, type Socket } from "node:dgram";
+import { networkInterfaces } from "node:os";
+import type { DatagramHandler } from "./types.ts";
+import {
+  advertisedAddress,
+  bindOptions,
+  formatAddress,
+  isIPv6,
+  parseAddress,
+  type UdpTransport,
+  type UdpTransportOptions,
+} from "./udp.ts";
+import { SendQueue } from "./send_queue.ts";
+
+export type { DatagramHandler, Transport } from "./types.ts";
+export type { UdpTransport, UdpTransportOptions } from "./udp.ts";
+
+/**
+ * Binds a UDP socket with `node:dgram`. Rejects with the runtime's error when the bind
+ * fails (for example `EADDRINUSE`).
+ *
+ * @example
+ * ```ts ignore
+ * import { nodeUdpTransport } from "@gossip-kv/gossip-kv/transport/node";
+ * const transport = await nodeUdpTransport({ hostname: "::", port: 7946 });
+ * ```
+ */
+export async function nodeUdpTransport(options: UdpTransportOptions = {}): Promise<UdpTransport> {
+  const bind = bindOptions(options);
+  const v6 = isIPv6(bind.hostname);
+  const socket = createSocket({
+    type: v6 ? "udp6" : "udp4",
+    // Ask for room for bursts; the kernel caps it (Linux: net.core.rmem_max).
+    recvBufferSize: 4 * 1024 * 1024,
+  });
+  await new Promise<void>((resolve, reject) => {
+    socket.once("error", reject);
+    socket.bind({ port: bind.port, address: bind.hostname }, () => {
+      socket.off("error", reject);
+      resolve();
+    });
+  }).catch((error) => {
+    socket.close();
+    throw error;
+  });
+  // An "error" event without a listener would crash the process; send errors reach
+  // their callbacks, and nothing else may stop the member.
+  socket.on("error", () => {});
+  const local = socket.address();
+  const bound = { hostname: local.address, port: local.port };
+  let address: string;
+  try {
+    address = advertisedAddress(
+      options,
+      bound,
+      () => Object.values(networkInterfaces()).flatMap((list) => list ?? []),
+    );
+  } catch (error) {
+    socket.close();
+    throw error;
+  }
+  let closed = false;
+  const queue = new SendQueue((to, data) => send(socket, v6, to, data));
+  return {
+    address,
+    boundAddress: formatAddress(bound.hostname, bound.port),
+    runtime: "node",
+    listen(handler: DatagramHandler) {
+      if (closed) return;
+      socket.on("message", (message, from) => {
+        try {
+          handler(
+            new Uint8Array(message.buffer, message.byteOffset, message.byteLength),
+            formatAddress(from.address, from.port),
+          );
+        } catch {
+          // The handler owns its errors (GossipKV reports them); the socket must go on.
+        }
+      });
+    },
+    send: (to: string, data: Uint8Array) => queue.send(to, data),
+    close() {
+      if (closed) return;
+      closed = true;
+      queue.close();
+      return new Promise<void>((resolve) => socket.close(() => resolve()));
+    },
+  };
+}
+
+function send(socket: Socket, v6: boolean, to: string, data: Uint8Array): Promise<void> {
+  return new Promise((resolve, reject) => {
+    try {
+      const { hostname, port } = parseAddress(to);
+      // A udp6 socket reaches IPv4 peers through IPv4-mapped addresses; Node does not
+      // translate them itself (it fails with EINVAL).
+      const host = v6 && /^\d+\.\d+\.\d+\.\d+$/.test(hostname) ? `::ffff:${hostname}` : hostname;
+      socket.send(data, port, host, (error) => (error ? reject(error) : resolve()));
+    } catch (error) {
+      reject(error);
+    }
+  });
+}

@@ -1,0 +1,131 @@
+/**
+ * What the UDP adapters (Deno, Bun, `node:dgram`) share: their options, `host:port`
+ * addresses, and the choice of the advertised address. No runtime globals here.
+ *
+ * @module
+ */
+
+import type { Transport } from "./types.ts";
+
+/** Options of every UDP transport ({@linkcode UdpTransport}). */
+export interface UdpTransportOptions {
+  /** Address to bind, IPv4 or IPv6 (`"::"` also takes IPv4). Default `"0.0.0.0"`. */
+  hostname?: string;
+  /** Port to bind; 0 picks a free one. Default 7946. */
+  port?: number;
+  /**
+   * Address the other members reach this one at, when it differs from the bound one
+   * (containers, NAT): `"host"`, `"host:port"` or `"[v6]:port"`; no port (or port 0) means
+   * the bound port. Default: the bound address, or for a wildcard bind (`0.0.0.0`, `::`)
+   * the first address of a non-loopback interface (which needs `--allow-sys` on Deno).
+   */
+  advertise?: string;
+}
+
+/** A bound UDP socket, as a {@linkcode Transport}. */
+export interface UdpTransport extends Transport {
+  /** The advertised address, `host:port` or `[v6]:port`. */
+  readonly address: string;
+  /** The address the socket is bound to, as the runtime reports it. */
+  readonly boundAddress: string;
+  /** Which adapter this is. */
+  readonly runtime: "deno" | "bun" | "node";
+}
+
+/** One address of a network interface, as `os.networkInterfaces()` describes it. */
+export interface InterfaceAddress {
+  /** The address, without prefix length. */
+  readonly address: string;
+  /** `"IPv4"` or `"IPv6"` (older Node versions: 4 or 6). */
+  readonly family: string | number;
+  /** Whether it is a loopback address (Node and Bun say; Deno does not). */
+  readonly internal?: boolean;
+}
+
+/**
+ * Splits `"host:port"` or `"[v6]:port"`; with `defaultPort`, also takes a bare host,
+ * `"[v6]"` or a bare IPv6 literal. Throws a `TypeError` for anything else.
+ *
+ * @example
+ * ```ts
+ * import { parseAddress } from "@gossip-kv/gossip-kv";
+ * console.log(parseAddress("[::1]:7946")); // { hostname: "::1", port: 7946 }
+ * ```
+ */
+export function parseAddress(
+  address: string,
+  defaultPort?: number,
+): { hostname: string; port: number } {
+  const bareIPv6 = /^[\da-f:.]+$/i.test(address) &&
+    (address.includes("::") || address.split(":").length === 8);
+  if (defaultPort !== undefined && bareIPv6) {
+    return { hostname: address, port: defaultPort };
+  }
+  const m = typeof address === "string"
+    ? /^(?:\[([^\]\s]+)\]|([^:\[\]\s]+))(?::(\d{1,5}))?$/.exec(address)
+    : null;
+  const port = m?.[3] === undefined ? defaultPort : Number(m[3]);
+  if (!m || port === undefined || port > 65535) {
+    throw new TypeError(`Address must be "host:port" or "[v6]:port", got ${String(address)}`);
+  }
+  return { hostname: m[1] ?? m[2]!, port };
+}
+
+/** `host:port`, with brackets around an IPv6 host; IPv4-mapped IPv6 becomes plain IPv4. */
+export function formatAddress(hostname: string, port: number): string {
+  const host = unmapIPv4(hostname);
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/** `"::ffff:1.2.3.4"` (how a dual-stack socket sees an IPv4 peer) → `"1.2.3.4"`. */
+export function unmapIPv4(hostname: string): string {
+  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(hostname);
+  return m ? m[1]! : hostname;
+}
+
+/** Whether `hostname` is an IPv6 literal. */
+export function isIPv6(hostname: string): boolean {
+  return hostname.includes(":");
+}
+
+/** Whether `hostname` is an IPv4 or IPv6 literal (not a DNS name). */
+export function isIP(hostname: string): boolean {
+  return isIPv6(hostname) || /^\d+\.\d+\.\d+\.\d+$/.test(hostname);
+}
+
+/** The address to advertise, from the options and the bound socket (see `advertise`). */
+export function advertisedAddress(
+  options: UdpTransportOptions,
+  bound: { hostname: string; port: number },
+  interfaces: () => readonly InterfaceAddress[],
+): string {
+  if (options.advertise !== undefined) {
+    const { hostname, port } = parseAddress(options.advertise, 0);
+    return formatAddress(hostname, port || bound.port);
+  }
+  if (bound.hostname !== "0.0.0.0" && bound.hostname !== "::") {
+    return formatAddress(bound.hostname, bound.port);
+  }
+  const v6 = bound.hostname === "::";
+  const usable = interfaces().filter((i) =>
+    !i.internal && !/^fe80:/i.test(i.address) && !/^(127\.|::1$)/.test(i.address)
+  );
+  const family = (i: InterfaceAddress) => String(i.family).replace(/^(4|6)$/, "IPv$1");
+  const pick = usable.find((i) => family(i) === (v6 ? "IPv6" : "IPv4")) ??
+    (v6 ? usable.find((i) => family(i) === "IPv4") : undefined);
+  return formatAddress(pick?.address ?? (v6 ? "::1" : "127.0.0.1"), bound.port);
+}
+
+/** Checks and fills in the options every adapter takes. */
+export function bindOptions(options: UdpTransportOptions): { hostname: string; port: number } {
+  const hostname = options.hostname?.replace(/^\[(.*)\]$/, "$1") ?? "0.0.0.0";
+  const port = options.port ?? 7946;
+  if (typeof hostname !== "string" || hostname.length === 0) {
+    throw new TypeError("options.hostname must be a non-empty string");
+  }
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new RangeError(`options.port must be an integer from 0 to 65535, got ${port}`);
+  }
+  if (options.advertise !== undefined) parseAddress(options.advertise, 0);
+  return { hostname, port };
+}

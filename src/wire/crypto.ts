@@ -1,0 +1,323 @@
+/**
+ * Encryption for clusters with a key: every datagram is sealed with AES-256-GCM
+ * (WebCrypto, in every runtime) into a kind-2 datagram. A {@linkcode Keyring} holds the
+ * cluster keys: the first (primary) one seals, every one opens, so keys rotate without
+ * downtime. A {@linkcode ReplayGuard} refuses datagrams sealed outside a time window and
+ * datagrams seen before. Layout: PROTOCOL.md, "Kind 2: sealed".
+ *
+ * Keys are 32 random bytes, written in base64 (`openssl rand -base64 32`, or
+ * {@linkcode generateKey}); a key file holds one per line, the primary first.
+ *
+ * @module
+ */
+
+import {
+  type DropReason,
+  HEADER_BYTES,
+  Kind,
+  MAGIC_0,
+  MAGIC_1,
+  PROTOCOL_VERSION,
+} from "./codec.ts";
+
+/** Bytes of a cluster key (AES-256). */
+export const KEY_BYTES = 32;
+const KEY_ID_BYTES = 4;
+const NONCE_BYTES = 12;
+const TIMESTAMP_BYTES = 8;
+const TAG_BYTES = 16;
+/** Bytes before the ciphertext: header, key id, nonce. */
+const PREFIX_BYTES = HEADER_BYTES + KEY_ID_BYTES + NONCE_BYTES;
+/** Bytes sealing adds to a datagram: header, key id, nonce, timestamp and tag (44). */
+export const SEAL_OVERHEAD = PREFIX_BYTES + TIMESTAMP_BYTES + TAG_BYTES;
+/** Default {@linkcode ReplayGuard} window: datagrams sealed further away in time are refused. */
+export const DEFAULT_REPLAY_WINDOW_MS = 60_000;
+
+/** A cluster key: base64 text of 32 bytes, or the bytes. */
+export type KeyInput = string | Uint8Array;
+
+/** Why a datagram was refused, for the drop counters. */
+export interface Refusal {
+  readonly reason: DropReason;
+  readonly detail: string;
+}
+
+/** What {@linkcode Keyring.open} makes of a sealed datagram. */
+export type Opened =
+  | {
+    readonly status: "opened";
+    /** The datagram that was sealed (kind 0 or 1). */
+    readonly datagram: Uint8Array;
+    /** When it was sealed, in ms since the epoch, by the sender's clock. */
+    readonly timestamp: number;
+    /** Its nonce, for {@linkcode ReplayGuard.check}. */
+    readonly nonce: Uint8Array;
+  }
+  | ({ readonly status: "dropped" } & Refusal);
+
+/**
+ * A new random cluster key, in base64.
+ *
+ * @example
+ * ```ts
+ * import { generateKey } from "@gossip-kv/gossip-kv";
+ * console.log(generateKey()); // e.g. "q5v8K1...=" (44 characters)
+ * ```
+ */
+export function generateKey(): string {
+  return btoa(String.fromCharCode(...crypto.getRandomValues(new Uint8Array(KEY_BYTES))));
+}
+
+/**
+ * Checks one key and returns its 32 bytes. Throws a `TypeError` for text that is not
+ * base64 (standard or URL-safe), a `RangeError` for a key of another length. Messages
+ * never quote the key.
+ *
+ * @example
+ * ```ts
+ * import { generateKey, parseKey } from "@gossip-kv/gossip-kv";
+ * console.log(parseKey(generateKey()).length); // 32
+ * ```
+ */
+export function parseKey(key: KeyInput, what = "Key"): Uint8Array<ArrayBuffer> {
+  if (key instanceof Uint8Array) {
+    if (key.length !== KEY_BYTES) {
+      throw new RangeError(`${what} is ${key.length} bytes, not ${KEY_BYTES}`);
+    }
+    return key.slice();
+  }
+  if (typeof key !== "string") throw new TypeError(`${what} must be a base64 string`);
+  const text = key.trim().replace(/-/g, "+").replace(/_/g, "/");
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.replace(/=+$/, "").length % 4 === 1) {
+    throw new TypeError(`${what} is not base64 (make one with: openssl rand -base64 32)`);
+  }
+  const bytes = Uint8Array.from(
+    atob(text.padEnd(Math.ceil(text.length / 4) * 4, "=")),
+    (c) => c.charCodeAt(0),
+  );
+  if (bytes.length !== KEY_BYTES) {
+    throw new RangeError(`${what} is ${bytes.length} bytes, not ${KEY_BYTES}`);
+  }
+  return bytes;
+}
+
+/**
+ * Parses a key file: one base64 key per line, the primary first; blank lines and lines
+ * starting with `#` are skipped. Throws a `TypeError` for a line that is not base64 or a
+ * file without any key, a `RangeError` for a key that is not 32 bytes; messages give the
+ * line number, never the key.
+ *
+ * @example
+ * ```ts
+ * import { generateKey, parseKeyFile } from "@gossip-kv/gossip-kv";
+ * const text = `# cluster keys, primary first\n${generateKey()}\n${generateKey()}\n`;
+ * console.log(parseKeyFile(text).length); // 2
+ * ```
+ */
+export function parseKeyFile(text: string): Uint8Array<ArrayBuffer>[] {
+  if (typeof text !== "string") throw new TypeError("Key file must be text");
+  const keys: Uint8Array<ArrayBuffer>[] = [];
+  for (const [i, line] of text.split(/\r?\n/).entries()) {
+    const trimmed = line.trim();
+    if (trimmed === "" || trimmed.startsWith("#")) continue;
+    keys.push(parseKey(trimmed, `Key on line ${i + 1}`));
+  }
+  if (keys.length === 0) throw new TypeError("Key file holds no key");
+  return keys;
+}
+
+interface RingKey {
+  readonly id: Uint8Array;
+  readonly key: CryptoKey;
+}
+
+const encoder = new TextEncoder();
+const hex = (bytes: Uint8Array) => [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+
+/**
+ * Checks the header of a datagram received in an encrypted cluster, without decrypting:
+ * anything but a sealed datagram of at most `maxBytes` is refused (a well-formed kind 0
+ * or 1 datagram as `"plaintext"`).
+ */
+export function checkSealed(data: Uint8Array, maxBytes: number): Refusal | undefined {
+  if (data.length > maxBytes) {
+    return { reason: "oversized", detail: `${data.length} bytes exceeds ${maxBytes}` };
+  }
+  if (data.length < HEADER_BYTES) {
+    return { reason: "truncated", detail: `${data.length} bytes is shorter than a header` };
+  }
+  if (data[0] !== MAGIC_0 || data[1] !== MAGIC_1) {
+    return { reason: "bad-magic", detail: "not a Gossip KV datagram" };
+  }
+  if (data[2] !== PROTOCOL_VERSION) {
+    return { reason: "bad-version", detail: `protocol version ${data[2]}` };
+  }
+  if (data[3] === Kind.Envelope || data[3] === Kind.Fragment) {
+    return { reason: "plaintext", detail: "unencrypted datagram in an encrypted cluster" };
+  }
+  if (data[3] !== Kind.Sealed) return { reason: "malformed", detail: `unknown kind ${data[3]}` };
+  if (data.length < SEAL_OVERHEAD + HEADER_BYTES) {
+    return { reason: "truncated", detail: `sealed datagram of ${data.length} bytes` };
+  }
+  return undefined;
+}
+
+/**
+ * The cluster keys of a member: the first (primary) one seals, every one opens.
+ * Immutable; to rotate, build a new ring (`GossipKV.setKeys` does).
+ *
+ * @example Seal and open
+ * ```ts
+ * import { generateKey } from "@gossip-kv/gossip-kv";
+ * import { Keyring } from "./crypto.ts"; // internal: members take `keys` instead
+ * const ring = await Keyring.create([generateKey()]);
+ * const datagram = Uint8Array.of(0x47, 0x4b, 1, 0, 0x80);
+ * const sealed = await ring.seal(datagram, "default", Date.now());
+ * const opened = await ring.open(sealed, "default");
+ * console.log(opened.status); // "opened"
+ * ```
+ */
+export class Keyring {
+  readonly #keys: readonly RingKey[];
+
+  private constructor(keys: readonly RingKey[]) {
+    this.#keys = keys;
+  }
+
+  /**
+   * Imports keys, the primary first (duplicates are ignored). Throws a `TypeError` for an
+   * empty list or a key that is not base64, a `RangeError` for a key that is not 32 bytes.
+   */
+  static async create(keys: readonly KeyInput[]): Promise<Keyring> {
+    if (!Array.isArray(keys) || keys.length === 0) {
+      throw new TypeError("A keyring needs at least one key");
+    }
+    const raws = keys.map((k, i) => parseKey(k, `Key ${i + 1}`));
+    const ring: RingKey[] = [];
+    for (const raw of raws) {
+      // Key id: 4 bytes of SHA-256 over a label and the key, so a receiver picks the key
+      // without trial decryption, and the id reveals nothing of the key.
+      const label = encoder.encode("gossip-kv key id\0");
+      const digest = await crypto.subtle.digest("SHA-256", concat(label, raw));
+      const id = new Uint8Array(digest, 0, KEY_ID_BYTES);
+      if (ring.some((k) => hex(k.id) === hex(id))) continue;
+      const key = await crypto.subtle.importKey("raw", raw, "AES-GCM", false, [
+        "encrypt",
+        "decrypt",
+      ]);
+      ring.push({ id, key });
+    }
+    return new Keyring(ring);
+  }
+
+  /** Key ids (8 hex digits each, not secret), the primary first: for logs and checks. */
+  get ids(): string[] {
+    return this.#keys.map((k) => hex(k.id));
+  }
+
+  /** Seals a datagram with the primary key, stamped with `now` (ms since the epoch). */
+  async seal(datagram: Uint8Array, cluster: string, now: number): Promise<Uint8Array> {
+    const primary = this.#keys[0]!;
+    const prefix = new Uint8Array(PREFIX_BYTES);
+    prefix.set([MAGIC_0, MAGIC_1, PROTOCOL_VERSION, Kind.Sealed]);
+    prefix.set(primary.id, HEADER_BYTES);
+    const nonce = crypto.getRandomValues(prefix.subarray(HEADER_BYTES + KEY_ID_BYTES));
+    const plain = new Uint8Array(TIMESTAMP_BYTES + datagram.length);
+    const view = new DataView(plain.buffer);
+    view.setUint32(0, Math.floor(now / 2 ** 32));
+    view.setUint32(4, now >>> 0);
+    plain.set(datagram, TIMESTAMP_BYTES);
+    const sealed = await crypto.subtle.encrypt(
+      { name: "AES-GCM", iv: nonce, additionalData: aad(prefix, cluster) },
+      primary.key,
+      plain,
+    );
+    return concat(prefix, new Uint8Array(sealed));
+  }
+
+  /**
+   * Opens a sealed datagram (its header already passed {@linkcode checkSealed}). Never
+   * rejects: a datagram no key of the ring authenticates comes back as
+   * `{ status: "dropped", reason: "unauthenticated" }`.
+   */
+  async open(sealed: Uint8Array, cluster: string): Promise<Opened> {
+    const refused = (detail: string): Opened => ({
+      status: "dropped",
+      reason: "unauthenticated",
+      detail,
+    });
+    const id = hex(sealed.subarray(HEADER_BYTES, HEADER_BYTES + KEY_ID_BYTES));
+    const candidates = this.#keys.filter((k) => hex(k.id) === id);
+    if (candidates.length === 0) return refused(`sealed with key ${id}, not in the keyring`);
+    const prefix = sealed.slice(0, PREFIX_BYTES);
+    const nonce = prefix.slice(HEADER_BYTES + KEY_ID_BYTES);
+    for (const k of candidates) {
+      let plain: Uint8Array;
+      try {
+        plain = new Uint8Array(
+          await crypto.subtle.decrypt(
+            { name: "AES-GCM", iv: nonce, additionalData: aad(prefix, cluster) },
+            k.key,
+            sealed.slice(PREFIX_BYTES),
+          ),
+        );
+      } catch {
+        continue;
+      }
+      const view = new DataView(plain.buffer);
+      const timestamp = view.getUint32(0) * 2 ** 32 + view.getUint32(4);
+      return { status: "opened", datagram: plain.subarray(TIMESTAMP_BYTES), timestamp, nonce };
+    }
+    return refused("authentication failed (wrong key, other cluster, or altered)");
+  }
+}
+
+/**
+ * Refuses sealed datagrams stamped more than `windowMs` away from the receiver's clock,
+ * and, within the window, any nonce seen before (a replay, or a duplicate from the
+ * network). Remembers at most `maxEntries` nonces, the oldest forgotten first.
+ */
+export class ReplayGuard {
+  /** Datagrams sealed further than this from now (either way), in ms, are refused. */
+  readonly windowMs: number;
+  readonly #maxEntries: number;
+  readonly #seen = new Map<string, number>();
+
+  constructor(options: { windowMs?: number; maxEntries?: number } = {}) {
+    this.windowMs = options.windowMs ?? DEFAULT_REPLAY_WINDOW_MS;
+    this.#maxEntries = options.maxEntries ?? 1 << 17;
+    if (!(this.windowMs > 0) || !Number.isFinite(this.windowMs)) {
+      throw new RangeError(`Replay window must be a positive number of ms, got ${this.windowMs}`);
+    }
+  }
+
+  /** Checks (and remembers) an opened datagram; returns why it is refused, if it is. */
+  check(nonce: Uint8Array, timestamp: number, now: number): Refusal | undefined {
+    const age = now - timestamp;
+    if (Math.abs(age) > this.windowMs) {
+      return {
+        reason: "replayed",
+        detail: `sealed ${age} ms from now, outside the ${this.windowMs} ms window`,
+      };
+    }
+    for (const [key, expires] of this.#seen) {
+      if (expires >= now && this.#seen.size < this.#maxEntries) break;
+      this.#seen.delete(key);
+    }
+    const key = String.fromCharCode(...nonce);
+    if (this.#seen.has(key)) return { reason: "replayed", detail: "nonce seen before" };
+    this.#seen.set(key, timestamp + this.windowMs);
+    return undefined;
+  }
+}
+
+function aad(prefix: Uint8Array, cluster: string): Uint8Array<ArrayBuffer> {
+  return concat(prefix, encoder.encode(cluster));
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array<ArrayBuffer> {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
