@@ -56,6 +56,12 @@ export interface EngineConfig {
   maxPiggyback: number;
   /** How often a member pings a random dead member, to heal partitions. Default 5 s. */
   reconnectIntervalMs: number;
+  /**
+   * A value over 8 KiB sent to a peer (rumor or anti-entropy) is not sent to it again for
+   * this long, in ms, while the peer reassembles its fragments. Default 10 s (the wire's
+   * fragment timeout).
+   */
+  largeEntryCooldownMs: number;
 }
 
 /** The defaults of {@linkcode EngineConfig}. */
@@ -73,6 +79,7 @@ export const DEFAULT_CONFIG: Readonly<EngineConfig> = Object.freeze({
   maxDriftMs: 60_000,
   maxPiggyback: 16,
   reconnectIntervalMs: 5_000,
+  largeEntryCooldownMs: 10_000,
 });
 
 /** A change to the user's data, local or remote. */
@@ -214,6 +221,29 @@ interface Relay {
   readonly expires: number;
 }
 
+/** Values above this many bytes (roughly) count as large: see `largeEntryCooldownMs`. */
+const LARGE_ENTRY_BYTES = 8 * 1024;
+
+/** A cheap estimate of a value's encoded size, exact enough to tell large from small. */
+export function approxSize(value: unknown, limit: number = LARGE_ENTRY_BYTES + 1): number {
+  if (typeof value === "string") return value.length;
+  if (value instanceof Uint8Array) return value.length;
+  if (typeof value !== "object" || value === null) return 9;
+  let size = 1;
+  const stack: unknown[] = [value];
+  while (stack.length && size <= limit) {
+    const v = stack.pop();
+    if (typeof v === "string") size += v.length + 1;
+    else if (v instanceof Uint8Array) size += v.length + 1;
+    else if (v instanceof Map) { for (const [k, x] of v) stack.push(k, x); }
+    else if (Array.isArray(v)) stack.push(...v);
+    else if (typeof v === "object" && v !== null && !(v instanceof Date)) {
+      for (const [k, x] of Object.entries(v)) stack.push(k, x);
+    } else size += 9;
+  }
+  return size;
+}
+
 /** Splits `host:port` (or `[v6]:port`) into its parts; port 0 when there is none. */
 export function splitAddress(address: string): { host: string; port: number } {
   const m = /^\[?([^\]]*?)\]?:(\d{1,5})$/.exec(address);
@@ -256,6 +286,8 @@ export class Engine {
   #probe: Probe | undefined;
   #probeOrder: MemberState[] = [];
   readonly #relays = new Map<number, Relay>();
+  /** Large entries recently sent, by destination: entry hash → until when not to resend. */
+  readonly #largeSent = new Map<string, Map<string, number>>();
   #nextProbeAt: number;
   #nextGossipAt: number;
   #nextMaintenanceAt: number;
@@ -353,7 +385,7 @@ export class Engine {
   }
 
   /** Pushes the writes made since the last flush, as one rumor, to `fanout` peers. */
-  flush(_now: number): void {
+  flush(now: number): void {
     if (this.#pendingRumor.length === 0) return;
     // Only the versions still current: a key written twice is pushed once.
     const entries = this.#pendingRumor.filter((e) => this.store.get(e.section, e.key) === e);
@@ -361,6 +393,7 @@ export class Engine {
     if (entries.length === 0) return;
     for (const peer of sample(this.#random, this.membership.live(), this.config.fanout)) {
       this.#send(peer.address, { type: "rumor", hop: 0, entries }, peer.id);
+      this.#withoutLargeInFlight(peer.address, entries, now);
     }
   }
 
@@ -423,11 +456,16 @@ export class Engine {
             this.counters.syncInSync++;
             this.#syncState(sender).lastInSync = now;
           }
-          for (const r of replies) {
+          for (let r of replies) {
             if (r.type === "entries") {
-              this.counters.syncEntriesSent += r.entries.length;
+              // syncReply answers with the store's own (hashed) entries.
+              const stored = r.entries as readonly StoredEntry[];
+              const entries = this.#withoutLargeInFlight(from, stored, now);
+              if (entries.length === 0) continue;
+              r = { type: "entries", entries };
+              this.counters.syncEntriesSent += entries.length;
               const state = this.#syncState(sender);
-              state.entriesSent += r.entries.length;
+              state.entriesSent += entries.length;
               state.lastRepair = now;
             }
             this.#send(from, r);
@@ -868,7 +906,33 @@ export class Engine {
     this.#emitMember(m, undefined);
   }
 
+  /**
+   * Drops from `entries` the large ones sent to `to` less than `largeEntryCooldownMs` ago,
+   * and notes the rest as sent. A large value travels as hundreds of fragments; while the
+   * peer is still reassembling it, its Merkle tree still differs, and without this every
+   * anti-entropy round would send the whole value again.
+   */
+  #withoutLargeInFlight(to: string, entries: readonly StoredEntry[], now: number): StoredEntry[] {
+    let recent = this.#largeSent.get(to);
+    const out: StoredEntry[] = [];
+    for (const e of entries) {
+      if (!e.deleted && approxSize(e.value) > LARGE_ENTRY_BYTES) {
+        const id = `${e.ea}:${e.eb}`;
+        const until = recent?.get(id);
+        if (until !== undefined && until > now) continue;
+        if (!recent) this.#largeSent.set(to, recent = new Map());
+        recent.set(id, now + this.config.largeEntryCooldownMs);
+      }
+      out.push(e);
+    }
+    return out;
+  }
+
   #maintain(now: number): void {
+    for (const [to, recent] of this.#largeSent) {
+      for (const [id, until] of recent) if (until <= now) recent.delete(id);
+      if (recent.size === 0) this.#largeSent.delete(to);
+    }
     this.counters.tombstonesCollected += this.store.collectTombstones(
       now - this.config.tombstoneGraceMs,
     );
