@@ -78,3 +78,35 @@ test("approxSize() tells large values from small ones", () => {
   assert.ok(approxSize({ a: 1, b: [true, null], c: new Date(0) }) < 100);
   assert.ok(approxSize(42) < 100);
 });
+
+test("a member forwards small new entries of a rumor, but not large ones", () => {
+  const t = 1_000_000;
+  const [a, b] = pair(t);
+  const c = engine("c", t);
+  b.receive("c", { cluster: "c", sender: "c", messages: [] }, t);
+  b.takeOutput();
+  const entry = (key: string, value: unknown) => ({
+    section: "usr" as const,
+    key,
+    value,
+    wall: t,
+    logical: 0,
+    writer: "a",
+    deleted: false,
+  });
+  b.receive("a", {
+    cluster: "c",
+    sender: "a",
+    messages: [{
+      type: "rumor",
+      hop: 0,
+      entries: [entry("small", 1), entry("big", new Uint8Array(50_000))],
+    }],
+  }, t + 1);
+  const forwarded = b.takeOutput().outgoing.flatMap((o) => o.messages)
+    .flatMap((m) => (m.type === "rumor" ? m.entries.map((e) => e.key) : []));
+  assert.deepEqual(forwarded, ["small"]);
+  assert.ok(b.store.get("usr", "big"), "the large entry is applied all the same");
+  void a;
+  void c;
+});

@@ -474,14 +474,18 @@ export class Engine {
         }
       }
     }
-    if (fresh.length && rumorHop + 1 <= this.#rumorHopLimit()) {
+    // Large values are not forwarded: `fanout` copies per member of a megabyte would swamp
+    // the network. The writer's own push starts them; anti-entropy, one copy per member,
+    // does the rest.
+    const forward = fresh.filter((e) => e.deleted || approxSize(e.value) <= LARGE_ENTRY_BYTES);
+    if (forward.length && rumorHop + 1 <= this.#rumorHopLimit()) {
       const peers = sample(
         this.#random,
         this.membership.live().filter((p) => p.id !== sender),
         this.config.fanout,
       );
       for (const peer of peers) {
-        this.#send(peer.address, { type: "rumor", hop: rumorHop + 1, entries: fresh }, peer.id);
+        this.#send(peer.address, { type: "rumor", hop: rumorHop + 1, entries: forward }, peer.id);
       }
       if (peers.length) this.counters.rumorsForwarded++;
     }
