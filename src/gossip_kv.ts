@@ -40,7 +40,7 @@ export interface GossipKVOptions {
   seeds?: readonly string[];
   /** Cluster name; datagrams of other clusters are refused. Default `"default"`. */
   cluster?: string;
-  /** Anti-entropy period, in ms. Default 1,000. */
+  /** Anti-entropy period, in ms. Default 500. */
   gossipIntervalMs?: number;
   /** SWIM probe period, in ms. Default 1,000. */
   probeIntervalMs?: number;

@@ -28,7 +28,10 @@ export const MEMBER_KEY_PREFIX = "members/";
 export interface EngineConfig {
   /** Peers a rumor is pushed to by each member that forwards it. Default 3. */
   fanout: number;
-  /** Period of anti-entropy rounds, in ms. Default 1,000. */
+  /**
+   * Period of anti-entropy rounds, in ms. Default 500: in sync a round is one ~30-byte
+   * datagram, and it bounds how long a member missed by a rumor waits.
+   */
   gossipIntervalMs: number;
   /** Period of SWIM probes, in ms. Default 1,000. */
   probeIntervalMs: number;
@@ -67,7 +70,7 @@ export interface EngineConfig {
 /** The defaults of {@linkcode EngineConfig}. */
 export const DEFAULT_CONFIG: Readonly<EngineConfig> = Object.freeze({
   fanout: 3,
-  gossipIntervalMs: 1000,
+  gossipIntervalMs: 500,
   probeIntervalMs: 1000,
   probeTimeoutMs: 500,
   indirectChecks: 3,
