@@ -42,6 +42,15 @@ export type { DropReason } from "./src/wire/codec.ts";
 export { MemoryNetwork, MemoryTransport } from "./src/transport/memory.ts";
 export type { AddressStats, MemoryNetworkOptions, NetworkStats } from "./src/transport/memory.ts";
 export type { DatagramHandler, Transport } from "./src/transport/types.ts";
+export { MemoryStorage } from "./src/storage/memory.ts";
+export type {
+  Entry,
+  Section,
+  Stamp,
+  Storage,
+  StorageDamage,
+  StorageLoad,
+} from "./src/storage/types.ts";
 export { autoTransport, detectUdpRuntime } from "./src/transport/auto.ts";
 export { parseAddress } from "./src/transport/udp.ts";
 export type { UdpTransport, UdpTransportOptions } from "./src/transport/udp.ts";

@@ -21,6 +21,7 @@ import { rootHex } from "./core/sync.ts";
 import { type Json, toJson } from "./json.ts";
 import type { Clock, Scheduler } from "./time.ts";
 import { systemClock, systemScheduler } from "./time.ts";
+import type { Storage } from "./storage/types.ts";
 import type { Transport } from "./transport/types.ts";
 import { assertValue, decodeCbor, encodeCbor } from "./wire/cbor.ts";
 import { type DropReason, Kind, MAX_KEY_LENGTH } from "./wire/codec.ts";
@@ -81,6 +82,14 @@ export interface GossipKVOptions {
   signal?: AbortSignal;
   /** Called with errors that have no caller to go to (a throwing subscriber, a failed send). */
   onError?: (error: unknown) => void;
+  /**
+   * Keeps this member's state across restarts: loaded before it joins, every entry it
+   * applies appended, and `set()` and `delete()` resolve once the write is durable. For
+   * example `fileStorage({ dir })` from `@gossip-kv/gossip-kv/storage/file`; give the
+   * member a stable `id` too. Damage repaired on load is reported to `onError`. Default:
+   * none (memory only).
+   */
+  storage?: Storage;
 }
 
 /** A member as this member sees it. */
@@ -205,6 +214,8 @@ export class GossipKV {
   #flushScheduled = false;
   #closed = false;
   #closing: Promise<void> | undefined;
+  readonly #storage: Storage | undefined;
+  #storageClosed = false;
   readonly #pendingSends = new Set<Promise<void>>();
   /** Fragments handed to the transport and not yet sent, by destination. */
   readonly #fragmentsQueued = new Map<string, number>();
@@ -242,6 +253,7 @@ export class GossipKV {
     this.#transport = transport;
     this.#onError = options.onError ?? ((error) => console.error("gossip-kv:", error));
     this.#maxValueBytes = options.maxValueBytes ?? 4 * 1024 * 1024;
+    this.#storage = options.storage;
     this.#keyring = keyring;
     this.#replay = new ReplayGuard(
       options.replayWindowMs === undefined ? {} : { windowMs: options.replayWindowMs },
@@ -297,7 +309,14 @@ export class GossipKV {
     }
     const keyring = options.keys === undefined ? undefined : await Keyring.create(options.keys);
     const kv = new GossipKV(options, keyring);
-    await kv.#transport.listen((data, from) => kv.#receive(data, from));
+    const storage = kv.#storage;
+    if (storage) await kv.#restore(storage);
+    try {
+      await kv.#transport.listen((data, from) => kv.#receive(data, from));
+    } catch (error) {
+      await storage?.close().catch(() => {});
+      throw error;
+    }
     kv.#engine.start(kv.#clock.now());
     kv.#pump();
     kv.#schedule();
@@ -354,7 +373,9 @@ export class GossipKV {
    * Sets `key` to `value`: applied here at once, then gossiped. The value is copied;
    * JSON types, `Uint8Array`, `Date` and `Map` are accepted. Throws a `TypeError` for a bad
    * key or a value that cannot be replicated, a `RangeError` for a value over
-   * `maxValueBytes`; nothing is applied then.
+   * `maxValueBytes`; nothing is applied then. With a `storage`, resolves once the write
+   * is durable, and rejects if the storage failed (the write is applied and gossiped all
+   * the same, but not durable here).
    */
   set(key: string, value: unknown): Promise<void> {
     this.#checkOpen();
@@ -375,16 +396,19 @@ export class GossipKV {
     }
     this.#engine.write("usr", key, copy, false, this.#clock.now());
     this.#afterWrite();
-    return Promise.resolve();
+    return this.#durable();
   }
 
-  /** Deletes `key` (writes a tombstone, so the delete wins over older writes elsewhere). */
+  /**
+   * Deletes `key` (writes a tombstone, so the delete wins over older writes elsewhere).
+   * With a `storage`, resolves once the tombstone is durable, as `set()` does.
+   */
   delete(key: string): Promise<void> {
     this.#checkOpen();
     checkKey(key);
     this.#engine.write("usr", key, undefined, true, this.#clock.now());
     this.#afterWrite();
-    return Promise.resolve();
+    return this.#durable();
   }
 
   // ------------------------------------------------------------------ cluster
@@ -522,8 +546,8 @@ export class GossipKV {
 
   /**
    * Leaves the cluster gracefully (the others see status `"left"`) and releases the
-   * transport. With `{ leave: false }`, stops without telling anyone, as a crash would:
-   * the others then detect it as dead.
+   * transport, then flushes and closes the storage, if any. With `{ leave: false }`,
+   * stops without telling anyone, as a crash would: the others then detect it as dead.
    */
   close(options: { leave?: boolean } = {}): Promise<void> {
     if (this.#closing) return this.#closing;
@@ -536,11 +560,33 @@ export class GossipKV {
       this.#scheduler.clearTimeout(this.#timer);
       await Promise.allSettled([...this.#pendingSends]);
       await this.#transport.close();
+      if (this.#storage) {
+        this.#storageClosed = true;
+        try {
+          await this.#storage.close();
+        } catch (error) {
+          this.#onError(error);
+        }
+      }
     })();
     return this.#closing;
   }
 
   // ------------------------------------------------------------------ internals
+
+  /** Loads the persisted state into the engine, before the member joins. */
+  async #restore(storage: Storage): Promise<void> {
+    const { entries, damage } = await storage.load();
+    if (damage) {
+      this.#onError(new Error(`Storage repaired on load: ${damage.message}`, { cause: damage }));
+    }
+    this.#engine.load(entries, this.#clock.now());
+  }
+
+  /** With a storage: resolves once every write so far is durable. */
+  #durable(): Promise<void> {
+    return this.#storage ? this.#storage.sync() : Promise.resolve();
+  }
 
   #checkOpen(): void {
     if (this.#closed || this.#closing) throw new Error(`Member ${this.id} is closed`);
@@ -631,6 +677,15 @@ export class GossipKV {
   /** Sends what the engine produced and tells listeners. */
   #pump(): void {
     const out = this.#engine.takeOutput();
+    const storage = this.#storage;
+    if (storage && !this.#storageClosed && (out.applied.length || out.collected.length)) {
+      try {
+        if (out.applied.length) storage.append(out.applied);
+        if (out.collected.length) storage.forget(out.collected);
+      } catch (error) {
+        this.#onError(error);
+      }
+    }
     const now = this.#clock.now();
     const overhead = this.#keyring ? SEAL_OVERHEAD : 0;
     for (const { to, messages } of out.outgoing) {

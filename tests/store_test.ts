@@ -193,3 +193,28 @@ test("sections are separate key spaces", () => {
   assert.equal(s.liveCount("usr"), 1);
   assert.equal(s.liveCount("sys"), 1);
 });
+
+test("an entry built by spreading a stored one is hashed afresh", () => {
+  const s = new Store();
+  const { stored } = s.merge({
+    section: "usr",
+    key: "k",
+    value: 1,
+    wall: 1,
+    logical: 0,
+    writer: "a",
+    deleted: false,
+  });
+  s.merge({ ...stored!, value: undefined, logical: 1, deleted: true });
+  const fresh = new Store();
+  fresh.merge({
+    section: "usr",
+    key: "k",
+    value: undefined,
+    wall: 1,
+    logical: 1,
+    writer: "a",
+    deleted: true,
+  });
+  assert.deepEqual(s.root(), fresh.root());
+});

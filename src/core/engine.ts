@@ -128,6 +128,10 @@ export interface EngineOutput {
   readonly outgoing: Outgoing[];
   readonly changes: Change[];
   readonly memberChanges: MemberChange[];
+  /** Versions applied to the store (local writes and remote merges), for a storage log. */
+  readonly applied: StoredEntry[];
+  /** Tombstones collected after the grace period, for a storage log to forget. */
+  readonly collected: StoredEntry[];
 }
 
 /** The last anti-entropy exchange with one peer. */
@@ -284,6 +288,8 @@ export class Engine {
   readonly #outboxIds = new Map<string, string>();
   #changes: Change[] = [];
   #memberChanges: MemberChange[] = [];
+  #applied: StoredEntry[] = [];
+  #collected: StoredEntry[] = [];
   #pendingRumor: StoredEntry[] = [];
   #seq = 0;
   #probe: Probe | undefined;
@@ -357,6 +363,35 @@ export class Engine {
     this.#joinSeeds();
   }
 
+  /**
+   * Loads persisted versions (before {@linkcode Engine.start}): merges them without
+   * announcing them as changes or rumors, moves the clock past every loaded stamp (so that
+   * new writes win over old ones even if the wall clock went back), and learns the members
+   * their `sys` records name. Anti-entropy then fills in what the member missed. Returns
+   * how many versions were applied (older duplicates and invalid `sys` entries are not).
+   */
+  load(entries: Iterable<Entry>, now: number): number {
+    let latest: { wall: number; logical: number } | undefined;
+    let applied = 0;
+    for (const e of entries) {
+      // The same rule as for remote entries: only member x writes members/x.
+      if (e.section === "sys" && e.key !== MEMBER_KEY_PREFIX + e.writer) continue;
+      const r = this.store.merge(e);
+      if (r.outcome === "applied") applied++;
+      if (
+        !latest || e.wall > latest.wall || (e.wall === latest.wall && e.logical > latest.logical)
+      ) {
+        latest = { wall: e.wall, logical: e.logical };
+      }
+      if (r.outcome === "applied" && e.section === "sys") this.#onRecord(r.stored!, now);
+    }
+    // Our own entries: trust their stamps whatever the drift bound (observing a stamp at
+    // its own wall time always passes).
+    if (latest) this.clock.observe(latest, latest.wall);
+    this.#memberChanges = [];
+    return applied;
+  }
+
   /** Replaces the seed addresses (for seeds re-resolved from DNS). */
   setSeeds(seeds: readonly string[]): void {
     this.#seeds = [...seeds];
@@ -382,6 +417,7 @@ export class Engine {
       deleted,
     };
     const { stored } = this.store.merge(entry);
+    this.#applied.push(stored!);
     this.#emitChange(stored!, "local");
     this.#pendingRumor.push(stored!);
     return stored!;
@@ -578,9 +614,17 @@ export class Engine {
     }
     this.#outbox = new Map();
     this.#outboxIds.clear();
-    const out = { outgoing, changes: this.#changes, memberChanges: this.#memberChanges };
+    const out = {
+      outgoing,
+      changes: this.#changes,
+      memberChanges: this.#memberChanges,
+      applied: this.#applied,
+      collected: this.#collected,
+    };
     this.#changes = [];
     this.#memberChanges = [];
+    this.#applied = [];
+    this.#collected = [];
     return out;
   }
 
@@ -883,6 +927,7 @@ export class Engine {
     const r = this.store.merge(e);
     if (r.outcome !== "applied") return r.outcome;
     const stored = r.stored!;
+    this.#applied.push(stored);
     this.#emitChange(stored, "remote");
     if (stored.section === "sys") this.#onRecord(stored, now);
     return "applied";
@@ -942,6 +987,7 @@ export class Engine {
     }
     this.counters.tombstonesCollected += this.store.collectTombstones(
       now - this.config.tombstoneGraceMs,
+      this.#collected,
     );
     for (const [seq, r] of this.#relays) if (r.expires <= now) this.#relays.delete(seq);
     for (const m of [...this.membership.all()]) {
@@ -953,12 +999,16 @@ export class Engine {
         // Every member forgets the same way, so the tombstone is the same everywhere.
         const record = this.store.get("sys", MEMBER_KEY_PREFIX + m.id);
         if (record && !record.deleted) {
-          this.store.merge({
-            ...record,
+          const { stored } = this.store.merge({
+            section: "sys",
+            key: record.key,
             value: undefined,
+            wall: record.wall,
             logical: record.logical + 1,
+            writer: record.writer,
             deleted: true,
           });
+          if (stored) this.#applied.push(stored);
         }
       }
     }

@@ -18,11 +18,15 @@ export type Section = "sys" | "usr";
 
 /** One version of one key. A tombstone has `deleted: true` and no value. */
 export interface Entry extends Stamp {
+  /** The section: `"sys"` (the store's own state) or `"usr"` (the user's data). */
   readonly section: Section;
+  /** The key, a non-empty string. */
   readonly key: string;
+  /** The value; `undefined` for a tombstone. */
   readonly value: unknown;
   /** Id of the member that wrote this version. */
   readonly writer: string;
+  /** Whether this version is a tombstone (a delete). */
   readonly deleted: boolean;
 }
 
@@ -100,7 +104,8 @@ export class Store {
       if (c === 0) return { outcome: "duplicate" };
       this.#remove(current);
     }
-    const stored = "ea" in entry ? entry as StoredEntry : hashEntry(entry);
+    // Always hash afresh: an entry built by spreading another one would carry its hashes.
+    const stored = hashEntry(entry);
     map.set(stored.key, stored);
     this.#tree.add(stored);
     if (stored.deleted) this.#tombstones.add(stored);
@@ -112,13 +117,14 @@ export class Store {
 
   /**
    * Removes tombstones whose stamp is older than `horizon` (wall ms). Returns how many
-   * were collected.
+   * were collected; with `into`, also appends them to it.
    */
-  collectTombstones(horizon: number): number {
+  collectTombstones(horizon: number, into?: StoredEntry[]): number {
     let collected = 0;
     for (const t of this.#tombstones) {
       if (t.wall < horizon) {
         this.#remove(t);
+        into?.push(t);
         collected++;
       }
     }
