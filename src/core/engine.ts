@@ -40,7 +40,7 @@ export interface EngineConfig {
   /** Members asked to probe indirectly. Default 3. */
   indirectChecks: number;
   /**
-   * Suspicion timeout, at least mult × max(1, log10 N) × probe period. Default 4. It starts
+   * Suspicion timeout, at least mult × max(1, log10 N) × probe period. Default 5. It starts
    * `suspicionMaxMult` times longer and shrinks as other members confirm the suspicion
    * (Lifeguard), so a lone false suspicion has time to be refuted.
    */
@@ -74,7 +74,7 @@ export const DEFAULT_CONFIG: Readonly<EngineConfig> = Object.freeze({
   probeIntervalMs: 1000,
   probeTimeoutMs: 500,
   indirectChecks: 3,
-  suspicionMult: 4,
+  suspicionMult: 5,
   suspicionMaxMult: 6,
   retransmitMult: 4,
   tombstoneGraceMs: 3_600_000,
@@ -792,8 +792,10 @@ export class Engine {
     m.suspectDeadline = m.suspicion.start + timeout;
   }
 
+  /** Our probe of `m` failed: suspect it, or confirm a suspicion we heard of. */
   #suspect(m: MemberState, now: number): void {
-    if (m.status !== "alive") return;
+    if (m.status !== "alive" && m.status !== "suspect") return;
+    if (m.status === "suspect" && m.suspicion?.by.has(this.id)) return;
     this.counters.suspicions++;
     const u: MemberMessage = {
       type: "member",
@@ -803,9 +805,12 @@ export class Engine {
       status: "suspect",
       by: this.id,
     };
-    this.membership.apply(u, now);
+    if (m.status === "alive") {
+      this.membership.apply(u, now);
+      this.#emitMember(m, "alive");
+    }
+    // An independent confirmation shortens everyone's timeout (Lifeguard): spread it.
     this.#confirmSuspicion(m, this.id, now);
-    this.#emitMember(m, "alive");
     this.#broadcast(u);
     // Tell the suspect first: it is the one that can refute.
     this.#send(m.address, u, m.id);
