@@ -11,20 +11,20 @@
  *    port, the key file sits in the mounted Secret, Services select the pods and target the
  *    right ports, `--seeds` is the headless Service's DNS name, the pods are locked down;
  * 4. the flags and env of the rendered container, normalized to what the `node` command sees
- *    (`memberInvocation()` → `nodeFlagInput()`), parse into the settings the manifests assume.
- *    Until `src/cli.ts` exports `parseFlags(args, env)`, a stand-in parser written from the
- *    documented flags does that (`standInParseFlags`);
- * 5. with `--netns` (root): three hosts in network namespaces (deployment/netns_e2e.sh) run a
- *    UDP probe with exactly the rendered args and env, in place of the `node` command: the
- *    seed name resolves to the three hosts, the key file is mounted, datagrams reach every host
- *    on the gossip port.
+ *    (`memberInvocation()` → `nodeFlagInput()`), parse with the command's own parser
+ *    (`parseFlags` of src/cli.ts, through `nodeSettings()`) into the settings the manifests
+ *    assume;
+ * 5. with `--netns` (root): three hosts in network namespaces (deployment/netns_e2e.sh) run the
+ *    `node` command with exactly the rendered command, args and env: the seed name resolves to
+ *    the three hosts, the key file is mounted, the members form one cluster, a write on one is
+ *    read on the other two, and SIGTERM makes each leave and exit 0.
  *
  *   npx tsx deployment/check.ts [--print] [--netns]      (or deno run -A / bun)
  *
  * KUBECTL names the kubectl binary (default: `kubectl` on PATH).
  * @module
  */
-import { spawn, spawnSync } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -37,6 +37,7 @@ import { StatefulSet } from "kubernetes-models/apps/v1";
 import type { IStatefulSet } from "kubernetes-models/apps/v1";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1";
 import type { IPodDisruptionBudget } from "kubernetes-models/policy/v1";
+import { FLAGS, type NodeConfig, parseFlags } from "../src/cli.ts";
 
 /** The repository root. */
 export const ROOT: string = fileURLToPath(new URL("..", import.meta.url));
@@ -45,21 +46,8 @@ export const OVERLAYS = ["local", "aws"] as const;
 /** One of {@link OVERLAYS}. */
 export type Overlay = typeof OVERLAYS[number];
 
-/** The flags of the `node` command (issue 5), each with its env twin GOSSIP_KV_<UPPER_SNAKE>. */
-export const NODE_FLAGS = [
-  "id",
-  "bind",
-  "port",
-  "advertise",
-  "seeds",
-  "cluster",
-  "key-file",
-  "http-port",
-  "http-bind",
-  "http-token",
-  "gossip-interval",
-  "log-level",
-] as const;
+/** The flags of the `node` command, each with its env twin GOSSIP_KV_<UPPER_SNAKE>. */
+export const NODE_FLAGS: readonly string[] = FLAGS.map((f) => f.name);
 /** The HTTP routes a probe may use (issue 4). */
 export const PROBE_ROUTES: readonly string[] = ["/healthz", "/state", "/members", "/metrics"];
 /** The names the manifests and deployment/k8s/secrets.sh agree on. */
@@ -328,56 +316,32 @@ export interface NodeSettings {
   httpToken?: string;
 }
 
+/** The settings the manifests rely on, from the `node` command's configuration. */
+export function toSettings(config: NodeConfig): NodeSettings {
+  const settings: NodeSettings = {
+    id: config.id,
+    bind: config.bind,
+    port: config.port,
+    seeds: [...config.seeds],
+    cluster: config.cluster,
+    httpPort: config.httpPort,
+    httpBind: config.httpBind,
+  };
+  if (config.advertise !== undefined) settings.advertise = config.advertise;
+  if (config.keyFile !== undefined) settings.keyFile = config.keyFile;
+  if (config.httpToken !== undefined) settings.httpToken = config.httpToken;
+  return settings;
+}
+
 /**
- * A stand-in for `parseFlags(args, env)` of src/cli.ts, written from the flags documented in
- * issue 5 (`--flag=value` or `--flag value`, env twins GOSSIP_KV_*, flags over env, defaults
- * port 7946, http-port 8080, bind 0.0.0.0). Throws a TypeError on an unknown flag or a bad
- * number, as the real one exits 2. Replace its use by the real parser once it exists.
+ * What the `node` command makes of `args` and `env`: `parseFlags` of src/cli.ts, as
+ * {@link NodeSettings}. Throws its `UsageError` where the command would exit with code 2.
  */
-export function standInParseFlags(
+export function nodeSettings(
   args: readonly string[],
   env: Readonly<Record<string, string | undefined>>,
 ): NodeSettings {
-  const given = new Map<string, string>();
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i] as string;
-    const m = /^--([a-z-]+)(?:=(.*))?$/s.exec(arg);
-    if (!m) throw new TypeError(`Unexpected argument ${JSON.stringify(arg)}`);
-    const name = m[1] as string;
-    if (!(NODE_FLAGS as readonly string[]).includes(name)) {
-      throw new TypeError(`Unknown flag --${name}`);
-    }
-    const value = m[2] ?? args[++i];
-    if (value === undefined) throw new TypeError(`Flag --${name} needs a value`);
-    given.set(name, value);
-  }
-  const get = (flag: string): string | undefined => given.get(flag) ?? env[envTwin(flag)];
-  const num = (flag: string, fallback: number): number => {
-    const raw = get(flag);
-    if (raw === undefined) return fallback;
-    const n = Number(raw);
-    if (!Number.isInteger(n) || n < 0 || n > 65535) throw new TypeError(`Bad --${flag} ${raw}`);
-    return n;
-  };
-  const settings: NodeSettings = {
-    bind: get("bind") ?? "0.0.0.0",
-    port: num("port", 7946),
-    seeds: (get("seeds") ?? "").split(",").map((s) => s.trim()).filter(Boolean),
-    httpPort: num("http-port", 8080),
-  };
-  const optional = [
-    ["id", "id"],
-    ["advertise", "advertise"],
-    ["cluster", "cluster"],
-    ["keyFile", "key-file"],
-    ["httpBind", "http-bind"],
-    ["httpToken", "http-token"],
-  ] as const;
-  for (const [field, flag] of optional) {
-    const value = get(flag);
-    if (value !== undefined) settings[field] = value;
-  }
-  return settings;
+  return toSettings(parseFlags(args, env));
 }
 
 /** Splits "host:port", "[v6]:port" or a bare host. */
@@ -391,12 +355,12 @@ export function splitHostPort(text: string): { host: string; port?: number } {
 
 /**
  * Checks that the settings the `node` command derives from the rendered args and env (by
- * `parse`: the stand-in now, `parseFlags` from src/cli.ts later) match the manifests: ports,
- * advertise address, seeds, key file, HTTP token. Returns the problems found.
+ * `parse`: by default {@link nodeSettings}, the command's own parser) match the manifests:
+ * ports, advertise address, seeds, key file, HTTP token. Returns the problems found.
  */
 export function checkNodeAgreement(
   objects: readonly K8sObject[],
-  parse: (args: string[], env: Record<string, string>) => NodeSettings = standInParseFlags,
+  parse: (args: string[], env: Record<string, string>) => NodeSettings = nodeSettings,
 ): string[] {
   const problems: string[] = [];
   const pod: PodContext = {
@@ -660,7 +624,7 @@ export interface MemberLaunch {
  * The pod's container as a local process, for the network-namespace run: the image's /app is
  * this checkout (`cwd` = ROOT), `deno` is the one from node_modules/.bin (the version the image
  * pins), args and env exactly as rendered, plus PATH. Run it with
- * `ip netns exec <netns> <file> <args...>` (see {@link runNetnsProbe}).
+ * `ip netns exec <netns> <file> <args...>` (see {@link runNetnsCluster}).
  */
 export function memberLaunch(inv: MemberInvocation): MemberLaunch {
   const [program, ...rest] = inv.command;
@@ -675,62 +639,146 @@ export function memberLaunch(inv: MemberInvocation): MemberLaunch {
   };
 }
 
-/** The outcome of the UDP probe of one host in {@link runNetnsProbe}. */
-export interface ProbeReport {
+/** One member of {@link runNetnsCluster}: what it saw, and how it ended. */
+export interface NetnsMember {
+  /** Its member id (the pod name). */
   id: string;
-  resolved: string[];
-  heard: string[];
-  keyLines: number;
+  /** Its host's address. */
+  ip: string;
+  /** The members its `/state` showed alive, sorted. */
+  alive: string[];
+  /** The written key as `GET /usr/:key` on this member answered it (null: never). */
+  read: unknown;
+  /** How the process ended after SIGTERM. */
+  exit: { code: number | null; signal: string | null };
+  /** Its output. */
+  log: string;
 }
 
-// Run by `node` in each namespace in place of the `node` command, with the rendered args and
-// env: reads --id, --port, --bind, --seeds and --key-file (flag or env twin) the simple way.
-const PROBE = String.raw`
-const dgram = require("node:dgram"), dns = require("node:dns/promises"), fs = require("node:fs");
-const flags = {};
-for (const a of process.argv.slice(1)) { const m = /^--([a-z-]+)=(.*)$/s.exec(a); if (m) flags[m[1]] = m[2]; }
-const get = (f) => flags[f] ?? process.env["GOSSIP_KV_" + f.toUpperCase().replaceAll("-", "_")];
-const id = get("id"), port = Number(get("port") ?? 7946), seeds = (get("seeds") ?? "").split(",");
-const keyLines = fs.readFileSync(get("key-file"), "utf8").split("\n").filter(Boolean).length;
-const heard = new Set();
-const sock = dgram.createSocket("udp4");
-sock.on("message", (m) => heard.add(String(m)));
-sock.bind(port, get("bind") ?? "0.0.0.0", async () => {
-  const resolved = [];
-  for (const s of seeds) {
-    const [host, p] = s.split(":");
-    for (const a of await dns.lookup(host, { all: true, family: 4 })) resolved.push([a.address, Number(p ?? port)]);
-  }
-  for (let i = 0; i < 10; i++) {
-    for (const [addr, p] of resolved) sock.send(id, p, addr);
-    await new Promise((r) => setTimeout(r, 150));
-  }
-  await new Promise((r) => setTimeout(r, 500));
-  console.log(JSON.stringify({ id, resolved: resolved.map((r) => r[0]).sort(), heard: [...heard].sort(), keyLines }));
-  sock.close();
-});
+/** The outcome of {@link runNetnsCluster}. */
+export interface NetnsRun {
+  /** Each member, in pod order. */
+  members: NetnsMember[];
+  /** The HTTP status of the write on the first member. */
+  put: number;
+  /** The value written. */
+  value: unknown;
+}
+
+// Run by `node` in the first host's namespace, where every member's HTTP port is reachable
+// over the bridge: polls each /state until every member sees the others alive, writes a key
+// on the first member with the token, reads it on every member, and prints what it saw.
+const DRIVER = String.raw`
+const { urls, ids, token, key, value, timeoutMs } = JSON.parse(process.env.GOSSIP_KV_E2E);
+const deadline = Date.now() + timeoutMs;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const get = async (url) => {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(3000) });
+    return res.ok ? await res.json() : null;
+  } catch { return null; }
+};
+const aliveIn = (state) => state?.sys ? Object.entries(state.sys.members)
+  .filter(([, m]) => m.status === "alive").map(([id]) => id).sort() : [];
+const report = { alive: urls.map(() => []), put: 0, read: urls.map(() => null) };
+const done = () => { console.log(JSON.stringify(report)); process.exit(0); };
+for (;;) {
+  report.alive = (await Promise.all(urls.map((u) => get(u + "/state")))).map(aliveIn);
+  if (report.alive.every((a) => ids.every((id) => a.includes(id)))) break;
+  if (Date.now() > deadline) done();
+  await sleep(250);
+}
+const path = "/usr/" + encodeURIComponent(key);
+try {
+  const res = await fetch(urls[0] + path, {
+    method: "PUT",
+    headers: { authorization: "Bearer " + token, "content-type": "application/json" },
+    body: JSON.stringify(value),
+    signal: AbortSignal.timeout(3000),
+  });
+  report.put = res.status;
+} catch {}
+for (;;) {
+  report.read = await Promise.all(urls.map((u) => get(u + path)));
+  if (report.read.every((v) => JSON.stringify(v) === JSON.stringify(value))) break;
+  if (Date.now() > deadline) break;
+  await sleep(100);
+}
+done();
 `;
+
+interface Running {
+  child: ChildProcess;
+  exited: Promise<{ code: number | null; signal: string | null }>;
+  done: boolean;
+  log: string;
+}
+
+function start(argv: string[], options: { cwd: string; env: Record<string, string> }): Running {
+  const child = spawn(argv[0] as string, argv.slice(1), {
+    ...options,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const running: Running = {
+    child,
+    done: false,
+    log: "",
+    exited: new Promise((resolve) => {
+      child.once("close", (code, signal) => resolve({ code, signal }));
+      child.once("error", (error) => {
+        running.log += `${error.message}\n`;
+        resolve({ code: null, signal: null });
+      });
+    }),
+  };
+  child.once("exit", () => (running.done = true));
+  child.stdout?.on("data", (d) => (running.log += d));
+  child.stderr?.on("data", (d) => (running.log += d));
+  return running;
+}
+
+/** Sends `signal` (with process.kill: see the note below) unless the process has exited. */
+function signal(running: Running, name: NodeJS.Signals): void {
+  // Not child.kill(): Deno's node:child_process (2.9) then reports the child as killed by
+  // the signal even when it handled it and exited 0.
+  if (running.done || running.child.pid === undefined) return;
+  try {
+    process.kill(running.child.pid, name);
+  } catch {
+    // It exited in the meantime.
+  }
+}
+
+async function within<T>(promise: Promise<T>, ms: number, onLate: () => void): Promise<T> {
+  const timer = setTimeout(onLate, ms);
+  try {
+    return await promise;
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /**
  * Network-namespace rehearsal of the StatefulSet: `members` hosts made by
- * deployment/netns_e2e.sh, the rendered seed name resolving to all of them, the key Secret at
- * its mount path; in each host `node` runs {@link PROBE} with exactly the rendered args and
- * env of that pod. Needs root. Returns each host's report.
- *
- * Once src/cli.ts exists, the same launch runs the real command:
- * `ip netns exec <netns> <ROOT/node_modules/.bin/deno> <command[1..]> <args>` with cwd ROOT
- * (the image's /app) and the same env.
+ * deployment/netns_e2e.sh, the rendered seed name resolving to all of them, a fresh key file
+ * at the path the Secret is mounted at; in each host runs the `node` command exactly as the
+ * rendered pod runs it ({@link memberLaunch}: `ip netns exec <netns> deno run ... src/cli.ts
+ * <args>`, cwd this checkout, the pod's env with a generated HTTP token). Then, from the first
+ * host, polls every member's `/state` until all see each other alive, writes a key on the
+ * first with the token, reads it on every member; finally sends SIGTERM to every member and
+ * waits for it to exit. Needs root. Everything is removed afterwards, whatever happens.
  */
-export async function runNetnsProbe(
+export async function runNetnsCluster(
   objects: readonly K8sObject[],
   members = 3,
-): Promise<ProbeReport[]> {
+): Promise<NetnsRun> {
   const script = join(ROOT, "deployment", "netns_e2e.sh");
   const run = `p${randomBytes(2).toString("hex")}`;
   const dir = mkdtempSync(join(tmpdir(), "gossip-kv-netns-"));
+  const running: Running[] = [];
   try {
     const first = memberInvocation(objects, { name: "gossip-kv-0", ip: "10.213.0.10" });
-    const settings = standInParseFlags(first.args, first.env);
+    const settings = nodeSettings(first.args, first.env);
     const keyPath = settings.keyFile;
     if (!keyPath?.startsWith("/etc/")) throw new Error(`--key-file ${keyPath} is not under /etc/`);
     const keyFile = join(dir, "cluster.keys");
@@ -746,41 +794,94 @@ export async function runNetnsProbe(
       `${keyPath}=${keyFile}`,
     ], { encoding: "utf8" });
     if (up.status !== 0) throw new Error(`netns_e2e.sh up failed: ${up.stderr}`);
-    const lines = up.stdout.trim().split("\n").map((l) => l.split(" "));
+    const lines = up.stdout.trim().split("\n").map((l) => l.split(" ") as [string, string, string]);
     const token = randomBytes(24).toString("base64url");
-    const reports = await Promise.all(lines.map(([i, netns, ip]) => {
+    const pods = lines.map(([i, netns, ip]) => {
       const inv = memberInvocation(objects, {
         name: `gossip-kv-${i}`,
-        ip: ip as string,
+        ip,
         secrets: { [`${NAMES.tokenSecret}/${NAMES.tokenSecretKey}`]: token },
       });
       const launch = memberLaunch(inv);
-      // TODO(src/cli.ts): run [launch.file, ...launch.args] (the real command) instead of the
-      // probe, then poll each member's /state until all three are alive and a write replicates.
-      const probe = ["node", "-e", PROBE, "--", ...inv.args];
-      return new Promise<ProbeReport>((resolve, reject) => {
-        const child = spawn("ip", ["netns", "exec", netns as string, ...probe], {
+      const { id, httpPort } = nodeSettings(inv.args, inv.env);
+      running.push(
+        start(["ip", "netns", "exec", netns, launch.file, ...launch.args], {
           cwd: launch.cwd,
           env: launch.env,
-          stdio: ["ignore", "pipe", "pipe"],
-        });
-        let out = "";
-        let err = "";
-        child.stdout.on("data", (d) => (out += d));
-        child.stderr.on("data", (d) => (err += d));
-        const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
-        child.on("close", (code) => {
-          clearTimeout(timer);
-          if (code === 0) resolve(JSON.parse(out) as ProbeReport);
-          else reject(new Error(`probe in ${netns} exited ${code}: ${err}`));
-        });
-      });
-    }));
-    return reports;
+        }),
+      );
+      return { id: id ?? `gossip-kv-${i}`, ip, url: `http://${ip}:${httpPort}` };
+    });
+    const value = { run, at: Date.now() };
+    const driver = start(
+      ["ip", "netns", "exec", lines[0]![1], "node", "--input-type=module", "-e", DRIVER],
+      {
+        cwd: ROOT,
+        env: {
+          PATH: process.env.PATH ?? "/usr/bin:/bin",
+          GOSSIP_KV_E2E: JSON.stringify({
+            urls: pods.map((p) => p.url),
+            ids: pods.map((p) => p.id).sort(),
+            token,
+            key: "netns-e2e",
+            value,
+            timeoutMs: 60_000,
+          }),
+        },
+      },
+    );
+    running.push(driver);
+    const ended = await within(driver.exited, 90_000, () => signal(driver, "SIGKILL"));
+    let report: { alive: string[][]; put: number; read: unknown[] };
+    try {
+      report = JSON.parse(driver.log.trim().split("\n").at(-1) ?? "");
+    } catch {
+      throw new Error(`the netns driver failed (${ended.code ?? ended.signal}): ${driver.log}`);
+    }
+    const exits = await Promise.all(
+      running.slice(0, pods.length).map((r) => {
+        signal(r, "SIGTERM");
+        return within(r.exited, 20_000, () => signal(r, "SIGKILL"));
+      }),
+    );
+    return {
+      members: pods.map((p, i) => ({
+        id: p.id,
+        ip: p.ip,
+        alive: report.alive[i] ?? [],
+        read: report.read[i] ?? null,
+        exit: exits[i]!,
+        log: running[i]!.log,
+      })),
+      put: report.put,
+      value,
+    };
   } finally {
+    for (const r of running) signal(r, "SIGKILL");
+    await Promise.all(running.map((r) => r.exited));
     spawnSync("bash", [script, "down", run]);
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** What is wrong with a {@link runNetnsCluster} outcome (empty: one cluster, as expected). */
+export function netnsProblems(run: NetnsRun): string[] {
+  const problems: string[] = [];
+  const ids = run.members.map((m) => m.id).sort();
+  if (run.put !== 204) problems.push(`PUT on ${run.members[0]?.id} answered ${run.put}`);
+  for (const m of run.members) {
+    const tail = `\n${m.log}`;
+    if (JSON.stringify(m.alive) !== JSON.stringify(ids)) {
+      problems.push(`${m.id} saw ${m.alive.join(",") || "nobody"} alive, not ${ids}${tail}`);
+    }
+    if (JSON.stringify(m.read) !== JSON.stringify(run.value)) {
+      problems.push(`${m.id} read ${JSON.stringify(m.read)}, not the value written${tail}`);
+    }
+    if (m.exit.code !== 0) {
+      problems.push(`${m.id} exited with ${m.exit.code ?? m.exit.signal} on SIGTERM${tail}`);
+    }
+  }
+  return problems;
 }
 
 /** Whether network namespaces can be made here (root and iproute2). */
@@ -825,11 +926,13 @@ async function main(argv: string[]): Promise<number> {
         problems.push(`netns: ${why}`);
         continue;
       }
-      for (const r of await runNetnsProbe(objects)) {
-        const ok = r.resolved.length === 3 && r.heard.length === 3 && r.keyLines === 1;
-        if (!ok) problems.push(`netns: ${JSON.stringify(r)}`);
+      const run = await runNetnsCluster(objects);
+      problems.push(...netnsProblems(run).map((p) => `netns: ${p}`));
+      for (const m of run.members) {
         console.log(
-          `${ok ? "ok  " : "FAIL"} netns ${r.id}: resolved ${r.resolved}, heard ${r.heard}`,
+          `${m.exit.code === 0 ? "ok  " : "FAIL"} netns ${m.id} at ${m.ip}: saw ${
+            m.alive.join(",")
+          } alive, read ${JSON.stringify(m.read)}, exit ${m.exit.code ?? m.exit.signal}`,
         );
       }
     }

@@ -1,7 +1,8 @@
 // The offline checks of deployment/ (deployment/check.ts): the kustomize overlays render, every
 // object validates against the Kubernetes API schemas, the manifests agree with the image, the
-// Secrets and the `node` command's flags, and the network-namespace rehearsal of the
-// StatefulSet works. Skipped, with the reason, where kubectl or root is missing.
+// Secrets and the `node` command's flags (parsed by the command's own parser), and the
+// network-namespace rehearsal of the StatefulSet runs the real command. Skipped, with the
+// reason, where kubectl or root is missing.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -17,16 +18,19 @@ import {
   memberInvocation,
   memberLaunch,
   netnsAvailable,
+  netnsProblems,
   nodeFlagInput,
+  nodeSettings,
   type Overlay,
   OVERLAYS,
   renderOverlay,
   renderSecrets,
   ROOT,
-  runNetnsProbe,
-  standInParseFlags,
+  runNetnsCluster,
+  toSettings,
   validateObjects,
 } from "../deployment/check.ts";
+import { parseFlags, UsageError } from "../src/cli.ts";
 
 const kubectl = findKubectl();
 const noKubectl = kubectl
@@ -48,22 +52,25 @@ test("expandK8s() follows Kubernetes' $(VAR) rules", () => {
   assert.equal(expandK8s("$(MISSING)/$$(POD_IP)/$$", vars), "$(MISSING)/$(POD_IP)/$");
 });
 
-test("the stand-in flag parser reads flags over env twins and refuses unknown flags", () => {
-  const s = standInParseFlags(["--port=7000", "--seeds", "a:1, b", "--key-file=/k"], {
+test("the checks read flags with the node command's own parser: flags over env twins", () => {
+  const s = nodeSettings(["--port=7000", "--seeds", "a:1, b", "--key-file=/k", "--id=m"], {
     GOSSIP_KV_PORT: "9",
     GOSSIP_KV_HTTP_PORT: "0",
     GOSSIP_KV_HTTP_TOKEN: "t",
   });
   assert.deepEqual(s, {
+    id: "m",
     bind: "0.0.0.0",
     port: 7000,
     seeds: ["a:1", "b"],
+    cluster: "default",
     httpPort: 0,
+    httpBind: "127.0.0.1",
     keyFile: "/k",
     httpToken: "t",
   });
-  assert.throws(() => standInParseFlags(["--prot=1"], {}), /Unknown flag --prot/);
-  assert.throws(() => standInParseFlags([], { GOSSIP_KV_PORT: "tcp://10.0.0.1:80" }), TypeError);
+  assert.throws(() => nodeSettings(["--prot=1"], {}), UsageError);
+  assert.throws(() => nodeSettings([], { GOSSIP_KV_PORT: "tcp://10.0.0.1:80" }), /GOSSIP_KV_PORT/);
 });
 
 test("the Dockerfile's ENTRYPOINT runs src/cli.ts with Deno and --unstable-net", async () => {
@@ -101,8 +108,9 @@ for (const overlay of OVERLAYS) {
   test(`the ${overlay} args, env, ports, probes and key path agree with the node command's flags`, {
     skip: noKubectl,
   }, () => {
-    // Stand-in parser until src/cli.ts exports parseFlags(args, env); see deployment/check.ts.
-    assert.deepEqual(checkNodeAgreement(render(overlay)), []);
+    const parse = (args: string[], env: Record<string, string>) =>
+      toSettings(parseFlags(args, env));
+    assert.deepEqual(checkNodeAgreement(render(overlay), parse), []);
   });
 }
 
@@ -196,17 +204,23 @@ test(
   },
 );
 
-test("three netns hosts, each with its pod's rendered args and env, find each other on UDP 7946", {
-  skip: netnsSkip,
-}, async () => {
-  // A UDP probe stands in for the node command until src/cli.ts exists.
-  const reports = await runNetnsProbe(render("local"), 3);
-  const ips = ["10.213.0.10", "10.213.0.11", "10.213.0.12"];
-  const ids = ["gossip-kv-0", "gossip-kv-1", "gossip-kv-2"];
-  assert.deepEqual(reports.map((r) => r.id), ids);
-  for (const r of reports) {
-    assert.deepEqual(r.resolved, ips, `${r.id} resolves the seed name`);
-    assert.deepEqual(r.heard, ids, `${r.id} hears every member`);
-    assert.equal(r.keyLines, 1, `${r.id} reads the key file at the mounted path`);
-  }
-});
+test(
+  "three netns hosts run the rendered pods' node command: one cluster, a write read on every member, exit 0 on SIGTERM",
+  {
+    skip: netnsSkip,
+    timeout: 180_000,
+  },
+  async () => {
+    const run = await runNetnsCluster(render("local"), 3);
+    const ids = ["gossip-kv-0", "gossip-kv-1", "gossip-kv-2"];
+    assert.deepEqual(run.members.map((m) => m.id), ids);
+    assert.deepEqual(run.members.map((m) => m.ip), ["10.213.0.10", "10.213.0.11", "10.213.0.12"]);
+    assert.deepEqual(netnsProblems(run), []);
+    for (const m of run.members) {
+      // The seed name resolved to the three hosts, and the key file at the mount path was read.
+      assert.match(m.log, /seeds 10\.213\.0\.10:7946,10\.213\.0\.11:7946,10\.213\.0\.12:7946/);
+      assert.match(m.log, /encrypted \(1 key, primary [0-9a-f]{12}\)/);
+      assert.match(m.log, /Member gossip-kv-\d left; bye/);
+    }
+  },
+);

@@ -1,0 +1,387 @@
+// The `node` command's flags: the table they are documented from, and parseFlags(), which
+// turns argv and the environment into a NodeConfig without touching anything else (no file,
+// no socket, no exit). Private to src/cli.ts, which re-exports what callers need.
+import { isIP } from "node:net";
+import { hostname as osHostname } from "node:os";
+import { DEFAULTS } from "../gossip_kv.ts";
+import { parseAddress } from "../transport/udp.ts";
+import { HOSTNAME, parseSeed } from "./seeds.ts";
+
+/**
+ * How much the `node` command logs: each level includes the ones before it.
+ *
+ * @example
+ * ```ts
+ * import { LOG_LEVELS } from "../cli.ts";
+ * console.log(LOG_LEVELS.join(", ")); // "error, warn, info, debug"
+ * ```
+ */
+export const LOG_LEVELS = ["error", "warn", "info", "debug"] as const;
+/** One of {@linkcode LOG_LEVELS}. */
+export type LogLevel = typeof LOG_LEVELS[number];
+
+/** What the `node` command runs, as {@linkcode parseFlags} reads it from flags and env. */
+export interface NodeConfig {
+  /** `"start"` a member, or print the `"help"` or the `"version"` and exit. */
+  command: "start" | "help" | "version";
+  /** Member id (`--id`). Default: the hostname and a random suffix. */
+  id: string;
+  /** Address the gossip socket binds (`--bind`). Default `"0.0.0.0"`. */
+  bind: string;
+  /** Gossip UDP port (`--port`); 0 picks a free one. Default 7946. */
+  port: number;
+  /** Address the others reach this member at, `host` or `host:port` (`--advertise`). */
+  advertise?: string;
+  /** Seeds as given (`--seeds`): `host:port`, IP literals or DNS names. Default none. */
+  seeds: string[];
+  /** Cluster name (`--cluster`). Default `"default"`. */
+  cluster: string;
+  /** File of cluster keys, one a line, primary first (`--key-file`). Default: plaintext. */
+  keyFile?: string;
+  /** HTTP API port (`--http-port`); 0 disables the API. Default 8080. */
+  httpPort: number;
+  /** Address the HTTP API binds (`--http-bind`). Default `"127.0.0.1"`. */
+  httpBind: string;
+  /** Bearer token of the HTTP write routes (`--http-token`). Default none. */
+  httpToken?: string;
+  /** Anti-entropy period in ms (`--gossip-interval`). Default: the library's (`DEFAULTS`). */
+  gossipIntervalMs?: number;
+  /** Log verbosity (`--log-level`). Default `"info"`. */
+  logLevel: LogLevel;
+  /** Directory the member keeps its data in across restarts (`--data-dir`). Default: none. */
+  dataDir?: string;
+}
+
+/**
+ * A bad flag or environment variable, or an unusable key file: the `node` command prints
+ * the message and exits with {@linkcode UsageError.exitCode}.
+ *
+ * @example
+ * ```ts
+ * import { parseFlags, UsageError } from "../cli.ts";
+ * try {
+ *   parseFlags(["--prot=7946"], {});
+ * } catch (error) {
+ *   if (!(error instanceof UsageError)) throw error;
+ *   console.log(error.exitCode, error.message); // 2 "Unknown flag --prot (did you mean --port?); ..."
+ * }
+ * ```
+ */
+export class UsageError extends Error {
+  /** The exit code for usage errors: 2, as most command-line tools use. */
+  readonly exitCode = 2;
+  /** Makes an error with `message`, written in sentence case without a trailing period. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "UsageError";
+  }
+}
+
+/** One flag of the `node` command, as `--help` and the README list it. */
+export interface FlagSpec {
+  /** The flag without dashes: `"http-port"`. */
+  readonly name: string;
+  /** What its value looks like in `--help`, or `""` for a flag without a value. */
+  readonly value: string;
+  /** The default, as shown to users. */
+  readonly default: string;
+  /** What it does, one line. */
+  readonly help: string;
+}
+
+/**
+ * Every flag that takes a value, each with its environment twin (see {@linkcode envTwin}).
+ *
+ * @example
+ * ```ts
+ * import { envTwin, FLAGS } from "../cli.ts";
+ * for (const f of FLAGS) console.log(`--${f.name}`, envTwin(f.name), f.default);
+ * ```
+ */
+export const FLAGS: readonly FlagSpec[] = [
+  { name: "id", value: "ID", default: "<hostname>-<6 hex digits>", help: "member id" },
+  { name: "bind", value: "ADDR", default: "0.0.0.0", help: "gossip bind address" },
+  { name: "port", value: "PORT", default: "7946", help: "gossip UDP port (0: any free one)" },
+  {
+    name: "advertise",
+    value: "HOST[:PORT]",
+    default: "bound address, or first interface",
+    help: "address the others reach this member at",
+  },
+  {
+    name: "seeds",
+    value: "LIST",
+    default: "none",
+    help: "members to join: host:port, IPs or DNS names (resolved every 30 s), comma-separated",
+  },
+  { name: "cluster", value: "NAME", default: "default", help: "cluster name" },
+  {
+    name: "key-file",
+    value: "PATH",
+    default: "none: gossip in plaintext",
+    help: "cluster keys, one a line, primary first; reloaded on change and SIGHUP",
+  },
+  { name: "http-port", value: "PORT", default: "8080", help: "HTTP API port (0: no API)" },
+  { name: "http-bind", value: "ADDR", default: "127.0.0.1", help: "HTTP API bind address" },
+  {
+    name: "http-token",
+    value: "TOKEN",
+    default: "none",
+    help: "bearer token the HTTP write routes require",
+  },
+  {
+    name: "gossip-interval",
+    value: "MS",
+    default: String(DEFAULTS.gossipIntervalMs),
+    help: "anti-entropy period, in ms",
+  },
+  {
+    name: "log-level",
+    value: "LEVEL",
+    default: "info",
+    help: "error, warn, info or debug",
+  },
+  {
+    name: "data-dir",
+    value: "DIR",
+    default: "none: data in memory",
+    help: "keep the data in DIR across restarts (needs --id; Deno: --allow-write=DIR)",
+  },
+];
+
+const SWITCHES = ["help", "version"] as const;
+
+/**
+ * The environment twin of a flag: `http-port` → `GOSSIP_KV_HTTP_PORT`.
+ *
+ * @example
+ * ```ts
+ * import { envTwin } from "../cli.ts";
+ * console.log(envTwin("key-file")); // "GOSSIP_KV_KEY_FILE"
+ * ```
+ */
+export function envTwin(flag: string): string {
+  return `GOSSIP_KV_${flag.toUpperCase().replaceAll("-", "_")}`;
+}
+
+/** The text `--help` prints. */
+export function helpText(): string {
+  const rows = FLAGS.map((f) => [`--${f.name}=${f.value}`, envTwin(f.name)] as const);
+  const width = Math.max(...rows.map(([flag]) => flag.length));
+  return [
+    "Usage: gossip-kv node [flags]",
+    "",
+    "Starts one Gossip KV member: gossip over UDP, and the HTTP API (/healthz, /state, /usr/:key,",
+    "/members, /metrics, the dashboard at /). SIGINT or SIGTERM leaves the cluster and exits 0;",
+    "SIGHUP re-reads the key file and re-resolves the seeds.",
+    "",
+    "Flags, written --flag=value or --flag value. Each has an environment twin; a flag wins over",
+    "its twin, and an empty variable counts as unset.",
+    "",
+    ...FLAGS.flatMap((f, i) => [
+      `  ${rows[i]![0].padEnd(width)}  ${rows[i]![1]}`,
+      `      ${f.help} (default: ${f.default})`,
+    ]),
+    "  --help, -h",
+    "      print this help",
+    "  --version",
+    "      print the version",
+    "",
+    "Bad flags or an unreadable key file exit with code 2; a port that cannot be bound, 1.",
+  ].join("\n");
+}
+
+function editDistance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) {
+      next[j] = Math.min(
+        row[j]! + 1,
+        next[j - 1]! + 1,
+        row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    }
+    row = next;
+  }
+  return row[b.length]!;
+}
+
+function unknownFlag(name: string): UsageError {
+  const known = [...FLAGS.map((f) => f.name), ...SWITCHES];
+  const close = known.find((k) => editDistance(k, name) <= (name.length > 3 ? 2 : 1));
+  return new UsageError(
+    `Unknown flag --${name}${close ? ` (did you mean --${close}?)` : ""}; --help lists the flags`,
+  );
+}
+
+/** The default member id: the hostname and a random suffix, e.g. `web-1-3fa9c2`. */
+function defaultId(): string {
+  let host = "";
+  try {
+    host = osHostname();
+  } catch {
+    // Deno without --allow-sys=hostname: an id without the hostname is still unique.
+  }
+  host = host.split(".")[0]!.replace(/[^A-Za-z0-9_-]/g, "").slice(0, 200) || "gossip-kv";
+  const suffix = [...crypto.getRandomValues(new Uint8Array(3))]
+    .map((b) => b.toString(16).padStart(2, "0")).join("");
+  return `${host}-${suffix}`;
+}
+
+/**
+ * Reads the `node` command's flags from `args` (without the program and script) and their
+ * environment twins from `env` (a flag wins over its twin; an empty variable counts as
+ * unset), fills in the defaults and checks every value. Throws a {@linkcode UsageError}
+ * for anything wrong; reads no file and starts nothing.
+ *
+ * @example
+ * ```ts
+ * import { parseFlags } from "../cli.ts";
+ * const config = parseFlags(["--port=7000", "--seeds", "10.0.0.5:7946,gossip.local"], {
+ *   GOSSIP_KV_HTTP_PORT: "0",
+ * });
+ * console.log(config.port, config.seeds, config.httpPort); // 7000 ["10.0.0.5:7946", "gossip.local"] 0
+ * ```
+ */
+export function parseFlags(
+  args: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+): NodeConfig {
+  const given = new Map<string, string>();
+  let command: NodeConfig["command"] = "start";
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === "-h") {
+      command = "help";
+      continue;
+    }
+    const m = /^--([A-Za-z0-9-]+)(?:=([\s\S]*))?$/.exec(arg);
+    if (!m) {
+      throw new UsageError(
+        `Unexpected argument ${
+          JSON.stringify(arg)
+        }: flags are written --name=value or --name value`,
+      );
+    }
+    const name = m[1]!;
+    if ((SWITCHES as readonly string[]).includes(name)) {
+      if (m[2] !== undefined) throw new UsageError(`Flag --${name} takes no value`);
+      if (command !== "help") command = name as "help" | "version";
+      continue;
+    }
+    if (!FLAGS.some((f) => f.name === name)) throw unknownFlag(name);
+    if (given.has(name)) throw new UsageError(`Flag --${name} is given more than once`);
+    let value = m[2];
+    if (value === undefined) {
+      value = args[i + 1];
+      if (value === undefined || value.startsWith("--")) {
+        throw new UsageError(`Flag --${name} needs a value`);
+      }
+      i++;
+    }
+    given.set(name, value);
+  }
+
+  /** The value and where it came from (for messages), or undefined when unset. */
+  const read = (flag: string): { value: string; from: string } | undefined => {
+    const value = given.get(flag);
+    if (value !== undefined) return { value, from: `--${flag}` };
+    const twin = envTwin(flag);
+    const fromEnv = env[twin];
+    return fromEnv === undefined || fromEnv === "" ? undefined : { value: fromEnv, from: twin };
+  };
+  const text = (
+    flag: string,
+    check?: (v: string) => string | undefined,
+    secret = false,
+  ): string | undefined => {
+    const r = read(flag);
+    if (r === undefined) return undefined;
+    const problem = r.value.trim() === "" ? "must not be empty" : check?.(r.value);
+    if (problem) {
+      // A secret is never echoed: messages end up in logs.
+      const got = secret ? "" : `, got ${JSON.stringify(r.value)}`;
+      throw new UsageError(`${r.from} ${problem}${got}`);
+    }
+    return r.value;
+  };
+  const integer = (flag: string, fallback: number, min: number, max: number, what: string) => {
+    const raw = text(
+      flag,
+      (v) =>
+        /^\d{1,10}$/.test(v) && Number(v) >= min && Number(v) <= max
+          ? undefined
+          : `must be ${what} from ${min} to ${max}`,
+    );
+    return raw === undefined ? fallback : Number(raw);
+  };
+  const address = (v: string) =>
+    isIP(v.replace(/^\[(.*)\]$/, "$1")) || HOSTNAME.test(v)
+      ? undefined
+      : "must be an IP address or a host name";
+
+  const id = text("id", (v) => (v.length > 256 ? "must be at most 256 characters" : undefined));
+  const config: NodeConfig = {
+    command,
+    id: id ?? defaultId(),
+    bind: text("bind", address)?.replace(/^\[(.*)\]$/, "$1") ?? "0.0.0.0",
+    port: integer("port", 7946, 0, 65535, "a port number"),
+    seeds: [],
+    cluster:
+      text("cluster", (v) => (v.length > 256 ? "must be at most 256 characters" : undefined)) ??
+        "default",
+    httpPort: integer("http-port", 8080, 0, 65535, "a port number"),
+    httpBind: text("http-bind", address)?.replace(/^\[(.*)\]$/, "$1") ?? "127.0.0.1",
+    logLevel: "info",
+  };
+  const advertise = text("advertise", (v) => {
+    try {
+      parseAddress(v, 0);
+      return undefined;
+    } catch {
+      return "must be host, host:port or [v6]:port";
+    }
+  });
+  if (advertise !== undefined) config.advertise = advertise;
+  const interval = integer("gossip-interval", 0, 10, 3_600_000, "a period in ms");
+  if (interval !== 0) config.gossipIntervalMs = interval;
+  const seeds = read("seeds");
+  if (seeds !== undefined) {
+    for (const item of seeds.value.split(",").map((s) => s.trim()).filter(Boolean)) {
+      try {
+        parseSeed(item);
+      } catch (error) {
+        throw new UsageError(`${seeds.from}: ${(error as Error).message}`);
+      }
+      config.seeds.push(item);
+    }
+  }
+  const keyFile = text("key-file");
+  if (keyFile !== undefined) config.keyFile = keyFile;
+  const token = text(
+    "http-token",
+    (v) => (/\s/.test(v) ? "must not contain spaces" : undefined),
+    true,
+  );
+  if (token !== undefined) config.httpToken = token;
+  const level = text(
+    "log-level",
+    (v) =>
+      (LOG_LEVELS as readonly string[]).includes(v.toLowerCase())
+        ? undefined
+        : `must be one of ${LOG_LEVELS.join(", ")}`,
+  );
+  if (level !== undefined) config.logLevel = level.toLowerCase() as LogLevel;
+  const dataDir = text("data-dir");
+  if (dataDir !== undefined) {
+    if (id === undefined) {
+      throw new UsageError(
+        "--data-dir needs --id: with a new id at every start, the member would come back " +
+          "as a stranger to its own data",
+      );
+    }
+    config.dataDir = dataDir;
+  }
+  return config;
+}
