@@ -284,7 +284,7 @@ export class Engine {
   readonly #meta: Readonly<Record<string, unknown>>;
   readonly #broadcasts = new BroadcastQueue();
   #seeds: readonly string[];
-  #outbox = new Map<string, Message[]>();
+  readonly #outbox = new Map<string, Message[]>();
   readonly #outboxIds = new Map<string, string>();
   #changes: Change[] = [];
   #memberChanges: MemberChange[] = [];
@@ -518,11 +518,9 @@ export class Engine {
     // does the rest.
     const forward = fresh.filter((e) => e.deleted || approxSize(e.value) <= LARGE_ENTRY_BYTES);
     if (forward.length && rumorHop + 1 <= this.#rumorHopLimit()) {
-      const peers = sample(
-        this.#random,
-        this.membership.live().filter((p) => p.id !== sender),
-        this.config.fanout,
-      );
+      // One extra pick stands in for the sender, should it be drawn: no O(N) copy per rumor.
+      const peers = sample(this.#random, this.membership.live(), this.config.fanout + 1)
+        .filter((p) => p.id !== sender).slice(0, this.config.fanout);
       for (const peer of peers) {
         this.#send(peer.address, { type: "rumor", hop: rumorHop + 1, entries: forward }, peer.id);
       }
@@ -576,8 +574,8 @@ export class Engine {
         p.indirect ? p.sentAt + this.config.probeIntervalMs : p.sentAt + this.config.probeTimeoutMs,
       );
     }
-    for (const m of this.membership.live()) {
-      if (m.status === "suspect" && m.suspectDeadline) t = Math.min(t, m.suspectDeadline);
+    for (const m of this.membership.suspects()) {
+      if (m.suspectDeadline) t = Math.min(t, m.suspectDeadline);
     }
     return t;
   }
@@ -612,7 +610,7 @@ export class Engine {
       for (const m of all) this.counters.messagesOut[m.type]++;
       outgoing.push({ to, messages: all });
     }
-    this.#outbox = new Map();
+    this.#outbox.clear();
     this.#outboxIds.clear();
     const out = {
       outgoing,
@@ -766,12 +764,6 @@ export class Engine {
     }
     this.#broadcast(u);
     if (changed.status === "suspect") this.#confirmSuspicion(changed, u.by ?? sender, now);
-    if (changed.status === "alive" && previous !== undefined && previous !== "alive") {
-      // A refutation races the suspicion timers: push it on at once, like a rumor.
-      for (const peer of sample(this.#random, this.membership.live(), this.config.fanout)) {
-        if (peer.id !== sender && peer.id !== u.id) this.#send(peer.address, u, peer.id);
-      }
-    }
     if (previous !== changed.status) this.#emitMember(changed, previous);
     if (!before) this.#send(changed.address, this.membership.update(this.membership.self));
   }
@@ -817,8 +809,8 @@ export class Engine {
   }
 
   #tickSuspicions(now: number): void {
-    for (const m of this.membership.live()) {
-      if (m.status === "suspect" && m.suspectDeadline && now >= m.suspectDeadline) {
+    for (const m of [...this.membership.suspects()]) {
+      if (m.suspectDeadline && now >= m.suspectDeadline) {
         const u: MemberMessage = {
           type: "member",
           id: m.id,

@@ -43,6 +43,7 @@ export class Membership {
   readonly self: MemberState;
   readonly #members = new Map<string, MemberState>();
   #live: MemberState[] | undefined;
+  #suspects: MemberState[] | undefined;
 
   constructor(id: string, address: string, now: number) {
     this.self = {
@@ -84,6 +85,12 @@ export class Membership {
     return this.#live;
   }
 
+  /** Other members that are suspect (usually none: cheap to scan on every tick). */
+  suspects(): readonly MemberState[] {
+    this.#suspects ??= this.live().filter((m) => m.status === "suspect");
+    return this.#suspects;
+  }
+
   /** Other members that are dead (not left): candidates for reconnection after a partition. */
   dead(): MemberState[] {
     return [...this.#members.values()].filter((m) => m.status === "dead");
@@ -109,14 +116,14 @@ export class Membership {
         suspicion: undefined,
       };
       this.#members.set(u.id, m);
-      this.#live = undefined;
+      this.#live = this.#suspects = undefined;
       return m;
     }
     if (!overrides(u, known)) return undefined;
     if (known.status !== u.status) {
       known.status = u.status;
       known.since = now;
-      this.#live = undefined;
+      this.#live = this.#suspects = undefined;
     }
     // A suspicion is of one incarnation: a new status or incarnation starts afresh.
     known.suspectDeadline = 0;
@@ -142,7 +149,7 @@ export class Membership {
   /** Forgets a member entirely. */
   forget(id: string): boolean {
     if (id === this.self.id) return false;
-    this.#live = undefined;
+    this.#live = this.#suspects = undefined;
     return this.#members.delete(id);
   }
 

@@ -45,9 +45,12 @@ export function nodeIndex(ka: number, level: number): number {
   return level === 0 ? 0 : ka >>> (32 - BITS_PER_LEVEL * level);
 }
 
+const WIDTH = Array.from({ length: MAX_LEVEL + 1 }, (_, l) => 2 ** (BITS_PER_LEVEL * l));
+const OFFSET = WIDTH.map((w) => (w - 1) / (FANOUT - 1));
+
 /** Number of nodes at `level`. */
 export function levelWidth(level: number): number {
-  return 2 ** (BITS_PER_LEVEL * level);
+  return WIDTH[level] ?? 2 ** (BITS_PER_LEVEL * level);
 }
 
 /** Whether (level, index) names a node of the tree. */
@@ -56,8 +59,9 @@ export function isNode(level: number, index: number): boolean {
     Number.isInteger(index) && index >= 0 && index < levelWidth(level);
 }
 
+/** Where level `level` starts in the dense arrays (levels 0 to 4 are stored at most). */
 function levelOffset(level: number): number {
-  return (levelWidth(level) - 1) / (FANOUT - 1);
+  return OFFSET[level]!;
 }
 
 /** The Merkle index of a set of items. */
@@ -164,11 +168,15 @@ export class MerkleTree<T extends MerkleItem> {
   }
 
   #toggle(item: T, delta: 1 | -1): void {
-    for (let level = 0; level <= this.#depth; level++) {
-      const o = levelOffset(level) + nodeIndex(item.ka, level);
-      this.#a[o]! ^= item.ea;
-      this.#b[o]! ^= item.eb;
-      this.#count[o]! += delta;
+    const a = this.#a, b = this.#b, count = this.#count, ka = item.ka;
+    a[0]! ^= item.ea;
+    b[0]! ^= item.eb;
+    count[0]! += delta;
+    for (let level = 1; level <= this.#depth; level++) {
+      const o = OFFSET[level]! + (ka >>> (32 - BITS_PER_LEVEL * level));
+      a[o]! ^= item.ea;
+      b[o]! ^= item.eb;
+      count[o]! += delta;
     }
   }
 

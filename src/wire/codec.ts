@@ -160,6 +160,8 @@ export interface PackOptions {
   readonly mtu: number;
   /** Called for an id each time a message must be fragmented. */
   readonly nextFragmentId: () => number;
+  /** The CBOR of `cluster` and `sender`, when the caller keeps it (it rarely changes). */
+  readonly prefix?: readonly [Uint8Array, Uint8Array];
 }
 
 /**
@@ -169,7 +171,7 @@ export interface PackOptions {
  */
 export function packDatagrams(messages: readonly Message[], options: PackOptions): Uint8Array[] {
   const { mtu } = options;
-  const prefix = [encodeCbor(options.cluster), encodeCbor(options.sender)];
+  const prefix = options.prefix ?? [encodeCbor(options.cluster), encodeCbor(options.sender)];
   // Room for messages: the header, a worst-case (5-byte) array header and the prefix.
   const budget = mtu - HEADER_BYTES - 5 - prefix[0]!.length - prefix[1]!.length;
   if (budget < 64) {

@@ -7,6 +7,7 @@
  */
 
 import type { Envelope, Message } from "../core/messages.ts";
+import { encodeCbor } from "./cbor.ts";
 import {
   decodeDatagram,
   DEFAULT_MTU,
@@ -57,6 +58,8 @@ export class Wire {
   readonly #drops = new Map<DropReason, number>();
   #pendingBytes = 0;
   #nextId = 0;
+  /** The CBOR of the cluster name and sender id, written into every envelope. */
+  readonly #prefix: readonly [Uint8Array, Uint8Array];
 
   constructor(options: WireOptions) {
     this.cluster = options.cluster;
@@ -65,6 +68,7 @@ export class Wire {
     this.maxMessageBytes = options.maxMessageBytes ?? 8 * 1024 * 1024;
     this.maxPendingBytes = options.maxPendingBytes ?? 32 * 1024 * 1024;
     this.fragmentTimeoutMs = options.fragmentTimeoutMs ?? 10_000;
+    this.#prefix = [encodeCbor(this.cluster), encodeCbor(this.sender)];
     if (!Number.isInteger(this.mtu) || this.mtu < 256 || this.mtu > 65_507) {
       throw new RangeError(`MTU must be an integer from 256 to 65507, got ${this.mtu}`);
     }
@@ -80,6 +84,7 @@ export class Wire {
       sender: this.sender,
       mtu: this.mtu - reserveBytes,
       nextFragmentId: () => this.#nextId = (this.#nextId + 1) >>> 0,
+      prefix: this.#prefix,
     });
   }
 
