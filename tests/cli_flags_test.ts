@@ -30,6 +30,7 @@ const EVERY_FLAG: Record<string, [string, Partial<NodeConfig>]> = {
   "http-bind": ["0.0.0.0", { httpBind: "0.0.0.0" }],
   "http-token": ["t0ken", { httpToken: "t0ken" }],
   "gossip-interval": ["250", { gossipIntervalMs: 250 }],
+  "tombstone-grace": ["20000", { tombstoneGraceMs: 20_000 }],
   "log-level": ["debug", { logLevel: "debug" }],
   "data-dir": ["/var/lib/gossip-kv", { dataDir: "/var/lib/gossip-kv" }],
 };
@@ -46,6 +47,7 @@ const EXPECTED: NodeConfig = {
   httpBind: "0.0.0.0",
   httpToken: "t0ken",
   gossipIntervalMs: 250,
+  tombstoneGraceMs: 20_000,
   logLevel: "debug",
   dataDir: "/var/lib/gossip-kv",
 };
@@ -127,6 +129,7 @@ test("a flag wins over its environment twin, for every flag", () => {
     "http-bind": ["::1", { httpBind: "::1" }],
     "http-token": ["other-token", { httpToken: "other-token" }],
     "gossip-interval": ["100", { gossipIntervalMs: 100 }],
+    "tombstone-grace": ["86400000", { tombstoneGraceMs: 86_400_000 }],
     "log-level": ["warn", { logLevel: "warn" }],
     "data-dir": ["/data", { dataDir: "/data" }],
   };
@@ -226,6 +229,31 @@ test("bad numbers are refused, naming the flag or the variable", () => {
       /^--gossip-interval must be a period in ms from 10 to 3600000/,
     );
   }
+  for (const bad of ["0", "999", "1s", "2592000001", "-5"]) {
+    usageError(
+      [`--tombstone-grace=${bad}`],
+      {},
+      /^--tombstone-grace must be a period in ms from 1000 to 2592000000/,
+    );
+  }
+  usageError(
+    [],
+    { GOSSIP_KV_TOMBSTONE_GRACE: "1h" },
+    /^GOSSIP_KV_TOMBSTONE_GRACE must be a period in ms from 1000 to 2592000000, got "1h"$/,
+  );
+});
+
+test("--tombstone-grace sets tombstoneGraceMs; unset, the library default (1 hour) applies", () => {
+  assert.equal(parseFlags(["--tombstone-grace=1000"], {}).tombstoneGraceMs, 1_000);
+  assert.equal(
+    parseFlags([], { GOSSIP_KV_TOMBSTONE_GRACE: "2592000000" }).tombstoneGraceMs,
+    2_592_000_000,
+  );
+  assert.equal("tombstoneGraceMs" in parseFlags([], {}), false);
+  assert.match(
+    helpText(),
+    /--tombstone-grace=MS {2,}GOSSIP_KV_TOMBSTONE_GRACE\n.*default: 3600000/,
+  );
 });
 
 test("bad addresses, seeds, names and levels are refused", () => {

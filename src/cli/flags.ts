@@ -46,6 +46,8 @@ export interface NodeConfig {
   httpToken?: string;
   /** Anti-entropy period in ms (`--gossip-interval`). Default: the library's (`DEFAULTS`). */
   gossipIntervalMs?: number;
+  /** Tombstone grace period in ms (`--tombstone-grace`). Default: the library's (`DEFAULTS`). */
+  tombstoneGraceMs?: number;
   /** Log verbosity (`--log-level`). Default `"info"`. */
   logLevel: LogLevel;
   /** Directory the member keeps its data in across restarts (`--data-dir`). Default: none. */
@@ -134,6 +136,12 @@ export const FLAGS: readonly FlagSpec[] = [
     value: "MS",
     default: String(DEFAULTS.gossipIntervalMs),
     help: "anti-entropy period, in ms",
+  },
+  {
+    name: "tombstone-grace",
+    value: "MS",
+    default: String(DEFAULTS.tombstoneGraceMs),
+    help: "deletes are remembered this long, in ms (keep it above any outage)",
   },
   {
     name: "log-level",
@@ -346,6 +354,8 @@ export function parseFlags(
   if (advertise !== undefined) config.advertise = advertise;
   const interval = integer("gossip-interval", 0, 10, 3_600_000, "a period in ms");
   if (interval !== 0) config.gossipIntervalMs = interval;
+  const grace = integer("tombstone-grace", 0, 1_000, 2_592_000_000, "a period in ms");
+  if (grace !== 0) config.tombstoneGraceMs = grace;
   const seeds = read("seeds");
   if (seeds !== undefined) {
     for (const item of seeds.value.split(",").map((s) => s.trim()).filter(Boolean)) {

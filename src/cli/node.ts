@@ -108,6 +108,7 @@ export async function startNode(config: NodeConfig, options: StartOptions): Prom
       seeds: seeds.addresses,
       cluster: config.cluster,
       ...(config.gossipIntervalMs !== undefined && { gossipIntervalMs: config.gossipIntervalMs }),
+      ...(config.tombstoneGraceMs !== undefined && { tombstoneGraceMs: config.tombstoneGraceMs }),
       meta: { runtime },
       ...(keyFile && { keys: keyFile.keys }),
       ...(config.dataDir !== undefined && {
