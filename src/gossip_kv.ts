@@ -152,10 +152,10 @@ export interface GossipKVStats {
   /** Datagrams the transport failed to send. */
   readonly sendErrors: number;
   /**
-   * Fragments not sent because an earlier fragmented message to the same peer was still
-   * queued in the transport (backpressure); anti-entropy sends their content again later.
+   * Datagrams dropped before sending because {@linkcode MAX_PENDING_SENDS} sends were still
+   * queued (an overloaded member sheds load like a full socket buffer; anti-entropy repairs).
    */
-  readonly fragmentsSkipped: number;
+  readonly sendsDropped: number;
   /** Datagrams refused, by reason. */
   readonly dropped: Readonly<Partial<Record<DropReason, number>>>;
   /** Age, in ms, of the newest remote write when it arrived here (last one seen). */
@@ -217,8 +217,8 @@ export class GossipKV {
   readonly #storage: Storage | undefined;
   #storageClosed = false;
   readonly #pendingSends = new Set<Promise<void>>();
-  /** Fragments handed to the transport and not yet sent, by destination. */
-  readonly #fragmentsQueued = new Map<string, number>();
+  /** With a keyring: received datagrams still being opened. */
+  #opening = 0;
   #keyring: Keyring | undefined;
   #keysApplied: Promise<void> = Promise.resolve();
   readonly #replay: ReplayGuard;
@@ -232,7 +232,7 @@ export class GossipKV {
     bytesIn: 0,
     bytesOut: 0,
     sendErrors: 0,
-    fragmentsSkipped: 0,
+    sendsDropped: 0,
     bytesOutByType: {} as Record<string, number>,
     bytesInByType: {} as Record<string, number>,
     lastConvergenceLagMs: null as number | null,
@@ -533,7 +533,7 @@ export class GossipKV {
       bytesOutByType: { ...s.bytesOutByType },
       bytesInByType: { ...s.bytesInByType },
       sendErrors: s.sendErrors,
-      fragmentsSkipped: s.fragmentsSkipped,
+      sendsDropped: s.sendsDropped,
       dropped: Object.fromEntries(this.#wire.drops),
       lastConvergenceLagMs: s.lastConvergenceLagMs,
     };
@@ -620,11 +620,19 @@ export class GossipKV {
       this.#wire.drop(refused.reason, refused.detail);
       return;
     }
+    if (this.#opening >= MAX_PENDING_OPENS) {
+      // More arrives than this member can decrypt: shed it now, like a full socket buffer,
+      // rather than queue it until it is too old to be accepted anyway.
+      this.#wire.drop("overloaded", `${this.#opening} datagrams still being decrypted`);
+      return;
+    }
     // WebCrypto is async and may finish out of order: open at once, deliver in arrival
     // order. `open` never rejects; the catch guards the delivery itself.
+    this.#opening++;
     const opening = keyring.open(data, this.#wire.cluster);
     opening.catch(() => {}); // handled below, maybe after this turn: not "unhandled"
     this.#inbound = this.#inbound.then(() => opening).then((opened) => {
+      this.#opening--;
       if (this.#closed) return;
       const now = this.#clock.now();
       const refused = opened.status === "dropped"
@@ -696,21 +704,16 @@ export class GossipKV {
         this.#onError(error);
         continue;
       }
-      // A large value is hundreds of fragments. If the previous ones to this peer are still
-      // queued (a slow socket), anti-entropy repeating the value every round would only
-      // pile up copies: skip the fragments this time, the next round carries them.
-      const busy = (this.#fragmentsQueued.get(to) ?? 0) > 0;
       let total = 0;
       for (const d of datagrams) {
-        const fragment = d[3] === Kind.Fragment;
-        if (busy && fragment) {
-          this.#stats.fragmentsSkipped++;
+        if (this.#pendingSends.size >= MAX_PENDING_SENDS) {
+          this.#stats.sendsDropped++;
           continue;
         }
         this.#stats.datagramsOut++;
         this.#stats.bytesOut += d.length + overhead;
         total += d.length + overhead;
-        this.#sendDatagram(to, d, fragment);
+        this.#sendDatagram(to, d);
       }
       for (const m of messages) {
         this.#stats.bytesOutByType[m.type] = (this.#stats.bytesOutByType[m.type] ?? 0) +
@@ -741,10 +744,10 @@ export class GossipKV {
     this.#schedule();
   }
 
-  #sendDatagram(to: string, data: Uint8Array, fragment: boolean): void {
+  #sendDatagram(to: string, data: Uint8Array): void {
     const keyring = this.#keyring;
     if (keyring === undefined) {
-      this.#track(() => this.#transport.send(to, data), fragment ? to : undefined);
+      this.#track(() => this.#transport.send(to, data));
       return;
     }
     // Seal at once (in parallel), hand to the transport in order.
@@ -754,26 +757,15 @@ export class GossipKV {
       sent: this.#transport.send(to, sealed),
     }));
     this.#outbound = handed.then(() => {}, () => {});
-    this.#track(() => handed.then(({ sent }) => sent), fragment ? to : undefined);
+    this.#track(() => handed.then(({ sent }) => sent));
   }
 
-  /**
-   * Runs a send, counting a throw or a rejection as a send error; with `fragmentTo`,
-   * counts it as a queued fragment to that destination until it settles.
-   */
-  #track(send: () => void | Promise<void>, fragmentTo?: string): void {
+  /** Runs a send, counting a throw or a rejection as a send error. */
+  #track(send: () => void | Promise<void>): void {
     try {
       const p = send();
       if (p && typeof (p as Promise<void>).then === "function") {
-        const queued = this.#fragmentsQueued;
-        if (fragmentTo !== undefined) queued.set(fragmentTo, (queued.get(fragmentTo) ?? 0) + 1);
-        const settle = () => {
-          this.#pendingSends.delete(tracked);
-          if (fragmentTo === undefined) return;
-          const n = queued.get(fragmentTo)! - 1;
-          if (n > 0) queued.set(fragmentTo, n);
-          else queued.delete(fragmentTo);
-        };
+        const settle = () => void this.#pendingSends.delete(tracked);
         const tracked: Promise<void> = (p as Promise<void>).then(settle, () => {
           settle();
           this.#stats.sendErrors++;
@@ -785,6 +777,11 @@ export class GossipKV {
     }
   }
 }
+
+/** Datagrams queued for sending at most; more are dropped (and counted) until some leave. */
+export const MAX_PENDING_SENDS = 8192;
+/** Received datagrams waiting to be decrypted at most; more are dropped as `overloaded`. */
+export const MAX_PENDING_OPENS = 4096;
 
 /** The default value of every engine option, for documentation and tools. */
 export const DEFAULTS: Readonly<EngineConfig> = DEFAULT_CONFIG;

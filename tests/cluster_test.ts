@@ -141,6 +141,28 @@ test("a delete never resurrects, even after its tombstone is collected", async (
   await c.close();
 });
 
+test("a write that arrives after the grace period is kept, unless a delete superseded it", async () => {
+  const grace = 10_000;
+  const c = await started(4, {
+    seed: 13,
+    member: { tombstoneGraceMs: grace, forgetAfterMs: 600_000 },
+  });
+  await c.get("m0").set("doomed", "old");
+  assert.notEqual(c.runUntil(() => c.everyoneHas("doomed", "old"), 5_000), -1);
+  // m3 is cut off longer than the grace period; both sides write meanwhile.
+  c.partition(["m0", "m1", "m2"], ["m3"]);
+  await c.get("m3").set("late", "written while cut off");
+  await c.get("m1").delete("doomed");
+  c.run(3 * grace);
+  c.heal();
+  assert.notEqual(c.runUntil(() => c.converged(), 60_000), -1);
+  // The delete was collected, yet the old value does not come back…
+  assert.ok(c.everyoneHas("doomed", undefined));
+  // …while a write nobody deleted, older than the grace period when it arrives, survives.
+  assert.ok(c.everyoneHas("late", "written while cut off"), "an acknowledged write was lost");
+  await c.close();
+});
+
 test("a crashed member is marked dead, a closed one left", async () => {
   const c = await started(5, { seed: 5 });
   await c.crash("m4");

@@ -110,3 +110,41 @@ test("a member forwards small new entries of a rumor, but not large ones", () =>
   void a;
   void c;
 });
+
+test("an unknown entry older than the graveyard's memory is refused, and its sender told to delete it", () => {
+  const grace = 1_000;
+  const t = 1_000_000;
+  const a = new Engine({ id: "a", address: "a", tombstoneGraceMs: grace }, t, seededRandom("a"));
+  a.start(t);
+  a.takeOutput();
+  const now = t + 20 * grace; // settled, and far past ten grace periods
+  const ancient = {
+    section: "usr" as const,
+    key: "k",
+    value: 1,
+    wall: t + 5 * grace,
+    logical: 0,
+    writer: "z",
+    deleted: false,
+  };
+  const recent = { ...ancient, key: "r", wall: now - 3 * grace };
+  a.receive("z", {
+    cluster: "c",
+    sender: "z",
+    messages: [{ type: "entries", entries: [ancient, recent] }],
+  }, now);
+  assert.equal(
+    a.store.get("usr", "k"),
+    undefined,
+    "an entry beyond the graveyard's memory came back",
+  );
+  assert.equal(
+    a.store.get("usr", "r")?.value,
+    1,
+    "a late entry no tombstone superseded was refused",
+  );
+  const kill = a.takeOutput().outgoing.flatMap((o) => o.messages)
+    .flatMap((m) => (m.type === "entries" ? m.entries : []));
+  assert.deepEqual(kill.map((e) => [e.key, e.deleted, e.logical]), [["k", true, 1]]);
+  assert.equal(a.counters.refusedExpired, 1);
+});

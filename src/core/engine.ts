@@ -18,7 +18,7 @@ import { HybridClock } from "./hlc.ts";
 import { BroadcastQueue, Membership, type MemberState } from "./membership.ts";
 import type { Envelope, MemberMessage, MemberStatus, Message } from "./messages.ts";
 import { type Random, sample, shuffle } from "./random.ts";
-import { type Entry, type Section, Store, type StoredEntry } from "./store.ts";
+import { type Entry, keyHash, type Section, Store, type StoredEntry } from "./store.ts";
 import { syncReply, syncRoot } from "./sync.ts";
 
 /** Prefix of the `sys` keys that describe members: `members/<id>`. */
@@ -228,6 +228,11 @@ interface Relay {
   readonly expires: number;
 }
 
+/** The graveyard remembers collected tombstones for this many grace periods. */
+const GRAVEYARD_GRACES = 10;
+/** Collected tombstones remembered at most, both sections together (about 50 B each). */
+const GRAVEYARD_MAX = 1_000_000;
+
 /** Values above this many bytes (roughly) count as large: see `largeEntryCooldownMs`. */
 const LARGE_ENTRY_BYTES = 8 * 1024;
 
@@ -295,6 +300,10 @@ export class Engine {
   #probe: Probe | undefined;
   #probeOrder: MemberState[] = [];
   readonly #relays = new Map<number, Relay>();
+  /** Key hashes of collected tombstones, by section, with their wall time (see #buried). */
+  readonly #graveyard: Record<Section, Map<number, number>> = { sys: new Map(), usr: new Map() };
+  /** Versions at or before this wall time are refused: the graveyard forgot what it held. */
+  #graveyardFloor = 0;
   /** Large entries recently sent, by destination: entry hash → until when not to resend. */
   readonly #largeSent = new Map<string, Map<string, number>>();
   #nextProbeAt: number;
@@ -908,10 +917,10 @@ export class Engine {
       return "refused";
     }
     const current = this.store.get(e.section, e.key);
-    if (!current && this.settled(now) && e.wall < now - this.config.tombstoneGraceMs) {
-      // Older than the grace period and unknown here: it may be a key whose tombstone we
-      // have collected. Refuse it, and tell the sender to delete it too, so that a member
-      // that was away longer than the grace period cannot resurrect deleted keys.
+    if (!current && this.#buried(e, now)) {
+      // A version older than a tombstone we collected: the key was deleted, and this copy
+      // comes from a member that was away longer than the grace period. Refuse it, and tell
+      // the sender to delete it too, so that it cannot resurrect the key anywhere.
       this.counters.refusedExpired++;
       if (!e.deleted) {
         this.#send(from, {
@@ -977,15 +986,52 @@ export class Engine {
     return out;
   }
 
+  /**
+   * Whether `e`, unknown here, may be a version a collected tombstone superseded. Only a
+   * settled member (up for the grace period) judges, and only entries older than the grace
+   * period: younger ones cannot be behind a collected tombstone. Within the graveyard's
+   * memory it knows which keys it collected tombstones for, and when: a late but legitimate
+   * write (a member that lagged, a long partition) is accepted. Beyond that memory (older
+   * than `GRAVEYARD_GRACES` grace periods, or evicted for room) it refuses.
+   */
+  #buried(e: Entry, now: number): boolean {
+    if (!this.settled(now) || e.wall >= now - this.config.tombstoneGraceMs) return false;
+    if (e.wall <= Math.max(this.#graveyardFloor, now - GRAVEYARD_GRACES * this.config.tombstoneGraceMs)) {
+      return true;
+    }
+    const deletedAt = this.#graveyard[e.section].get(keyHash(e.section, e.key));
+    return deletedAt !== undefined && deletedAt >= e.wall;
+  }
+
+  /** Remembers collected tombstones (key hash → wall time), within bounds. */
+  #bury(collected: readonly StoredEntry[], now: number): void {
+    for (const t of collected) {
+      const graves = this.#graveyard[t.section];
+      graves.delete(t.ka); // re-insert: the maps stay in order of collection
+      graves.set(t.ka, t.wall);
+    }
+    const horizon = now - GRAVEYARD_GRACES * this.config.tombstoneGraceMs;
+    for (const section of ["sys", "usr"] as const) {
+      const graves = this.#graveyard[section];
+      for (const [ka, wall] of graves) {
+        if (wall > horizon && graves.size <= GRAVEYARD_MAX / 2) break;
+        graves.delete(ka);
+        if (wall > horizon) this.#graveyardFloor = Math.max(this.#graveyardFloor, wall);
+      }
+    }
+  }
+
   #maintain(now: number): void {
     for (const [to, recent] of this.#largeSent) {
       for (const [id, until] of recent) if (until <= now) recent.delete(id);
       if (recent.size === 0) this.#largeSent.delete(to);
     }
+    const before = this.#collected.length;
     this.counters.tombstonesCollected += this.store.collectTombstones(
       now - this.config.tombstoneGraceMs,
       this.#collected,
     );
+    this.#bury(this.#collected.slice(before), now);
     for (const [seq, r] of this.#relays) if (r.expires <= now) this.#relays.delete(seq);
     for (const m of [...this.membership.all()]) {
       if (

@@ -46,10 +46,15 @@ export function compareVersions(
   return a.writer < b.writer ? -1 : a.writer > b.writer ? 1 : 0;
 }
 
+/** The first lane of a key's hash: where the key sits in the Merkle tree. */
+export function keyHash(section: Section, key: string): number {
+  return hashString(key, LANE_A ^ (section === "usr" ? 0 : 0x51));
+}
+
 /** Adds the hashes to an entry, making it ready to be stored or compared by hash. */
 export function hashEntry(entry: Entry): StoredEntry {
   const seed = entry.section === "usr" ? 0 : 0x51;
-  const ka = hashString(entry.key, LANE_A ^ seed);
+  const ka = keyHash(entry.section, entry.key);
   const kb = hashString(entry.key, LANE_B ^ seed);
   const [ea, eb] = entryHash(ka, kb, entry.wall, entry.logical, entry.writer, entry.deleted);
   return {

@@ -16,6 +16,7 @@ const DROP_REASONS = [
   "unauthenticated",
   "replayed",
   "plaintext",
+  "overloaded",
 ] as const satisfies readonly DropReason[];
 const STATUSES = ["alive", "suspect", "dead", "left"] as const;
 
@@ -77,6 +78,12 @@ export function metricsText(kv: GossipKV, gossip: HttpTransport | undefined): st
     {},
     s.sendErrors,
   ]]);
+  m.family(
+    "sends_dropped_total",
+    "counter",
+    "Datagrams dropped before sending: too many sends were still queued (backpressure).",
+    [[{}, s.sendsDropped]],
+  );
   const reasons = new Set<string>([...DROP_REASONS, ...Object.keys(s.dropped)]);
   m.family(
     "dropped_datagrams_total",

@@ -66,7 +66,8 @@ export type DropReason =
   | "fragment-overflow"
   | "unauthenticated"
   | "replayed"
-  | "plaintext";
+  | "plaintext"
+  | "overloaded";
 
 /** A fragment of a large datagram. */
 export interface Fragment {
