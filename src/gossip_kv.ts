@@ -24,7 +24,7 @@ import { systemClock, systemScheduler } from "./time.ts";
 import type { Storage } from "./storage/types.ts";
 import type { Transport } from "./transport/types.ts";
 import { assertValue, decodeCbor, encodeCbor } from "./wire/cbor.ts";
-import { type DropReason, Kind, MAX_KEY_LENGTH } from "./wire/codec.ts";
+import { type DropReason, MAX_KEY_LENGTH } from "./wire/codec.ts";
 import { checkSealed, type KeyInput, Keyring, ReplayGuard, SEAL_OVERHEAD } from "./wire/crypto.ts";
 import { type Received, Wire } from "./wire/wire.ts";
 
