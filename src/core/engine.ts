@@ -996,7 +996,10 @@ export class Engine {
    */
   #buried(e: Entry, now: number): boolean {
     if (!this.settled(now) || e.wall >= now - this.config.tombstoneGraceMs) return false;
-    if (e.wall <= Math.max(this.#graveyardFloor, now - GRAVEYARD_GRACES * this.config.tombstoneGraceMs)) {
+    if (
+      e.wall <=
+        Math.max(this.#graveyardFloor, now - GRAVEYARD_GRACES * this.config.tombstoneGraceMs)
+    ) {
       return true;
     }
     const deletedAt = this.#graveyard[e.section].get(keyHash(e.section, e.key));
