@@ -18,7 +18,14 @@ import { HybridClock } from "./hlc.ts";
 import { BroadcastQueue, Membership, type MemberState } from "./membership.ts";
 import type { Envelope, MemberMessage, MemberStatus, Message } from "./messages.ts";
 import { type Random, sample, shuffle } from "./random.ts";
-import { type Entry, keyHash, type Section, Store, type StoredEntry } from "./store.ts";
+import {
+  type Entry,
+  keyHash,
+  type Section,
+  Store,
+  type StoredEntry,
+  tombstoneAfter,
+} from "./store.ts";
 import { syncReply, syncRoot } from "./sync.ts";
 
 /** Prefix of the `sys` keys that describe members: `members/<id>`. */
@@ -256,6 +263,16 @@ export function approxSize(value: unknown, limit: number = LARGE_ENTRY_BYTES + 1
   return size;
 }
 
+/** Whether an entry's value is large: see `largeEntryCooldownMs`. */
+function isLarge(e: Entry): boolean {
+  return !e.deleted && approxSize(e.value) > LARGE_ENTRY_BYTES;
+}
+
+/** The `sys` rule: only member `x` writes `members/x`. */
+function validSys(e: Entry): boolean {
+  return e.section !== "sys" || e.key === MEMBER_KEY_PREFIX + e.writer;
+}
+
 /** Splits `host:port` (or `[v6]:port`) into its parts; port 0 when there is none. */
 export function splitAddress(address: string): { host: string; port: number } {
   const m = /^\[?([^\]]*?)\]?:(\d{1,5})$/.exec(address);
@@ -380,23 +397,17 @@ export class Engine {
    * how many versions were applied (older duplicates and invalid `sys` entries are not).
    */
   load(entries: Iterable<Entry>, now: number): number {
-    let latest: { wall: number; logical: number } | undefined;
     let applied = 0;
     for (const e of entries) {
-      // The same rule as for remote entries: only member x writes members/x.
-      if (e.section === "sys" && e.key !== MEMBER_KEY_PREFIX + e.writer) continue;
+      if (!validSys(e)) continue;
+      // Our own entries: trust their stamps whatever the drift bound (observing a stamp at
+      // its own wall time always passes).
+      this.clock.observe(e, e.wall);
       const r = this.store.merge(e);
-      if (r.outcome === "applied") applied++;
-      if (
-        !latest || e.wall > latest.wall || (e.wall === latest.wall && e.logical > latest.logical)
-      ) {
-        latest = { wall: e.wall, logical: e.logical };
-      }
-      if (r.outcome === "applied" && e.section === "sys") this.#onRecord(r.stored!, now);
+      if (r.outcome !== "applied") continue;
+      applied++;
+      if (e.section === "sys") this.#onRecord(r.stored!, now);
     }
-    // Our own entries: trust their stamps whatever the drift bound (observing a stamp at
-    // its own wall time always passes).
-    if (latest) this.clock.observe(latest, latest.wall);
     this.#memberChanges = [];
     return applied;
   }
@@ -439,9 +450,10 @@ export class Engine {
     const entries = this.#pendingRumor.filter((e) => this.store.get(e.section, e.key) === e);
     this.#pendingRumor = [];
     if (entries.length === 0) return;
+    const large = entries.filter(isLarge);
     for (const peer of sample(this.#random, this.membership.live(), this.config.fanout)) {
       this.#send(peer.address, { type: "rumor", hop: 0, entries }, peer.id);
-      this.#withoutLargeInFlight(peer.address, entries, now);
+      this.#withoutLargeInFlight(peer.address, large, now); // notes them as in flight
     }
   }
 
@@ -460,7 +472,7 @@ export class Engine {
           if (m.target === this.id) this.#send(from, { type: "ack", seq: m.seq });
           break;
         case "ack":
-          this.#onAck(m.seq, sender, now);
+          this.#onAck(m.seq, now);
           break;
         case "ping-req": {
           const seq = this.#nextSeq();
@@ -525,7 +537,7 @@ export class Engine {
     // Large values are not forwarded: `fanout` copies per member of a megabyte would swamp
     // the network. The writer's own push starts them; anti-entropy, one copy per member,
     // does the rest.
-    const forward = fresh.filter((e) => e.deleted || approxSize(e.value) <= LARGE_ENTRY_BYTES);
+    const forward = fresh.filter((e) => !isLarge(e));
     if (forward.length && rumorHop + 1 <= this.#rumorHopLimit()) {
       // One extra pick stands in for the sender, should it be drawn: no O(N) copy per rumor.
       const peers = sample(this.#random, this.membership.live(), this.config.fanout + 1)
@@ -890,7 +902,7 @@ export class Engine {
     }
   }
 
-  #onAck(seq: number, sender: string, now: number): void {
+  #onAck(seq: number, now: number): void {
     const p = this.#probe;
     if (p && p.seq === seq) {
       p.acked = true;
@@ -903,7 +915,6 @@ export class Engine {
       this.#relays.delete(seq);
       this.#send(relay.requester, { type: "ack", seq: relay.seq });
     }
-    void sender;
   }
 
   /** Merges one remote entry under the store's rules. */
@@ -912,7 +923,7 @@ export class Engine {
       this.counters.refusedClockSkew++;
       return "refused";
     }
-    if (e.section === "sys" && e.key !== MEMBER_KEY_PREFIX + e.writer) {
+    if (!validSys(e)) {
       this.counters.refusedInvalid++;
       return "refused";
     }
@@ -925,7 +936,7 @@ export class Engine {
       if (!e.deleted) {
         this.#send(from, {
           type: "entries",
-          entries: [{ ...e, value: undefined, logical: e.logical + 1, deleted: true }],
+          entries: [tombstoneAfter(e)],
         });
       }
       return "refused";
@@ -974,7 +985,7 @@ export class Engine {
     let recent = this.#largeSent.get(to);
     const out: StoredEntry[] = [];
     for (const e of entries) {
-      if (!e.deleted && approxSize(e.value) > LARGE_ENTRY_BYTES) {
+      if (isLarge(e)) {
         const id = `${e.ea}:${e.eb}`;
         const until = recent?.get(id);
         if (until !== undefined && until > now) continue;
@@ -1045,15 +1056,7 @@ export class Engine {
         // Every member forgets the same way, so the tombstone is the same everywhere.
         const record = this.store.get("sys", MEMBER_KEY_PREFIX + m.id);
         if (record && !record.deleted) {
-          const { stored } = this.store.merge({
-            section: "sys",
-            key: record.key,
-            value: undefined,
-            wall: record.wall,
-            logical: record.logical + 1,
-            writer: record.writer,
-            deleted: true,
-          });
+          const { stored } = this.store.merge(tombstoneAfter(record));
           if (stored) this.#applied.push(stored);
         }
       }

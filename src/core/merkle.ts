@@ -78,11 +78,6 @@ export class MerkleTree<T extends MerkleItem> {
     return this.#size;
   }
 
-  /** Deepest level stored densely (the rest is computed on demand). */
-  get storedDepth(): number {
-    return this.#depth;
-  }
-
   /** Adds an item. Adding an item twice corrupts the tree: remove the old version first. */
   add(item: T): void {
     this.#toggle(item, 1);

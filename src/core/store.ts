@@ -46,6 +46,22 @@ export function compareVersions(
   return a.writer < b.writer ? -1 : a.writer > b.writer ? 1 : 0;
 }
 
+/**
+ * The tombstone that supersedes version `v` and nothing newer: `v`'s stamp with the counter
+ * plus one, by the same writer. Every member that derives it derives the same version.
+ */
+export function tombstoneAfter(v: Entry): Entry {
+  return {
+    section: v.section,
+    key: v.key,
+    value: undefined,
+    wall: v.wall,
+    logical: v.logical + 1,
+    writer: v.writer,
+    deleted: true,
+  };
+}
+
 /** The first lane of a key's hash: where the key sits in the Merkle tree. */
 export function keyHash(section: Section, key: string): number {
   return hashString(key, LANE_A ^ (section === "usr" ? 0 : 0x51));
@@ -136,14 +152,6 @@ export class Store {
     return collected;
   }
 
-  /** Forgets a key's version outright (used when resetting state). */
-  drop(section: Section, key: string): boolean {
-    const current = this.#sections[section].get(key);
-    if (!current) return false;
-    this.#remove(current);
-    return true;
-  }
-
   /** Live (not deleted) keys in a section. */
   liveCount(section: Section): number {
     return this.#live[section];
@@ -182,11 +190,6 @@ export class Store {
   /** The versions under one Merkle node. */
   nodeEntries(level: number, index: number): Iterable<StoredEntry> {
     return this.#tree.items(level, index);
-  }
-
-  /** Deepest Merkle level stored densely; exposed for tests and metrics. */
-  get merkleStoredDepth(): number {
-    return this.#tree.storedDepth;
   }
 
   #remove(entry: StoredEntry): void {

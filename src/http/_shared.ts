@@ -1,6 +1,7 @@
 // Helpers shared by the inspector's routes: problem responses (RFC 9457), bounded body
 // reading, and the key under which `serve()` hands handlers its closing signal.
 import type { Context } from "hono";
+import { concatBytes } from "../wire/cbor.ts";
 
 /**
  * Key under which `serve()` puts, in each request's env, the `AbortSignal` its handlers
@@ -63,11 +64,5 @@ export async function readBody(request: Request, limit: number): Promise<Uint8Ar
     }
     chunks.push(value);
   }
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const c of chunks) {
-    out.set(c, offset);
-    offset += c.length;
-  }
-  return out;
+  return concatBytes(chunks);
 }

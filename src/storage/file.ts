@@ -27,6 +27,7 @@ import { join } from "node:path";
 import { compareVersions, type Entry, type Section } from "../core/store.ts";
 import { type DamageReason, encodeRecord, hasHeader, HEADER, readRecords } from "./_log.ts";
 import type { Storage, StorageDamage, StorageLoad } from "./types.ts";
+import { concatBytes } from "../wire/cbor.ts";
 
 export type { Storage, StorageDamage, StorageLoad } from "./types.ts";
 export type { DamageReason } from "./_log.ts";
@@ -110,17 +111,6 @@ interface Waiter {
 }
 
 const CHUNK_BYTES = 1 << 20;
-
-function concat(chunks: readonly Uint8Array[], bytes: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0]!;
-  const out = new Uint8Array(bytes);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
-}
 
 async function writeAt(fh: FileHandle, data: Uint8Array, position: number): Promise<void> {
   for (let done = 0; done < data.length;) {
@@ -444,7 +434,7 @@ export class FileStorage implements Storage {
   }
 
   async #write(): Promise<void> {
-    const data = concat(this.#pending, this.#pendingBytes);
+    const data = concatBytes(this.#pending);
     const seq = this.#appended;
     this.#pending = [];
     this.#pendingBytes = 0;
@@ -528,7 +518,7 @@ export class FileStorage implements Storage {
           chunkBytes += record.length;
         }
         if (chunkBytes >= CHUNK_BYTES || (i === snapshot.length && chunkBytes > 0)) {
-          await writeAt(fh, concat(chunk, chunkBytes), size);
+          await writeAt(fh, concatBytes(chunk), size);
           size += chunkBytes;
           chunk = [];
           chunkBytes = 0;

@@ -17,7 +17,7 @@
 import type { Envelope, MemberStatus, Message } from "../core/messages.ts";
 import type { Entry } from "../core/store.ts";
 import { isNode } from "../core/merkle.ts";
-import { assertValue, decodeCbor, encodeCbor } from "./cbor.ts";
+import { assertValue, concatBytes, decodeCbor, encodeCbor } from "./cbor.ts";
 
 /** First two bytes of every datagram: "GK". */
 export const MAGIC_0 = 0x47;
@@ -133,25 +133,18 @@ function arrayHeader(n: number): Uint8Array {
   return Uint8Array.of(0x9a, n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);
 }
 
-function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
 function header(kind: number): Uint8Array {
   return Uint8Array.of(MAGIC_0, MAGIC_1, PROTOCOL_VERSION, kind);
 }
 
 /** Builds a kind-0 datagram from already encoded messages. */
 function envelopeDatagram(prefix: readonly Uint8Array[], messages: readonly Uint8Array[]) {
-  return concat([header(Kind.Envelope), arrayHeader(messages.length + 2), ...prefix, ...messages]);
+  return concatBytes([
+    header(Kind.Envelope),
+    arrayHeader(messages.length + 2),
+    ...prefix,
+    ...messages,
+  ]);
 }
 
 /** Options for {@linkcode packDatagrams}. */
@@ -223,7 +216,7 @@ export function fragment(datagram: Uint8Array, options: PackOptions): Uint8Array
   for (let index = 0; index < total; index++) {
     const chunk = datagram.subarray(index * chunkSize, (index + 1) * chunkSize);
     out.push(
-      concat([header(Kind.Fragment), encodeCbor([options.cluster, id, index, total, chunk])]),
+      concatBytes([header(Kind.Fragment), encodeCbor([options.cluster, id, index, total, chunk])]),
     );
   }
   return out;

@@ -7,7 +7,7 @@
  */
 
 import type { Envelope, Message } from "../core/messages.ts";
-import { encodeCbor } from "./cbor.ts";
+import { concatBytes, encodeCbor } from "./cbor.ts";
 import {
   decodeDatagram,
   DEFAULT_MTU,
@@ -179,12 +179,7 @@ export class Wire {
     }
     if (p.received < p.total) return { status: "pending" };
     this.#discard(key, p);
-    const whole = new Uint8Array(p.bytes);
-    let o = 0;
-    for (const c of p.chunks) {
-      whole.set(c!, o);
-      o += c!.length;
-    }
+    const whole = concatBytes(p.chunks as Uint8Array[]);
     const decoded = decodeDatagram(whole, this.cluster, this.maxMessageBytes);
     if (decoded.kind === "envelope") {
       return { status: "envelope", envelope: decoded.envelope, bytes: whole.length };
