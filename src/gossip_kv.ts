@@ -6,161 +6,32 @@
  * @module
  */
 
+import { Listeners } from "./_listeners.ts";
+import { Traffic } from "./_traffic.ts";
+import { isConfigKey } from "./core/config.ts";
 import {
   type Change,
   DEFAULT_CONFIG,
   Engine,
   type EngineConfig,
-  type EngineCounters,
-  MEMBER_KEY_PREFIX,
   type MemberChange,
 } from "./core/engine.ts";
-import type { MemberStatus } from "./core/messages.ts";
 import type { Random } from "./core/random.ts";
-import { rootHex } from "./core/sync.ts";
 import { type Json, toJson } from "./json.ts";
 import type { Clock, Scheduler } from "./time.ts";
 import { systemClock, systemScheduler } from "./time.ts";
 import type { Storage } from "./storage/types.ts";
 import type { Transport } from "./transport/types.ts";
+import type { GossipKVOptions, GossipKVStats, MemberInfo, Snapshot, SyncStatus } from "./types.ts";
 import { assertValue, decodeCbor, encodeCbor } from "./wire/cbor.ts";
-import { type DropReason, MAX_KEY_LENGTH } from "./wire/codec.ts";
-import { checkSealed, type KeyInput, Keyring, ReplayGuard, SEAL_OVERHEAD } from "./wire/crypto.ts";
+import { MAX_KEY_LENGTH } from "./wire/codec.ts";
+import { type KeyInput, Keyring } from "./wire/crypto.ts";
+import { SealingPipeline } from "./wire/sealing.ts";
 import { type Received, Wire } from "./wire/wire.ts";
 
 export type { Change, MemberChange } from "./core/engine.ts";
 export type { MemberStatus } from "./core/messages.ts";
-
-/** Options of {@linkcode GossipKV.start}. */
-export interface GossipKVOptions {
-  /** How this member sends and receives datagrams. */
-  transport: Transport;
-  /** Unique id of this member in the cluster. Default: a random one. */
-  id?: string;
-  /** Addresses of members to join through. Default: none (a new cluster). */
-  seeds?: readonly string[];
-  /** Cluster name; datagrams of other clusters are refused. Default `"default"`. */
-  cluster?: string;
-  /** Anti-entropy period, in ms. Default 500. */
-  gossipIntervalMs?: number;
-  /** SWIM probe period, in ms. Default 1,000. */
-  probeIntervalMs?: number;
-  /** Peers each rumor is pushed to. Default 3. */
-  fanout?: number;
-  /** Largest datagram, in bytes; the same on every member. Default 1,400. */
-  mtu?: number;
-  /** Tombstones are collected this long after a delete, in ms. Default 1 hour. */
-  tombstoneGraceMs?: number;
-  /** Dead and left members are forgotten this long after, in ms. Default 1 hour. */
-  forgetAfterMs?: number;
-  /** Remote stamps further ahead of our clock are refused, in ms. Default 60 s. */
-  maxDriftMs?: number;
-  /** Largest value accepted by {@linkcode GossipKV.set}, CBOR-encoded, in bytes. Default 4 MiB. */
-  maxValueBytes?: number;
-  /**
-   * Cluster keys (base64 text of 32 bytes, or the bytes), the primary first: every datagram
-   * is then sealed with AES-256-GCM, and unsealed or unauthenticated ones are refused. Keys
-   * rotate at runtime with {@linkcode GossipKV.setKeys}. Default: none (plaintext).
-   */
-  keys?: readonly KeyInput[];
-  /**
-   * With `keys`: sealed datagrams stamped further than this from our clock (either way) are
-   * refused as replays, in ms. Must exceed the clock skew between members. Default 60 s.
-   */
-  replayWindowMs?: number;
-  /** Further engine tuning (suspicion, retransmission, ...). */
-  tuning?: Partial<EngineConfig>;
-  /** Extra fields for this member's entry under `sys.members` (for example its runtime). */
-  meta?: Readonly<Record<string, string | number | boolean>>;
-  /** Source of time. Default: the system clock. */
-  clock?: Clock;
-  /** Source of timers. Default: the runtime's `setTimeout`. */
-  scheduler?: Scheduler;
-  /** Source of randomness. Default: `Math.random`. */
-  random?: Random;
-  /** Closes the member (with a graceful leave) when aborted. */
-  signal?: AbortSignal;
-  /** Called with errors that have no caller to go to (a throwing subscriber, a failed send). */
-  onError?: (error: unknown) => void;
-  /**
-   * Keeps this member's state across restarts: loaded before it joins, every entry it
-   * applies appended, and `set()` and `delete()` resolve once the write is durable. For
-   * example `fileStorage({ dir })` from `@gossip-kv/gossip-kv/storage/file`; give the
-   * member a stable `id` too. Damage repaired on load is reported to `onError`. Default:
-   * none (memory only).
-   */
-  storage?: Storage;
-}
-
-/** A member as this member sees it. */
-export interface MemberInfo {
-  /** The member's id. */
-  readonly id: string;
-  /** The address it is reached at. */
-  readonly address: string;
-  /** Its liveness as this member sees it. */
-  readonly status: MemberStatus;
-  /** Its incarnation number (raised by the member to refute suspicions). */
-  readonly incarnation: number;
-  /** When a datagram last came from it, in ms since the epoch; `null` if never (or itself). */
-  readonly lastHeard: number | null;
-}
-
-/** The whole state of a member, as plain JSON: `{ sys: { members }, usr }`. */
-export interface Snapshot {
-  /** The store's own state: every member known, with address, port, protocol and status. */
-  readonly sys: { readonly members: Record<string, Record<string, Json>> };
-  /** The user's data, converted to JSON (see `toJson`). */
-  readonly usr: Record<string, Json>;
-}
-
-/** Anti-entropy state, for inspection. */
-export interface SyncStatus {
-  /** Merkle root of everything held (both sections, tombstones included), 16 hex digits. */
-  readonly root: string;
-  /** Keys holding a value, in the usr section. */
-  readonly keys: number;
-  /** Tombstones held (deletes not yet collected). */
-  readonly tombstones: number;
-  /** The last anti-entropy exchange with each peer; times in ms since the epoch, or null. */
-  readonly peers: readonly {
-    readonly id: string;
-    readonly lastStarted: number | null;
-    readonly lastInSync: number | null;
-    readonly lastRepair: number | null;
-    readonly entriesReceived: number;
-    readonly entriesSent: number;
-  }[];
-}
-
-/** Traffic and protocol counters, for metrics. */
-export interface GossipKVStats {
-  /** Protocol counters of the engine. */
-  readonly engine: Readonly<EngineCounters>;
-  /** Datagrams received, refused ones included. */
-  readonly datagramsIn: number;
-  /** Datagrams sent. */
-  readonly datagramsOut: number;
-  /** Bytes received, refused datagrams included. */
-  readonly bytesIn: number;
-  /** Bytes sent. */
-  readonly bytesOut: number;
-  /** Bytes out by message type: each datagram's bytes shared among its messages' types. */
-  readonly bytesOutByType: Readonly<Record<string, number>>;
-  /** Bytes in by message type, shared the same way. */
-  readonly bytesInByType: Readonly<Record<string, number>>;
-  /** Datagrams the transport failed to send. */
-  readonly sendErrors: number;
-  /**
-   * Datagrams dropped before sending because {@linkcode MAX_PENDING_SENDS} sends were still
-   * queued (an overloaded member sheds load like a full socket buffer; anti-entropy repairs).
-   */
-  readonly sendsDropped: number;
-  /** Datagrams refused, by reason. */
-  readonly dropped: Readonly<Partial<Record<DropReason, number>>>;
-  /** Age, in ms, of the newest remote write when it arrived here (last one seen). */
-  readonly lastConvergenceLagMs: number | null;
-}
+export type { GossipKVOptions, GossipKVStats, MemberInfo, Snapshot, SyncStatus } from "./types.ts";
 
 function checkKey(key: unknown): asserts key is string {
   if (typeof key !== "string" || key.length === 0) {
@@ -207,8 +78,8 @@ export class GossipKV {
   readonly #scheduler: Scheduler;
   readonly #maxValueBytes: number;
   readonly #onError: (error: unknown) => void;
-  readonly #listeners = new Set<(change: Change) => void>();
-  readonly #memberListeners = new Set<(change: MemberChange) => void>();
+  readonly #listeners: Listeners<Change>;
+  readonly #memberListeners: Listeners<MemberChange>;
   #timer: unknown;
   #timerAt = Infinity;
   #flushScheduled = false;
@@ -217,26 +88,8 @@ export class GossipKV {
   readonly #storage: Storage | undefined;
   #storageClosed = false;
   readonly #pendingSends = new Set<Promise<void>>();
-  /** With a keyring: received datagrams still being opened. */
-  #opening = 0;
-  #keyring: Keyring | undefined;
-  #keysApplied: Promise<void> = Promise.resolve();
-  readonly #replay: ReplayGuard;
-  /** With a keyring: received datagrams, delivered in arrival order once opened. */
-  #inbound: Promise<void> = Promise.resolve();
-  /** With a keyring: datagrams to send, handed to the transport in order once sealed. */
-  #outbound: Promise<void> = Promise.resolve();
-  readonly #stats = {
-    datagramsIn: 0,
-    datagramsOut: 0,
-    bytesIn: 0,
-    bytesOut: 0,
-    sendErrors: 0,
-    sendsDropped: 0,
-    bytesOutByType: {} as Record<string, number>,
-    bytesInByType: {} as Record<string, number>,
-    lastConvergenceLagMs: null as number | null,
-  };
+  readonly #sealing: SealingPipeline;
+  readonly #traffic = new Traffic();
 
   private constructor(options: GossipKVOptions, keyring: Keyring | undefined) {
     const transport = options.transport;
@@ -254,10 +107,8 @@ export class GossipKV {
     this.#onError = options.onError ?? ((error) => console.error("gossip-kv:", error));
     this.#maxValueBytes = options.maxValueBytes ?? 4 * 1024 * 1024;
     this.#storage = options.storage;
-    this.#keyring = keyring;
-    this.#replay = new ReplayGuard(
-      options.replayWindowMs === undefined ? {} : { windowMs: options.replayWindowMs },
-    );
+    this.#listeners = new Listeners(this.#onError);
+    this.#memberListeners = new Listeners(this.#onError);
     this.id = options.id ?? randomId(random);
     this.address = transport.address;
     const cluster = options.cluster ?? "default";
@@ -273,18 +124,17 @@ export class GossipKV {
       ...(options.mtu !== undefined && { mtu: options.mtu }),
       maxMessageBytes: Math.max(8 * 1024 * 1024, this.#maxValueBytes * 2),
     });
+    this.#sealing = new SealingPipeline({
+      wire: this.#wire,
+      keyring,
+      ...(options.replayWindowMs !== undefined && { replayWindowMs: options.replayWindowMs }),
+      now: () => this.#clock.now(),
+      onError: this.#onError,
+    });
+    // Engine options given directly override the same ones in `tuning`.
     const tuning: Partial<EngineConfig> = { ...options.tuning };
-    for (
-      const k of [
-        "gossipIntervalMs",
-        "probeIntervalMs",
-        "fanout",
-        "tombstoneGraceMs",
-        "forgetAfterMs",
-        "maxDriftMs",
-      ] as const
-    ) {
-      if (options[k] !== undefined) tuning[k] = options[k];
+    for (const [k, v] of Object.entries(options)) {
+      if (isConfigKey(k) && v !== undefined) (tuning as Record<string, unknown>)[k] = v;
     }
     this.#engine = new Engine(
       {
@@ -332,40 +182,40 @@ export class GossipKV {
 
   /** The value of `key`, or `undefined` if absent or deleted. */
   get(key: string): unknown {
-    const e = this.#engine.store.get("usr", key);
+    const e = this.#engine.entry("usr", key);
     return e && !e.deleted ? e.value : undefined;
   }
 
   /** Whether `key` holds a value. */
   has(key: string): boolean {
-    const e = this.#engine.store.get("usr", key);
+    const e = this.#engine.entry("usr", key);
     return e !== undefined && !e.deleted;
   }
 
   /** Every key holding a value. */
   keys(): string[] {
     const out: string[] = [];
-    for (const e of this.#engine.store.versions("usr")) if (!e.deleted) out.push(e.key);
+    for (const e of this.#engine.versions("usr")) if (!e.deleted) out.push(e.key);
     return out;
   }
 
   /** Every `[key, value]` pair. */
   entries(): [string, unknown][] {
     const out: [string, unknown][] = [];
-    for (const e of this.#engine.store.versions("usr")) if (!e.deleted) out.push([e.key, e.value]);
+    for (const e of this.#engine.versions("usr")) if (!e.deleted) out.push([e.key, e.value]);
     return out;
   }
 
   /** Number of keys holding a value. */
   get size(): number {
-    return this.#engine.store.liveCount("usr");
+    return this.#engine.liveCount("usr");
   }
 
   /** The writer id and stamp of the current version of `key`, tombstones included. */
   version(
     key: string,
   ): { writer: string; wall: number; logical: number; deleted: boolean } | undefined {
-    const e = this.#engine.store.get("usr", key);
+    const e = this.#engine.entry("usr", key);
     return e && { writer: e.writer, wall: e.wall, logical: e.logical, deleted: e.deleted };
   }
 
@@ -436,14 +286,7 @@ export class GossipKV {
    * ```
    */
   setKeys(keys: readonly KeyInput[]): Promise<void> {
-    // Key import is async: calls take effect in the order they were made.
-    const creating = Keyring.create(keys);
-    creating.catch(() => {}); // the caller gets the rejection through `applied`
-    const applied = this.#keysApplied.then(() => creating).then((keyring) => {
-      this.#keyring = keyring;
-    });
-    this.#keysApplied = applied.catch(() => {});
-    return applied;
+    return this.#sealing.setKeys(keys);
   }
 
   /** Replaces the seed addresses, for example after re-resolving a DNS name. */
@@ -456,14 +299,12 @@ export class GossipKV {
 
   /** Calls `listener` with every change to the data, local or remote. Returns an unsubscribe. */
   subscribe(listener: (change: Change) => void): () => void {
-    this.#listeners.add(listener);
-    return () => void this.#listeners.delete(listener);
+    return this.#listeners.add(listener);
   }
 
   /** Calls `listener` when a member appears or changes status. Returns an unsubscribe. */
   subscribeMembers(listener: (change: MemberChange) => void): () => void {
-    this.#memberListeners.add(listener);
-    return () => void this.#memberListeners.delete(listener);
+    return this.#memberListeners.add(listener);
   }
 
   // ------------------------------------------------------------------ inspection
@@ -471,8 +312,8 @@ export class GossipKV {
   /** The whole state as plain JSON, as the seed document shows it: `{ sys, usr }`. */
   snapshot(): Snapshot {
     const members: Record<string, Record<string, Json>> = {};
-    for (const m of this.#engine.membership.all()) {
-      const record = this.#engine.store.get("sys", MEMBER_KEY_PREFIX + m.id);
+    for (const m of this.#engine.members()) {
+      const record = this.#engine.memberRecord(m.id);
       const fields = record && !record.deleted ? toJson(record.value) : {};
       members[m.id] = {
         ...(fields && typeof fields === "object" && !Array.isArray(fields) ? fields : {}),
@@ -484,7 +325,7 @@ export class GossipKV {
       if (typeof members[m.id]!.port !== "number") members[m.id]!.port = 0;
     }
     const usr: Record<string, Json> = {};
-    for (const e of this.#engine.store.versions("usr")) {
+    for (const e of this.#engine.versions("usr")) {
       if (!e.deleted) usr[e.key] = toJson(e.value);
     }
     return { sys: { members }, usr };
@@ -492,24 +333,24 @@ export class GossipKV {
 
   /** Every member known, this one included. */
   members(): MemberInfo[] {
-    const self = this.#engine.membership.self;
-    return [...this.#engine.membership.all()].map((m) => ({
+    const self = this.#engine.id;
+    return [...this.#engine.members()].map((m) => ({
       id: m.id,
       address: m.address,
       status: m.status,
       incarnation: m.incarnation,
-      lastHeard: m === self || m.lastHeard === 0 ? null : m.lastHeard,
+      lastHeard: m.id === self || m.lastHeard === 0 ? null : m.lastHeard,
     }));
   }
 
   /** The Merkle root, counts, and the last anti-entropy exchange with each peer. */
   syncStatus(): SyncStatus {
-    const store = this.#engine.store;
+    const engine = this.#engine;
     const orNull = (t: number) => (t === 0 ? null : t);
     return {
-      root: rootHex(store),
-      keys: store.liveCount("usr"),
-      tombstones: store.tombstoneCount,
+      root: engine.rootHex(),
+      keys: engine.liveCount("usr"),
+      tombstones: engine.tombstoneCount,
       peers: [...this.#engine.syncStates].map(([id, s]) => ({
         id,
         lastStarted: orNull(s.lastStarted),
@@ -523,19 +364,19 @@ export class GossipKV {
 
   /** Counters of traffic, protocol events and refusals. */
   stats(): GossipKVStats {
-    const s = this.#stats;
+    const traffic = this.#traffic.snapshot();
     return {
       engine: structuredClone(this.#engine.counters),
-      datagramsIn: s.datagramsIn,
-      datagramsOut: s.datagramsOut,
-      bytesIn: s.bytesIn,
-      bytesOut: s.bytesOut,
-      bytesOutByType: { ...s.bytesOutByType },
-      bytesInByType: { ...s.bytesInByType },
-      sendErrors: s.sendErrors,
-      sendsDropped: s.sendsDropped,
+      datagramsIn: traffic.datagramsIn,
+      datagramsOut: traffic.datagramsOut,
+      bytesIn: traffic.bytesIn,
+      bytesOut: traffic.bytesOut,
+      bytesOutByType: traffic.bytesOutByType,
+      bytesInByType: traffic.bytesInByType,
+      sendErrors: traffic.sendErrors,
+      sendsDropped: traffic.sendsDropped,
       dropped: Object.fromEntries(this.#wire.drops),
-      lastConvergenceLagMs: s.lastConvergenceLagMs,
+      lastConvergenceLagMs: traffic.lastConvergenceLagMs,
     };
   }
 
@@ -557,6 +398,7 @@ export class GossipKV {
         this.#pump();
       }
       this.#closed = true;
+      this.#sealing.close();
       this.#scheduler.clearTimeout(this.#timer);
       await Promise.allSettled([...this.#pendingSends]);
       await this.#transport.close();
@@ -607,51 +449,16 @@ export class GossipKV {
 
   #receive(data: Uint8Array, from: string): void {
     if (this.#closed) return;
-    this.#stats.datagramsIn++;
-    this.#stats.bytesIn += data.length;
-    const keyring = this.#keyring;
-    if (keyring === undefined) {
-      const now = this.#clock.now();
-      this.#accept(this.#wire.decode(data, from, now), data.length, from, now);
-      return;
-    }
-    const refused = checkSealed(data, this.#wire.mtu);
-    if (refused) {
-      this.#wire.drop(refused.reason, refused.detail);
-      return;
-    }
-    if (this.#opening >= MAX_PENDING_OPENS) {
-      // More arrives than this member can decrypt: shed it now, like a full socket buffer,
-      // rather than queue it until it is too old to be accepted anyway.
-      this.#wire.drop("overloaded", `${this.#opening} datagrams still being decrypted`);
-      return;
-    }
-    // WebCrypto is async and may finish out of order: open at once, deliver in arrival
-    // order. `open` never rejects; the catch guards the delivery itself.
-    this.#opening++;
-    const opening = keyring.open(data, this.#wire.cluster);
-    opening.catch(() => {}); // handled below, maybe after this turn: not "unhandled"
-    this.#inbound = this.#inbound.then(() => opening).then((opened) => {
-      this.#opening--;
-      if (this.#closed) return;
-      const now = this.#clock.now();
-      const refused = opened.status === "dropped"
-        ? opened
-        : this.#replay.check(opened.nonce, opened.timestamp, now);
-      if (refused) this.#wire.drop(refused.reason, refused.detail);
-      else if (opened.status === "opened") {
-        this.#accept(this.#wire.decode(opened.datagram, from, now), data.length, from, now);
-      }
-    }).catch((error) => this.#onError(error));
+    this.#traffic.received(data.length);
+    this.#sealing.open(data, (datagram, now) => {
+      this.#accept(this.#wire.decode(datagram, from, now), data.length, from, now);
+    });
   }
 
   /** Hands a decoded datagram of `bytes` bytes (as received) to the engine. */
   #accept(r: Received, bytes: number, from: string, now: number): void {
     if (r.status !== "envelope") return;
-    const share = bytes / r.envelope.messages.length;
-    for (const m of r.envelope.messages) {
-      this.#stats.bytesInByType[m.type] = (this.#stats.bytesInByType[m.type] ?? 0) + share;
-    }
+    this.#traffic.receivedMessages(r.envelope.messages, bytes);
     try {
       this.#engine.receive(from, r.envelope, now);
     } catch (error) {
@@ -695,7 +502,7 @@ export class GossipKV {
       }
     }
     const now = this.#clock.now();
-    const overhead = this.#keyring ? SEAL_OVERHEAD : 0;
+    const overhead = this.#sealing.overhead;
     for (const { to, messages } of out.outgoing) {
       let datagrams: Uint8Array[];
       try {
@@ -707,57 +514,21 @@ export class GossipKV {
       let total = 0;
       for (const d of datagrams) {
         if (this.#pendingSends.size >= MAX_PENDING_SENDS) {
-          this.#stats.sendsDropped++;
+          this.#traffic.sendDropped();
           continue;
         }
-        this.#stats.datagramsOut++;
-        this.#stats.bytesOut += d.length + overhead;
+        this.#traffic.sent(d.length + overhead);
         total += d.length + overhead;
-        this.#sendDatagram(to, d);
+        this.#track(() => this.#sealing.seal(d, (sealed) => this.#transport.send(to, sealed)));
       }
-      for (const m of messages) {
-        this.#stats.bytesOutByType[m.type] = (this.#stats.bytesOutByType[m.type] ?? 0) +
-          total / messages.length;
-      }
+      this.#traffic.sentMessages(messages, total);
     }
     for (const change of out.changes) {
-      if (change.origin === "remote") {
-        this.#stats.lastConvergenceLagMs = Math.max(0, now - change.wall);
-      }
-      for (const listener of this.#listeners) {
-        try {
-          listener(change);
-        } catch (error) {
-          this.#onError(error);
-        }
-      }
+      if (change.origin === "remote") this.#traffic.convergenceLag(now - change.wall);
+      this.#listeners.emit(change);
     }
-    for (const change of out.memberChanges) {
-      for (const listener of this.#memberListeners) {
-        try {
-          listener(change);
-        } catch (error) {
-          this.#onError(error);
-        }
-      }
-    }
+    for (const change of out.memberChanges) this.#memberListeners.emit(change);
     this.#schedule();
-  }
-
-  #sendDatagram(to: string, data: Uint8Array): void {
-    const keyring = this.#keyring;
-    if (keyring === undefined) {
-      this.#track(() => this.#transport.send(to, data));
-      return;
-    }
-    // Seal at once (in parallel), hand to the transport in order.
-    const sealing = keyring.seal(data, this.#wire.cluster, this.#clock.now());
-    sealing.catch(() => {}); // handled below, maybe after this turn: not "unhandled"
-    const handed = this.#outbound.then(() => sealing).then((sealed) => ({
-      sent: this.#transport.send(to, sealed),
-    }));
-    this.#outbound = handed.then(() => {}, () => {});
-    this.#track(() => handed.then(({ sent }) => sent));
   }
 
   /** Runs a send, counting a throw or a rejection as a send error. */
@@ -768,12 +539,12 @@ export class GossipKV {
         const settle = () => void this.#pendingSends.delete(tracked);
         const tracked: Promise<void> = (p as Promise<void>).then(settle, () => {
           settle();
-          this.#stats.sendErrors++;
+          this.#traffic.sendError();
         });
         this.#pendingSends.add(tracked);
       }
     } catch {
-      this.#stats.sendErrors++;
+      this.#traffic.sendError();
     }
   }
 }
@@ -781,7 +552,7 @@ export class GossipKV {
 /** Datagrams queued for sending at most; more are dropped (and counted) until some leave. */
 export const MAX_PENDING_SENDS = 8192;
 /** Received datagrams waiting to be decrypted at most; more are dropped as `overloaded`. */
-export const MAX_PENDING_OPENS = 4096;
+export { MAX_PENDING_OPENS } from "./wire/sealing.ts";
 
 /** The default value of every engine option, for documentation and tools. */
 export const DEFAULTS: Readonly<EngineConfig> = DEFAULT_CONFIG;

@@ -34,7 +34,7 @@ import { Outbox, type Outgoing } from "./outbox.ts";
 import { type Random, sample } from "./random.ts";
 import { MEMBER_KEY_PREFIX, memberRecord, recordAddress, validSys } from "./records.ts";
 import { type Entry, type Section, Store, type StoredEntry, tombstoneAfter } from "./store.ts";
-import { syncRoot } from "./sync.ts";
+import { rootHex, syncRoot } from "./sync.ts";
 import { Swim } from "./swim.ts";
 
 export { DEFAULT_CONFIG, type EngineConfig } from "./config.ts";
@@ -171,6 +171,43 @@ export class Engine {
   /** The last anti-entropy exchange with each peer, by member id. */
   get syncStates(): ReadonlyMap<string, Readonly<SyncState>> {
     return this.#antiEntropy.states;
+  }
+
+  // ------------------------------------------------------------------ queries
+
+  /** The current version of `key` in `section`, tombstones included. */
+  entry(section: Section, key: string): StoredEntry | undefined {
+    return this.store.get(section, key);
+  }
+
+  /** Every current version in `section`, tombstones included. */
+  versions(section: Section): IterableIterator<StoredEntry> {
+    return this.store.versions(section);
+  }
+
+  /** Keys holding a value (not a tombstone) in `section`. */
+  liveCount(section: Section): number {
+    return this.store.liveCount(section);
+  }
+
+  /** Tombstones held, both sections (deletes not yet collected). */
+  get tombstoneCount(): number {
+    return this.store.tombstoneCount;
+  }
+
+  /** The Merkle root of everything held, as 16 hex digits. */
+  rootHex(): string {
+    return rootHex(this.store);
+  }
+
+  /** Every member known, this one included, in the order they were learned. */
+  members(): IterableIterator<Readonly<MemberState>> {
+    return this.membership.all();
+  }
+
+  /** The `sys` record of member `id`, tombstone included. */
+  memberRecord(id: string): StoredEntry | undefined {
+    return this.store.get("sys", MEMBER_KEY_PREFIX + id);
   }
 
   // ------------------------------------------------------------------ inputs

@@ -1,0 +1,96 @@
+/**
+ * A member's traffic counters: datagrams and bytes each way (bytes also by message type),
+ * send errors, sends shed under load, and the convergence lag of the last remote write.
+ *
+ * @module
+ */
+
+import type { MessageType } from "./core/messages.ts";
+
+/** What {@linkcode Traffic.snapshot} reports. */
+export interface TrafficCounts {
+  readonly datagramsIn: number;
+  readonly datagramsOut: number;
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  readonly bytesOutByType: Readonly<Record<string, number>>;
+  readonly bytesInByType: Readonly<Record<string, number>>;
+  readonly sendErrors: number;
+  readonly sendsDropped: number;
+  readonly lastConvergenceLagMs: number | null;
+}
+
+/** Share each datagram's bytes among its messages' types. */
+function addShares(
+  byType: Record<string, number>,
+  messages: readonly { readonly type: MessageType }[],
+  bytes: number,
+): void {
+  const share = bytes / messages.length;
+  for (const m of messages) byType[m.type] = (byType[m.type] ?? 0) + share;
+}
+
+/** Traffic counters of one member. All grow from 0. */
+export class Traffic {
+  #datagramsIn = 0;
+  #datagramsOut = 0;
+  #bytesIn = 0;
+  #bytesOut = 0;
+  #sendErrors = 0;
+  #sendsDropped = 0;
+  readonly #bytesOutByType: Record<string, number> = {};
+  readonly #bytesInByType: Record<string, number> = {};
+  #lastConvergenceLagMs: number | null = null;
+
+  /** A datagram of `bytes` bytes arrived (refused ones included). */
+  received(bytes: number): void {
+    this.#datagramsIn++;
+    this.#bytesIn += bytes;
+  }
+
+  /** The messages of a datagram of `bytes` bytes (as received) were accepted. */
+  receivedMessages(messages: readonly { readonly type: MessageType }[], bytes: number): void {
+    addShares(this.#bytesInByType, messages, bytes);
+  }
+
+  /** A datagram of `bytes` bytes was handed to the transport. */
+  sent(bytes: number): void {
+    this.#datagramsOut++;
+    this.#bytesOut += bytes;
+  }
+
+  /** `messages` left in datagrams of `bytes` bytes in all. */
+  sentMessages(messages: readonly { readonly type: MessageType }[], bytes: number): void {
+    addShares(this.#bytesOutByType, messages, bytes);
+  }
+
+  /** The transport failed to send a datagram. */
+  sendError(): void {
+    this.#sendErrors++;
+  }
+
+  /** A datagram was shed before sending: too many sends were queued. */
+  sendDropped(): void {
+    this.#sendsDropped++;
+  }
+
+  /** A remote write arrived `lagMs` after it was made. */
+  convergenceLag(lagMs: number): void {
+    this.#lastConvergenceLagMs = Math.max(0, lagMs);
+  }
+
+  /** The counters now (the by-type records copied). */
+  snapshot(): TrafficCounts {
+    return {
+      datagramsIn: this.#datagramsIn,
+      datagramsOut: this.#datagramsOut,
+      bytesIn: this.#bytesIn,
+      bytesOut: this.#bytesOut,
+      bytesOutByType: { ...this.#bytesOutByType },
+      bytesInByType: { ...this.#bytesInByType },
+      sendErrors: this.#sendErrors,
+      sendsDropped: this.#sendsDropped,
+      lastConvergenceLagMs: this.#lastConvergenceLagMs,
+    };
+  }
+}

@@ -1,0 +1,149 @@
+/**
+ * The encryption pipeline of one member: its keyring (replaced in call order by
+ * {@linkcode SealingPipeline.setKeys}), the replay guard, and the two ordered chains:
+ * received datagrams are opened in parallel but delivered in arrival order, and datagrams
+ * to send are sealed in parallel but handed to the transport in order. Without keys it
+ * passes datagrams through unchanged.
+ *
+ * @module
+ */
+
+import { checkSealed, type KeyInput, Keyring, ReplayGuard, SEAL_OVERHEAD } from "./crypto.ts";
+import type { Wire } from "./wire.ts";
+
+/** Received datagrams waiting to be decrypted at most; more are dropped as `overloaded`. */
+export const MAX_PENDING_OPENS = 4096;
+
+/** Options of {@linkcode SealingPipeline}. */
+export interface SealingOptions {
+  /** The member's wire: its cluster name, MTU and drop counters. */
+  readonly wire: Wire;
+  /** The keyring to start with; `undefined` for a plaintext cluster. */
+  readonly keyring: Keyring | undefined;
+  /** Sealed datagrams stamped further than this from `now()` are replays, in ms. */
+  readonly replayWindowMs?: number;
+  /** The member's clock, in ms since the epoch. */
+  readonly now: () => number;
+  /** Called with errors that have no caller to go to. */
+  readonly onError: (error: unknown) => void;
+  /** Received datagrams being opened at most. Default {@linkcode MAX_PENDING_OPENS}. */
+  readonly maxPendingOpens?: number;
+}
+
+/** Seals what a member sends and opens what it receives, in order. */
+export class SealingPipeline {
+  readonly #wire: Wire;
+  readonly #replay: ReplayGuard;
+  readonly #now: () => number;
+  readonly #onError: (error: unknown) => void;
+  readonly #maxPendingOpens: number;
+  #keyring: Keyring | undefined;
+  #keysApplied: Promise<void> = Promise.resolve();
+  /** Received datagrams still being opened. */
+  #opening = 0;
+  /** Received datagrams, delivered in arrival order once opened. */
+  #inbound: Promise<void> = Promise.resolve();
+  /** Datagrams to send, handed to the transport in order once sealed. */
+  #outbound: Promise<void> = Promise.resolve();
+  #closed = false;
+
+  /** A pipeline on `options.wire`, sealing with `options.keyring` if any. */
+  constructor(options: SealingOptions) {
+    this.#wire = options.wire;
+    this.#keyring = options.keyring;
+    this.#now = options.now;
+    this.#onError = options.onError;
+    this.#maxPendingOpens = options.maxPendingOpens ?? MAX_PENDING_OPENS;
+    this.#replay = new ReplayGuard(
+      options.replayWindowMs === undefined ? {} : { windowMs: options.replayWindowMs },
+    );
+  }
+
+  /** Bytes sealing adds to each datagram: room the encoder must leave under the MTU. */
+  get overhead(): number {
+    return this.#keyring ? SEAL_OVERHEAD : 0;
+  }
+
+  /** Received datagrams still being opened. */
+  get opening(): number {
+    return this.#opening;
+  }
+
+  /**
+   * Replaces the keys, the primary first; resolves once they are in use. Calls take effect
+   * in the order they were made, whatever the time each key import takes. A call that
+   * rejects (bad keys) changes nothing.
+   */
+  setKeys(keys: readonly KeyInput[]): Promise<void> {
+    const creating = Keyring.create(keys);
+    creating.catch(() => {}); // the caller gets the rejection through `applied`
+    const applied = this.#keysApplied.then(() => creating).then((keyring) => {
+      this.#keyring = keyring;
+    });
+    this.#keysApplied = applied.catch(() => {});
+    return applied;
+  }
+
+  /**
+   * Opens a received datagram and hands the plain datagram to `deliver`, in arrival order
+   * (at once without keys). Refusals (not sealed, overloaded, unauthenticated, replayed)
+   * are counted on the wire's drop counters and never delivered. After
+   * {@linkcode SealingPipeline.close}, nothing more is delivered.
+   */
+  open(data: Uint8Array, deliver: (datagram: Uint8Array, now: number) => void): void {
+    const keyring = this.#keyring;
+    if (keyring === undefined) {
+      deliver(data, this.#now());
+      return;
+    }
+    const refused = checkSealed(data, this.#wire.mtu);
+    if (refused) {
+      this.#wire.drop(refused.reason, refused.detail);
+      return;
+    }
+    if (this.#opening >= this.#maxPendingOpens) {
+      // More arrives than this member can decrypt: shed it now, like a full socket buffer,
+      // rather than queue it until it is too old to be accepted anyway.
+      this.#wire.drop("overloaded", `${this.#opening} datagrams still being decrypted`);
+      return;
+    }
+    // WebCrypto is async and may finish out of order: open at once, deliver in arrival
+    // order. `open` never rejects; the catch guards the delivery itself.
+    this.#opening++;
+    const opening = keyring.open(data, this.#wire.cluster);
+    opening.catch(() => {}); // handled below, maybe after this turn: not "unhandled"
+    this.#inbound = this.#inbound.then(() => opening).then((opened) => {
+      this.#opening--;
+      if (this.#closed) return;
+      const now = this.#now();
+      const refused = opened.status === "dropped"
+        ? opened
+        : this.#replay.check(opened.nonce, opened.timestamp, now);
+      if (refused) this.#wire.drop(refused.reason, refused.detail);
+      else if (opened.status === "opened") deliver(opened.datagram, now);
+    }).catch((error) => this.#onError(error));
+  }
+
+  /**
+   * Seals a datagram and hands it to `send`, in the order of the calls (at once without
+   * keys). Returns what `send` returns, or a promise of it once sealed.
+   */
+  seal(
+    datagram: Uint8Array,
+    send: (sealed: Uint8Array) => void | Promise<void>,
+  ): void | Promise<void> {
+    const keyring = this.#keyring;
+    if (keyring === undefined) return send(datagram);
+    // Seal at once (in parallel), hand to the transport in order.
+    const sealing = keyring.seal(datagram, this.#wire.cluster, this.#now());
+    sealing.catch(() => {}); // handled below, maybe after this turn: not "unhandled"
+    const handed = this.#outbound.then(() => sealing).then((sealed) => ({ sent: send(sealed) }));
+    this.#outbound = handed.then(() => {}, () => {});
+    return handed.then(({ sent }) => sent);
+  }
+
+  /** Stops delivering: datagrams still being opened are dropped once opened. */
+  close(): void {
+    this.#closed = true;
+  }
+}
