@@ -3,12 +3,14 @@
 //
 //   header   8 bytes: "GKVL" 0x01 0x00 0x00 0x00 (magic, format version 1, reserved)
 //   record   u32 LE payload length · u32 LE CRC-32C of (length bytes ‖ payload) · payload
-//   payload  CBOR [kind, key, wall, logical, writer] for a tombstone,
-//                 [kind, key, wall, logical, writer, value] otherwise;
-//            kind bit 0: sys section, bit 1: tombstone (the wire's entry layout)
+//   payload  CBOR of the entry layout the wire uses too (src/wire/_entry.ts):
+//            [kind, key, wall, logical, writer] for a tombstone,
+//            [kind, key, wall, logical, writer, value] otherwise;
+//            kind bit 0: sys section, bit 1: tombstone
 
 import type { Entry } from "../core/store.ts";
-import { assertValue, decodeCbor, encodeCbor } from "../wire/cbor.ts";
+import { entryFromArray, entryToArray } from "../wire/_entry.ts";
+import { decodeCbor, encodeCbor } from "../wire/cbor.ts";
 
 /** The file header: magic "GKVL", format version 1, three reserved bytes. */
 export const HEADER: Uint8Array = Uint8Array.of(0x47, 0x4b, 0x56, 0x4c, 1, 0, 0, 0);
@@ -39,12 +41,7 @@ export function crc32c(bytes: Uint8Array, crc = 0): number {
 
 /** Encodes one entry as a framed record. */
 export function encodeRecord(e: Entry): Uint8Array {
-  const kind = (e.section === "sys" ? 1 : 0) | (e.deleted ? 2 : 0);
-  const payload = encodeCbor(
-    e.deleted
-      ? [kind, e.key, e.wall, e.logical, e.writer]
-      : [kind, e.key, e.wall, e.logical, e.writer, e.value],
-  );
+  const payload = encodeCbor(entryToArray(e));
   const out = new Uint8Array(FRAME_BYTES + payload.length);
   const view = new DataView(out.buffer);
   view.setUint32(0, payload.length, true);
@@ -88,10 +85,6 @@ export interface ReadResult {
   readonly damage: { readonly reason: DamageReason; readonly detail: string } | null;
 }
 
-function isUint(v: unknown): v is number {
-  return typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
-}
-
 function decodePayload(payload: Uint8Array): Entry | string {
   let v: unknown;
   try {
@@ -99,30 +92,11 @@ function decodePayload(payload: Uint8Array): Entry | string {
   } catch (error) {
     return `payload is not CBOR (${(error as Error).message})`;
   }
-  if (!Array.isArray(v) || v.length < 5 || v.length > 6) return "payload is not an entry array";
-  const [kind, key, wall, logical, writer] = v;
-  if (!isUint(kind) || kind > 3) return "entry kind is not 0 to 3";
-  const deleted = (kind & 2) !== 0;
-  if (deleted !== (v.length === 5)) return "entry value does not match its deleted flag";
-  if (typeof key !== "string" || key.length === 0) return "entry key is not a non-empty string";
-  if (!isUint(wall) || !isUint(logical)) return "entry stamp is not two unsigned integers";
-  if (typeof writer !== "string" || writer.length === 0) return "entry writer is not a string";
-  if (!deleted) {
-    try {
-      assertValue(v[5]);
-    } catch (error) {
-      return (error as Error).message;
-    }
+  try {
+    return entryFromArray(v);
+  } catch (error) {
+    return (error as Error).message;
   }
-  return {
-    section: kind & 1 ? "sys" : "usr",
-    key,
-    wall,
-    logical,
-    writer,
-    deleted,
-    value: deleted ? undefined : v[5],
-  };
 }
 
 function allZero(bytes: Uint8Array): boolean {

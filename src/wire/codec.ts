@@ -15,9 +15,16 @@
  */
 
 import type { Envelope, MemberStatus, Message } from "../core/messages.ts";
-import type { Entry } from "../core/store.ts";
 import { isNode } from "../core/merkle.ts";
-import { assertValue, concatBytes, decodeCbor, encodeCbor } from "./cbor.ts";
+import {
+  entryFromArray,
+  entryToArray,
+  LayoutError,
+  layoutString,
+  layoutUint,
+  MAX_ID_LENGTH,
+} from "./_entry.ts";
+import { concatBytes, decodeCbor, encodeCbor } from "./cbor.ts";
 
 /** First two bytes of every datagram: "GK". */
 export const MAGIC_0 = 0x47;
@@ -49,10 +56,7 @@ export const MessageCode = {
 
 const STATUS: readonly MemberStatus[] = ["alive", "suspect", "dead", "left"];
 
-/** Longest member id, cluster name or address accepted, in UTF-16 code units. */
-export const MAX_ID_LENGTH = 256;
-/** Longest key accepted, in UTF-16 code units. */
-export const MAX_KEY_LENGTH = 4096;
+export { MAX_ID_LENGTH, MAX_KEY_LENGTH } from "./_entry.ts";
 
 /** Why a datagram was refused. */
 export type DropReason =
@@ -87,13 +91,6 @@ export type Decoded =
 
 // ---------------------------------------------------------------------------- encode
 
-function encodeEntry(e: Entry): unknown[] {
-  const kind = (e.section === "sys" ? 1 : 0) | (e.deleted ? 2 : 0);
-  return e.deleted
-    ? [kind, e.key, e.wall, e.logical, e.writer]
-    : [kind, e.key, e.wall, e.logical, e.writer, e.value];
-}
-
 function messageToArray(m: Message): unknown[] {
   const code = MessageCode[m.type];
   switch (m.type) {
@@ -108,9 +105,9 @@ function messageToArray(m: Message): unknown[] {
         ? [code, m.id, m.address, m.incarnation, STATUS.indexOf(m.status)]
         : [code, m.id, m.address, m.incarnation, STATUS.indexOf(m.status), m.by];
     case "rumor":
-      return [code, m.hop, ...m.entries.map(encodeEntry)];
+      return [code, m.hop, ...m.entries.map(entryToArray)];
     case "entries":
-      return [code, ...m.entries.map(encodeEntry)];
+      return [code, ...m.entries.map(entryToArray)];
     case "sync-root":
       return [code, m.hash, m.count];
     case "sync-branch":
@@ -133,7 +130,8 @@ function arrayHeader(n: number): Uint8Array {
   return Uint8Array.of(0x9a, n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);
 }
 
-function header(kind: number): Uint8Array {
+/** The 4-byte header of a datagram of `kind`. */
+export function header(kind: number): Uint8Array {
   return Uint8Array.of(MAGIC_0, MAGIC_1, PROTOCOL_VERSION, kind);
 }
 
@@ -224,25 +222,12 @@ export function fragment(datagram: Uint8Array, options: PackOptions): Uint8Array
 
 // ---------------------------------------------------------------------------- decode
 
-class Malformed extends Error {}
-
 function fail(detail: string): never {
-  throw new Malformed(detail);
+  throw new LayoutError(detail);
 }
 
-function str(v: unknown, what: string, max: number, allowEmpty = false): string {
-  if (typeof v !== "string" || (!allowEmpty && v.length === 0) || v.length > max) {
-    fail(`${what} is not a string of 1 to ${max} characters`);
-  }
-  return v;
-}
-
-function uint(v: unknown, what: string, max = Number.MAX_SAFE_INTEGER): number {
-  if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > max) {
-    fail(`${what} is not an integer from 0 to ${max}`);
-  }
-  return v;
-}
+const str = layoutString;
+const uint = layoutUint;
 
 function bytes(v: unknown, what: string, multipleOf: number, exact?: number): Uint8Array {
   if (!(v instanceof Uint8Array) || v.length % multipleOf !== 0) {
@@ -257,32 +242,6 @@ function node(level: unknown, index: unknown): { level: number; index: number } 
   const i = uint(index, "index");
   if (!isNode(l, i)) fail(`node (${l}, ${i}) is not in the tree`);
   return { level: l, index: i };
-}
-
-function decodeEntry(v: unknown): Entry {
-  if (!Array.isArray(v) || v.length < 5 || v.length > 6) {
-    fail("entry is not an array of 5 or 6 items");
-  }
-  const kind = uint(v[0], "entry kind", 3);
-  const deleted = (kind & 2) !== 0;
-  if (deleted !== (v.length === 5)) fail("entry value does not match its deleted flag");
-  const section = kind & 1 ? "sys" : "usr";
-  if (!deleted) {
-    try {
-      assertValue(v[5]);
-    } catch (error) {
-      fail((error as Error).message);
-    }
-  }
-  return {
-    section,
-    key: str(v[1], "key", MAX_KEY_LENGTH),
-    wall: uint(v[2], "stamp wall time"),
-    logical: uint(v[3], "stamp counter"),
-    writer: str(v[4], "writer", MAX_ID_LENGTH),
-    deleted,
-    value: deleted ? undefined : v[5],
-  };
 }
 
 function decodeMessage(v: unknown): Message {
@@ -321,10 +280,14 @@ function decodeMessage(v: unknown): Message {
     }
     case MessageCode.rumor:
       if (a.length < 3) fail("rumor carries no entries");
-      return { type: "rumor", hop: uint(a[1], "hop", 255), entries: a.slice(2).map(decodeEntry) };
+      return {
+        type: "rumor",
+        hop: uint(a[1], "hop", 255),
+        entries: a.slice(2).map(entryFromArray),
+      };
     case MessageCode.entries:
       if (a.length < 2) fail("entries message carries no entries");
-      return { type: "entries", entries: a.slice(1).map(decodeEntry) };
+      return { type: "entries", entries: a.slice(1).map(entryFromArray) };
     case MessageCode["sync-root"]:
       n(3);
       return {
@@ -354,22 +317,43 @@ function dropped(reason: DropReason, detail: string): Decoded {
   return { kind: "dropped", reason, detail };
 }
 
+/** Why a datagram was refused, for the drop counters. */
+export interface Refusal {
+  readonly reason: DropReason;
+  readonly detail: string;
+}
+
+/**
+ * Checks the header every datagram starts with: at most `maxBytes` long, long enough for
+ * a header, the magic and the protocol version. Returns the kind byte, or why it is refused.
+ */
+export function checkHeader(
+  data: Uint8Array,
+  maxBytes: number,
+): { readonly kind: number } | Refusal {
+  if (data.length > maxBytes) {
+    return { reason: "oversized", detail: `${data.length} bytes exceeds ${maxBytes}` };
+  }
+  if (data.length < HEADER_BYTES) {
+    return { reason: "truncated", detail: `${data.length} bytes is shorter than a header` };
+  }
+  if (data[0] !== MAGIC_0 || data[1] !== MAGIC_1) {
+    return { reason: "bad-magic", detail: "not a Gossip KV datagram" };
+  }
+  if (data[2] !== PROTOCOL_VERSION) {
+    return { reason: "bad-version", detail: `protocol version ${data[2]}` };
+  }
+  return { kind: data[3]! };
+}
+
 /**
  * Decodes one datagram of at most `maxBytes`, checking magic, version, cluster and every
  * field. Never throws: refusals come back as `{ kind: "dropped", reason, detail }`.
  */
 export function decodeDatagram(data: Uint8Array, cluster: string, maxBytes: number): Decoded {
-  if (data.length > maxBytes) {
-    return dropped("oversized", `${data.length} bytes exceeds ${maxBytes}`);
-  }
-  if (data.length < HEADER_BYTES) {
-    return dropped("truncated", `${data.length} bytes is shorter than a header`);
-  }
-  if (data[0] !== MAGIC_0 || data[1] !== MAGIC_1) {
-    return dropped("bad-magic", "not a Gossip KV datagram");
-  }
-  if (data[2] !== PROTOCOL_VERSION) return dropped("bad-version", `protocol version ${data[2]}`);
-  const kind = data[3];
+  const header = checkHeader(data, maxBytes);
+  if ("reason" in header) return { kind: "dropped", ...header };
+  const kind = header.kind;
   if (kind === Kind.Sealed) return { kind: "sealed", body: data.subarray(HEADER_BYTES) };
   if (kind !== Kind.Envelope && kind !== Kind.Fragment) {
     return dropped("malformed", `unknown kind ${kind}`);
@@ -411,7 +395,7 @@ export function decodeDatagram(data: Uint8Array, cluster: string, maxBytes: numb
     const messages = body.slice(2).map(decodeMessage);
     return { kind: "envelope", envelope: { cluster: from, sender, messages } };
   } catch (error) {
-    if (error instanceof Malformed) return dropped("malformed", error.message);
+    if (error instanceof LayoutError) return dropped("malformed", error.message);
     throw error;
   }
 }

@@ -11,14 +11,9 @@
  * @module
  */
 
-import {
-  type DropReason,
-  HEADER_BYTES,
-  Kind,
-  MAGIC_0,
-  MAGIC_1,
-  PROTOCOL_VERSION,
-} from "./codec.ts";
+import { checkHeader, header, HEADER_BYTES, Kind, type Refusal } from "./codec.ts";
+
+export type { Refusal } from "./codec.ts";
 
 /** Bytes of a cluster key (AES-256). */
 export const KEY_BYTES = 32;
@@ -35,12 +30,6 @@ export const DEFAULT_REPLAY_WINDOW_MS = 60_000;
 
 /** A cluster key: base64 text of 32 bytes, or the bytes. */
 export type KeyInput = string | Uint8Array;
-
-/** Why a datagram was refused, for the drop counters. */
-export interface Refusal {
-  readonly reason: DropReason;
-  readonly detail: string;
-}
 
 /** What {@linkcode Keyring.open} makes of a sealed datagram. */
 export type Opened =
@@ -140,22 +129,14 @@ const hex = (bytes: Uint8Array) => [...bytes].map((b) => b.toString(16).padStart
  * or 1 datagram as `"plaintext"`).
  */
 export function checkSealed(data: Uint8Array, maxBytes: number): Refusal | undefined {
-  if (data.length > maxBytes) {
-    return { reason: "oversized", detail: `${data.length} bytes exceeds ${maxBytes}` };
-  }
-  if (data.length < HEADER_BYTES) {
-    return { reason: "truncated", detail: `${data.length} bytes is shorter than a header` };
-  }
-  if (data[0] !== MAGIC_0 || data[1] !== MAGIC_1) {
-    return { reason: "bad-magic", detail: "not a Gossip KV datagram" };
-  }
-  if (data[2] !== PROTOCOL_VERSION) {
-    return { reason: "bad-version", detail: `protocol version ${data[2]}` };
-  }
-  if (data[3] === Kind.Envelope || data[3] === Kind.Fragment) {
+  const header = checkHeader(data, maxBytes);
+  if ("reason" in header) return header;
+  if (header.kind === Kind.Envelope || header.kind === Kind.Fragment) {
     return { reason: "plaintext", detail: "unencrypted datagram in an encrypted cluster" };
   }
-  if (data[3] !== Kind.Sealed) return { reason: "malformed", detail: `unknown kind ${data[3]}` };
+  if (header.kind !== Kind.Sealed) {
+    return { reason: "malformed", detail: `unknown kind ${header.kind}` };
+  }
   if (data.length < SEAL_OVERHEAD + HEADER_BYTES) {
     return { reason: "truncated", detail: `sealed datagram of ${data.length} bytes` };
   }
@@ -219,7 +200,7 @@ export class Keyring {
   async seal(datagram: Uint8Array, cluster: string, now: number): Promise<Uint8Array> {
     const primary = this.#keys[0]!;
     const prefix = new Uint8Array(PREFIX_BYTES);
-    prefix.set([MAGIC_0, MAGIC_1, PROTOCOL_VERSION, Kind.Sealed]);
+    prefix.set(header(Kind.Sealed));
     prefix.set(primary.id, HEADER_BYTES);
     const nonce = crypto.getRandomValues(prefix.subarray(HEADER_BYTES + KEY_ID_BYTES));
     const plain = new Uint8Array(TIMESTAMP_BYTES + datagram.length);

@@ -1,0 +1,74 @@
+/**
+ * The entry layout, one definition for the wire and the storage log: the CBOR array
+ * `[kind, key, wall, logical, writer]` for a tombstone, `[..., value]` otherwise, where
+ * kind bit 0 is the `sys` section and bit 1 a tombstone; and its field limits.
+ *
+ * @module
+ */
+
+import type { Entry } from "../core/store.ts";
+import { assertValue } from "./cbor.ts";
+
+/** Longest member id, cluster name or address accepted, in UTF-16 code units. */
+export const MAX_ID_LENGTH = 256;
+/** Longest key accepted, in UTF-16 code units. */
+export const MAX_KEY_LENGTH = 4096;
+
+/** A field that breaks the layout; the message names it. */
+export class LayoutError extends TypeError {}
+
+/** An entry as the array the layout writes (CBOR-encode it to get its bytes). */
+export function entryToArray(e: Entry): unknown[] {
+  const kind = (e.section === "sys" ? 1 : 0) | (e.deleted ? 2 : 0);
+  return e.deleted
+    ? [kind, e.key, e.wall, e.logical, e.writer]
+    : [kind, e.key, e.wall, e.logical, e.writer, e.value];
+}
+
+/** Checks a text field of the layout. */
+export function layoutString(v: unknown, what: string, max: number, allowEmpty = false): string {
+  if (typeof v !== "string" || (!allowEmpty && v.length === 0) || v.length > max) {
+    throw new LayoutError(`${what} is not a string of 1 to ${max} characters`);
+  }
+  return v;
+}
+
+/** Checks an unsigned integer field of the layout. */
+export function layoutUint(v: unknown, what: string, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > max) {
+    throw new LayoutError(`${what} is not an integer from 0 to ${max}`);
+  }
+  return v;
+}
+
+/**
+ * The entry a decoded array holds. Throws a {@linkcode LayoutError} naming the first field that breaks
+ * the layout (or a value that cannot be replicated).
+ */
+export function entryFromArray(v: unknown): Entry {
+  if (!Array.isArray(v) || v.length < 5 || v.length > 6) {
+    throw new LayoutError("entry is not an array of 5 or 6 items");
+  }
+  const kind = layoutUint(v[0], "entry kind", 3);
+  const deleted = (kind & 2) !== 0;
+  if (deleted !== (v.length === 5)) {
+    throw new LayoutError("entry value does not match its deleted flag");
+  }
+  const section = kind & 1 ? "sys" : "usr";
+  if (!deleted) {
+    try {
+      assertValue(v[5]);
+    } catch (error) {
+      throw new LayoutError((error as Error).message);
+    }
+  }
+  return {
+    section,
+    key: layoutString(v[1], "key", MAX_KEY_LENGTH),
+    wall: layoutUint(v[2], "stamp wall time"),
+    logical: layoutUint(v[3], "stamp counter"),
+    writer: layoutString(v[4], "writer", MAX_ID_LENGTH),
+    deleted,
+    value: deleted ? undefined : v[5],
+  };
+}
