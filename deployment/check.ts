@@ -37,7 +37,8 @@ import { StatefulSet } from "kubernetes-models/apps/v1";
 import type { IStatefulSet } from "kubernetes-models/apps/v1";
 import { PodDisruptionBudget } from "kubernetes-models/policy/v1";
 import type { IPodDisruptionBudget } from "kubernetes-models/policy/v1";
-import { FLAGS, type NodeConfig, parseFlags } from "../src/cli.ts";
+import { parseHostPort } from "../src/core/address.ts";
+import { envTwin, FLAGS, type NodeConfig, parseFlags } from "../src/cli.ts";
 
 /** The repository root. */
 export const ROOT: string = fileURLToPath(new URL("..", import.meta.url));
@@ -69,11 +70,6 @@ export interface K8sObject {
   kind: string;
   metadata: { name: string; namespace?: string; [field: string]: unknown };
   [field: string]: unknown;
-}
-
-/** The env name twin of a flag: `http-token` → `GOSSIP_KV_HTTP_TOKEN`. */
-export function envTwin(flag: string): string {
-  return `GOSSIP_KV_${flag.toUpperCase().replaceAll("-", "_")}`;
 }
 
 /** The kubectl to use: $KUBECTL or `kubectl` on PATH, or null when there is none. */
@@ -346,11 +342,11 @@ export function nodeSettings(
 
 /** Splits "host:port", "[v6]:port" or a bare host. */
 export function splitHostPort(text: string): { host: string; port?: number } {
-  const m = /^\[([^\]]+)\](?::(\d+))?$/.exec(text) ?? /^([^:]+)(?::(\d+))?$/.exec(text);
-  if (!m) return { host: text };
-  return m[2] === undefined
-    ? { host: m[1] as string }
-    : { host: m[1] as string, port: Number(m[2]) };
+  const parsed = parseHostPort(text);
+  if (!parsed) return { host: text };
+  return parsed.port === undefined
+    ? { host: parsed.host }
+    : { host: parsed.host, port: parsed.port };
 }
 
 /**

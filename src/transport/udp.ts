@@ -5,6 +5,7 @@
  * @module
  */
 
+import { parseHostPort } from "../core/address.ts";
 import type { Transport } from "./types.ts";
 
 /** Options of every UDP transport ({@linkcode UdpTransport}). */
@@ -56,19 +57,14 @@ export function parseAddress(
   address: string,
   defaultPort?: number,
 ): { hostname: string; port: number } {
-  const bareIPv6 = /^[\da-f:.]+$/i.test(address) &&
-    (address.includes("::") || address.split(":").length === 8);
-  if (defaultPort !== undefined && bareIPv6) {
-    return { hostname: address, port: defaultPort };
-  }
-  const m = typeof address === "string"
-    ? /^(?:\[([^\]\s]+)\]|([^:\[\]\s]+))(?::(\d{1,5}))?$/.exec(address)
-    : null;
-  const port = m?.[3] === undefined ? defaultPort : Number(m[3]);
-  if (!m || port === undefined || port > 65535) {
+  const parsed = parseHostPort(address);
+  // A bare IPv6 literal has no room for a port: only with a default one.
+  const bare = parsed !== undefined && !parsed.bracketed && parsed.host.includes(":");
+  const port = parsed?.port ?? defaultPort;
+  if (!parsed || port === undefined || (bare && defaultPort === undefined)) {
     throw new TypeError(`Address must be "host:port" or "[v6]:port", got ${String(address)}`);
   }
-  return { hostname: m[1] ?? m[2]!, port };
+  return { hostname: parsed.host, port };
 }
 
 /** `host:port`, with brackets around an IPv6 host; IPv4-mapped IPv6 becomes plain IPv4. */
