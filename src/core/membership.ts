@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { MemberMessage, MemberStatus } from "./messages.ts";
+import { MEMBER_STATUS_RANK, type MemberMessage, type MemberStatus } from "./messages.ts";
 
 /** What one member knows about another (or itself). */
 export interface MemberState {
@@ -24,8 +24,6 @@ export interface MemberState {
   suspicion: { readonly start: number; readonly by: Set<string> } | undefined;
 }
 
-const RANK: Record<MemberStatus, number> = { alive: 0, suspect: 1, dead: 2, left: 3 };
-
 /**
  * Whether update `u` overrides what we know (`known`), by SWIM's precedence: a higher
  * incarnation wins; at equal incarnation, left > dead > suspect > alive.
@@ -35,7 +33,7 @@ export function overrides(
   known: MemberState,
 ): boolean {
   if (u.incarnation !== known.incarnation) return u.incarnation > known.incarnation;
-  return RANK[u.status] > RANK[known.status];
+  return MEMBER_STATUS_RANK[u.status] > MEMBER_STATUS_RANK[known.status];
 }
 
 /** The member table of one member, itself included. */

@@ -10,6 +10,25 @@ import type { Entry } from "./store.ts";
 /** Liveness of a member as SWIM sees it. */
 export type MemberStatus = "alive" | "suspect" | "dead" | "left";
 
+/**
+ * Each member status with its rank in SWIM's order of precedence at equal incarnation (a
+ * status overrides the ones ranked below it); the wire codes a status by its rank. The
+ * type makes it complete.
+ */
+export const MEMBER_STATUS_RANK: Readonly<Record<MemberStatus, number>> = Object.freeze({
+  alive: 0,
+  suspect: 1,
+  dead: 2,
+  left: 3,
+});
+
+/** Every member status, in order of rank. */
+export const MEMBER_STATUSES: readonly MemberStatus[] = Object.freeze(
+  (Object.keys(MEMBER_STATUS_RANK) as MemberStatus[]).sort((a, b) =>
+    MEMBER_STATUS_RANK[a] - MEMBER_STATUS_RANK[b]
+  ),
+);
+
 /** Direct probe: "are you `target`, and alive?" */
 export interface PingMessage {
   readonly type: "ping";

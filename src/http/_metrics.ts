@@ -1,24 +1,9 @@
 // GET /metrics: the Prometheus text exposition format (version 0.0.4), built from
 // kv.stats(), kv.members() and kv.syncStatus().
 import type { GossipKV } from "../gossip_kv.ts";
-import type { DropReason } from "../wire/codec.ts";
+import { MEMBER_STATUSES } from "../core/messages.ts";
+import { DROP_REASONS, type DropReason } from "../wire/codec.ts";
 import type { HttpTransport } from "../transport/http.ts";
-
-const DROP_REASONS = [
-  "oversized",
-  "truncated",
-  "bad-magic",
-  "bad-version",
-  "malformed",
-  "foreign-cluster",
-  "fragment-timeout",
-  "fragment-overflow",
-  "unauthenticated",
-  "replayed",
-  "plaintext",
-  "overloaded",
-] as const satisfies readonly DropReason[];
-const STATUSES = ["alive", "suspect", "dead", "left"] as const;
 
 type Labels = Record<string, string>;
 type Sample = readonly [Labels, number];
@@ -139,7 +124,7 @@ export function metricsText(kv: GossipKV, gossip: HttpTransport | undefined): st
     "members",
     "gauge",
     "Members known, by status (this one included).",
-    STATUSES.map((status) =>
+    MEMBER_STATUSES.map((status) =>
       [{ status }, members.filter((x) => x.status === status).length] as const
     ),
   );

@@ -14,7 +14,12 @@
  * @module
  */
 
-import type { Envelope, MemberStatus, Message } from "../core/messages.ts";
+import {
+  type Envelope,
+  MEMBER_STATUS_RANK,
+  MEMBER_STATUSES,
+  type Message,
+} from "../core/messages.ts";
 import { isNode } from "../core/merkle.ts";
 import {
   entryFromArray,
@@ -54,8 +59,6 @@ export const MessageCode = {
   "sync-want": 33,
 } as const satisfies Record<Message["type"], number>;
 
-const STATUS: readonly MemberStatus[] = ["alive", "suspect", "dead", "left"];
-
 export { MAX_ID_LENGTH, MAX_KEY_LENGTH } from "./_entry.ts";
 
 /** Why a datagram was refused. */
@@ -72,6 +75,26 @@ export type DropReason =
   | "replayed"
   | "plaintext"
   | "overloaded";
+
+/** Every drop reason (the record's type makes the list complete). */
+export const DROP_REASONS: readonly DropReason[] = Object.freeze(
+  Object.keys(
+    {
+      "oversized": true,
+      "truncated": true,
+      "bad-magic": true,
+      "bad-version": true,
+      "malformed": true,
+      "foreign-cluster": true,
+      "fragment-timeout": true,
+      "fragment-overflow": true,
+      "unauthenticated": true,
+      "replayed": true,
+      "plaintext": true,
+      "overloaded": true,
+    } satisfies Record<DropReason, true>,
+  ) as DropReason[],
+);
 
 /** A fragment of a large datagram. */
 export interface Fragment {
@@ -102,8 +125,8 @@ function messageToArray(m: Message): unknown[] {
       return [code, m.seq, m.target, m.address];
     case "member":
       return m.by === undefined
-        ? [code, m.id, m.address, m.incarnation, STATUS.indexOf(m.status)]
-        : [code, m.id, m.address, m.incarnation, STATUS.indexOf(m.status), m.by];
+        ? [code, m.id, m.address, m.incarnation, MEMBER_STATUS_RANK[m.status]]
+        : [code, m.id, m.address, m.incarnation, MEMBER_STATUS_RANK[m.status], m.by];
     case "rumor":
       return [code, m.hop, ...m.entries.map(entryToArray)];
     case "entries":
@@ -274,7 +297,7 @@ function decodeMessage(v: unknown): Message {
         id: str(a[1], "member id", MAX_ID_LENGTH),
         address: str(a[2], "address", MAX_ID_LENGTH),
         incarnation: uint(a[3], "incarnation"),
-        status: STATUS[uint(a[4], "status", STATUS.length - 1)]!,
+        status: MEMBER_STATUSES[uint(a[4], "status", MEMBER_STATUSES.length - 1)]!,
       };
       return a.length === 6 ? { ...m, by: str(a[5], "suspecter", MAX_ID_LENGTH) } : m;
     }
