@@ -1,8 +1,9 @@
 // serve(): listens with the runtime's own HTTP server, picked by feature detection:
 // Deno.serve, Bun.serve, or @hono/node-server on Node. The runtime globals are declared
-// here, as far as they are used, instead of depending on each runtime's type package.
+// in src/_runtime.ts, instead of depending on each runtime's type package.
 import type { Server as NodeServer } from "node:http";
 import type { Socket } from "node:net";
+import { type BunGlobal, bunGlobal, type DenoGlobal, denoGlobal } from "../_runtime.ts";
 import { SIGNAL } from "./_shared.ts";
 
 /** Anything with a fetch handler, such as a Hono app. */
@@ -46,21 +47,6 @@ interface Listening {
   port: number;
   stop(): Promise<void>;
 }
-interface DenoGlobal {
-  serve(options: {
-    hostname: string;
-    port: number;
-    onListen?: () => void;
-    handler: (request: Request, info: { completed: Promise<void> }) => Promise<Response> | Response;
-    signal?: AbortSignal;
-  }): { addr: { port: number }; shutdown(): Promise<void>; finished: Promise<void> };
-}
-interface BunGlobal {
-  serve(options: { hostname: string; port: number; idleTimeout: number; fetch: RawHandler }): {
-    port: number;
-    stop(closeActiveConnections?: boolean): Promise<void>;
-  };
-}
 
 /** Waits for `stopped`; after a grace period, calls `force` and waits for what it returns. */
 async function graceful(stopped: Promise<void>, force: () => unknown): Promise<void> {
@@ -76,7 +62,7 @@ async function graceful(stopped: Promise<void>, force: () => unknown): Promise<v
 }
 
 function listenDeno(
-  deno: DenoGlobal,
+  serve: NonNullable<DenoGlobal["serve"]>,
   hostname: string,
   port: number,
   h: Handler,
@@ -96,7 +82,7 @@ function listenDeno(
   // shutdown() waits for every request, however slow; aborting the signal drops them all
   // (and cannot follow a shutdown()): so wait for the requests first, then pick one.
   const force = new AbortController();
-  const server = deno.serve({ hostname, port, onListen: () => {}, handler, signal: force.signal });
+  const server = serve({ hostname, port, onListen: () => {}, handler, signal: force.signal });
   const stop = async () => {
     if (inFlight > 0) await graceful(new Promise<void>((resolve) => drained = resolve), () => {});
     if (inFlight === 0) return await server.shutdown();
@@ -107,7 +93,7 @@ function listenDeno(
 }
 
 function listenBun(
-  bun: BunGlobal,
+  serve: NonNullable<BunGlobal["serve"]>,
   hostname: string,
   port: number,
   h: Handler,
@@ -116,7 +102,7 @@ function listenBun(
   // Bun closes connections idle for 10 s by default, event streams included: allow the most
   // (255 s), well above the heartbeat period. https://bun.sh/docs/api/http#idletimeout
   const fetch = (request: Request) => h(request, AbortSignal.any([closing, request.signal]));
-  const server = bun.serve({ hostname, port, idleTimeout: 255, fetch });
+  const server = serve({ hostname, port, idleTimeout: 255, fetch });
   return { port: server.port, stop: () => graceful(server.stop(false), () => server.stop(true)) };
 }
 
@@ -188,11 +174,11 @@ export async function serve(app: FetchApp, options: ServeOptions = {}): Promise<
   options.signal?.throwIfAborted();
   const closing = new AbortController();
   const handler: Handler = (request, signal) => app.fetch(request, { [SIGNAL]: signal });
-  const g = globalThis as { Deno?: DenoGlobal; Bun?: BunGlobal };
-  const listening = typeof g.Deno?.serve === "function"
-    ? listenDeno(g.Deno, hostname, port, handler, closing.signal)
-    : typeof g.Bun?.serve === "function"
-    ? listenBun(g.Bun, hostname, port, handler, closing.signal)
+  const deno = denoGlobal(), bun = bunGlobal();
+  const listening = typeof deno?.serve === "function"
+    ? listenDeno(deno.serve.bind(deno), hostname, port, handler, closing.signal)
+    : typeof bun?.serve === "function"
+    ? listenBun(bun.serve.bind(bun), hostname, port, handler, closing.signal)
     : await listenNode(hostname, port, handler, closing.signal);
   let closed: Promise<void> | undefined;
   const close = () => {

@@ -9,6 +9,7 @@
  * @module
  */
 
+import { bunGlobal, denoGlobal } from "../_runtime.ts";
 import type { UdpTransport, UdpTransportOptions } from "./udp.ts";
 
 /**
@@ -23,12 +24,8 @@ import type { UdpTransport, UdpTransportOptions } from "./udp.ts";
  * ```
  */
 export function detectUdpRuntime(): "deno" | "bun" | "node" {
-  const g = globalThis as {
-    Deno?: { listenDatagram?: unknown };
-    Bun?: { udpSocket?: unknown };
-  };
-  if (typeof g.Deno?.listenDatagram === "function") return "deno";
-  if (typeof g.Bun?.udpSocket === "function") return "bun";
+  if (typeof denoGlobal()?.listenDatagram === "function") return "deno";
+  if (typeof bunGlobal()?.udpSocket === "function") return "bun";
   return "node";
 }
 

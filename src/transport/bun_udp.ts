@@ -15,45 +15,19 @@
 
 import { lookup } from "node:dns/promises";
 import { networkInterfaces } from "node:os";
-import type { DatagramHandler } from "./types.ts";
+import { bunGlobal } from "../_runtime.ts";
 import {
-  advertisedAddress,
   bindOptions,
   formatAddress,
   isIP,
   isIPv6,
-  parseAddress,
   type UdpTransport,
+  udpTransport,
   type UdpTransportOptions,
 } from "./udp.ts";
-import { SendQueue } from "./send_queue.ts";
 
 export type { DatagramHandler, Transport } from "./types.ts";
 export type { UdpTransport, UdpTransportOptions } from "./udp.ts";
-
-// The slice of the `Bun` namespace this adapter touches, declared here so the file
-// type-checks without Bun's types. https://bun.sh/docs/api/udp
-interface BunUdpSocket {
-  readonly hostname: string;
-  readonly port: number;
-  send(data: Uint8Array, port: number, address: string): boolean;
-  close(): void;
-}
-interface BunGlobal {
-  udpSocket?: (options: {
-    hostname: string;
-    port: number;
-    binaryType: "uint8array";
-    socket: {
-      data(socket: BunUdpSocket, data: Uint8Array, port: number, address: string): void;
-      error(socket: BunUdpSocket, error: Error): void;
-    };
-  }) => Promise<BunUdpSocket>;
-}
-
-function bun(): BunGlobal | undefined {
-  return (globalThis as { Bun?: BunGlobal }).Bun;
-}
 
 /**
  * Whether Bun's native UDP API is available (that is, whether this is Bun).
@@ -65,7 +39,7 @@ function bun(): BunGlobal | undefined {
  * ```
  */
 export function hasBunUdp(): boolean {
-  return typeof bun()?.udpSocket === "function";
+  return typeof bunGlobal()?.udpSocket === "function";
 }
 
 /**
@@ -79,67 +53,35 @@ export function hasBunUdp(): boolean {
  * ```
  */
 export async function bunUdpTransport(options: UdpTransportOptions = {}): Promise<UdpTransport> {
-  const udpSocket = bun()?.udpSocket;
+  const udpSocket = bunGlobal()?.udpSocket;
   if (typeof udpSocket !== "function") {
     throw new TypeError("Bun.udpSocket is not available: this is not Bun");
   }
-  const bind = bindOptions(options);
-  let handler: DatagramHandler | undefined;
-  let closed = false;
+  let deliver: ((data: Uint8Array, hostname: string, port: number) => void) | undefined;
   const socket = await udpSocket({
-    ...bind,
+    ...bindOptions(options),
     // Plain Uint8Arrays rather than Buffers, so the engine sees the same type everywhere.
     binaryType: "uint8array",
     socket: {
-      data(_socket, data, port, from) {
-        if (closed || !handler) return;
-        try {
-          handler(data, formatAddress(from, port));
-        } catch {
-          // The handler owns its errors (GossipKV reports them); the socket must go on.
-        }
-      },
+      data: (_socket, data, port, from) => deliver?.(data, from, port),
       error() {
         // Receive errors concern one datagram at most; the socket goes on.
       },
     },
   });
-  const bound = { hostname: socket.hostname, port: socket.port };
-  let address: string;
-  try {
-    address = advertisedAddress(
-      options,
-      bound,
-      () => Object.values(networkInterfaces()).flatMap((list) => list ?? []),
-    );
-  } catch (error) {
-    socket.close();
-    throw error;
-  }
-  const v6 = isIPv6(bound.hostname);
-  const queue = new SendQueue(async (to, data) => {
-    const { hostname, port } = parseAddress(to);
-    // Bun's send() takes IP literals only ("Invalid address" for a name): resolve first.
-    const host = isIP(hostname)
-      ? hostname
-      : (await lookup(hostname, { family: v6 ? 0 : 4 })).address;
-    if (!socket.send(data, port, host)) {
-      throw new Error(`Send buffer full: datagram to ${to} not sent`);
-    }
-  });
-  return {
-    address,
-    boundAddress: formatAddress(bound.hostname, bound.port),
-    runtime: "bun",
-    listen(h: DatagramHandler) {
-      handler = h;
+  const v6 = isIPv6(socket.hostname);
+  return udpTransport("bun", options, {
+    bound: { hostname: socket.hostname, port: socket.port },
+    listen: (d) => void (deliver = d),
+    async send(data, hostname, port) {
+      // Bun's send() takes IP literals only ("Invalid address" for a name): resolve first.
+      const host = isIP(hostname)
+        ? hostname
+        : (await lookup(hostname, { family: v6 ? 0 : 4 })).address;
+      if (!socket.send(data, port, host)) {
+        throw new Error(`Send buffer full: datagram to ${formatAddress(hostname, port)} not sent`);
+      }
     },
-    send: (to: string, data: Uint8Array) => queue.send(to, data),
-    close() {
-      if (closed) return;
-      closed = true;
-      queue.close();
-      socket.close();
-    },
-  };
+    close: () => socket.close(),
+  }, () => Object.values(networkInterfaces()).flatMap((list) => list ?? []));
 }

@@ -18,42 +18,11 @@
  * @module
  */
 
-import type { DatagramHandler } from "./types.ts";
-import {
-  advertisedAddress,
-  bindOptions,
-  formatAddress,
-  type InterfaceAddress,
-  parseAddress,
-  type UdpTransport,
-  type UdpTransportOptions,
-} from "./udp.ts";
-import { SendQueue } from "./send_queue.ts";
+import { type DenoAddr, type DenoDatagramConn, denoGlobal } from "../_runtime.ts";
+import { bindOptions, type UdpTransport, udpTransport, type UdpTransportOptions } from "./udp.ts";
 
 export type { DatagramHandler, Transport } from "./types.ts";
 export type { UdpTransport, UdpTransportOptions } from "./udp.ts";
-
-// The slice of the `Deno` namespace this adapter touches, declared here so the file
-// type-checks on every runtime and without Deno's unstable types.
-interface DenoAddr {
-  transport: "udp";
-  hostname: string;
-  port: number;
-}
-interface DenoDatagramConn {
-  readonly addr: DenoAddr;
-  receive(buffer?: Uint8Array): Promise<[Uint8Array, DenoAddr]>;
-  send(data: Uint8Array, to: DenoAddr): Promise<number>;
-  close(): void;
-}
-interface DenoGlobal {
-  listenDatagram?: (options: DenoAddr) => DenoDatagramConn;
-  networkInterfaces?: () => InterfaceAddress[];
-}
-
-function deno(): DenoGlobal | undefined {
-  return (globalThis as { Deno?: DenoGlobal }).Deno;
-}
 
 /**
  * Whether Deno's native UDP API is available (Deno run with `--unstable-net`).
@@ -65,7 +34,7 @@ function deno(): DenoGlobal | undefined {
  * ```
  */
 export function hasDenoUdp(): boolean {
-  return typeof deno()?.listenDatagram === "function";
+  return typeof denoGlobal()?.listenDatagram === "function";
 }
 
 /**
@@ -79,7 +48,7 @@ export function hasDenoUdp(): boolean {
  * ```
  */
 export function denoUdpTransport(options: UdpTransportOptions = {}): Promise<UdpTransport> {
-  const runtime = deno();
+  const runtime = denoGlobal();
   if (typeof runtime?.listenDatagram !== "function") {
     return Promise.reject(
       new TypeError(
@@ -89,36 +58,19 @@ export function denoUdpTransport(options: UdpTransportOptions = {}): Promise<Udp
     );
   }
   try {
-    const bind = bindOptions(options);
-    const conn = runtime.listenDatagram({ transport: "udp", ...bind });
-    const bound = { hostname: conn.addr.hostname, port: conn.addr.port };
-    let address: string;
-    try {
-      address = advertisedAddress(options, bound, () => runtime.networkInterfaces?.() ?? []);
-    } catch (error) {
-      conn.close();
-      throw error;
-    }
+    const conn = runtime.listenDatagram({ transport: "udp", ...bindOptions(options) });
     let closed = false;
-    const queue = new SendQueue(async (to, data) => {
-      const { hostname, port } = parseAddress(to);
-      await conn.send(data, { transport: "udp", hostname, port });
-    });
-    return Promise.resolve({
-      address,
-      boundAddress: formatAddress(bound.hostname, bound.port),
-      runtime: "deno",
-      listen(handler: DatagramHandler) {
-        void receiveLoop(conn, handler, () => closed);
+    return Promise.resolve(udpTransport("deno", options, {
+      bound: { hostname: conn.addr.hostname, port: conn.addr.port },
+      listen: (deliver) => void receiveLoop(conn, deliver, () => closed),
+      send: async (data, hostname, port) => {
+        await conn.send(data, { transport: "udp", hostname, port });
       },
-      send: (to: string, data: Uint8Array) => queue.send(to, data),
       close() {
-        if (closed) return;
         closed = true;
-        queue.close();
         conn.close();
       },
-    });
+    }, () => runtime.networkInterfaces?.() ?? []));
   } catch (error) {
     return Promise.reject(error);
   }
@@ -126,7 +78,7 @@ export function denoUdpTransport(options: UdpTransportOptions = {}): Promise<Udp
 
 async function receiveLoop(
   conn: DenoDatagramConn,
-  handler: DatagramHandler,
+  deliver: (data: Uint8Array, hostname: string, port: number) => void,
   closed: () => boolean,
 ): Promise<void> {
   // Without a buffer, each receive() allocates 64 KiB; one buffer, then a right-sized copy.
@@ -145,10 +97,6 @@ async function receiveLoop(
       await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 2 ** failures++)));
       continue;
     }
-    try {
-      handler(datagram[0].slice(), formatAddress(datagram[1].hostname, datagram[1].port));
-    } catch {
-      // The handler owns its errors (GossipKV reports them); the loop must go on.
-    }
+    deliver(datagram[0].slice(), datagram[1].hostname, datagram[1].port);
   }
 }

@@ -13,19 +13,15 @@
  * @module
  */
 
-import { createSocket, type Socket } from "node:dgram";
+import { createSocket } from "node:dgram";
 import { networkInterfaces } from "node:os";
-import type { DatagramHandler } from "./types.ts";
 import {
-  advertisedAddress,
   bindOptions,
-  formatAddress,
   isIPv6,
-  parseAddress,
   type UdpTransport,
+  udpTransport,
   type UdpTransportOptions,
 } from "./udp.ts";
-import { SendQueue } from "./send_queue.ts";
 
 export type { DatagramHandler, Transport } from "./types.ts";
 export type { UdpTransport, UdpTransportOptions } from "./udp.ts";
@@ -62,57 +58,24 @@ export async function nodeUdpTransport(options: UdpTransportOptions = {}): Promi
   // their callbacks, and nothing else may stop the member.
   socket.on("error", () => {});
   const local = socket.address();
-  const bound = { hostname: local.address, port: local.port };
-  let address: string;
-  try {
-    address = advertisedAddress(
-      options,
-      bound,
-      () => Object.values(networkInterfaces()).flatMap((list) => list ?? []),
-    );
-  } catch (error) {
-    socket.close();
-    throw error;
-  }
-  let closed = false;
-  const queue = new SendQueue((to, data) => send(socket, v6, to, data));
-  return {
-    address,
-    boundAddress: formatAddress(bound.hostname, bound.port),
-    runtime: "node",
-    listen(handler: DatagramHandler) {
-      if (closed) return;
+  return udpTransport("node", options, {
+    bound: { hostname: local.address, port: local.port },
+    listen(deliver) {
       socket.on("message", (message, from) => {
-        try {
-          handler(
-            new Uint8Array(message.buffer, message.byteOffset, message.byteLength),
-            formatAddress(from.address, from.port),
-          );
-        } catch {
-          // The handler owns its errors (GossipKV reports them); the socket must go on.
-        }
+        deliver(
+          new Uint8Array(message.buffer, message.byteOffset, message.byteLength),
+          from.address,
+          from.port,
+        );
       });
     },
-    send: (to: string, data: Uint8Array) => queue.send(to, data),
-    close() {
-      if (closed) return;
-      closed = true;
-      queue.close();
-      return new Promise<void>((resolve) => socket.close(() => resolve()));
-    },
-  };
-}
-
-function send(socket: Socket, v6: boolean, to: string, data: Uint8Array): Promise<void> {
-  return new Promise((resolve, reject) => {
-    try {
-      const { hostname, port } = parseAddress(to);
-      // A udp6 socket reaches IPv4 peers through IPv4-mapped addresses; Node does not
-      // translate them itself (it fails with EINVAL).
-      const host = v6 && /^\d+\.\d+\.\d+\.\d+$/.test(hostname) ? `::ffff:${hostname}` : hostname;
-      socket.send(data, port, host, (error) => (error ? reject(error) : resolve()));
-    } catch (error) {
-      reject(error);
-    }
-  });
+    send: (data, hostname, port) =>
+      new Promise<void>((resolve, reject) => {
+        // A udp6 socket reaches IPv4 peers through IPv4-mapped addresses; Node does not
+        // translate them itself (it fails with EINVAL).
+        const host = v6 && /^\d+\.\d+\.\d+\.\d+$/.test(hostname) ? `::ffff:${hostname}` : hostname;
+        socket.send(data, port, host, (error) => (error ? reject(error) : resolve()));
+      }),
+    close: () => new Promise<void>((resolve) => socket.close(() => resolve())),
+  }, () => Object.values(networkInterfaces()).flatMap((list) => list ?? []));
 }

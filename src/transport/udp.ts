@@ -1,12 +1,14 @@
 /**
  * What the UDP adapters (Deno, Bun, `node:dgram`) share: their options, `host:port`
- * addresses, and the choice of the advertised address. No runtime globals here.
+ * addresses, the choice of the advertised address, and {@linkcode udpTransport}, which
+ * builds the transport around a bound socket. No runtime globals here.
  *
  * @module
  */
 
 import { parseHostPort } from "../core/address.ts";
-import type { Transport } from "./types.ts";
+import { SendQueue } from "./send_queue.ts";
+import type { DatagramHandler, Transport } from "./types.ts";
 
 /** Options of every UDP transport ({@linkcode UdpTransport}). */
 export interface UdpTransportOptions {
@@ -124,4 +126,65 @@ export function bindOptions(options: UdpTransportOptions): { hostname: string; p
   }
   if (options.advertise !== undefined) parseAddress(options.advertise, 0);
   return { hostname, port };
+}
+
+/** What each adapter provides: a bound socket, in the runtime's own API. */
+export interface BoundSocket {
+  /** The address the socket is bound to. */
+  readonly bound: { readonly hostname: string; readonly port: number };
+  /** Starts delivering datagrams to `deliver` (called once). */
+  listen(deliver: (data: Uint8Array, hostname: string, port: number) => void): void;
+  /** Sends one datagram; throws or rejects when it cannot. */
+  send(data: Uint8Array, hostname: string, port: number): void | Promise<void>;
+  /** Closes the socket (called once). */
+  close(): void | Promise<void>;
+}
+
+/**
+ * The {@linkcode UdpTransport} around a bound socket: the advertised address (the socket is
+ * closed when it is invalid), paced sends, a handler whose errors never stop the socket,
+ * and a `close()` that runs once.
+ */
+export function udpTransport(
+  runtime: UdpTransport["runtime"],
+  options: UdpTransportOptions,
+  socket: BoundSocket,
+  interfaces: () => readonly InterfaceAddress[],
+): UdpTransport {
+  const { bound } = socket;
+  let address: string;
+  try {
+    address = advertisedAddress(options, bound, interfaces);
+  } catch (error) {
+    void socket.close();
+    throw error;
+  }
+  let closed = false;
+  const queue = new SendQueue(async (to, data) => {
+    const { hostname, port } = parseAddress(to);
+    await socket.send(data, hostname, port);
+  });
+  return {
+    address,
+    boundAddress: formatAddress(bound.hostname, bound.port),
+    runtime,
+    listen(handler: DatagramHandler) {
+      if (closed) return;
+      socket.listen((data, hostname, port) => {
+        if (closed) return;
+        try {
+          handler(data, formatAddress(hostname, port));
+        } catch {
+          // The handler owns its errors (GossipKV reports them); the socket must go on.
+        }
+      });
+    },
+    send: (to: string, data: Uint8Array) => queue.send(to, data),
+    close() {
+      if (closed) return;
+      closed = true;
+      queue.close();
+      return socket.close();
+    },
+  };
 }
