@@ -33,6 +33,14 @@ export type { Change, MemberChange } from "./core/engine.ts";
 export type { MemberStatus } from "./core/messages.ts";
 export type { GossipKVOptions, GossipKVStats, MemberInfo, Snapshot, SyncStatus } from "./types.ts";
 
+/** Datagrams queued for sending at most; more are dropped (and counted) until some leave. */
+export const MAX_PENDING_SENDS = 8192;
+/** Received datagrams waiting to be decrypted at most; more are dropped as `overloaded`. */
+export { MAX_PENDING_OPENS } from "./wire/sealing.ts";
+
+/** The default value of every engine option, for documentation and tools. */
+export const DEFAULTS: Readonly<EngineConfig> = DEFAULT_CONFIG;
+
 function checkKey(key: unknown): asserts key is string {
   if (typeof key !== "string" || key.length === 0) {
     throw new TypeError(
@@ -548,11 +556,3 @@ export class GossipKV {
     }
   }
 }
-
-/** Datagrams queued for sending at most; more are dropped (and counted) until some leave. */
-export const MAX_PENDING_SENDS = 8192;
-/** Received datagrams waiting to be decrypted at most; more are dropped as `overloaded`. */
-export { MAX_PENDING_OPENS } from "./wire/sealing.ts";
-
-/** The default value of every engine option, for documentation and tools. */
-export const DEFAULTS: Readonly<EngineConfig> = DEFAULT_CONFIG;

@@ -19,6 +19,8 @@ const forbidden: [RegExp, string][] = [
   [/\bcrypto\./, "crypto"],
   [/\bawait\b|\basync\b/, "async code"],
   [/from\s+["']\.\.\/(transport|http|wire)\//, "imports of adapters"],
+  [/\bfrom\s+["'](?!\.\/)/, "imports from outside src/core/"],
+  [/\bimport\s*\(/, "dynamic imports"],
 ];
 
 test("src/core/ uses no clock, randomness, timers, I/O or runtime globals", () => {

@@ -6,7 +6,7 @@ import { GossipKV } from "../gossip_kv.ts";
 import { createInspector, serve } from "../http/mod.ts";
 import type { Inspector } from "../http/inspector.ts";
 import type { Server } from "../http/serve.ts";
-import { isLoopback } from "../http/_auth.ts";
+import { isLoopback } from "../core/address.ts";
 import { fileStorage } from "../storage/file.ts";
 import { autoTransport } from "../transport/auto.ts";
 import { parseAddress } from "../transport/udp.ts";

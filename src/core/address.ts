@@ -1,6 +1,7 @@
 /**
  * Transport addresses as text: the one `host:port` grammar (`host:port`, `[v6]:port`,
- * `host`, `[v6]` or a bare IPv6 literal), and the host and port a member record shows.
+ * `host`, `[v6]` or a bare IPv6 literal), the host and port a member record shows, and
+ * whether a host is loopback.
  *
  * @module
  */
@@ -40,4 +41,12 @@ export function parseHostPort(text: string): HostPort | undefined {
 export function splitAddress(address: string): { host: string; port: number } {
   const m = /^\[?([^\]]*?)\]?:(\d{1,5})$/.exec(address);
   return m ? { host: m[1]!, port: Number(m[2]) } : { host: address, port: 0 };
+}
+
+/** Whether `host` (a bind address or a URL hostname) is a loopback address or name. */
+export function isLoopback(host: string | undefined): boolean {
+  if (host === undefined) return false;
+  const h = host.toLowerCase().replace(/^\[(.*)\]$/, "$1");
+  return h === "localhost" || h.endsWith(".localhost") || /^127(\.\d{1,3}){3}$/.test(h) ||
+    h === "::1" || /^(0{1,4}:){7}0{0,3}1$/.test(h) || /^::ffff:127(\.\d{1,3}){3}$/.test(h);
 }

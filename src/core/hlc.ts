@@ -4,7 +4,7 @@
  * A stamp is wall-clock milliseconds plus a logical counter. Local stamps never go
  * backwards and always exceed every stamp this clock has observed, so a write made after
  * seeing another write wins over it, even when the two machines' clocks disagree. A
- * remote stamp further in the future than `maxDriftMs` is refused (and counted) instead of
+ * remote stamp further in the future than `maxDriftMs` is refused (the engine counts it) instead of
  * being adopted: one machine with a bad clock must not drag the whole cluster into the
  * future.
  *
@@ -37,7 +37,6 @@ export interface HybridClockOptions {
 export class HybridClock {
   #wall = 0;
   #logical = 0;
-  #refused = 0;
   readonly maxDriftMs: number;
 
   constructor(options: HybridClockOptions = {}) {
@@ -58,15 +57,12 @@ export class HybridClock {
   }
 
   /**
-   * Takes note of a remote stamp at wall time `now`. Returns `false`, and counts it,
-   * when the stamp lies more than `maxDriftMs` in the future; the caller must then
-   * refuse whatever carried it.
+   * Takes note of a remote stamp at wall time `now`. Returns `false` when the stamp lies
+   * more than `maxDriftMs` in the future; the caller must then refuse (and count)
+   * whatever carried it.
    */
   observe(remote: Stamp, now: number): boolean {
-    if (remote.wall > now + this.maxDriftMs) {
-      this.#refused++;
-      return false;
-    }
+    if (remote.wall > now + this.maxDriftMs) return false;
     if (
       remote.wall > this.#wall || (remote.wall === this.#wall && remote.logical > this.#logical)
     ) {
@@ -79,10 +75,5 @@ export class HybridClock {
   /** The latest stamp issued or observed. */
   get last(): Stamp {
     return { wall: this.#wall, logical: this.#logical };
-  }
-
-  /** How many remote stamps were refused for being too far in the future. */
-  get refused(): number {
-    return this.#refused;
   }
 }

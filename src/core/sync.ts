@@ -60,7 +60,6 @@ function hashesOf(entries: Iterable<StoredEntry>): Uint8Array {
 /** A set of 64-bit hashes, keyed by their first lane (no string building on the hot path). */
 class HashSet64 {
   readonly #map = new Map<number, number[]>();
-  size = 0;
 
   static of(bytes: Uint8Array): HashSet64 {
     const set = new HashSet64();
@@ -72,8 +71,6 @@ class HashSet64 {
     const list = this.#map.get(a);
     if (!list) this.#map.set(a, [b]);
     else if (!list.includes(b)) list.push(b);
-    else return;
-    this.size++;
   }
 
   has(a: number, b: number): boolean {

@@ -2,15 +2,8 @@
 // server bound to loopback, addressed by a loopback name (which also turns away DNS
 // rebinding: a page of another site resolved to 127.0.0.1 still sends its own Host).
 import type { MiddlewareHandler } from "hono";
+import { isLoopback } from "../core/address.ts";
 import { problem } from "./_shared.ts";
-
-/** Whether `host` (a bind address or a URL hostname) is a loopback address or name. */
-export function isLoopback(host: string | undefined): boolean {
-  if (host === undefined) return false;
-  const h = host.toLowerCase().replace(/^\[(.*)\]$/, "$1");
-  return h === "localhost" || h.endsWith(".localhost") || /^127(\.\d{1,3}){3}$/.test(h) ||
-    h === "::1" || /^(0{1,4}:){7}0{0,3}1$/.test(h) || /^::ffff:127(\.\d{1,3}){3}$/.test(h);
-}
 
 function sameToken(given: string, token: string): boolean {
   // Constant time in the token's length, so timing does not reveal a matching prefix.

@@ -176,7 +176,6 @@ export class FileStorage implements Storage {
   #fileBytes = 0;
   #liveBytes = 0;
   #pending: Uint8Array[] = [];
-  #pendingBytes = 0;
   /** Records appended, written to the file, fsynced, and durable under the policy. */
   #appended = 0;
   #written = 0;
@@ -305,7 +304,6 @@ export class FileStorage implements Storage {
       const record = encodeRecord(e);
       this.#put(e, record.length);
       this.#pending.push(record);
-      this.#pendingBytes += record.length;
       this.#appended++;
       added = true;
     }
@@ -437,7 +435,6 @@ export class FileStorage implements Storage {
     const data = concatBytes(this.#pending);
     const seq = this.#appended;
     this.#pending = [];
-    this.#pendingBytes = 0;
     await writeAt(this.#fh!, data, this.#fileBytes);
     this.#fileBytes += data.length;
     this.#written = seq;
@@ -484,7 +481,6 @@ export class FileStorage implements Storage {
     for (const w of this.#waiters) w.reject(error);
     this.#waiters = [];
     this.#pending = [];
-    this.#pendingBytes = 0;
     clearTimeout(this.#timer);
     this.#onError(error);
   }
@@ -541,9 +537,7 @@ export class FileStorage implements Storage {
     const old = this.#fh!;
     this.#fh = await open(this.#path, "r+");
     await old.close();
-    let dropped = 0;
-    for (const record of this.#pending.splice(0, captured)) dropped += record.length;
-    this.#pendingBytes -= dropped;
+    this.#pending.splice(0, captured); // the compacted file holds them
     this.#fileBytes = size;
     this.#written = seq;
     this.#fsynced = seq;

@@ -7,7 +7,7 @@
  */
 
 import { parseHostPort } from "../core/address.ts";
-import { SendQueue } from "./send_queue.ts";
+import { SendQueue } from "./_send_queue.ts";
 import type { DatagramHandler, Transport } from "./types.ts";
 
 /** Options of every UDP transport ({@linkcode UdpTransport}). */
