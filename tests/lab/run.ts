@@ -1487,89 +1487,117 @@ console.log(
     netemAvailable() ? "available" : "not in this kernel"
   }`,
 );
-let exitCode = 0;
-try {
-  if (["partition", "loss", "crash", "stranger", "skew"].some((s) => only.has(s as Scenario))) {
-    await startCluster("encrypted cluster", { keyed: true });
-    if (only.has("stranger")) {
+/** One scenario of a cluster: run when `option` is in --only. */
+interface Step {
+  readonly option: Scenario;
+  readonly name: string;
+  readonly title: string;
+  readonly body: (rows: Row[]) => Promise<void>;
+  /** A precondition checked before the scenario; a failure stops the lab. */
+  readonly requires?: () => void;
+}
+
+/** A cluster started for its scenarios (when any is selected), in the order they run. */
+interface Phase {
+  readonly cluster: string;
+  /** Its options (a function: some need libfaketime, which only their scenarios require). */
+  readonly start: () => Parameters<typeof startCluster>[1];
+  /** Runs once the cluster formed, before its first scenario. */
+  readonly prepare?: () => Promise<void>;
+  readonly steps: readonly Step[];
+}
+
+const PHASES: readonly Phase[] = [
+  {
+    cluster: "encrypted cluster",
+    start: () => ({ keyed: true }),
+    async prepare() {
+      if (!only.has("stranger")) return;
       earlyCapture = await capture("early", 3_000);
       earlyCaptureAt = Date.now();
-    }
-    if (only.has("partition")) {
-      await runScenario(
-        "partition",
-        "partition 2|3, writes on both sides, heal",
-        scenarioPartition,
-      );
-    }
-    if (only.has("loss")) {
-      await runScenario(
-        "loss",
-        "30% loss, 100 ± 50 ms delay, duplication, reordering for 60 s",
-        scenarioLoss,
-      );
-    }
-    if (only.has("crash")) {
-      await runScenario(
-        "crash",
-        "kill -9 under write load, restart with the same id",
-        scenarioCrash,
-      );
-    }
-    if (only.has("stranger")) {
-      await runScenario(
-        "stranger",
-        "a host without the key sends garbage and replays",
-        scenarioStranger,
-      );
-    }
-    if (only.has("skew")) {
-      check(libfaketime(), "libfaketime is missing: install the Debian package faketime");
-      await runScenario(
-        "skew-encrypted",
-        "one clock 10 min ahead, encrypted cluster",
-        scenarioSkewEncrypted,
-      );
-    }
-    await stopCluster();
-  }
-  if (only.has("skew")) {
-    await startCluster("plaintext cluster, m4 +10 min", {
-      keyed: false,
-      perMember: { 4: { env: faketimeEnv("+10m") } },
-    });
-    await runScenario(
-      "skew-plaintext",
-      "one clock 10 min ahead (then 30 s), plaintext cluster",
-      scenarioSkewPlaintext,
-    );
-    await stopCluster();
-  }
-  if (only.has("load")) {
-    await startCluster(
-      `${options.loadPlaintext ? "plaintext" : "encrypted"} cluster for the load`,
+    },
+    steps: [
       {
-        keyed: !options.loadPlaintext,
-        args: [`--tombstone-grace=${options.loadGraceMs}`],
+        option: "partition",
+        name: "partition",
+        title: "partition 2|3, writes on both sides, heal",
+        body: scenarioPartition,
       },
-    );
-    await runScenario(
-      "load",
-      `sustained load, ${options.loadRate} writes/s for ${options.loadSeconds} s`,
-      (rows) => scenarioLoad(rows, options.loadRate, options.loadSeconds, true),
-    );
-    await stopCluster();
-  }
-  if (only.has("stress")) {
-    await startCluster("encrypted cluster for the stress load", {
-      keyed: true,
+      {
+        option: "loss",
+        name: "loss",
+        title: "30% loss, 100 ± 50 ms delay, duplication, reordering for 60 s",
+        body: scenarioLoss,
+      },
+      {
+        option: "crash",
+        name: "crash",
+        title: "kill -9 under write load, restart with the same id",
+        body: scenarioCrash,
+      },
+      {
+        option: "stranger",
+        name: "stranger",
+        title: "a host without the key sends garbage and replays",
+        body: scenarioStranger,
+      },
+      {
+        option: "skew",
+        name: "skew-encrypted",
+        title: "one clock 10 min ahead, encrypted cluster",
+        body: scenarioSkewEncrypted,
+        requires: () =>
+          check(libfaketime(), "libfaketime is missing: install the Debian package faketime"),
+      },
+    ],
+  },
+  {
+    cluster: "plaintext cluster, m4 +10 min",
+    start: () => ({ keyed: false, perMember: { 4: { env: faketimeEnv("+10m") } } }),
+    steps: [{
+      option: "skew",
+      name: "skew-plaintext",
+      title: "one clock 10 min ahead (then 30 s), plaintext cluster",
+      body: scenarioSkewPlaintext,
+    }],
+  },
+  {
+    cluster: `${options.loadPlaintext ? "plaintext" : "encrypted"} cluster for the load`,
+    start: () => ({
+      keyed: !options.loadPlaintext,
       args: [`--tombstone-grace=${options.loadGraceMs}`],
-    });
-    await runScenario(
-      "stress",
-      `the issue's load, ${options.stressRate} writes/s for ${options.stressSeconds} s (report only)`,
-      (rows) => scenarioLoad(rows, options.stressRate, options.stressSeconds, false),
-    );
+    }),
+    steps: [{
+      option: "load",
+      name: "load",
+      title: `sustained load, ${options.loadRate} writes/s for ${options.loadSeconds} s`,
+      body: (rows) => scenarioLoad(rows, options.loadRate, options.loadSeconds, true),
+    }],
+  },
+  {
+    cluster: "encrypted cluster for the stress load",
+    start: () => ({ keyed: true, args: [`--tombstone-grace=${options.loadGraceMs}`] }),
+    steps: [{
+      option: "stress",
+      name: "stress",
+      title:
+        `stress load, ${options.stressRate} writes/s for ${options.stressSeconds} s (report only)`,
+      body: (rows) => scenarioLoad(rows, options.stressRate, options.stressSeconds, false),
+    }],
+  },
+];
+
+let exitCode = 0;
+try {
+  for (const phase of PHASES) {
+    const steps = phase.steps.filter((step) => only.has(step.option));
+    if (steps.length === 0) continue;
+    await startCluster(phase.cluster, phase.start());
+    await phase.prepare?.();
+    for (const step of steps) {
+      step.requires?.();
+      await runScenario(step.name, step.title, step.body);
+    }
     await stopCluster();
   }
 } catch (error) {
