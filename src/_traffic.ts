@@ -6,19 +6,10 @@
  */
 
 import type { MessageType } from "./core/messages.ts";
+import type { GossipKVStats } from "./types.ts";
 
-/** What {@linkcode Traffic.snapshot} reports. */
-export interface TrafficCounts {
-  readonly datagramsIn: number;
-  readonly datagramsOut: number;
-  readonly bytesIn: number;
-  readonly bytesOut: number;
-  readonly bytesOutByType: Readonly<Record<string, number>>;
-  readonly bytesInByType: Readonly<Record<string, number>>;
-  readonly sendErrors: number;
-  readonly sendsDropped: number;
-  readonly lastConvergenceLagMs: number | null;
-}
+/** What {@linkcode Traffic.snapshot} reports: the traffic fields of the member's stats. */
+export type TrafficCounts = Omit<GossipKVStats, "engine" | "dropped">;
 
 /** Share each datagram's bytes among its messages' types. */
 function addShares(

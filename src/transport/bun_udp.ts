@@ -26,8 +26,7 @@ import {
   type UdpTransportOptions,
 } from "./udp.ts";
 
-export type { DatagramHandler, Transport } from "./types.ts";
-export type { UdpTransport, UdpTransportOptions } from "./udp.ts";
+export type { DatagramHandler, Transport, UdpTransport, UdpTransportOptions } from "./udp.ts";
 
 /**
  * Whether Bun's native UDP API is available (that is, whether this is Bun).

@@ -21,8 +21,7 @@
 import { type DenoAddr, type DenoDatagramConn, denoGlobal } from "../_runtime.ts";
 import { bindOptions, type UdpTransport, udpTransport, type UdpTransportOptions } from "./udp.ts";
 
-export type { DatagramHandler, Transport } from "./types.ts";
-export type { UdpTransport, UdpTransportOptions } from "./udp.ts";
+export type { DatagramHandler, Transport, UdpTransport, UdpTransportOptions } from "./udp.ts";
 
 /**
  * Whether Deno's native UDP API is available (Deno run with `--unstable-net`).

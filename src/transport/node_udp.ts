@@ -23,8 +23,7 @@ import {
   type UdpTransportOptions,
 } from "./udp.ts";
 
-export type { DatagramHandler, Transport } from "./types.ts";
-export type { UdpTransport, UdpTransportOptions } from "./udp.ts";
+export type { DatagramHandler, Transport, UdpTransport, UdpTransportOptions } from "./udp.ts";
 
 /**
  * Binds a UDP socket with `node:dgram`. Rejects with the runtime's error when the bind

@@ -10,6 +10,8 @@ import { parseHostPort } from "../core/address.ts";
 import { SendQueue } from "./_send_queue.ts";
 import type { DatagramHandler, Transport } from "./types.ts";
 
+export type { DatagramHandler, Transport } from "./types.ts";
+
 /** Options of every UDP transport ({@linkcode UdpTransport}). */
 export interface UdpTransportOptions {
   /** Address to bind, IPv4 or IPv6 (`"::"` also takes IPv4). Default `"0.0.0.0"`. */
