@@ -9,7 +9,10 @@
 // 2. Every relative link and #anchor in the tracked Markdown resolves to a tracked file (or
 //    folder) and to a heading (or `<a id>`) of the Markdown file it points into, as GitHub
 //    renders them.
-// 3. Every relative link in the published Markdown (README.md first: jsr.io shows it as the
+// 3. The project speaks of itself only: no text cites a tracker's issue, a task's wording or a
+//    document the repository does not hold (the checker and its test, which must name them,
+//    excepted).
+// 4. Every relative link in the published Markdown (README.md first: jsr.io shows it as the
 //    package's page) resolves to a file of the published package, whose file list comes from
 //    `deno publish --dry-run`.
 import { spawnSync } from "node:child_process";
@@ -230,6 +233,47 @@ export function checkLinks(markdownFiles, files, read, where = "in the repositor
   return problems;
 }
 
+/** Phrases that speak of something outside the project, with what to write instead. */
+const OUTSIDE_WORDS = [
+  [/\bissue\s+#?\d+/i, "an issue number: say what the code does, not which request it answers"],
+  [/\bthe\s+issue(?:'s|\s+(?:asks|says|wants))\b/i, "a request's wording: state the figure itself"],
+  [/\bseed\s+document\b|\bthe\s+seed's\b/i, "a document outside the project"],
+];
+
+/** Files that must name the phrases above: the checker and its test. */
+const OWN_WORDS_EXEMPT = new Set([".ci/check_repo.mjs", "tests/check_repo_test.ts"]);
+
+/**
+ * Text that speaks of things outside the project: issue numbers, a request's wording, and
+ * Markdown documents that are not in the repository (`SOMETHING.md` in a comment).
+ * @param {string[]} files tracked files, repository-relative
+ * @param {(path: string) => string} read
+ * @returns {string[]} one message per occurrence
+ */
+export function checkOwnWords(files, read) {
+  const markdownNames = new Set(
+    files.filter((f) => /\.md$/i.test(f)).map((f) => posix.basename(f)),
+  );
+  const problems = [];
+  for (const file of files) {
+    if (OWN_WORDS_EXEMPT.has(file) || !/\.(?:ts|mjs|js|md|sh|ya?ml|py)$|Dockerfile$/.test(file)) {
+      continue;
+    }
+    read(file).split("\n").forEach((line, i) => {
+      for (const [pattern, what] of OUTSIDE_WORDS) {
+        const m = pattern.exec(line);
+        if (m) problems.push(`${file}:${i + 1}: "${m[0]}": ${what}`);
+      }
+      for (const m of line.matchAll(/(?<![\w./-])([\w./-]*[A-Za-z0-9_-]\.md)\b/g)) {
+        if (!markdownNames.has(posix.basename(m[1]))) {
+          problems.push(`${file}:${i + 1}: "${m[1]}" is not a document of this repository`);
+        }
+      }
+    });
+  }
+  return problems;
+}
+
 /**
  * The files `deno publish --dry-run` would publish, repository-relative.
  * @param {string} root
@@ -270,6 +314,7 @@ function main() {
       "relative links and anchors in the repository's Markdown",
       () => checkLinks(files.filter((f) => /\.md$/i.test(f)), files, read),
     ],
+    ["words from outside the project", () => checkOwnWords(files, read)],
   ];
   if (!args.includes("--skip-published")) {
     sections.push([
@@ -288,7 +333,8 @@ function main() {
   for (const [name, run] of sections) {
     const problems = run();
     console.log(`${problems.length === 0 ? "ok  " : "FAIL"} ${name}`);
-    for (const p of problems) console.log(`     ${p}`);
+    for (const p of problems.slice(0, 30)) console.log(`     ${p}`);
+    if (problems.length > 30) console.log(`     ... and ${problems.length - 30} more`);
     failed += problems.length;
   }
   if (failed) {

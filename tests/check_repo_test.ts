@@ -11,6 +11,7 @@ import {
   anchorsOf,
   checkFileSizes,
   checkLinks,
+  checkOwnWords,
   MAX_FILE_BYTES,
   slug,
   trackedFiles,
@@ -191,4 +192,24 @@ test("the command line fails on an oversized file and a broken link, and passes 
   } finally {
     fixed.done();
   }
+});
+
+test("checkOwnWords() catches issue numbers, a request's wording and documents that do not exist", () => {
+  // Built from pieces: this file is exempt, but the phrases should not sit in it verbatim.
+  const files: Record<string, string> = {
+    "README.md": "# Readme\nSee PROTOCOL.md.\n",
+    "PROTOCOL.md": "# Protocol\n",
+    "src/a.ts": `/** Offline checks (${"issue"} 6). */\n// Three mechanisms (${"DESIGN"}.md §3)\n`,
+    "src/b.ts": `/** The state, as the ${"seed"} document shows it. */\n`,
+    "docs/x.md": `At the ${"issue"}'s 5,000 writes/s; see ../README.md and docs/x.md.\n`,
+    "src/clean.ts": "// Re-resolves the seed names; see PROTOCOL.md (kind 2).\n",
+  };
+  const problems = checkOwnWords(Object.keys(files), (p) => files[p]!);
+  assert.deepEqual(problems.map((p) => p.split(": ")[0]), [
+    "src/a.ts:1",
+    "src/a.ts:2",
+    "src/b.ts:1",
+    "docs/x.md:1",
+  ]);
+  assert.match(problems[1]!, /"DESIGN\.md" is not a document of this repository/);
 });

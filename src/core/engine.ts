@@ -3,7 +3,7 @@
  * numbers and received envelopes as inputs and produces messages to send, data changes
  * and membership changes as outputs. Given the same inputs, it produces the same outputs.
  *
- * Three mechanisms, each covering the others' weakness (DESIGN.md §3):
+ * Three mechanisms, each covering the others' weakness:
  * 1. Rumors: a write is pushed at once to `fanout` random live peers; a member that
  *    learns something new forwards it at once, up to a hop limit that grows with log N.
  * 2. Anti-entropy: every `gossipIntervalMs`, a Merkle comparison with one random live
