@@ -202,7 +202,8 @@ test("checkOwnWords() catches issue numbers, a request's wording and documents t
     "src/a.ts": `/** Offline checks (${"issue"} 6). */\n// Three mechanisms (${"DESIGN"}.md §3)\n`,
     "src/b.ts": `/** The state, as the ${"seed"} document shows it. */\n`,
     "docs/x.md": `At the ${"issue"}'s 5,000 writes/s; see ../README.md and docs/x.md.\n`,
-    "src/clean.ts": "// Re-resolves the seed names; see PROTOCOL.md (kind 2).\n",
+    "src/clean.ts": "// Re-resolves the seed names; see PROTOCOL.md (kind 2).\n" +
+      "// https://github.com/example/spec/blob/main/SETS.md describes tag 258.\n",
   };
   const problems = checkOwnWords(Object.keys(files), (p) => files[p]!);
   assert.deepEqual(problems.map((p) => p.split(": ")[0]), [
