@@ -1,5 +1,5 @@
 /**
- * Offline checks of the Kubernetes deployment (issue 6), runnable on Node (tsx), Deno and Bun,
+ * Offline checks of the Kubernetes deployment, runnable on Node (tsx), Deno and Bun,
  * and shared with tests/deployment_test.ts:
  *
  * 1. `kubectl kustomize` renders both overlays (`local`, `aws`);
@@ -49,7 +49,7 @@ export type Overlay = typeof OVERLAYS[number];
 
 /** The flags of the `node` command, each with its env twin GOSSIP_KV_<UPPER_SNAKE>. */
 export const NODE_FLAGS: readonly string[] = FLAGS.map((f) => f.name);
-/** The HTTP routes a probe may use (issue 4). */
+/** The HTTP routes a probe may use. */
 export const PROBE_ROUTES: readonly string[] = ["/healthz", "/state", "/members", "/metrics"];
 /** The names the manifests and deployment/k8s/secrets.sh agree on. */
 export const NAMES = {

@@ -27,9 +27,18 @@ const show = (title: string) => {
   }
 };
 
-members[4]!.subscribe((c) =>
-  console.log(`  eve learned ${c.key} = ${JSON.stringify(c.value)} from ${c.writer}`)
-);
+members[4]!.subscribe((c) => {
+  const value = JSON.stringify(c.value);
+  if (c.origin === "local") {
+    console.log(c.deleted ? `  eve deleted ${c.key}` : `  eve set ${c.key} = ${value}`);
+  } else {
+    console.log(
+      c.deleted
+        ? `  eve learned that ${c.writer} deleted ${c.key}`
+        : `  eve learned ${c.key} = ${value} from ${c.writer}`,
+    );
+  }
+});
 await sleep(500);
 await members[0]!.set("greeting", "hello");
 await members[2]!.set("counter", 1);

@@ -317,7 +317,7 @@ export class GossipKV {
 
   // ------------------------------------------------------------------ inspection
 
-  /** The whole state as plain JSON, as the seed document shows it: `{ sys, usr }`. */
+  /** The whole state as plain JSON, `{ sys, usr }`: each member's record, and the user's data. */
   snapshot(): Snapshot {
     const members: Record<string, Record<string, Json>> = {};
     for (const m of this.#engine.members()) {

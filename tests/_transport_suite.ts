@@ -3,6 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { Transport } from "../src/transport/types.ts";
+import { recordSkip } from "./_skip.ts";
 
 export interface TransportFactory {
   /** A name for test titles, such as "memory" or "deno-udp". */
@@ -34,7 +35,7 @@ async function until(f: TransportFactory, done: () => boolean, tries = 100): Pro
 }
 
 export function transportSuite(f: TransportFactory, options: { skip?: string | false } = {}): void {
-  const skip = options.skip || false;
+  const skip = options.skip ? recordSkip(f.name, options.skip) : false;
   test(`${f.name}: a datagram arrives intact, with the sender's address`, { skip }, async () => {
     const a = await f.open(), b = await f.open();
     await listening(a);

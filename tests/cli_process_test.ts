@@ -17,6 +17,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { generateKey } from "../src/wire/crypto.ts";
+import { recordSkip } from "./_skip.ts";
 
 type Runtime = "deno" | "bun" | "node";
 const RUNTIMES: readonly Runtime[] = ["deno", "bun", "node"];
@@ -27,9 +28,11 @@ const CLI = join(ROOT, "src", "cli.ts");
 // under Node, and skips it on the other two runners to keep CI time down. Run directly, it
 // runs under any runner.
 const runner = process.env.GOSSIP_KV_TEST_RUNTIME;
-const skip = runner !== undefined && runner !== "node" &&
+const skip = runner !== undefined && runner !== "node" && recordSkip(
+  "tests/cli_process_test.ts",
   `the members are one Deno, one Bun and one Node process whichever runner starts them: ` +
-    `npm test runs this file under Node only (here: ${runner})`;
+    `npm test runs this file under Node only (here: ${runner})`,
+);
 const SLOW = { skip, timeout: 240_000 };
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -560,6 +563,7 @@ const unshareSkip = (() => {
   if (res.error) return "unshare (util-linux) is not installed";
   return res.status === 0 ? false : `unshare -m fails here: ${res.stderr.trim()}`;
 })();
+if (unshareSkip && !skip) recordSkip("the seed DNS name test", unshareSkip);
 
 test("a seed DNS name that resolves to several loopback addresses is enough to form the cluster", {
   ...SLOW,

@@ -31,12 +31,16 @@ import {
   validateObjects,
 } from "../deployment/check.ts";
 import { parseFlags, UsageError } from "../src/cli.ts";
+import { recordSkip } from "./_skip.ts";
 
 const kubectl = findKubectl();
-const noKubectl = kubectl
-  ? false
-  : "kubectl is not installed (Debian: apt-get install kubernetes-client)";
-const netnsSkip = noKubectl || (netnsAvailable() ?? false);
+const noKubectl = kubectl ? false : recordSkip(
+  "the deployment's kubectl tests",
+  "kubectl is not installed (Debian: apt-get install kubernetes-client)",
+);
+const netnsProblem = noKubectl ? null : netnsAvailable();
+const netnsSkip = noKubectl ||
+  (netnsProblem !== null && recordSkip("the deployment's network-namespace cluster", netnsProblem));
 
 const rendered = new Map<Overlay, K8sObject[]>();
 function render(overlay: Overlay): K8sObject[] {

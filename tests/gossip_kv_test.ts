@@ -112,7 +112,7 @@ test("a throwing subscriber does not break replication", async () => {
   await c.close();
 });
 
-test("snapshot() is plain JSON in the seed's shape", async () => {
+test("snapshot() is plain JSON: { sys, usr }", async () => {
   const { c, a } = await pair();
   await a.set("key 1", "value 1");
   await a.set("bytes", new Uint8Array([104, 105]));

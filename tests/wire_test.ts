@@ -8,7 +8,9 @@ import { decodeDatagram, encodeMessage, Kind, packDatagrams } from "../src/wire/
 import { Wire } from "../src/wire/wire.ts";
 import { seededRandom, shuffle } from "../src/core/random.ts";
 import { value } from "./_arbitraries.ts";
-import { Tag } from "cbor-x";
+import { readFileSync } from "node:fs";
+// @ts-types="../src/wire/_cbor_x/decode.d.ts"
+import { Tag } from "../src/wire/_cbor_x/decode.js";
 
 const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 
@@ -284,4 +286,17 @@ test("packing fills datagrams: many small messages share one", () => {
   });
   assert.equal(datagrams.length, 1);
   assert.ok(encodeMessage(messages[0]!).length <= 3);
+});
+
+test("the vendored cbor-x files are those of the npm package cbor-x 1.6.9, unchanged", () => {
+  const npm = new URL("../node_modules/cbor-x/", import.meta.url);
+  const vendored = new URL("../src/wire/_cbor_x/", import.meta.url);
+  const pkg = JSON.parse(readFileSync(new URL("package.json", npm), "utf8")) as { version: string };
+  assert.equal(pkg.version, "1.6.9", "the development dependency is the vendored version");
+  for (const file of ["encode.js", "decode.js", "LICENSE"]) {
+    assert.ok(
+      readFileSync(new URL(file, vendored)).equals(readFileSync(new URL(file, npm))),
+      `src/wire/_cbor_x/${file} differs from cbor-x 1.6.9's`,
+    );
+  }
 });

@@ -3,7 +3,7 @@
  * numbers and received envelopes as inputs and produces messages to send, data changes
  * and membership changes as outputs. Given the same inputs, it produces the same outputs.
  *
- * Three mechanisms, each covering the others' weakness (DESIGN.md §3), each a part that
+ * Three mechanisms, each covering the others' weakness, each a part that
  * owns its state; the engine only routes messages and ticks to them:
  * 1. Dissemination (`dissemination.ts`): by default rumors, pushed at once to `fanout`
  *    random live peers and forwarded by whoever learns something new, up to a hop limit.

@@ -11,19 +11,21 @@ const CSS = `
 *{box-sizing:border-box}body{margin:0;font:14px/1.45 system-ui,sans-serif;background:var(--bg);color:var(--fg)}
 header{display:flex;gap:1rem;align-items:baseline;flex-wrap:wrap;padding:1rem 1.5rem;border-bottom:1px solid var(--line)}
 h1{font-size:1.15rem;margin:0}h2{font-size:.8rem;text-transform:uppercase;letter-spacing:.06em;color:var(--mute);margin:0 0 .6rem}
-main{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:1rem;padding:1rem 1.5rem}
-section{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:1rem;overflow:auto;max-height:60vh}
-table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.3rem .5rem;border-bottom:1px solid var(--line);vertical-align:top}
-th{font-weight:600;color:var(--mute);font-size:.8rem}code,.mono{font-family:ui-monospace,Menlo,monospace;font-size:.85rem}
+main{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(420px,100%),1fr));gap:1rem;padding:1rem 1.5rem}
+section{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:1rem;overflow:auto;max-height:60vh;min-width:0}
+table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:.3rem .5rem;border-bottom:1px solid var(--line);vertical-align:top;overflow-wrap:anywhere}
+th{font-weight:600;color:var(--mute);font-size:.8rem;overflow-wrap:normal}code,.mono{font-family:ui-monospace,Menlo,monospace;font-size:.85rem}
 .dot{display:inline-block;width:.6rem;height:.6rem;border-radius:50%;margin-right:.4rem;background:var(--left)}
 .alive .dot{background:var(--alive)}.suspect .dot{background:var(--suspect)}.dead .dot{background:var(--dead)}
 .mute{color:var(--mute)}.pill{border:1px solid var(--line);border-radius:999px;padding:.05rem .55rem;font-size:.8rem}
 .pill.live{border-color:var(--alive);color:var(--alive)}.pill.down{border-color:var(--dead);color:var(--dead)}
-.value{max-width:28rem;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
-td.mute{white-space:nowrap}td.key{overflow-wrap:break-word}
+#keys{table-layout:fixed}#keys th:nth-child(1){width:34%}#keys th:nth-child(3){width:16%}#keys th:nth-child(4){width:6.5rem}
+.value{overflow:hidden;text-overflow:ellipsis;white-space:nowrap}td.mute{white-space:nowrap}
 @keyframes flash{from{background:color-mix(in srgb,var(--accent) 25%,transparent)}to{background:transparent}}
-.flash{animation:flash 1.2s ease-out}#stream li{list-style:none;padding:.25rem 0;border-bottom:1px solid var(--line)}
-#stream{margin:0;padding:0}.del{text-decoration:line-through}`;
+.flash{animation:flash 1.2s ease-out}#stream li{list-style:none;padding:.25rem 0;border-bottom:1px solid var(--line);
+white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+#stream{margin:0;padding:0}.del{text-decoration:line-through}
+@media (max-width:480px){header,main{padding-left:.75rem;padding-right:.75rem}th,td{padding:.3rem}}`;
 
 const SCRIPT = `
 const $ = (s) => document.querySelector(s);

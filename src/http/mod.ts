@@ -35,7 +35,7 @@ export { createInspector } from "./inspector.ts";
 export type { Inspector, InspectorOptions } from "./inspector.ts";
 export { serve } from "./serve.ts";
 export type { FetchApp, ServeOptions, Server } from "./serve.ts";
-export type { HttpTransport } from "../transport/http.ts";
+export type { HttpTransport, HttpTransportStats } from "../transport/http.ts";
 // The core API's types (GossipKV and what its signatures use), so that the documentation
 // of this entry is complete however the core grows.
 export type * from "../../mod.ts";

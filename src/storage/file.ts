@@ -29,7 +29,8 @@ import { type DamageReason, encodeRecord, hasHeader, HEADER, readRecords } from 
 import type { Storage, StorageDamage, StorageLoad } from "./types.ts";
 import { concatBytes } from "../wire/cbor.ts";
 
-export type { Storage, StorageDamage, StorageLoad } from "./types.ts";
+export type { Entry, Section, Storage, StorageDamage, StorageLoad } from "./types.ts";
+export type { Stamp } from "../core/hlc.ts";
 export type { DamageReason } from "./_log.ts";
 
 /**

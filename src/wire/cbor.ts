@@ -9,9 +9,11 @@
  * @module
  */
 
-// The "encode" entry is pure JavaScript: the main entry also loads a native addon and
-// reads an environment variable, which would make Deno users grant --allow-env.
-import { Encoder } from "cbor-x/encode";
+// cbor-x's pure JavaScript encoder and decoder, vendored (see _cbor_x/README.md): the npm
+// package cannot be installed by a Deno user of this package, and its main entry would also
+// load a native addon and read an environment variable (--allow-env on Deno).
+// @ts-types="./_cbor_x/encode.d.ts"
+import { Encoder } from "./_cbor_x/encode.js";
 
 const codec = new Encoder({
   // Without records, cbor-x writes a Map with tag 259 by default: it decodes as a Map.

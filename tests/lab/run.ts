@@ -20,14 +20,16 @@
 //              collected; no datagram over the MTU. --load-rate (default 300 writes/s: what
 //              a 2-core machine sustains with the five members and their clients on it) and
 //              --load-seconds (default 60) set it.
-//   stress     the same at the issue's rate, --stress-rate (default 5,000 writes/s) for
-//              --stress-seconds (default 30), report only: its figures say what breaks when
-//              the machine cannot keep up; it fails only if the lab itself fails.
+//   stress     the same past what the machine sustains, --stress-rate (default 5,000
+//              writes/s) for --stress-seconds (default 30), report only: its figures say
+//              what breaks when the machine cannot keep up; it fails only if the lab itself
+//              fails.
 //
 // Each scenario prints its figures; --figures=FILE writes them all as JSON. A failed check
 // fails its scenario (the others still run) and the lab exits 1. Options: --only=LIST (of
-// the names above; skew runs 4a-4c), --impair=auto|netem|switch (auto: netem if the kernel
-// has it, else tests/lab/impair.py), --load-grace=MS, --load-settle=MS (default 90 s: how
+// the names above; skew runs its three cases: encrypted +10 min, plaintext +10 min and
+// +30 s), --impair=auto|netem|switch (auto: netem if the kernel has it, else
+// tests/lab/impair.py), --load-grace=MS, --load-settle=MS (default 90 s: how
 // long to wait for convergence after a load), --load-plaintext (the load without a cluster
 // key, to see what encryption costs).
 import { spawn } from "node:child_process";
@@ -929,7 +931,7 @@ async function scenarioStranger(rows: Row[]): Promise<void> {
   check(problems.length === 0, `drop counters: ${problems.join("; ")}`);
 }
 
-/** 4a. Encrypted cluster, one member 10 minutes ahead: cut off by the replay window. */
+/** Skew, encrypted cluster, one member 10 minutes ahead: cut off by the replay window. */
 async function scenarioSkewEncrypted(rows: Row[]): Promise<void> {
   const skewed = members[4]!, others = members.slice(0, 4);
   const before = await metricsOf(others);
@@ -1007,7 +1009,7 @@ async function scenarioSkewEncrypted(rows: Row[]): Promise<void> {
   }
 }
 
-/** 4b/4c. Plaintext cluster: +10 min refused (clock_skew); +30 s adopted, within the bound. */
+/** Skew, plaintext cluster: +10 min refused (clock_skew); +30 s adopted, within the bound. */
 async function scenarioSkewPlaintext(rows: Row[]): Promise<void> {
   const skewed = members[4]!, normal = members.slice(0, 4);
   const ref = new LwwReference();
@@ -1091,7 +1093,7 @@ async function scenarioSkewPlaintext(rows: Row[]): Promise<void> {
     `a member's new stamp is not in its present: ${offsets}`,
   );
 
-  // 4c: 30 s ahead, within maxDriftMs (60 s): accepted, and the others' clocks follow it.
+  // 30 s ahead, within maxDriftMs (60 s): accepted, and the others' clocks follow it.
   await skewed.stop();
   await startMember(4, { env: faketimeEnv("+30s") });
   check(
