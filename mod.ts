@@ -30,6 +30,7 @@ export type {
   Change,
   GossipKVOptions,
   GossipKVStats,
+  ListOptions,
   MemberChange,
   MemberInfo,
   MemberStatus,

@@ -173,6 +173,18 @@ function checkKey(key: unknown): asserts key is string {
   }
 }
 
+/** Options of {@linkcode GossipKV.keys} and {@linkcode GossipKV.entries}. */
+export interface ListOptions {
+  /** Only keys that start with this. Default `""`: every key. */
+  prefix?: string | undefined;
+}
+
+function listPrefix(options: ListOptions): string {
+  const prefix = options?.prefix ?? "";
+  if (typeof prefix !== "string") throw new TypeError("prefix must be a string");
+  return prefix;
+}
+
 function randomId(random: Random): string {
   let s = "";
   for (let i = 0; i < 8; i++) s += Math.floor(random() * 16).toString(16);
@@ -330,10 +342,24 @@ export class GossipKV {
 
   // ------------------------------------------------------------------ data
 
-  /** The value of `key`, or `undefined` if absent or deleted. */
-  get(key: string): unknown {
+  /**
+   * The value of `key`, or `undefined` if absent or deleted. `T` names the type the caller
+   * expects (as Deno KV's `get<T>()`): it is not checked at runtime.
+   *
+   * @example
+   * ```ts
+   * import { GossipKV, MemoryNetwork } from "@gossip-kv/gossip-kv";
+   *
+   * const kv = await GossipKV.start({ id: "a", transport: new MemoryNetwork().transport("a") });
+   * await kv.set("user/1", { name: "Ada" });
+   * const user = kv.get<{ name: string }>("user/1");
+   * console.log(user?.name); // "Ada"
+   * await kv.close();
+   * ```
+   */
+  get<T = unknown>(key: string): T | undefined {
     const e = this.#engine.store.get("usr", key);
-    return e && !e.deleted ? e.value : undefined;
+    return e && !e.deleted ? e.value as T : undefined;
   }
 
   /** Whether `key` holds a value. */
@@ -342,17 +368,39 @@ export class GossipKV {
     return e !== undefined && !e.deleted;
   }
 
-  /** Every key holding a value. */
-  keys(): string[] {
+  /**
+   * Every key holding a value, in no particular order; with `prefix`, only the keys that
+   * start with it (keys are often paths: `{ prefix: "users/" }`).
+   *
+   * @example
+   * ```ts
+   * import { GossipKV, MemoryNetwork } from "@gossip-kv/gossip-kv";
+   *
+   * const kv = await GossipKV.start({ id: "a", transport: new MemoryNetwork().transport("a") });
+   * await Promise.all([kv.set("users/1", "Ada"), kv.set("users/2", "Alan"), kv.set("jobs/1", 1)]);
+   * console.log(kv.keys({ prefix: "users/" }).sort()); // ["users/1", "users/2"]
+   * await kv.close();
+   * ```
+   */
+  keys(options: ListOptions = {}): string[] {
+    const prefix = listPrefix(options);
     const out: string[] = [];
-    for (const e of this.#engine.store.versions("usr")) if (!e.deleted) out.push(e.key);
+    for (const e of this.#engine.store.versions("usr")) {
+      if (!e.deleted && e.key.startsWith(prefix)) out.push(e.key);
+    }
     return out;
   }
 
-  /** Every `[key, value]` pair. */
-  entries(): [string, unknown][] {
-    const out: [string, unknown][] = [];
-    for (const e of this.#engine.store.versions("usr")) if (!e.deleted) out.push([e.key, e.value]);
+  /**
+   * Every `[key, value]` pair, in no particular order; with `prefix`, only those whose key
+   * starts with it. `T` names the type of the values, as in {@linkcode GossipKV.get}.
+   */
+  entries<T = unknown>(options: ListOptions = {}): [string, T][] {
+    const prefix = listPrefix(options);
+    const out: [string, T][] = [];
+    for (const e of this.#engine.store.versions("usr")) {
+      if (!e.deleted && e.key.startsWith(prefix)) out.push([e.key, e.value as T]);
+    }
     return out;
   }
 
@@ -370,14 +418,16 @@ export class GossipKV {
   }
 
   /**
-   * Sets `key` to `value`: applied here at once, then gossiped. The value is copied;
-   * JSON types, `Uint8Array`, `Date` and `Map` are accepted. Throws a `TypeError` for a bad
-   * key or a value that cannot be replicated, a `RangeError` for a value over
-   * `maxValueBytes`; nothing is applied then. With a `storage`, resolves once the write
-   * is durable, and rejects if the storage failed (the write is applied and gossiped all
-   * the same, but not durable here).
+   * Sets `key` to `value`: applied here at once (before the promise settles), then
+   * gossiped. The value is copied; JSON types, `Uint8Array`, `Date` and `Map` are accepted.
+   * Rejects (never throws) with a `TypeError` for a bad key or a value that cannot be
+   * replicated, a `RangeError` for a value over `maxValueBytes`, an `Error` on a closed
+   * member; nothing is applied then. With a `storage`, resolves once the write is durable,
+   * and rejects if the storage failed (the write is applied and gossiped all the same, but
+   * not durable here).
    */
-  set(key: string, value: unknown): Promise<void> {
+  // deno-lint-ignore require-await -- async so that a bad argument rejects, never throws
+  async set(key: string, value: unknown): Promise<void> {
     this.#checkOpen();
     checkKey(key);
     assertValue(value);
@@ -401,9 +451,11 @@ export class GossipKV {
 
   /**
    * Deletes `key` (writes a tombstone, so the delete wins over older writes elsewhere).
-   * With a `storage`, resolves once the tombstone is durable, as `set()` does.
+   * With a `storage`, resolves once the tombstone is durable, as `set()` does. Rejects
+   * (never throws) with a `TypeError` for a bad key, an `Error` on a closed member.
    */
-  delete(key: string): Promise<void> {
+  // deno-lint-ignore require-await -- async so that a bad argument rejects, never throws
+  async delete(key: string): Promise<void> {
     this.#checkOpen();
     checkKey(key);
     this.#engine.write("usr", key, undefined, true, this.#clock.now());
@@ -549,10 +601,10 @@ export class GossipKV {
    * transport, then flushes and closes the storage, if any. With `{ leave: false }`,
    * stops without telling anyone, as a crash would: the others then detect it as dead.
    */
-  close(options: { leave?: boolean } = {}): Promise<void> {
+  close(options: { leave?: boolean | undefined } = {}): Promise<void> {
     if (this.#closing) return this.#closing;
     this.#closing = (async () => {
-      if (options.leave !== false) {
+      if (options?.leave !== false) {
         this.#engine.leave(this.#clock.now());
         this.#pump();
       }
