@@ -27,9 +27,11 @@ import { assertValue, decodeCbor, encodeCbor } from "./wire/cbor.ts";
 import { type DropReason, MAX_KEY_LENGTH } from "./wire/codec.ts";
 import { checkSealed, type KeyInput, Keyring, ReplayGuard, SEAL_OVERHEAD } from "./wire/crypto.ts";
 import { type Received, Wire } from "./wire/wire.ts";
+import { formatMs, type GossipKVWarning, joinWarningDelay, RefusalLog } from "./warnings.ts";
 
 export type { Change, MemberChange } from "./core/engine.ts";
 export type { MemberStatus } from "./core/messages.ts";
+export type { GossipKVWarning, Refusal, WarnedRefusal } from "./warnings.ts";
 
 /** Options of {@linkcode GossipKV.start}. */
 export interface GossipKVOptions {
@@ -82,6 +84,14 @@ export interface GossipKVOptions {
   signal?: AbortSignal;
   /** Called with errors that have no caller to go to (a throwing subscriber, a failed send). */
   onError?: (error: unknown) => void;
+  /**
+   * Called with what needs an operator's attention: datagrams refused because their sender
+   * is configured differently (a key mismatch, plaintext in an encrypted cluster, another
+   * cluster name, another protocol version), at most once a minute per sender and reason;
+   * and, while seeds are configured and none has answered, "not joined" after 3 s, then
+   * with backoff (6 s, 12 s, ... up to every 5 min). Default: `console.warn`.
+   */
+  onWarning?: ((warning: GossipKVWarning) => void) | undefined;
   /**
    * Keeps this member's state across restarts: loaded before it joins, every entry it
    * applies appended, and `set()` and `delete()` resolve once the write is durable. For
@@ -219,6 +229,14 @@ export class GossipKV {
   readonly #scheduler: Scheduler;
   readonly #maxValueBytes: number;
   readonly #onError: (error: unknown) => void;
+  readonly #onWarning: (warning: GossipKVWarning) => void;
+  readonly #refusals: RefusalLog;
+  /** Whether a member has answered (or there was nobody to join). */
+  #joined = false;
+  #startedAt = 0;
+  #joinWarnings = 0;
+  #joinWarnTimer: unknown;
+  readonly #joinWaiters = new Set<{ resolve(): void; reject(error: Error): void }>();
   readonly #listeners = new Set<(change: Change) => void>();
   readonly #memberListeners = new Set<(change: MemberChange) => void>();
   #timer: unknown;
@@ -264,6 +282,8 @@ export class GossipKV {
     this.#scheduler = options.scheduler ?? systemScheduler;
     this.#transport = transport;
     this.#onError = options.onError ?? ((error) => console.error("gossip-kv:", error));
+    this.#onWarning = options.onWarning ??
+      ((warning) => console.warn(`gossip-kv: ${warning.message}`));
     this.#maxValueBytes = options.maxValueBytes ?? 4 * 1024 * 1024;
     this.#storage = options.storage;
     this.#keyring = keyring;
@@ -279,6 +299,7 @@ export class GossipKV {
     if (options.seeds !== undefined && !Array.isArray(options.seeds)) {
       throw new TypeError("options.seeds must be an array of addresses");
     }
+    this.#refusals = new RefusalLog(cluster);
     this.#wire = new Wire({
       cluster,
       sender: this.id,
@@ -329,9 +350,11 @@ export class GossipKV {
       await storage?.close().catch(() => {});
       throw error;
     }
-    kv.#engine.start(kv.#clock.now());
+    kv.#startedAt = kv.#clock.now();
+    kv.#engine.start(kv.#startedAt);
     kv.#pump();
     kv.#schedule();
+    kv.#watchJoin();
     const signal = options.signal;
     if (signal) {
       if (signal.aborted) await kv.close();
@@ -504,6 +527,55 @@ export class GossipKV {
       throw new TypeError("Seeds must be an array of address strings");
     }
     this.#engine.setSeeds(seeds);
+    this.#watchJoin();
+  }
+
+  /**
+   * Resolves once this member has joined: a member of its cluster has answered (or it was
+   * started without seeds, the first of a new cluster). Rejects after `timeoutMs` (default
+   * 10 s; `Infinity` waits as long as it takes) with an error that says why: no seed
+   * answered, or the datagrams that were refused meanwhile (a key mismatch, plaintext,
+   * another cluster name, another protocol version). Rejects at once if the member closes.
+   *
+   * @example Wait for the cluster before serving
+   * ```ts
+   * import { GossipKV, MemoryNetwork } from "@gossip-kv/gossip-kv";
+   *
+   * const net = new MemoryNetwork();
+   * const a = await GossipKV.start({ id: "a", transport: net.transport("a") });
+   * const b = await GossipKV.start({ id: "b", transport: net.transport("b"), seeds: ["a"] });
+   * await b.joined(5_000); // rejects after 5 s, saying why, if "a" never answers
+   * await Promise.all([a.close(), b.close()]);
+   * ```
+   */
+  joined(timeoutMs = 10_000): Promise<void> {
+    if (typeof timeoutMs !== "number" || !(timeoutMs >= 0)) {
+      return Promise.reject(
+        new RangeError(`timeoutMs must be a number of ms from 0 to Infinity, got ${timeoutMs}`),
+      );
+    }
+    if (this.#closed || this.#closing) {
+      return Promise.reject(new Error(`Member ${this.id} is closed`));
+    }
+    if (this.#joined || !this.#hasSeeds()) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const timer = timeoutMs === Infinity ? undefined : this.#scheduler.setTimeout(() => {
+        this.#joinWaiters.delete(waiter);
+        const why = this.#refusals.explain(this.#otherSeeds());
+        reject(new Error(`Member ${this.id} did not join within ${formatMs(timeoutMs)}: ${why}`));
+      }, timeoutMs);
+      const waiter = {
+        resolve: () => {
+          this.#scheduler.clearTimeout(timer);
+          resolve();
+        },
+        reject: (error: Error) => {
+          this.#scheduler.clearTimeout(timer);
+          reject(error);
+        },
+      };
+      this.#joinWaiters.add(waiter);
+    });
   }
 
   /** Calls `listener` with every change to the data, local or remote. Returns an unsubscribe. */
@@ -610,6 +682,11 @@ export class GossipKV {
       }
       this.#closed = true;
       this.#scheduler.clearTimeout(this.#timer);
+      this.#scheduler.clearTimeout(this.#joinWarnTimer);
+      for (const waiter of this.#joinWaiters) {
+        waiter.reject(new Error(`Member ${this.id} closed before it joined`));
+      }
+      this.#joinWaiters.clear();
       await Promise.allSettled([...this.#pendingSends]);
       await this.#transport.close();
       if (this.#storage) {
@@ -625,6 +702,58 @@ export class GossipKV {
   }
 
   // ------------------------------------------------------------------ internals
+
+  /** Seed addresses other than this member's own. */
+  #otherSeeds(): string[] {
+    return this.#engine.seeds.filter((s) => s !== this.address);
+  }
+
+  #hasSeeds(): boolean {
+    return this.#engine.seeds.some((s) => s !== this.address);
+  }
+
+  /** Until a member answers: warns that none has, after 3 s, then with backoff. */
+  #watchJoin(): void {
+    if (this.#joined || this.#closed || this.#joinWarnTimer !== undefined) return;
+    if (!this.#hasSeeds()) return;
+    const delay = joinWarningDelay(this.#joinWarnings);
+    this.#joinWarnTimer = this.#scheduler.setTimeout(() => {
+      this.#joinWarnTimer = undefined;
+      if (this.#joined || this.#closed || !this.#hasSeeds()) return;
+      this.#joinWarnings++;
+      const waited = this.#clock.now() - this.#startedAt;
+      this.#warn(this.#refusals.noSeedAnswer(this.#otherSeeds(), waited));
+      this.#watchJoin();
+    }, delay);
+  }
+
+  /** A member of the cluster answered: this one has joined. */
+  #markJoined(): void {
+    this.#joined = true;
+    this.#scheduler.clearTimeout(this.#joinWarnTimer);
+    this.#joinWarnTimer = undefined;
+    for (const waiter of this.#joinWaiters) waiter.resolve();
+    this.#joinWaiters.clear();
+  }
+
+  /** Counts a refused datagram, and warns if it points at a configuration mismatch. */
+  #refuse(reason: DropReason, detail: string, from: string): void {
+    this.#wire.drop(reason, detail);
+    this.#noteRefusal(reason, detail, from);
+  }
+
+  #noteRefusal(reason: DropReason, detail: string, from: string): void {
+    const warning = this.#refusals.note(reason, detail, from, this.#clock.now());
+    if (warning) this.#warn(warning);
+  }
+
+  #warn(warning: GossipKVWarning): void {
+    try {
+      this.#onWarning(warning);
+    } catch (error) {
+      this.#onError(error);
+    }
+  }
 
   /** Loads the persisted state into the engine, before the member joins. */
   async #restore(storage: Storage): Promise<void> {
@@ -669,7 +798,7 @@ export class GossipKV {
     }
     const refused = checkSealed(data, this.#wire.mtu);
     if (refused) {
-      this.#wire.drop(refused.reason, refused.detail);
+      this.#refuse(refused.reason, refused.detail, from);
       return;
     }
     if (this.#opening >= MAX_PENDING_OPENS) {
@@ -690,7 +819,7 @@ export class GossipKV {
       const refused = opened.status === "dropped"
         ? opened
         : this.#replay.check(opened.nonce, opened.timestamp, now);
-      if (refused) this.#wire.drop(refused.reason, refused.detail);
+      if (refused) this.#refuse(refused.reason, refused.detail, from);
       else if (opened.status === "opened") {
         this.#accept(this.#wire.decode(opened.datagram, from, now), data.length, from, now);
       }
@@ -699,7 +828,9 @@ export class GossipKV {
 
   /** Hands a decoded datagram of `bytes` bytes (as received) to the engine. */
   #accept(r: Received, bytes: number, from: string, now: number): void {
+    if (r.status === "dropped") this.#noteRefusal(r.reason, r.detail, from);
     if (r.status !== "envelope") return;
+    if (!this.#joined && r.envelope.sender !== this.id) this.#markJoined();
     const share = bytes / r.envelope.messages.length;
     for (const m of r.envelope.messages) {
       this.#stats.bytesInByType[m.type] = (this.#stats.bytesInByType[m.type] ?? 0) + share;
