@@ -334,7 +334,9 @@ export class GossipKV {
 
   /**
    * Starts a member: listens on the transport, announces itself and joins through the
-   * seeds. Resolves once it is listening; replication proceeds in the background.
+   * seeds. Resolves once it is listening; replication proceeds in the background, and
+   * {@linkcode GossipKV.joined} tells when a member has answered. Rejects (never throws)
+   * with a `TypeError` or `RangeError` for bad options.
    */
   static async start(options: GossipKVOptions): Promise<GossipKV> {
     if (!options || typeof options !== "object") {
