@@ -30,11 +30,15 @@ export type {
   Change,
   GossipKVOptions,
   GossipKVStats,
+  GossipKVWarning,
+  ListOptions,
   MemberChange,
   MemberInfo,
   MemberStatus,
+  Refusal,
   Snapshot,
   SyncStatus,
+  WarnedRefusal,
 } from "./src/gossip_kv.ts";
 export type { EngineConfig, EngineCounters, MessageType } from "./src/core/engine.ts";
 export type { Json } from "./src/json.ts";

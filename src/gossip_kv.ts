@@ -22,16 +22,32 @@ import type { Clock, Scheduler } from "./time.ts";
 import { systemClock, systemScheduler } from "./time.ts";
 import type { Storage } from "./storage/types.ts";
 import type { Transport } from "./transport/types.ts";
-import type { GossipKVOptions, GossipKVStats, MemberInfo, Snapshot, SyncStatus } from "./types.ts";
+import type {
+  GossipKVOptions,
+  GossipKVStats,
+  ListOptions,
+  MemberInfo,
+  Snapshot,
+  SyncStatus,
+} from "./types.ts";
 import { assertValue, decodeCbor, encodeCbor } from "./wire/cbor.ts";
-import { MAX_KEY_LENGTH } from "./wire/codec.ts";
+import { type DropReason, MAX_KEY_LENGTH } from "./wire/codec.ts";
 import { type KeyInput, Keyring } from "./wire/crypto.ts";
 import { SealingPipeline } from "./wire/sealing.ts";
 import { type Received, Wire } from "./wire/wire.ts";
+import { formatMs, type GossipKVWarning, joinWarningDelay, RefusalLog } from "./warnings.ts";
 
 export type { Change, MemberChange } from "./core/engine.ts";
 export type { MemberStatus } from "./core/messages.ts";
-export type { GossipKVOptions, GossipKVStats, MemberInfo, Snapshot, SyncStatus } from "./types.ts";
+export type {
+  GossipKVOptions,
+  GossipKVStats,
+  ListOptions,
+  MemberInfo,
+  Snapshot,
+  SyncStatus,
+} from "./types.ts";
+export type { GossipKVWarning, Refusal, WarnedRefusal } from "./warnings.ts";
 
 /** Datagrams queued for sending at most; more are dropped (and counted) until some leave. */
 export const MAX_PENDING_SENDS = 8192;
@@ -50,6 +66,12 @@ function checkKey(key: unknown): asserts key is string {
   if (key.length > MAX_KEY_LENGTH) {
     throw new TypeError(`Key is longer than ${MAX_KEY_LENGTH} characters`);
   }
+}
+
+function listPrefix(options: ListOptions): string {
+  const prefix = options?.prefix ?? "";
+  if (typeof prefix !== "string") throw new TypeError("prefix must be a string");
+  return prefix;
 }
 
 function randomId(random: Random): string {
@@ -88,6 +110,14 @@ export class GossipKV {
   readonly #onError: (error: unknown) => void;
   readonly #listeners: Listeners<Change>;
   readonly #memberListeners: Listeners<MemberChange>;
+  readonly #onWarning: (warning: GossipKVWarning) => void;
+  readonly #refusals: RefusalLog;
+  /** Whether a member has answered (or there was nobody to join). */
+  #joined = false;
+  #startedAt = 0;
+  #joinWarnings = 0;
+  #joinWarnTimer: unknown;
+  readonly #joinWaiters = new Set<{ resolve(): void; reject(error: Error): void }>();
   #timer: unknown;
   #timerAt = Infinity;
   #flushScheduled = false;
@@ -113,6 +143,8 @@ export class GossipKV {
     this.#scheduler = options.scheduler ?? systemScheduler;
     this.#transport = transport;
     this.#onError = options.onError ?? ((error) => console.error("gossip-kv:", error));
+    this.#onWarning = options.onWarning ??
+      ((warning) => console.warn(`gossip-kv: ${warning.message}`));
     this.#maxValueBytes = options.maxValueBytes ?? 4 * 1024 * 1024;
     this.#storage = options.storage;
     this.#listeners = new Listeners(this.#onError);
@@ -126,6 +158,7 @@ export class GossipKV {
     if (options.seeds !== undefined && !Array.isArray(options.seeds)) {
       throw new TypeError("options.seeds must be an array of addresses");
     }
+    this.#refusals = new RefusalLog(cluster);
     this.#wire = new Wire({
       cluster,
       sender: this.id,
@@ -159,7 +192,9 @@ export class GossipKV {
 
   /**
    * Starts a member: listens on the transport, announces itself and joins through the
-   * seeds. Resolves once it is listening; replication proceeds in the background.
+   * seeds. Resolves once it is listening; replication proceeds in the background, and
+   * {@linkcode GossipKV.joined} tells when a member has answered. Rejects (never throws)
+   * with a `TypeError` or `RangeError` for bad options.
    */
   static async start(options: GossipKVOptions): Promise<GossipKV> {
     if (!options || typeof options !== "object") {
@@ -175,9 +210,11 @@ export class GossipKV {
       await storage?.close().catch(() => {});
       throw error;
     }
-    kv.#engine.start(kv.#clock.now());
+    kv.#startedAt = kv.#clock.now();
+    kv.#engine.start(kv.#startedAt);
     kv.#pump();
     kv.#schedule();
+    kv.#watchJoin();
     const signal = options.signal;
     if (signal) {
       if (signal.aborted) await kv.close();
@@ -188,10 +225,24 @@ export class GossipKV {
 
   // ------------------------------------------------------------------ data
 
-  /** The value of `key`, or `undefined` if absent or deleted. */
-  get(key: string): unknown {
+  /**
+   * The value of `key`, or `undefined` if absent or deleted. `T` names the type the caller
+   * expects (as Deno KV's `get<T>()`): it is not checked at runtime.
+   *
+   * @example
+   * ```ts
+   * import { GossipKV, MemoryNetwork } from "@gossip-kv/gossip-kv";
+   *
+   * const kv = await GossipKV.start({ id: "a", transport: new MemoryNetwork().transport("a") });
+   * await kv.set("user/1", { name: "Ada" });
+   * const user = kv.get<{ name: string }>("user/1");
+   * console.log(user?.name); // "Ada"
+   * await kv.close();
+   * ```
+   */
+  get<T = unknown>(key: string): T | undefined {
     const e = this.#engine.entry("usr", key);
-    return e && !e.deleted ? e.value : undefined;
+    return e && !e.deleted ? e.value as T : undefined;
   }
 
   /** Whether `key` holds a value. */
@@ -200,17 +251,39 @@ export class GossipKV {
     return e !== undefined && !e.deleted;
   }
 
-  /** Every key holding a value. */
-  keys(): string[] {
+  /**
+   * Every key holding a value, in no particular order; with `prefix`, only the keys that
+   * start with it (keys are often paths: `{ prefix: "users/" }`).
+   *
+   * @example
+   * ```ts
+   * import { GossipKV, MemoryNetwork } from "@gossip-kv/gossip-kv";
+   *
+   * const kv = await GossipKV.start({ id: "a", transport: new MemoryNetwork().transport("a") });
+   * await Promise.all([kv.set("users/1", "Ada"), kv.set("users/2", "Alan"), kv.set("jobs/1", 1)]);
+   * console.log(kv.keys({ prefix: "users/" }).sort()); // ["users/1", "users/2"]
+   * await kv.close();
+   * ```
+   */
+  keys(options: ListOptions = {}): string[] {
+    const prefix = listPrefix(options);
     const out: string[] = [];
-    for (const e of this.#engine.versions("usr")) if (!e.deleted) out.push(e.key);
+    for (const e of this.#engine.versions("usr")) {
+      if (!e.deleted && e.key.startsWith(prefix)) out.push(e.key);
+    }
     return out;
   }
 
-  /** Every `[key, value]` pair. */
-  entries(): [string, unknown][] {
-    const out: [string, unknown][] = [];
-    for (const e of this.#engine.versions("usr")) if (!e.deleted) out.push([e.key, e.value]);
+  /**
+   * Every `[key, value]` pair, in no particular order; with `prefix`, only those whose key
+   * starts with it. `T` names the type of the values, as in {@linkcode GossipKV.get}.
+   */
+  entries<T = unknown>(options: ListOptions = {}): [string, T][] {
+    const prefix = listPrefix(options);
+    const out: [string, T][] = [];
+    for (const e of this.#engine.versions("usr")) {
+      if (!e.deleted && e.key.startsWith(prefix)) out.push([e.key, e.value as T]);
+    }
     return out;
   }
 
@@ -228,14 +301,16 @@ export class GossipKV {
   }
 
   /**
-   * Sets `key` to `value`: applied here at once, then gossiped. The value is copied;
-   * JSON types, `Uint8Array`, `Date` and `Map` are accepted. Throws a `TypeError` for a bad
-   * key or a value that cannot be replicated, a `RangeError` for a value over
-   * `maxValueBytes`; nothing is applied then. With a `storage`, resolves once the write
-   * is durable, and rejects if the storage failed (the write is applied and gossiped all
-   * the same, but not durable here).
+   * Sets `key` to `value`: applied here at once (before the promise settles), then
+   * gossiped. The value is copied; JSON types, `Uint8Array`, `Date` and `Map` are accepted.
+   * Rejects (never throws) with a `TypeError` for a bad key or a value that cannot be
+   * replicated, a `RangeError` for a value over `maxValueBytes`, an `Error` on a closed
+   * member; nothing is applied then. With a `storage`, resolves once the write is durable,
+   * and rejects if the storage failed (the write is applied and gossiped all the same, but
+   * not durable here).
    */
-  set(key: string, value: unknown): Promise<void> {
+  // deno-lint-ignore require-await -- async so that a bad argument rejects, never throws
+  async set(key: string, value: unknown): Promise<void> {
     this.#checkOpen();
     checkKey(key);
     assertValue(value);
@@ -259,9 +334,11 @@ export class GossipKV {
 
   /**
    * Deletes `key` (writes a tombstone, so the delete wins over older writes elsewhere).
-   * With a `storage`, resolves once the tombstone is durable, as `set()` does.
+   * With a `storage`, resolves once the tombstone is durable, as `set()` does. Rejects
+   * (never throws) with a `TypeError` for a bad key, an `Error` on a closed member.
    */
-  delete(key: string): Promise<void> {
+  // deno-lint-ignore require-await -- async so that a bad argument rejects, never throws
+  async delete(key: string): Promise<void> {
     this.#checkOpen();
     checkKey(key);
     this.#engine.write("usr", key, undefined, true, this.#clock.now());
@@ -303,6 +380,55 @@ export class GossipKV {
       throw new TypeError("Seeds must be an array of address strings");
     }
     this.#engine.setSeeds(seeds);
+    this.#watchJoin();
+  }
+
+  /**
+   * Resolves once this member has joined: a member of its cluster has answered (or it was
+   * started without seeds, the first of a new cluster). Rejects after `timeoutMs` (default
+   * 10 s; `Infinity` waits as long as it takes) with an error that says why: no seed
+   * answered, or the datagrams that were refused meanwhile (a key mismatch, plaintext,
+   * another cluster name, another protocol version). Rejects at once if the member closes.
+   *
+   * @example Wait for the cluster before serving
+   * ```ts
+   * import { GossipKV, MemoryNetwork } from "@gossip-kv/gossip-kv";
+   *
+   * const net = new MemoryNetwork();
+   * const a = await GossipKV.start({ id: "a", transport: net.transport("a") });
+   * const b = await GossipKV.start({ id: "b", transport: net.transport("b"), seeds: ["a"] });
+   * await b.joined(5_000); // rejects after 5 s, saying why, if "a" never answers
+   * await Promise.all([a.close(), b.close()]);
+   * ```
+   */
+  joined(timeoutMs = 10_000): Promise<void> {
+    if (typeof timeoutMs !== "number" || !(timeoutMs >= 0)) {
+      return Promise.reject(
+        new RangeError(`timeoutMs must be a number of ms from 0 to Infinity, got ${timeoutMs}`),
+      );
+    }
+    if (this.#closed || this.#closing) {
+      return Promise.reject(new Error(`Member ${this.id} is closed`));
+    }
+    if (this.#joined || !this.#hasSeeds()) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const timer = timeoutMs === Infinity ? undefined : this.#scheduler.setTimeout(() => {
+        this.#joinWaiters.delete(waiter);
+        const why = this.#refusals.explain(this.#otherSeeds());
+        reject(new Error(`Member ${this.id} did not join within ${formatMs(timeoutMs)}: ${why}`));
+      }, timeoutMs);
+      const waiter = {
+        resolve: () => {
+          this.#scheduler.clearTimeout(timer);
+          resolve();
+        },
+        reject: (error: Error) => {
+          this.#scheduler.clearTimeout(timer);
+          reject(error);
+        },
+      };
+      this.#joinWaiters.add(waiter);
+    });
   }
 
   /** Calls `listener` with every change to the data, local or remote. Returns an unsubscribe. */
@@ -398,16 +524,21 @@ export class GossipKV {
    * transport, then flushes and closes the storage, if any. With `{ leave: false }`,
    * stops without telling anyone, as a crash would: the others then detect it as dead.
    */
-  close(options: { leave?: boolean } = {}): Promise<void> {
+  close(options: { leave?: boolean | undefined } = {}): Promise<void> {
     if (this.#closing) return this.#closing;
     this.#closing = (async () => {
-      if (options.leave !== false) {
+      if (options?.leave !== false) {
         this.#engine.leave(this.#clock.now());
         this.#pump();
       }
       this.#closed = true;
       this.#sealing.close();
       this.#scheduler.clearTimeout(this.#timer);
+      this.#scheduler.clearTimeout(this.#joinWarnTimer);
+      for (const waiter of this.#joinWaiters) {
+        waiter.reject(new Error(`Member ${this.id} closed before it joined`));
+      }
+      this.#joinWaiters.clear();
       await Promise.allSettled([...this.#pendingSends]);
       await this.#transport.close();
       if (this.#storage) {
@@ -423,6 +554,53 @@ export class GossipKV {
   }
 
   // ------------------------------------------------------------------ internals
+
+  /** Seed addresses other than this member's own. */
+  #otherSeeds(): string[] {
+    return this.#engine.seeds.filter((s) => s !== this.address);
+  }
+
+  #hasSeeds(): boolean {
+    return this.#engine.seeds.some((s) => s !== this.address);
+  }
+
+  /** Until a member answers: warns that none has, after 3 s, then with backoff. */
+  #watchJoin(): void {
+    if (this.#joined || this.#closed || this.#joinWarnTimer !== undefined) return;
+    if (!this.#hasSeeds()) return;
+    const delay = joinWarningDelay(this.#joinWarnings);
+    this.#joinWarnTimer = this.#scheduler.setTimeout(() => {
+      this.#joinWarnTimer = undefined;
+      if (this.#joined || this.#closed || !this.#hasSeeds()) return;
+      this.#joinWarnings++;
+      const waited = this.#clock.now() - this.#startedAt;
+      this.#warn(this.#refusals.noSeedAnswer(this.#otherSeeds(), waited));
+      this.#watchJoin();
+    }, delay);
+  }
+
+  /** A member of the cluster answered: this one has joined. */
+  #markJoined(): void {
+    this.#joined = true;
+    this.#scheduler.clearTimeout(this.#joinWarnTimer);
+    this.#joinWarnTimer = undefined;
+    for (const waiter of this.#joinWaiters) waiter.resolve();
+    this.#joinWaiters.clear();
+  }
+
+  /** Warns if a refused datagram points at a configuration mismatch (already counted). */
+  #noteRefusal(reason: DropReason, detail: string, from: string): void {
+    const warning = this.#refusals.note(reason, detail, from, this.#clock.now());
+    if (warning) this.#warn(warning);
+  }
+
+  #warn(warning: GossipKVWarning): void {
+    try {
+      this.#onWarning(warning);
+    } catch (error) {
+      this.#onError(error);
+    }
+  }
 
   /** Loads the persisted state into the engine, before the member joins. */
   async #restore(storage: Storage): Promise<void> {
@@ -458,14 +636,19 @@ export class GossipKV {
   #receive(data: Uint8Array, from: string): void {
     if (this.#closed) return;
     this.#traffic.received(data.length);
-    this.#sealing.open(data, (datagram, now) => {
-      this.#accept(this.#wire.decode(datagram, from, now), data.length, from, now);
-    });
+    this.#sealing.open(
+      data,
+      (datagram, now) =>
+        this.#accept(this.#wire.decode(datagram, from, now), data.length, from, now),
+      (reason, detail) => this.#noteRefusal(reason, detail, from),
+    );
   }
 
   /** Hands a decoded datagram of `bytes` bytes (as received) to the engine. */
   #accept(r: Received, bytes: number, from: string, now: number): void {
+    if (r.status === "dropped") this.#noteRefusal(r.reason, r.detail, from);
     if (r.status !== "envelope") return;
+    if (!this.#joined && r.envelope.sender !== this.id) this.#markJoined();
     this.#traffic.receivedMessages(r.envelope.messages, bytes);
     try {
       this.#engine.receive(from, r.envelope, now);

@@ -13,6 +13,7 @@ import type { Storage } from "./storage/types.ts";
 import type { Transport } from "./transport/types.ts";
 import type { DropReason } from "./wire/codec.ts";
 import type { KeyInput } from "./wire/crypto.ts";
+import type { GossipKVWarning } from "./warnings.ts";
 
 /** Options of `GossipKV.start`. */
 export interface GossipKVOptions extends
@@ -66,6 +67,14 @@ export interface GossipKVOptions extends
   /** Called with errors that have no caller to go to (a throwing subscriber, a failed send). */
   onError?: (error: unknown) => void;
   /**
+   * Called with what needs an operator's attention: datagrams refused because their sender
+   * is configured differently (a key mismatch, plaintext in an encrypted cluster, another
+   * cluster name, another protocol version), at most once a minute per sender and reason;
+   * and, while seeds are configured and none has answered, "not joined" after 3 s, then
+   * with backoff (6 s, 12 s, ... up to every 5 min). Default: `console.warn`.
+   */
+  onWarning?: ((warning: GossipKVWarning) => void) | undefined;
+  /**
    * Keeps this member's state across restarts: loaded before it joins, every entry it
    * applies appended, and `set()` and `delete()` resolve once the write is durable. For
    * example `fileStorage({ dir })` from `@gossip-kv/gossip-kv/storage/file`; give the
@@ -73,6 +82,12 @@ export interface GossipKVOptions extends
    * none (memory only).
    */
   storage?: Storage;
+}
+
+/** Options of `GossipKV.keys` and `GossipKV.entries`. */
+export interface ListOptions {
+  /** Only keys that start with this. Default `""`: every key. */
+  prefix?: string | undefined;
 }
 
 /** A member as this member sees it. */

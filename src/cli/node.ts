@@ -118,6 +118,7 @@ export async function startNode(config: NodeConfig, options: StartOptions): Prom
         }),
       }),
       onError: (error) => log.error(`Gossip: ${message(error)}`),
+      onWarning: (warning) => log.warn(warning.message),
     });
   } catch (error) {
     await Promise.all([transport.close(), server?.close()]);

@@ -3,7 +3,7 @@
 // rebinding: a page of another site resolved to 127.0.0.1 still sends its own Host).
 import type { MiddlewareHandler } from "hono";
 import { isLoopback } from "../core/address.ts";
-import { problem } from "./_shared.ts";
+import { boundHostname, problem } from "./_shared.ts";
 
 function sameToken(given: string, token: string): boolean {
   // Constant time in the token's length, so timing does not reveal a matching prefix.
@@ -14,10 +14,13 @@ function sameToken(given: string, token: string): boolean {
   return diff === 0;
 }
 
-/** Middleware guarding write routes and `/gossip`. */
+/**
+ * Middleware guarding write routes and `/gossip`. The bound address is the one `serve()`
+ * hands each request, else `configured` (the inspector's `hostname` option).
+ */
 export function writeGuard(
   token: string | undefined,
-  hostname: string | undefined,
+  configured: string | undefined,
 ): MiddlewareHandler {
   return async (c, next) => {
     if (token !== undefined) {
@@ -34,13 +37,18 @@ export function writeGuard(
       }
       return await next();
     }
+    const hostname = boundHostname(c) ?? configured;
     if (!isLoopback(hostname)) {
       return problem(
         403,
         `Writes are disabled: no token is configured and the server is bound to ${
           hostname ?? "an unknown address"
         }, not loopback. Configure a token (the inspector's token option) and send ` +
-          "Authorization: Bearer <token>, or bind to a loopback address such as 127.0.0.1",
+          "Authorization: Bearer <token>, or bind to a loopback address such as 127.0.0.1" +
+          (hostname === undefined
+            ? " (serve() tells the inspector its address; under another server, give it " +
+              "as the inspector's hostname option)"
+            : ""),
       );
     }
     if (!isLoopback(new URL(c.req.url).hostname)) {

@@ -1,5 +1,6 @@
 // Helpers shared by the inspector's routes: problem responses (RFC 9457), bounded body
-// reading, and the key under which `serve()` hands handlers its closing signal.
+// reading, and the keys under which `serve()` hands handlers its closing signal and the
+// address it is bound to.
 import type { Context } from "hono";
 import { concatBytes } from "../wire/cbor.ts";
 
@@ -8,6 +9,19 @@ import { concatBytes } from "../wire/cbor.ts";
  * should watch: aborted when the server closes or the client goes away.
  */
 export const SIGNAL = "gossipKvSignal";
+
+/**
+ * Key under which `serve()` puts, in each request's env, the address it is bound to: the
+ * one source of truth for "is this server reachable beyond loopback?".
+ */
+export const BOUND_HOSTNAME = "gossipKvBoundHostname";
+
+/** The address the server is bound to, as `serve()` says; `undefined` under another server. */
+export function boundHostname(c: Context): string | undefined {
+  const env = c.env as Record<string, unknown> | undefined;
+  const h = env && typeof env === "object" ? env[BOUND_HOSTNAME] : undefined;
+  return typeof h === "string" ? h : undefined;
+}
 
 /**
  * The signal that ends a long response (an event stream): the one `serve()` provides, or

@@ -40,7 +40,7 @@ export function usrRoutes(
     if (!Number.isInteger(max) || max < 0) {
       return problem(400, `limit must be an integer from 0 to ${MAX_LIST}`);
     }
-    const keys = kv.keys().filter((k) => k.startsWith(prefix)).sort();
+    const keys = kv.keys({ prefix }).sort();
     const entries = keys.slice(0, max).map((key) => {
       const v = kv.version(key)!;
       return { key, value: toJson(kv.get(key)), writer: v.writer, wall: v.wall };

@@ -12,20 +12,25 @@ import { gossipRoute, usrRoutes } from "./_write.ts";
 
 /** Options of {@linkcode createInspector}. */
 export interface InspectorOptions {
-  /** Bearer token that write routes and `POST /gossip` require. Default: none (see `hostname`). */
-  token?: string;
   /**
-   * The address the server is bound to. Without a token, writes are accepted only when it
-   * is a loopback address (`127.0.0.1`, `::1`, `localhost`). Default: unknown, so no writes
-   * without a token.
+   * Bearer token that write routes and `POST /gossip` require. Default (or `undefined`):
+   * none, and then writes are accepted on a server bound to loopback only.
    */
-  hostname?: string;
+  token?: string | undefined;
+  /**
+   * The address the server is bound to, when it is not served by `serve()`. Without a
+   * token, writes are accepted only when the server is bound to a loopback address
+   * (`127.0.0.1`, `::1`, `localhost`). `serve()` hands every request the address it is
+   * bound to, which wins over this option: with `serve()`, leave it out. Default: the
+   * address `serve()` tells, else unknown (no writes without a token).
+   */
+  hostname?: string | undefined;
   /** The member's HTTP transport, fed by `POST /gossip`. Default: none (the route answers 404). */
-  gossip?: HttpTransport;
+  gossip?: HttpTransport | undefined;
   /** Largest request body, in bytes; larger ones get 413. Default 1 MiB. */
-  maxBodyBytes?: number;
+  maxBodyBytes?: number | undefined;
   /** Period of the comment lines that keep `GET /events` streams open, in ms. Default 15,000. */
-  heartbeatMs?: number;
+  heartbeatMs?: number | undefined;
 }
 
 /**

@@ -8,7 +8,8 @@
  * {@linkcode serve} runs it with the runtime's own server (Deno, Bun or Node).
  *
  * Writes and `/gossip` need `Authorization: Bearer <token>` when a token is configured;
- * without a token, they are accepted only on a server bound to loopback.
+ * without a token, they are accepted only on a server bound to loopback (`serve()` binds
+ * `127.0.0.1` by default, and tells the inspector where it is bound).
  *
  * @example A member with its inspector on http://127.0.0.1:8080
  * ```ts
@@ -16,13 +17,8 @@
  * import { createInspector, serve } from "@gossip-kv/gossip-kv/http";
  *
  * const kv = await GossipKV.start({ id: "a", transport: new MemoryNetwork().transport("a") });
- * const hostname = "127.0.0.1";
  * const controller = new AbortController();
- * const server = await serve(createInspector(kv, { hostname }), {
- *   hostname,
- *   port: 8080,
- *   signal: controller.signal,
- * });
+ * const server = await serve(createInspector(kv), { port: 8080, signal: controller.signal });
  * console.log(`dashboard: ${server.url}/`);
  * controller.abort(); // or: await server.close()
  * await kv.close();

@@ -4,7 +4,7 @@
 import type { Server as NodeServer } from "node:http";
 import type { Socket } from "node:net";
 import { type BunGlobal, bunGlobal, type DenoGlobal, denoGlobal } from "../_runtime.ts";
-import { SIGNAL } from "./_shared.ts";
+import { BOUND_HOSTNAME, SIGNAL } from "./_shared.ts";
 
 /** Anything with a fetch handler, such as a Hono app. */
 export interface FetchApp {
@@ -14,12 +14,15 @@ export interface FetchApp {
 
 /** Options of {@linkcode serve}. */
 export interface ServeOptions {
-  /** Address to bind. Default `"127.0.0.1"` (loopback). */
-  hostname?: string;
+  /**
+   * Address to bind. Default `"127.0.0.1"` (loopback). The inspector learns it from each
+   * request, so that it accepts writes without a token on loopback only.
+   */
+  hostname?: string | undefined;
   /** Port to bind; 0 picks a free one (see {@linkcode Server.port}). Default 0. */
-  port?: number;
+  port?: number | undefined;
   /** Closes the server when aborted. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
 /** A running server. */
@@ -158,7 +161,7 @@ async function listenNode(
  * import { createInspector, serve } from "@gossip-kv/gossip-kv/http";
  *
  * const kv = await GossipKV.start({ id: "a", transport: new MemoryNetwork().transport("a") });
- * const server = await serve(createInspector(kv, { hostname: "127.0.0.1" }), { port: 0 });
+ * const server = await serve(createInspector(kv), { port: 0 }); // on 127.0.0.1
  * const health = await fetch(`${server.url}/healthz`);
  * console.log(await health.json()); // { ok: true, id: "a", members: 1, keys: 0 }
  * await server.close();
@@ -173,7 +176,10 @@ export async function serve(app: FetchApp, options: ServeOptions = {}): Promise<
   }
   options.signal?.throwIfAborted();
   const closing = new AbortController();
-  const handler: Handler = (request, signal) => app.fetch(request, { [SIGNAL]: signal });
+  // The bound address travels with each request, so that the inspector's write guard
+  // knows it without being told twice.
+  const handler: Handler = (request, signal) =>
+    app.fetch(request, { [SIGNAL]: signal, [BOUND_HOSTNAME]: hostname });
   const deno = denoGlobal(), bun = bunGlobal();
   const listening = typeof deno?.serve === "function"
     ? listenDeno(deno.serve.bind(deno), hostname, port, handler, closing.signal)

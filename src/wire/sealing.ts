@@ -8,6 +8,7 @@
  * @module
  */
 
+import type { DropReason } from "./codec.ts";
 import { checkSealed, type KeyInput, Keyring, ReplayGuard, SEAL_OVERHEAD } from "./crypto.ts";
 import type { Wire } from "./wire.ts";
 
@@ -87,18 +88,27 @@ export class SealingPipeline {
   /**
    * Opens a received datagram and hands the plain datagram to `deliver`, in arrival order
    * (at once without keys). Refusals (not sealed, overloaded, unauthenticated, replayed)
-   * are counted on the wire's drop counters and never delivered. After
+   * are counted on the wire's drop counters and never delivered; those that say something
+   * of the sender (all but `overloaded`) also go to `refused`. After
    * {@linkcode SealingPipeline.close}, nothing more is delivered.
    */
-  open(data: Uint8Array, deliver: (datagram: Uint8Array, now: number) => void): void {
+  open(
+    data: Uint8Array,
+    deliver: (datagram: Uint8Array, now: number) => void,
+    refused?: (reason: DropReason, detail: string) => void,
+  ): void {
+    const refuse = (reason: DropReason, detail: string) => {
+      this.#wire.drop(reason, detail);
+      refused?.(reason, detail);
+    };
     const keyring = this.#keyring;
     if (keyring === undefined) {
       deliver(data, this.#now());
       return;
     }
-    const refused = checkSealed(data, this.#wire.mtu);
-    if (refused) {
-      this.#wire.drop(refused.reason, refused.detail);
+    const unsealed = checkSealed(data, this.#wire.mtu);
+    if (unsealed) {
+      refuse(unsealed.reason, unsealed.detail);
       return;
     }
     if (this.#opening >= this.#maxPendingOpens) {
@@ -116,10 +126,10 @@ export class SealingPipeline {
       this.#opening--;
       if (this.#closed) return;
       const now = this.#now();
-      const refused = opened.status === "dropped"
+      const refusal = opened.status === "dropped"
         ? opened
         : this.#replay.check(opened.nonce, opened.timestamp, now);
-      if (refused) this.#wire.drop(refused.reason, refused.detail);
+      if (refusal) refuse(refusal.reason, refusal.detail);
       else if (opened.status === "opened") deliver(opened.datagram, now);
     }).catch((error) => this.#onError(error));
   }
