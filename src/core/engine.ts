@@ -773,7 +773,7 @@ export class Engine {
     }
     const before = this.membership.get(u.id);
     const previous = before?.status;
-    const changed = this.membership.apply(u, now);
+    const changed = this.membership.apply(u, now, sender);
     if (!changed) {
       if (
         u.status === "suspect" && before?.status === "suspect" &&
