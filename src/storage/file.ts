@@ -4,7 +4,9 @@
  * checksummed (CRC-32C), compacted from time to time into a new file that atomically
  * replaces the old one. A torn or corrupt tail is cut off and reported, never fatal.
  *
- * Deno needs `--allow-read=<dir> --allow-write=<dir>`. One member per directory.
+ * Deno needs `--allow-read=<dir> --allow-write=<dir>`. One member per directory: `load()`
+ * takes a lock file (`LOCK`) naming its process, and a second storage on the directory, in
+ * this process or another, is refused with an error naming the holder.
  *
  * @example A member that keeps its data across restarts
  * ```ts ignore
@@ -27,6 +29,7 @@ import { join } from "node:path";
 import { compareVersions, type Entry, type Section } from "../core/store.ts";
 import { type DamageReason, encodeRecord, hasHeader, HEADER, readRecords } from "./_log.ts";
 import type { Storage, StorageDamage, StorageLoad } from "./types.ts";
+import { lockDirectory } from "./_lock.ts";
 import { concatBytes } from "../wire/cbor.ts";
 
 export type { Storage, StorageDamage, StorageLoad } from "./types.ts";
@@ -191,6 +194,7 @@ export class FileStorage implements Storage {
   #nextCompactAt = 0;
   #failed: { error: unknown } | undefined;
   #closing: Promise<void> | undefined;
+  #unlock: (() => Promise<void>) | undefined;
   readonly #stats = { writes: 0, fsyncs: 0, compactions: 0 };
 
   /** Checks the options; nothing is opened before {@linkcode FileStorage.load}. */
@@ -231,12 +235,24 @@ export class FileStorage implements Storage {
   /**
    * Opens the directory and reads the log: a leftover compaction file is removed, a
    * damaged tail is cut off (and reported in `damage`), a file of another format is moved
-   * aside. Rejects only if the directory cannot be used at all.
+   * aside. Rejects if the directory cannot be used at all, or another storage holds it.
    */
   async load(): Promise<FileStorageLoad> {
     if (this.#state !== "new") throw new Error("FileStorage.load() may be called once");
     this.#state = "loading";
     await mkdir(this.dir, { recursive: true });
+    this.#unlock = await lockDirectory(this.dir);
+    try {
+      return await this.#load();
+    } catch (error) {
+      await this.#fh?.close().catch(() => {});
+      await this.#unlock();
+      this.#state = "closed";
+      throw error;
+    }
+  }
+
+  async #load(): Promise<FileStorageLoad> {
     // A compaction cut short: the log it would have replaced is still there, intact.
     await rm(this.#tmp, { force: true });
     let bytes: Uint8Array | undefined;
@@ -355,6 +371,7 @@ export class FileStorage implements Storage {
         }
         await this.#fh?.close().catch(() => {});
       }
+      await this.#unlock?.();
       this.#state = "closed";
       if (this.#failed) throw this.#failed.error;
     })();
