@@ -2,7 +2,9 @@
  * A {@linkcode Storage} in one directory, for Deno, Bun and Node (through `node:fs`): an
  * append-only log of the entries a member applied, each record length-prefixed and
  * checksummed (CRC-32C), compacted from time to time into a new file that atomically
- * replaces the old one. A torn or corrupt tail is cut off and reported, never fatal.
+ * replaces the old one. A torn tail is cut off; a damaged record in the middle is skipped
+ * and every good record after it kept (the damaged file is copied aside first). Both are
+ * reported, never fatal.
  *
  * Deno needs `--allow-read=<dir> --allow-write=<dir>`. One member per directory: `load()`
  * takes a lock file (`LOCK`) naming its process, and a second storage on the directory, in
@@ -24,10 +26,17 @@
  * @module
  */
 
-import { type FileHandle, mkdir, open, readFile, rename, rm } from "node:fs/promises";
+import { copyFile, type FileHandle, mkdir, open, readFile, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { compareVersions, type Entry, type Section } from "../core/store.ts";
-import { type DamageReason, encodeRecord, hasHeader, HEADER, readRecords } from "./_log.ts";
+import {
+  type DamageReason,
+  encodeRecord,
+  hasHeader,
+  HEADER,
+  readRecords,
+  type ReadResult,
+} from "./_log.ts";
 import type { Storage, StorageDamage, StorageLoad } from "./types.ts";
 import { lockDirectory } from "./_lock.ts";
 import { concatBytes } from "../wire/cbor.ts";
@@ -70,17 +79,24 @@ export interface FileStorageOptions {
 /** Damage {@linkcode FileStorage.load} found in the log, and repaired. */
 export interface FileStorageDamage extends StorageDamage {
   /**
-   * `"torn"`: the last record is incomplete (a write cut short); `"checksum"`: a record
-   * followed by more data fails its checksum; `"malformed"`: a record is not an entry;
-   * `"header"`: the file is not a log of this format (it is moved aside, not deleted).
+   * The first damage found. `"torn"`: the last record is incomplete (a write cut short);
+   * `"checksum"`: a record followed by more data fails its checksum; `"malformed"`: a
+   * record is not an entry; `"header"`: the file is not a log of this format (it is moved
+   * aside, not deleted). Good records after a damaged one are kept: reading resumes at the
+   * next record that checks out.
    */
   readonly reason: DamageReason | "header";
   /** The log file. */
   readonly file: string;
-  /** Where the damage starts; the log was cut there. */
+  /** Where the (first) damage starts. */
   readonly offset: number;
   /** With `"header"`: where the unreadable file was moved. */
   readonly movedTo: string | null;
+  /**
+   * A copy of the log as it was found, kept when the damage is more than a torn tail (a
+   * record in the middle or a damaged tail), for forensics. `null` otherwise.
+   */
+  readonly copy: string | null;
 }
 
 /** Counters of a {@linkcode FileStorage}. */
@@ -234,7 +250,8 @@ export class FileStorage implements Storage {
 
   /**
    * Opens the directory and reads the log: a leftover compaction file is removed, a
-   * damaged tail is cut off (and reported in `damage`), a file of another format is moved
+   * damaged tail is cut off and damaged records in the middle skipped (both reported in
+   * `damage`; records after the damage are kept), a file of another format is moved
    * aside. Rejects if the directory cannot be used at all, or another storage holds it.
    */
   async load(): Promise<FileStorageLoad> {
@@ -275,34 +292,64 @@ export class FileStorage implements Storage {
         offset: 0,
         bytesDropped: bytes.length,
         movedTo,
+        copy: null,
         message: `${this.#path} is not a Gossip KV log (no header): moved to ${movedTo}`,
       };
     } else {
       const read = readRecords(bytes);
       for (const r of read.records) this.#put(r.entry, r.size);
       end = read.end;
-      if (read.damage) {
-        damage = {
-          reason: read.damage.reason,
-          file: this.#path,
-          offset: read.end,
-          bytesDropped: bytes.length - read.end,
-          movedTo: null,
-          message:
-            `${this.#path}: ${read.damage.reason} (${read.damage.detail}); cut to ${read.end}` +
-            ` bytes, ${bytes.length - read.end} dropped, ${read.records.length} records kept`,
-        };
+      if (read.skipped.length > 0 || read.damage) {
+        damage = await this.#repair(bytes, read);
+        if (read.skipped.length > 0) end = -1; // rewritten below
       }
     }
-    this.#fh = await open(this.#path, "r+");
-    if (damage && damage.reason !== "header") {
-      await this.#fh.truncate(end);
-      await this.#fh.datasync();
+    if (end < 0) {
+      // Good records follow the damage: write them all to a fresh log (the damaged file
+      // is kept as a copy), rather than leave holes for every later load to skip.
+      this.#fileBytes = await this.#rewrite();
+    } else {
+      this.#fh = await open(this.#path, "r+");
+      if (damage && damage.reason !== "header") {
+        await this.#fh.truncate(end);
+        await this.#fh.datasync();
+      }
+      this.#fileBytes = end;
     }
-    this.#fileBytes = end;
     this.#state = "open";
     if (this.#compactDue()) this.#kick();
     return { entries: [...this.#entries()], damage };
+  }
+
+  /** Describes damage found by `readRecords`; keeps a copy of the file unless only torn. */
+  async #repair(bytes: Uint8Array, read: ReadResult): Promise<FileStorageDamage> {
+    const first = read.skipped[0] ?? { offset: read.end, reason: read.damage!.reason };
+    const tail = read.damage ? bytes.length - read.end : 0;
+    const dropped = read.skipped.reduce((n, r) => n + r.bytes, 0) + tail;
+    let copy: string | null = null;
+    if (read.skipped.length > 0 || read.damage?.reason !== "torn") {
+      copy = `${this.#path}.damaged-${Date.now()}`;
+      await copyFile(this.#path, copy);
+    }
+    const parts: string[] = [];
+    for (const r of read.skipped) {
+      parts.push(`${r.reason} (${r.detail}): ${r.bytes} bytes skipped, reading resumed after`);
+    }
+    if (read.damage) {
+      parts.push(
+        `${read.damage.reason} (${read.damage.detail}): cut to ${read.end} bytes, ${tail} dropped`,
+      );
+    }
+    return {
+      reason: first.reason,
+      file: this.#path,
+      offset: first.offset,
+      bytesDropped: dropped,
+      movedTo: null,
+      copy,
+      message: `${this.#path}: ${parts.join("; ")}; ${read.records.length} records kept` +
+        (copy ? `; the damaged file is kept as ${copy}` : ""),
+    };
   }
 
   /** Queues entries for the log; each replaces the version of its key held before. */
@@ -519,13 +566,36 @@ export class FileStorage implements Storage {
   async #compact(): Promise<void> {
     const seq = this.#appended;
     const captured = this.#pending.length;
+    let size: number;
+    try {
+      size = await this.#writeTmp();
+    } catch (error) {
+      // Keep appending to the old log; try again once it has grown as much again.
+      this.#nextCompactAt = this.#fileBytes + this.#compactAfter;
+      this.#onError(new Error("Compaction failed; the log is kept as it is", { cause: error }));
+      return;
+    }
+    // From here on, a failure leaves the storage unusable (which file is the log?).
+    await this.#swapIn();
+    let dropped = 0;
+    for (const record of this.#pending.splice(0, captured)) dropped += record.length;
+    this.#pendingBytes -= dropped;
+    this.#fileBytes = size;
+    this.#written = seq;
+    this.#fsynced = seq;
+    this.#nextCompactAt = this.#compactAfter;
+    this.#stats.compactions++;
+    this.#settle(seq);
+  }
+
+  /** Writes every live entry to the temporary file, fsynced; returns its size. */
+  async #writeTmp(): Promise<number> {
     const snapshot = [...this.#entries()];
-    let size = 0;
     let fh: FileHandle | undefined;
     try {
       fh = await open(this.#tmp, "w");
       await writeAt(fh, HEADER, 0);
-      size = HEADER.length;
+      let size = HEADER.length;
       let chunk: Uint8Array[] = [];
       let chunkBytes = 0;
       for (let i = 0; i <= snapshot.length; i++) {
@@ -543,30 +613,28 @@ export class FileStorage implements Storage {
       }
       await fh.datasync();
       await fh.close();
-      fh = undefined;
+      return size;
     } catch (error) {
       await fh?.close().catch(() => {});
       await rm(this.#tmp, { force: true }).catch(() => {});
-      // Keep appending to the old log; try again once it has grown as much again.
-      this.#nextCompactAt = this.#fileBytes + this.#compactAfter;
-      this.#onError(new Error("Compaction failed; the log is kept as it is", { cause: error }));
-      return;
+      throw error;
     }
-    // From here on, a failure leaves the storage unusable (which file is the log?).
+  }
+
+  /** Renames the temporary file over the log and makes it the open one. */
+  async #swapIn(): Promise<void> {
     await rename(this.#tmp, this.#path);
     await syncDir(this.dir);
-    const old = this.#fh!;
+    const old = this.#fh;
     this.#fh = await open(this.#path, "r+");
-    await old.close();
-    let dropped = 0;
-    for (const record of this.#pending.splice(0, captured)) dropped += record.length;
-    this.#pendingBytes -= dropped;
-    this.#fileBytes = size;
-    this.#written = seq;
-    this.#fsynced = seq;
-    this.#nextCompactAt = this.#compactAfter;
-    this.#stats.compactions++;
-    this.#settle(seq);
+    await old?.close();
+  }
+
+  /** Replaces the log by a fresh one holding every live entry; returns its size. */
+  async #rewrite(): Promise<number> {
+    const size = await this.#writeTmp();
+    await this.#swapIn();
+    return size;
   }
 }
 
