@@ -31,7 +31,7 @@ export interface StreamLimits {
 export interface StreamStats {
   /** Streams open now (/events and /state bodies). */
   open: number;
-  /** Bytes waiting in event streams now, counted per stream. */
+  /** Bytes of the events still to be sent to some stream (each event counted once). */
   backlogBytes: number;
   /** Bytes of /state versions held by readers or cached now. */
   stateBytes: number;
@@ -41,16 +41,32 @@ export interface StreamStats {
   refused: { streams: number; state: number };
 }
 
+/** One serialised event or /state version, shared by every stream that sends it. */
+interface Shared {
+  readonly slices: Uint8Array[];
+  readonly size: number;
+  /** Streams still to send some of it. */
+  refs: number;
+}
+
 interface Client {
   readonly prefix: string | undefined; // undefined: a /state body
   readonly controller: ReadableStreamDefaultController<Uint8Array>;
-  readonly slices: Uint8Array[];
+  readonly queue: (Shared | undefined)[];
+  /** Index in `queue` of what is being sent, and of the next slice in it. */
   head: number;
+  at: number;
+  /** Bytes still to send. */
   queued: number;
   waiting: boolean;
   lastPull: number;
   lastSent: number;
   close(error?: Error): void;
+}
+
+function shared(text: string): Shared {
+  const bytes = encoder.encode(text);
+  return { slices: slices(bytes), size: bytes.length, refs: 0 };
 }
 
 function slices(bytes: Uint8Array): Uint8Array[] {
@@ -183,8 +199,9 @@ export class StreamHub {
         client = {
           prefix,
           controller,
-          slices: state ? slices(state) : [],
+          queue: state ? [{ slices: slices(state), size: state.length, refs: 1 }] : [],
           head: 0,
+          at: 0,
           queued: 0,
           waiting: false,
           lastPull: now,
@@ -192,9 +209,11 @@ export class StreamHub {
           close: (error?: Error) => {
             if (!open) return;
             open = false;
-            this.#stats.backlogBytes -= client.queued;
+            for (let i = client.head; i < client.queue.length; i++) {
+              if (prefix !== undefined) this.#release(client.queue[i]!);
+            }
             client.queued = 0;
-            client.slices.length = 0;
+            client.queue.length = 0;
             this.#clients.delete(client);
             this.#stats.open--;
             signal.removeEventListener("abort", abort);
@@ -214,9 +233,10 @@ export class StreamHub {
         if (signal.aborted) return client.close();
         if (prefix !== undefined) {
           // Opens the stream at once (the client's `open` fires) and sets the reconnect delay.
-          this.#push(client, [
-            encoder.encode(`retry: 2000\n: connected to ${JSON.stringify(this.#kv.id)}\n\n`),
-          ]);
+          this.#push(
+            client,
+            shared(`retry: 2000\n: connected to ${JSON.stringify(this.#kv.id)}\n\n`),
+          );
         }
       },
       pull: () => {
@@ -234,56 +254,63 @@ export class StreamHub {
 
   /** Hands the client's next slice to the runtime; false when there is none. */
   #next(c: Client): boolean {
-    const slice = c.slices[c.head];
-    if (!slice) return false;
-    c.slices[c.head++] = undefined as unknown as Uint8Array; // let it go
-    if (c.head > 1024 && c.head * 2 > c.slices.length) {
-      c.slices.splice(0, c.head);
-      c.head = 0;
+    const item = c.queue[c.head];
+    if (!item) return false;
+    const slice = item.slices[c.at++]!;
+    if (c.at >= item.slices.length) {
+      c.queue[c.head++] = undefined; // let it go
+      c.at = 0;
+      if (c.prefix !== undefined) this.#release(item);
+      if (c.head > 64 && c.head * 2 > c.queue.length) {
+        c.queue.splice(0, c.head);
+        c.head = 0;
+      }
     }
-    if (c.prefix !== undefined) {
-      c.queued -= slice.length;
-      this.#stats.backlogBytes -= slice.length;
-    }
+    if (c.prefix !== undefined) c.queued -= slice.length;
     c.waiting = false;
     c.lastSent = Date.now();
     c.controller.enqueue(slice);
     return true;
   }
 
-  /** Queues an event's slices for one client, within the budgets. */
-  #push(c: Client, parts: Uint8Array[], size = parts.reduce((n, p) => n + p.length, 0)): void {
-    if (c.queued > 0 && c.queued + size > this.#limits.maxBacklogBytes) {
+  #hold(item: Shared): void {
+    if (item.refs++ === 0) this.#stats.backlogBytes += item.size;
+  }
+
+  #release(item: Shared): void {
+    if (--item.refs === 0) this.#stats.backlogBytes -= item.size;
+  }
+
+  /** Queues an event for one client, within its budget. */
+  #push(c: Client, item: Shared): void {
+    if (c.queued > 0 && c.queued + item.size > this.#limits.maxBacklogBytes) {
       this.#stats.cut.backlog++;
       return c.close(new CutError("Slow client: its backlog passed the per-client byte budget"));
     }
-    for (const p of parts) c.slices.push(p);
-    c.queued += size;
-    this.#stats.backlogBytes += size;
+    c.queue.push(item);
+    this.#hold(item);
+    c.queued += item.size;
     if (c.waiting) this.#next(c);
-    while (this.#stats.backlogBytes > this.#limits.maxBufferedBytes) {
-      let largest: Client | undefined;
-      for (const other of this.#clients) {
-        if (other.prefix !== undefined && other.queued > (largest?.queued ?? 0)) largest = other;
-      }
-      if (!largest) break;
-      this.#stats.cut.total++;
-      largest.close(new CutError("Slow client: the streams' total byte budget is spent"));
-    }
   }
 
   #broadcast(prefixOf: string | undefined, text: string): void {
-    let parts: Uint8Array[] | undefined;
-    let size = 0;
+    let item: Shared | undefined;
     for (const c of [...this.#clients]) {
       if (c.prefix === undefined) continue;
       if (prefixOf !== undefined && !prefixOf.startsWith(c.prefix)) continue;
-      if (!parts) {
-        const bytes = encoder.encode(text);
-        parts = slices(bytes);
-        size = bytes.length;
+      this.#push(c, item ??= shared(text));
+    }
+    // Over the total: cut the streams furthest behind, among those that hold more than
+    // this event (one event always goes through, however large).
+    while (this.#stats.backlogBytes > this.#limits.maxBufferedBytes) {
+      let behind: Client | undefined;
+      for (const c of this.#clients) {
+        if (c.prefix === undefined || c.queued === 0 || c.queue[c.head] === item) continue;
+        if (c.queued > (behind?.queued ?? 0)) behind = c;
       }
-      this.#push(c, parts, size);
+      if (!behind) break;
+      this.#stats.cut.total++;
+      behind.close(new CutError("Slow client: the streams' total byte budget is spent"));
     }
   }
 
@@ -331,15 +358,15 @@ export class StreamHub {
   /** Heartbeats on idle event streams; cuts streams that took nothing for `stallMs`. */
   #sweep(): void {
     const now = Date.now();
-    const heartbeat = encoder.encode(": heartbeat\n\n");
+    const heartbeat = shared(": heartbeat\n\n");
     for (const c of [...this.#clients]) {
-      const waiting = c.prefix === undefined ? c.head < c.slices.length : c.queued > 0;
+      const waiting = c.queue[c.head] !== undefined;
       if (waiting && now - c.lastPull >= this.#limits.stallMs) {
         this.#stats.cut.stalled++;
         c.close(new CutError("Stalled client: it took nothing for too long"));
       } else if (c.prefix !== undefined && now - c.lastSent >= this.#limits.heartbeatMs) {
         c.lastSent = now;
-        if (c.queued === 0) this.#push(c, [heartbeat]);
+        if (c.queued === 0) this.#push(c, heartbeat);
       }
     }
   }
