@@ -374,11 +374,13 @@ export class GossipKV {
    * JSON types, `Uint8Array`, `Date` and `Map` are accepted. Throws a `TypeError` for a bad
    * key or a value that cannot be replicated, a `RangeError` for a value over
    * `maxValueBytes`; nothing is applied then. With a `storage`, resolves once the write
-   * is durable, and rejects if the storage failed (the write is applied and gossiped all
-   * the same, but not durable here).
+   * is durable, and rejects if the storage failed while writing it (that write is applied
+   * and gossiped all the same, but not durable here). While the storage is failing
+   * (`storageFailure`), throws an `Error` and applies nothing.
    */
   set(key: string, value: unknown): Promise<void> {
     this.#checkOpen();
+    this.#checkStorage();
     checkKey(key);
     assertValue(value);
     let copy = value;
@@ -405,6 +407,7 @@ export class GossipKV {
    */
   delete(key: string): Promise<void> {
     this.#checkOpen();
+    this.#checkStorage();
     checkKey(key);
     this.#engine.write("usr", key, undefined, true, this.#clock.now());
     this.#afterWrite();
@@ -539,6 +542,14 @@ export class GossipKV {
     };
   }
 
+  /**
+   * Why the member's storage cannot make writes durable now (a full disk, say), or `null`.
+   * Meanwhile `set()` and `delete()` throw and apply nothing; the storage may recover.
+   */
+  get storageFailure(): Error | null {
+    return this.#storage?.failure ?? null;
+  }
+
   /** Whether the member is closed (or closing). */
   get closed(): boolean {
     return this.#closed;
@@ -586,6 +597,14 @@ export class GossipKV {
   /** With a storage: resolves once every write so far is durable. */
   #durable(): Promise<void> {
     return this.#storage ? this.#storage.sync() : Promise.resolve();
+  }
+
+  /** A failing storage refuses writes before they are applied (see `storageFailure`). */
+  #checkStorage(): void {
+    const failure = this.#storage?.failure;
+    if (failure) {
+      throw new Error(`Write refused: storage is failing (${failure.message})`, { cause: failure });
+    }
   }
 
   #checkOpen(): void {

@@ -52,6 +52,9 @@ export function metricsText(
 ): string {
   const s = kv.stats(), e = s.engine, sync = kv.syncStatus(), members = kv.members();
   const m = new Exposition({ member: kv.id });
+  m.family("storage_ok", "gauge", "0 while the storage is failing (writes refused), else 1.", [
+    [{}, kv.storageFailure ? 0 : 1],
+  ]);
   if (streams) {
     m.family("http_streams", "gauge", "Long HTTP responses open (/events, /state).", [
       [{}, streams.open],

@@ -23,6 +23,14 @@ function keyOf(c: Context): string | Response {
   return key === "" ? problem(400, "The key must be a non-empty string") : key;
 }
 
+/** 503 while the storage cannot make writes durable: nothing is applied. */
+const storageFailing = (failure: Error) =>
+  problem(
+    503,
+    `Writes are refused while the storage is failing (${failure.message}); nothing was applied`,
+    { "retry-after": "5" },
+  );
+
 /** 413, closing the connection: the rest of the body is unread, so it cannot be reused. */
 const tooLarge = (detail: string) => problem(413, detail, { connection: "close" });
 
@@ -60,6 +68,7 @@ export function usrRoutes(
     const key = keyOf(c);
     if (typeof key !== "string") return key;
     if (kv.closed) return problem(503, `Member ${kv.id} is closed`);
+    if (kv.storageFailure) return storageFailing(kv.storageFailure);
     const body = await readBody(c.req.raw, limit);
     if (!body) return tooLarge(`The body exceeds the limit of ${limit} bytes`);
     let value: unknown;
@@ -82,6 +91,7 @@ export function usrRoutes(
     const key = keyOf(c);
     if (typeof key !== "string") return key;
     if (kv.closed) return problem(503, `Member ${kv.id} is closed`);
+    if (kv.storageFailure) return storageFailing(kv.storageFailure);
     try {
       await kv.delete(key);
     } catch (error) {

@@ -134,6 +134,12 @@ export function createInspector(kv: GossipKV, options: InspectorOptions = {}): I
 
   app.get("/healthz", (c) => {
     const alive = kv.members().filter((m) => m.status === "alive").length;
+    const failure = kv.storageFailure;
+    if (failure) {
+      // Not ready: a load balancer should send writes elsewhere until the storage recovers.
+      const storage = failure.message;
+      return c.json({ ok: false, id: kv.id, members: alive, keys: kv.size, storage }, 503);
+    }
     return c.json({ ok: true, id: kv.id, members: alive, keys: kv.size });
   });
 

@@ -70,10 +70,19 @@ export interface FileStorageOptions {
   compactAfterBytes?: number;
   /**
    * Called with failures in the background (a failed write, fsync or compaction). After a
-   * failed write or fsync the storage stops: `sync()` rejects from then on, and the member
-   * carries on in memory. Default: `console.error`.
+   * failed write or fsync (a full disk, say) the storage is failing: `sync()` rejects,
+   * {@linkcode FileStorage.failure} says why, and a member refuses writes until it
+   * recovers. Default: `console.error`.
    */
   onError?: (error: unknown) => void;
+  /**
+   * While failing, how often to try to recover, in ms: the log is written afresh from
+   * what is held in memory (it needs room for one copy of the live data), and on success
+   * the storage works again. Default 5,000.
+   */
+  recoverIntervalMs?: number;
+  /** Called once the storage recovered from a failure. Default: `console.error`, one line. */
+  onRecover?: () => void;
 }
 
 /** Damage {@linkcode FileStorage.load} found in the log, and repaired. */
@@ -209,6 +218,10 @@ export class FileStorage implements Storage {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #nextCompactAt = 0;
   #failed: { error: unknown } | undefined;
+  readonly #recoverMs: number;
+  readonly #onRecover: () => void;
+  #recoverDue = false;
+  #recoverTimer: ReturnType<typeof setTimeout> | undefined;
   #closing: Promise<void> | undefined;
   #unlock: (() => Promise<void>) | undefined;
   readonly #stats = { writes: 0, fsyncs: 0, compactions: 0 };
@@ -235,6 +248,12 @@ export class FileStorage implements Storage {
     this.#path = join(options.dir, LOG_FILE);
     this.#tmp = `${this.#path}.tmp`;
     this.#onError = options.onError ?? ((error) => console.error("gossip-kv storage:", error));
+    this.#recoverMs = options.recoverIntervalMs ?? 5_000;
+    if (!(this.#recoverMs > 0) || !Number.isFinite(this.#recoverMs)) {
+      throw new RangeError("recoverIntervalMs must be a positive number");
+    }
+    this.#onRecover = options.onRecover ??
+      (() => console.error(`gossip-kv storage: recovered; ${this.#path} rewritten from memory`));
     this.#nextCompactAt = this.#compactAfter;
   }
 
@@ -246,6 +265,16 @@ export class FileStorage implements Storage {
       entries: this.#index.sys.size + this.#index.usr.size,
       ...this.#stats,
     };
+  }
+
+  /**
+   * Why the storage cannot make writes durable now (a failed write or fsync: a full disk,
+   * an I/O error), or `undefined`. It tries to recover every `recoverIntervalMs`.
+   */
+  get failure(): Error | undefined {
+    const e = this.#failed?.error;
+    if (!this.#failed) return undefined;
+    return e instanceof Error ? e : new Error(String(e));
   }
 
   /**
@@ -360,13 +389,14 @@ export class FileStorage implements Storage {
       }
       throw new Error("Storage is not open: call load() first");
     }
-    if (this.#failed) return;
     let added = false;
     for (const e of entries) {
       const current = this.#index[e.section].get(e.key);
       if (current && compareVersions(e, current.entry) <= 0) continue;
       const record = encodeRecord(e);
       this.#put(e, record.length);
+      // While failing, the entry is kept for the rewrite that recovers, not queued.
+      if (this.#failed) continue;
       this.#pending.push(record);
       this.#pendingBytes += record.length;
       this.#appended++;
@@ -408,6 +438,8 @@ export class FileStorage implements Storage {
       this.#state = "closing";
       clearTimeout(this.#timer);
       this.#timer = undefined;
+      clearTimeout(this.#recoverTimer);
+      this.#recoverTimer = undefined;
       if (wasOpen) {
         this.#kick();
         await this.#loop;
@@ -467,7 +499,7 @@ export class FileStorage implements Storage {
   }
 
   #kick(): void {
-    if (this.#running || this.#failed || this.#state === "closed") return;
+    if (this.#running || (this.#failed && !this.#recoverDue) || this.#state === "closed") return;
     this.#running = true;
     this.#loop = this.#run();
   }
@@ -476,7 +508,10 @@ export class FileStorage implements Storage {
   async #run(): Promise<void> {
     try {
       for (;;) {
-        if (this.#failed) break;
+        if (this.#failed) {
+          if (this.#recoverDue && this.#state === "open") await this.#recover();
+          break;
+        }
         if (this.#compactDue()) {
           await this.#compact();
         } else if (this.#pending.length > 0) {
@@ -550,7 +585,44 @@ export class FileStorage implements Storage {
     this.#pending = [];
     this.#pendingBytes = 0;
     clearTimeout(this.#timer);
+    this.#timer = undefined;
     this.#onError(error);
+    this.#armRecovery();
+  }
+
+  #armRecovery(): void {
+    if (this.#state !== "open") return;
+    this.#recoverTimer = setTimeout(() => {
+      this.#recoverTimer = undefined;
+      this.#recoverDue = true;
+      this.#kick();
+    }, this.#recoverMs);
+  }
+
+  /**
+   * Writes the log afresh from memory: after a failed fsync the old file cannot be
+   * trusted (pages may be lost), so nothing of it is reused. On failure, tries again later.
+   */
+  async #recover(): Promise<void> {
+    this.#recoverDue = false;
+    const seq = this.#appended;
+    let size: number;
+    try {
+      size = await this.#writeTmp();
+      await this.#swapIn();
+    } catch {
+      this.#armRecovery();
+      return;
+    }
+    this.#failed = undefined;
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    this.#fileBytes = size;
+    this.#written = seq;
+    this.#fsynced = seq;
+    this.#settle(seq);
+    this.#nextCompactAt = this.#compactAfter;
+    this.#onRecover();
   }
 
   #compactDue(): boolean {
