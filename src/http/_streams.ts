@@ -84,7 +84,14 @@ const encoder = new TextEncoder();
  * (one info line) rather than a failure (a stack trace and a 500 body).
  */
 class CutError extends Error {
-  readonly code = "ERR_STREAM_PREMATURE_CLOSE";
+  declare readonly code: string;
+  constructor(message: string) {
+    super(message);
+    Object.defineProperty(this, "code", { value: "ERR_STREAM_PREMATURE_CLOSE" });
+    this.name = "gossip-kv stream cut";
+    // Deno logs a body stream's error: one line, not a stack trace per slow client.
+    this.stack = `${this.name}: ${message}`;
+  }
 }
 
 /** The long responses of one inspector. */

@@ -12,15 +12,43 @@ export type Allow = (path: string, methods: string) => void;
 
 const MAX_LIST = 10_000;
 
+/**
+ * Why `key` is outside the HTTP API's key grammar, or `undefined`: one or more segments
+ * joined by "/", none empty, none "." or ".." (URLs resolve those away, so such a key
+ * could name another route or key), and no backslash (URL parsers read a raw one as "/")
+ * or control character.
+ */
+export function keyGrammarError(key: string): string | undefined {
+  if (key === "") return "The key must be a non-empty string";
+  // deno-lint-ignore no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(key)) return "The key contains a control character";
+  if (key.includes("\\")) return "The key contains a backslash, which URLs read as a slash";
+  for (const segment of key.split("/")) {
+    if (segment === "") return "The key has an empty segment (a leading, trailing or double /)";
+    if (segment === "." || segment === "..") {
+      return `The key has a "${segment}" segment, which URLs resolve away`;
+    }
+  }
+  return undefined;
+}
+
 function keyOf(c: Context): string | Response {
-  const raw = new URL(c.req.url).pathname.replace(/^.*?\/usr\//, "");
+  // The path as received, still percent-encoded (a parsed URL would have resolved dot
+  // segments, and Hono's path is partly decoded).
+  const url = c.req.url;
+  const start = url.indexOf("/", url.indexOf("//") + 2);
+  const end = url.search(/[?#]/);
+  const path = url.slice(start, end < 0 ? undefined : end);
+  const at = path.indexOf("/usr/");
+  const raw = at < 0 ? "" : path.slice(at + 5);
   let key: string;
   try {
     key = decodeURIComponent(raw);
   } catch {
     return problem(400, `The key ${JSON.stringify(raw)} is not valid percent-encoding`);
   }
-  return key === "" ? problem(400, "The key must be a non-empty string") : key;
+  const error = keyGrammarError(key);
+  return error ? problem(400, `${error}: ${JSON.stringify(key)}`) : key;
 }
 
 /** 503 while the storage cannot make writes durable: nothing is applied. */

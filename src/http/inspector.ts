@@ -3,7 +3,7 @@
 import { Hono } from "hono";
 import type { GossipKV } from "../gossip_kv.ts";
 import type { HttpTransport } from "../transport/http.ts";
-import { writeGuard } from "./_auth.ts";
+import { hostGuard, writeGuard } from "./_auth.ts";
 import { dashboardCsp, dashboardPage } from "./_dashboard.ts";
 import { metricsText } from "./_metrics.ts";
 import { problem, requestSignal } from "./_shared.ts";
@@ -16,8 +16,9 @@ export interface InspectorOptions {
   token?: string;
   /**
    * The address the server is bound to. Without a token, writes are accepted only when it
-   * is a loopback address (`127.0.0.1`, `::1`, `localhost`). Default: unknown, so no writes
-   * without a token.
+   * is a loopback address (`127.0.0.1`, `::1`, `localhost`), and then every route, reads
+   * included, answers only requests whose Host is a loopback name (a guard against DNS
+   * rebinding). Default: unknown, so no writes without a token.
    */
   hostname?: string;
   /** The member's HTTP transport, fed by `POST /gossip`. Default: none (the route answers 404). */
@@ -131,6 +132,7 @@ export function createInspector(kv: GossipKV, options: InspectorOptions = {}): I
     await next();
     c.res.headers.set("x-content-type-options", "nosniff");
   });
+  app.use(hostGuard(token, hostname));
 
   app.get("/healthz", (c) => {
     const alive = kv.members().filter((m) => m.status === "alive").length;

@@ -55,8 +55,9 @@ async function metrics(): Promise<Record<string, number>> {
   const text = await (await fetch(`${server.url}/metrics`)).text();
   const out: Record<string, number> = {};
   for (const line of text.split("\n")) {
-    const m = /^gossip_kv_(http_stream\w*)\{[^}]*?(?:kind|cause)="(\w+)"[^}]*\} (\S+)$/.exec(line) ??
-      /^gossip_kv_(http_streams)\{[^}]*\} (\S+)$/.exec(line);
+    const m =
+      /^gossip_kv_(http_stream\w*)\{[^}]*?(?:kind|cause)="(\w+)"[^}]*\} (\S+)$/.exec(line) ??
+        /^gossip_kv_(http_streams)\{[^}]*\} (\S+)$/.exec(line);
     if (!m) continue;
     if (m.length === 4) out[`${m[1]}.${m[2]}`] = Number(m[3]);
     else out[m[1]!] = Number(m[2]);
