@@ -131,13 +131,17 @@ export function usrRoutes(
   allow("/usr/*", "GET, PUT and DELETE");
 }
 
-/** POST /gossip: a datagram for the member's HTTP transport. */
+/**
+ * POST /gossip: a datagram for the member's HTTP transport. `authenticated`: a token is
+ * configured, so every request that passes `guard` bore it.
+ */
 export function gossipRoute(
   app: Hono,
   gossip: HttpTransport | undefined,
   guard: MiddlewareHandler,
   limit: number,
   allow: Allow,
+  authenticated = false,
 ): void {
   app.post("/gossip", guard, async (c) => {
     if (!gossip) {
@@ -150,7 +154,8 @@ export function gossipRoute(
     const body = await readBody(c.req.raw, limit);
     if (!body) return tooLarge(`The datagram exceeds the limit of ${limit} bytes`);
     try {
-      if (!gossip.receive(body, c.req.raw.headers)) {
+      // With a token, the guard let only requests bearing it through: the sender is a peer.
+      if (!gossip.receive(body, c.req.raw.headers, authenticated)) {
         return problem(503, "The HTTP transport is closed or not listening");
       }
     } catch (error) {

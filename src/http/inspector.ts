@@ -173,7 +173,7 @@ export function createInspector(kv: GossipKV, options: InspectorOptions = {}): I
     allow(path, "GET");
   }
 
-  gossipRoute(app, gossip, guard, limit, allow);
+  gossipRoute(app, gossip, guard, limit, allow, token !== undefined);
 
   app.notFound((c) => problem(404, `No route ${c.req.method} ${new URL(c.req.url).pathname}`));
   app.onError((error) => {
