@@ -16,7 +16,7 @@ const child = join(root, "tests", "_full_disk_child.ts");
 const bin = (name: string) => join(root, "node_modules", ".bin", name);
 const unshare = spawnSync("unshare", ["-rm", "true"]).status === 0;
 
-const commands = {
+const commands: Record<string, string[]> = {
   deno: [bin("deno"), "run", "--no-check", "-A", child],
   bun: [bin("bun"), child],
   node: ["node", "--import", "tsx", child],
@@ -60,4 +60,26 @@ for (const [runtime, command] of Object.entries(commands)) {
       }
     },
   );
+}
+
+for (const [runtime, command] of Object.entries(commands)) {
+  test(`${runtime}: a read-only file system is reported as such, not as a missing directory`, {
+    skip: unshare ? false : "needs unshare -rm (Linux user namespaces) to mount a tmpfs",
+  }, async () => {
+    const dir = await mkdtemp(join(tmpdir(), "gkv-ro-"));
+    try {
+      const script = 'mount -t tmpfs -o size=64k,ro tmpfs "$0" && exec "$@"';
+      const args = [...command.slice(0, -1), join(root, "tests", "_storage_open_child.ts")];
+      const proc = spawn("unshare", ["-rm", "sh", "-c", script, dir, ...args, `${dir}/data`], {
+        cwd: root,
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let out = "";
+      proc.stdout.on("data", (d) => out += d);
+      await new Promise((resolve) => proc.once("exit", resolve));
+      assert.match(out, /EROFS|read-only file system/i);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 }

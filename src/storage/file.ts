@@ -286,7 +286,14 @@ export class FileStorage implements Storage {
   async load(): Promise<FileStorageLoad> {
     if (this.#state !== "new") throw new Error("FileStorage.load() may be called once");
     this.#state = "loading";
-    await mkdir(this.dir, { recursive: true });
+    try {
+      await mkdir(this.dir, { recursive: true });
+    } catch (error) {
+      // Node's recursive mkdir reports ENOENT on a read-only file system (and for other
+      // causes): a plain mkdir tells the real one (EROFS, EACCES), or ENOENT if it is that.
+      if ((error as { code?: unknown }).code !== "ENOENT") throw error;
+      await mkdir(this.dir);
+    }
     this.#unlock = await lockDirectory(this.dir);
     try {
       return await this.#load();
