@@ -9,7 +9,7 @@ const storage = fileStorage({ dir });
 try {
   await storage.load();
   process.stdout.write(JSON.stringify({ ready: process.pid }) + "\n");
-  setInterval(() => {}, 60_000);
+  setInterval(() => storage.stats, 60_000); // keeps the storage (and its file) reachable
 } catch (error) {
   process.stdout.write(JSON.stringify({ error: (error as Error).message }) + "\n");
   process.exit(1);
