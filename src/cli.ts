@@ -25,7 +25,6 @@ import { helpText, type NodeConfig, parseFlags, UsageError } from "./cli/flags.t
 import { type KeyFile, readKeyFile } from "./cli/keys.ts";
 import { createLogger } from "./cli/log.ts";
 import { type RunningNode, runtimeInfo, startNode } from "./cli/node.ts";
-import { stopSignals } from "./cli/_signals.ts";
 
 export { envTwin, FLAGS, LOG_LEVELS, parseFlags, UsageError } from "./cli/flags.ts";
 export type { FlagSpec, LogLevel, NodeConfig } from "./cli/flags.ts";
@@ -83,18 +82,14 @@ export async function main(
   // drops signals PID 1 does not handle).
   let stop: (signal: string) => void = () => {};
   const stopping = new Promise<string>((resolve) => (stop = resolve));
-  const signals = stopSignals();
+  let signals = 0;
   let node: RunningNode | undefined;
   const onStop = (signal: string) => {
-    switch (signals.signalled(Date.now())) {
-      case "leave":
-        return stop(signal);
-      case "copy":
-        return log.debug(`${signal} again at once: a copy of the same interrupt`);
-      case "force":
-        log.warn(`${signal} again: exiting without waiting`);
-        process.exit(1);
+    if (++signals > 1) {
+      log.warn(`${signal} again: exiting without waiting`);
+      process.exit(1);
     }
+    stop(signal);
   };
   const onHangup = () => {
     log.info("SIGHUP: reading the key file and resolving the seeds again");
