@@ -50,3 +50,20 @@ for (const status of ["left", "dead"] as const) {
     await c.close();
   });
 }
+
+test("a forged ping-req does not make a member send to an address it names", async () => {
+  const c = new Cluster({ latencyMs: 5, jitterMs: 2 });
+  await c.addMany(3);
+  assert.ok(c.runUntil(() => c.everyoneSees("m2", "alive"), 10_000) >= 0);
+  const victim = c.net.transport("victim");
+  let reflected = 0;
+  victim.listen(() => reflected++);
+  const forger = new Wire({ cluster: "default", sender: "evil" });
+  for (const [target, address] of [["nobody", "victim"], ["m2", "victim"]]) {
+    const [d] = forger.encode([{ type: "ping-req", seq: 1, target: target!, address: address! }]);
+    c.net.deliver("evil", "m0", d!);
+  }
+  c.run(2_000);
+  assert.equal(reflected, 0);
+  await c.close();
+});

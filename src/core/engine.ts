@@ -475,13 +475,17 @@ export class Engine {
           this.#onAck(m.seq, now);
           break;
         case "ping-req": {
+          // Only to a member known here, at the address known here: a forged ping-req
+          // must not make this member send to whatever address it names (reflection).
+          const target = this.membership.get(m.target);
+          if (!target || target === this.membership.self || target.address !== m.address) break;
           const seq = this.#nextSeq();
           this.#relays.set(seq, {
             requester: from,
             seq: m.seq,
             expires: now + this.config.probeIntervalMs,
           });
-          this.#send(m.address, { type: "ping", seq, target: m.target });
+          this.#send(target.address, { type: "ping", seq, target: m.target });
           break;
         }
         case "member":
