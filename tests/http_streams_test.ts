@@ -132,3 +132,24 @@ test("/state is serialised once per version, and versions held by readers stay i
   assert.equal(body.usr.k10.length, 120_000);
   await c.close();
 });
+
+test("a /state refused for want of memory is refused before it is serialised", async () => {
+  const { c, a, app } = await setup({ maxStreamBytes: 300_000 });
+  for (let i = 0; i < 10; i++) await a.set(`k${i}`, big(20_000));
+  const held = await app.request("/state");
+  let serialised = 0;
+  const snapshot = a.snapshot.bind(a);
+  a.snapshot = () => {
+    serialised++;
+    return snapshot();
+  };
+  for (let i = 0; i < 5; i++) {
+    await a.set("k0", `v${i}`); // a new version each time
+    assert.equal((await app.request("/state")).status, 503);
+  }
+  assert.equal(serialised, 0);
+  await drain(held);
+  assert.equal((await app.request("/state")).status, 200);
+  assert.equal(serialised, 1);
+  await c.close();
+});

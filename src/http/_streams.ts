@@ -109,6 +109,8 @@ export class StreamHub {
   /** /state versions: the buffer and how many bodies read it (the latest stays cached). */
   readonly #states = new Map<Uint8Array, number>();
   #latest: { tag: string; bytes: Uint8Array } | undefined;
+  /** Size of the last /state serialised. */
+  #lastSize = 0;
   #unsubscribe: (() => void) | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
 
@@ -141,16 +143,23 @@ export class StreamHub {
     if (refused) return refused;
     let bytes = this.#latest?.tag === tag ? this.#latest.bytes : undefined;
     if (!bytes) {
-      this.#dropLatest();
-      bytes = encoder.encode(json());
-      if (this.#stats.stateBytes + bytes.length > this.#limits.maxBufferedBytes) {
+      const refuse = () => {
         this.#stats.refused.state++;
         return problem(
           503,
           "Readers of earlier versions of the state hold the memory this one needs; retry",
           { "retry-after": "1" },
         );
+      };
+      // The last version's size foretells this one's: refuse before serialising, so that
+      // refused requests cost nothing.
+      this.#dropLatest();
+      if (this.#stats.stateBytes + this.#lastSize > this.#limits.maxBufferedBytes) {
+        return refuse();
       }
+      bytes = encoder.encode(json());
+      this.#lastSize = bytes.length;
+      if (this.#stats.stateBytes + bytes.length > this.#limits.maxBufferedBytes) return refuse();
       this.#latest = { tag, bytes };
       this.#states.set(bytes, 0);
       this.#stats.stateBytes += bytes.length;
