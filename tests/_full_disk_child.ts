@@ -35,13 +35,16 @@ const server = await serve(createInspector(kv, { hostname: "127.0.0.1" }), { por
 const value = "v".repeat(8 * 1024);
 const acknowledged: string[] = [];
 let failedAt = -1;
+let failedStatus = 0;
 for (let i = 0; i < 100 && failedAt < 0; i++) {
-  try {
-    await kv.set(`k${i}`, value);
-    acknowledged.push(`k${i}`);
-  } catch {
-    failedAt = i;
-  }
+  // Through the HTTP API: the write during which the disk fills gets 503, not 500.
+  const res = await fetch(`${server.url}/usr/k${i}`, {
+    method: "PUT",
+    body: JSON.stringify(value),
+  });
+  await res.body?.cancel();
+  if (res.status === 204) acknowledged.push(`k${i}`);
+  else [failedAt, failedStatus] = [i, res.status];
 }
 // The storage is failing now: writes are refused, and not applied.
 let refusedThrew = false;
@@ -72,6 +75,7 @@ await again.close();
 console.log(JSON.stringify({
   acknowledged,
   failedAt,
+  failedStatus,
   refusedThrew,
   refusedApplied,
   healthz,

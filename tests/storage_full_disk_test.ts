@@ -43,6 +43,7 @@ for (const [runtime, command] of Object.entries(commands)) {
         assert.equal(code, 0, err);
         const r = JSON.parse(out.trim().split("\n").pop()!);
         assert.ok(r.failedAt > 0, "some writes fit before the disk filled");
+        assert.equal(r.failedStatus, 503, "the write that found the disk full");
         assert.equal(r.refusedThrew, true, "a write while the storage fails is refused");
         assert.equal(r.refusedApplied, false, "and not applied");
         assert.equal(r.healthz.status, 503);

@@ -59,6 +59,15 @@ const storageFailing = (failure: Error) =>
     { "retry-after": "5" },
   );
 
+/** 503 when the storage failed while writing this very request. */
+const storageFailedDuring = (failure: Error) =>
+  problem(
+    503,
+    `The storage failed while writing (${failure.message}): the write was applied and ` +
+      "gossiped, but is not durable on this member",
+    { "retry-after": "5" },
+  );
+
 /** 413, closing the connection: the rest of the body is unread, so it cannot be reused. */
 const tooLarge = (detail: string) => problem(413, detail, { connection: "close" });
 
@@ -110,6 +119,7 @@ export function usrRoutes(
     } catch (error) {
       if (error instanceof RangeError) return problem(413, error.message);
       if (error instanceof TypeError) return problem(400, error.message);
+      if (kv.storageFailure) return storageFailedDuring(kv.storageFailure);
       throw error;
     }
     return c.body(null, 204);
@@ -124,6 +134,7 @@ export function usrRoutes(
       await kv.delete(key);
     } catch (error) {
       if (error instanceof TypeError) return problem(400, error.message);
+      if (kv.storageFailure) return storageFailedDuring(kv.storageFailure);
       throw error;
     }
     return c.body(null, 204);
