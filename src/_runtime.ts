@@ -29,6 +29,7 @@ export interface DenoGlobal {
   /** Present only with `--unstable-net` (or `"unstable": ["net"]`). */
   listenDatagram?: (options: DenoAddr) => DenoDatagramConn;
   networkInterfaces?: () => InterfaceAddress[];
+  openSync?(path: string): { close(): void };
   serve?(options: {
     hostname: string;
     port: number;

@@ -305,13 +305,15 @@ export class GossipKV {
    * gossiped. The value is copied; JSON types, `Uint8Array`, `Date` and `Map` are accepted.
    * Rejects (never throws) with a `TypeError` for a bad key or a value that cannot be
    * replicated, a `RangeError` for a value over `maxValueBytes`, an `Error` on a closed
-   * member; nothing is applied then. With a `storage`, resolves once the write is durable,
-   * and rejects if the storage failed (the write is applied and gossiped all the same, but
-   * not durable here).
+   * member or while the storage is failing (`storageFailure`); nothing is applied then.
+   * With a `storage`, resolves once the write is durable, and rejects if the storage
+   * failed while writing it (that write is applied and gossiped all the same, but not
+   * durable here).
    */
   // deno-lint-ignore require-await -- async so that a bad argument rejects, never throws
   async set(key: string, value: unknown): Promise<void> {
     this.#checkOpen();
+    this.#checkStorage();
     checkKey(key);
     assertValue(value);
     let copy = value;
@@ -335,11 +337,13 @@ export class GossipKV {
   /**
    * Deletes `key` (writes a tombstone, so the delete wins over older writes elsewhere).
    * With a `storage`, resolves once the tombstone is durable, as `set()` does. Rejects
-   * (never throws) with a `TypeError` for a bad key, an `Error` on a closed member.
+   * (never throws) with a `TypeError` for a bad key, an `Error` on a closed member or while
+   * the storage is failing.
    */
   // deno-lint-ignore require-await -- async so that a bad argument rejects, never throws
   async delete(key: string): Promise<void> {
     this.#checkOpen();
+    this.#checkStorage();
     checkKey(key);
     this.#engine.write("usr", key, undefined, true, this.#clock.now());
     this.#afterWrite();
@@ -514,6 +518,14 @@ export class GossipKV {
     };
   }
 
+  /**
+   * Why the member's storage cannot make writes durable now (a full disk, say), or `null`.
+   * Meanwhile `set()` and `delete()` reject and apply nothing; the storage may recover.
+   */
+  get storageFailure(): Error | null {
+    return this.#storage?.failure ?? null;
+  }
+
   /** Whether the member is closed (or closing). */
   get closed(): boolean {
     return this.#closed;
@@ -614,6 +626,14 @@ export class GossipKV {
   /** With a storage: resolves once every write so far is durable. */
   #durable(): Promise<void> {
     return this.#storage ? this.#storage.sync() : Promise.resolve();
+  }
+
+  /** A failing storage refuses writes before they are applied (see `storageFailure`). */
+  #checkStorage(): void {
+    const failure = this.#storage?.failure;
+    if (failure) {
+      throw new Error(`Write refused: storage is failing (${failure.message})`, { cause: failure });
+    }
   }
 
   #checkOpen(): void {

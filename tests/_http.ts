@@ -62,6 +62,8 @@ export async function httpMember(
     url: server.url,
     ...(token !== undefined && { token }),
     ...(address !== undefined && { address }),
+    // The seeds are configured peers: trusted with the token from the start.
+    trustedPeers: (options.seeds ?? []).filter((seed) => /^https?:/.test(seed)),
     ...transportOptions,
   });
   const kv = await GossipKV.start({ transport, ...kvOptions });

@@ -20,7 +20,9 @@ transportSuite({
   async open() {
     const { server, mount } = await lateServer();
     servers.push(server);
-    const t = new HttpTransport({ url: server.url, token: "t0ken" });
+    // Every endpoint of the suite is on loopback: an allowed set of peers for the token.
+    const trustedPeers = (url: string) => url.startsWith("http://127.0.0.1:");
+    const t = new HttpTransport({ url: server.url, token: "t0ken", trustedPeers });
     mount(createInspector(host, { token: "t0ken", hostname: "127.0.0.1", gossip: t }));
     return t;
   },
@@ -54,15 +56,18 @@ function recorder(status = 204) {
 
 test("send() posts to <url>/gossip with the sender, the token and the bytes", async () => {
   const r = recorder();
-  const t = new HttpTransport({ url: "http://a.test:1/", token: "tok", fetch: r.fetch });
+  const t = new HttpTransport({
+    url: "http://a.test:1/",
+    token: "tok",
+    trustedPeers: ["http://b.test:2"],
+    fetch: r.fetch,
+  });
   assert.equal(t.url, "http://a.test:1");
   assert.equal(t.address, "http://a.test:1");
   await t.send("http://b.test:2/", Uint8Array.of(7, 8));
-  await t.send("https://c.test/prefix", Uint8Array.of(9));
-  assert.deepEqual(r.sent.map((s) => s.url), [
-    "http://b.test:2/gossip",
-    "https://c.test/prefix/gossip",
-  ]);
+  await t.send("https://c.test", Uint8Array.of(9));
+  assert.deepEqual(r.sent.map((s) => s.url), ["http://b.test:2/gossip", "https://c.test/gossip"]);
+  assert.equal(r.sent[1]!.headers.get("authorization"), null, "c.test is not a trusted peer");
   const h = r.sent[0]!.headers;
   assert.equal(h.get("x-gossip-from"), "http://a.test:1");
   assert.equal(h.get("x-gossip-url"), null, "the address is the URL: no need to repeat it");

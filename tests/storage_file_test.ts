@@ -221,7 +221,7 @@ test("a torn tail is cut off and reported; the log then goes on from the cut", a
   });
 });
 
-test("a corrupt record in the middle cuts the log there, and the damage is reported", async () => {
+test("a corrupt record in the middle loses that record only: a copy is kept, the log rewritten", async () => {
   await withDir(async (dir) => {
     const s = fileStorage({ dir });
     await s.load();
@@ -235,12 +235,39 @@ test("a corrupt record in the middle cuts the log there, and the damage is repor
     await writeFile(path, bytes);
     const again = fileStorage({ dir });
     const { entries, damage } = await again.load();
-    assert.deepEqual(entries.map((e) => e.key).sort(), ["key0", "key1", "key2", "key3"]);
+    assert.deepEqual(
+      entries.map((e) => e.key).sort(),
+      ["key0", "key1", "key2", "key3", "key5", "key6", "key7", "key8", "key9"],
+    );
     assert.equal(damage?.reason, "checksum");
     assert.equal(damage?.offset, offset);
-    assert.equal(damage?.bytesDropped, bytes.length - offset);
+    assert.equal(damage?.bytesDropped, records[4]!.size);
+    assert.match(damage!.message, /9 records kept/);
+    assert.deepEqual(new Uint8Array(await readFile(damage!.copy!)), bytes, "the copy is intact");
+    again.append([usr("key10", 200)]);
     await again.close();
-    assert.equal((await stat(path)).size, offset);
+    const reread = await loadAll(dir);
+    assert.equal(reread.damage, null, "the rewritten log is clean");
+    assert.equal(reread.entries.length, 10);
+  });
+});
+
+test("1,000 keys with byte 71,417 flipped: 999 come back, and the damage is reported", async () => {
+  await withDir(async (dir) => {
+    const s = fileStorage({ dir });
+    await s.load();
+    for (let i = 0; i < 1000; i++) s.append([usr(`key${String(i).padStart(4, "0")}`, i)]);
+    await s.close();
+    const path = join(dir, LOG_FILE);
+    const bytes = new Uint8Array(await readFile(path));
+    const at = Math.min(71_417, bytes.length >> 1);
+    bytes[at]! ^= 0xff;
+    await writeFile(path, bytes);
+    const again = fileStorage({ dir });
+    const { entries, damage } = await again.load();
+    assert.equal(entries.length, 999);
+    assert.ok(damage && damage.copy !== null);
+    await again.close();
   });
 });
 

@@ -2,7 +2,8 @@
 // exit 2), then watched, so that a rewritten file (a Kubernetes Secret update swaps the
 // mounted file) rotates the keys without a restart. Private to src/cli.ts.
 import { createHash } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
+import process from "node:process";
 import { parseKeyFile } from "../wire/crypto.ts";
 import { UsageError } from "./flags.ts";
 
@@ -55,6 +56,14 @@ export async function readKeyFile(path: string): Promise<KeyFile> {
     text = await readFile(path, "utf8");
   } catch (error) {
     throw new UsageError(`Cannot read the key file ${path}: ${describe(error)}`, { cause: error });
+  }
+  // As ssh does with a private key: a file anyone may rewrite is refused.
+  const mode = process.platform === "win32" ? 0 : (await stat(path)).mode;
+  if (mode & 0o002) {
+    throw new UsageError(
+      `Key file ${path} is writable by every user (mode ${(mode & 0o777).toString(8)}): ` +
+        "anyone on this machine could replace the cluster keys; run chmod o-w on it",
+    );
   }
   return checkKeyFile(path, text);
 }

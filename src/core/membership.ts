@@ -25,6 +25,13 @@ export interface MemberState {
 }
 
 /**
+ * The largest incarnation: the largest integer the wire accepts. A member never goes past
+ * it, so its refutations always decode (a forged claim at this value cannot push it into a
+ * number every receiver drops).
+ */
+export const MAX_INCARNATION: number = Number.MAX_SAFE_INTEGER;
+
+/**
  * Whether update `u` overrides what we know (`known`), by SWIM's precedence: a higher
  * incarnation wins; at equal incarnation, left > dead > suspect > alive.
  */
@@ -98,8 +105,13 @@ export class Membership {
    * Applies an update about another member. Returns the member's state when the update
    * changed anything, `undefined` otherwise. Updates about ourselves are not applied here
    * (see {@linkcode Membership.refute}).
+   *
+   * `sender` is the member the update came from. At {@linkcode MAX_INCARNATION}, where no
+   * higher incarnation can refute, a member's own word that it is alive overrides what
+   * others said of it at that incarnation: otherwise one forged claim would keep it out
+   * for good.
    */
-  apply(u: MemberMessage, now: number): MemberState | undefined {
+  apply(u: MemberMessage, now: number, sender?: string): MemberState | undefined {
     if (u.id === this.self.id) return undefined;
     const known = this.#members.get(u.id);
     if (!known) {
@@ -117,7 +129,9 @@ export class Membership {
       this.#live = this.#suspects = undefined;
       return m;
     }
-    if (!overrides(u, known)) return undefined;
+    const saturated = sender === u.id && u.status === "alive" && known.status !== "alive" &&
+      u.incarnation === MAX_INCARNATION && known.incarnation === MAX_INCARNATION;
+    if (!overrides(u, known) && !saturated) return undefined;
     if (known.status !== u.status) {
       known.status = u.status;
       known.since = now;
@@ -133,14 +147,15 @@ export class Membership {
 
   /**
    * Answers an update about ourselves that says we are suspect, dead or left (or alive
-   * at a higher incarnation than ours): bumps our incarnation above it. Returns whether
-   * it did, in which case the caller broadcasts that we are alive.
+   * at a higher incarnation than ours): bumps our incarnation above it, or to
+   * {@linkcode MAX_INCARNATION} when it is there already. Returns whether the caller should
+   * broadcast that we are alive.
    */
   refute(u: MemberMessage): boolean {
     if (u.id !== this.self.id || this.self.status === "left") return false;
     if (u.incarnation < this.self.incarnation) return false;
     if (u.status === "alive" && u.incarnation === this.self.incarnation) return false;
-    this.self.incarnation = u.incarnation + 1;
+    this.self.incarnation = Math.min(u.incarnation + 1, MAX_INCARNATION);
     return true;
   }
 

@@ -97,13 +97,18 @@ export class Swim {
 
   /** A request to probe a member for the member at `from`. */
   onPingReq(m: PingReqMessage, from: string, now: number): void {
+    // Only to a member known here, at the address known here: a forged ping-req must not
+    // make this member send to whatever address it names (reflection).
+    const { membership } = this.#ctx;
+    const target = membership.get(m.target);
+    if (!target || target === membership.self || target.address !== m.address) return;
     const seq = this.#nextSeq();
     this.#relays.set(seq, {
       requester: from,
       seq: m.seq,
       expires: now + this.#ctx.config.probeIntervalMs,
     });
-    this.#ctx.outbox.send(m.address, { type: "ping", seq, target: m.target });
+    this.#ctx.outbox.send(target.address, { type: "ping", seq, target: m.target });
   }
 
   /** A membership update from `sender` (at address `from`). */
@@ -126,7 +131,7 @@ export class Swim {
     }
     const before = membership.get(u.id);
     const previous = before?.status;
-    const changed = membership.apply(u, now);
+    const changed = membership.apply(u, now, sender);
     if (!changed) {
       if (
         u.status === "suspect" && before?.status === "suspect" &&

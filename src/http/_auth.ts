@@ -5,6 +5,50 @@ import type { MiddlewareHandler } from "hono";
 import { isLoopback } from "../core/address.ts";
 import { boundHostname, problem } from "./_shared.ts";
 
+/** host, IPv4 or [IPv6], with an optional port: what a Host header may hold. */
+const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~%-]+)(?::\d{1,5})?$/;
+
+/** The host name of a Host header (without port and brackets), or `undefined` if invalid. */
+export function hostOf(header: string): string | undefined {
+  if (!HOST.test(header)) return undefined;
+  return header.startsWith("[") ? header.slice(1, header.indexOf("]")) : header.split(":")[0];
+}
+
+/**
+ * Middleware for every route: a malformed Host header gets 400 (never a stack trace), and
+ * a member without a token bound to loopback answers only requests addressed to a
+ * loopback name, reads included: a page of another site that DNS rebinding pointed at
+ * 127.0.0.1 still sends its own Host, and must not read the data.
+ */
+export function hostGuard(
+  token: string | undefined,
+  hostname: string | undefined,
+): MiddlewareHandler {
+  const loopbackOnly = token === undefined && isLoopback(hostname);
+  return async (c, next) => {
+    const header = c.req.header("host");
+    let host: string | undefined;
+    if (header !== undefined) {
+      host = hostOf(header);
+      if (host === undefined) return problem(400, "The Host header is not a valid host");
+    }
+    try {
+      host ??= new URL(c.req.url).hostname;
+    } catch {
+      return problem(400, "The request URL is not valid");
+    }
+    if (loopbackOnly && !isLoopback(host)) {
+      return problem(
+        403,
+        `This member has no token and answers only requests addressed to a loopback name ` +
+          `(localhost, 127.0.0.1, [::1]), not ${JSON.stringify(host)}; configure a token to ` +
+          "serve other names",
+      );
+    }
+    return await next();
+  };
+}
+
 function sameToken(given: string, token: string): boolean {
   // Constant time in the token's length, so timing does not reveal a matching prefix.
   let diff = given.length ^ token.length;

@@ -4,6 +4,7 @@ import type { GossipKV } from "../gossip_kv.ts";
 import { MEMBER_STATUSES } from "../core/messages.ts";
 import { DROP_REASONS, type DropReason } from "../wire/codec.ts";
 import type { HttpTransport } from "../transport/http.ts";
+import type { StreamStats } from "./_streams.ts";
 
 type Labels = Record<string, string>;
 type Sample = readonly [Labels, number];
@@ -29,9 +30,34 @@ class Exposition {
 const seconds = (ms: number | null) => (ms === null ? [] : [[{}, ms / 1000] as const]);
 
 /** The metrics of `kv` (and of its HTTP transport, if any) in Prometheus text format. */
-export function metricsText(kv: GossipKV, gossip: HttpTransport | undefined): string {
+export function metricsText(
+  kv: GossipKV,
+  gossip: HttpTransport | undefined,
+  streams?: StreamStats,
+): string {
   const s = kv.stats(), e = s.engine, sync = kv.syncStatus(), members = kv.members();
   const m = new Exposition({ member: kv.id });
+  m.family("storage_ok", "gauge", "0 while the storage is failing (writes refused), else 1.", [
+    [{}, kv.storageFailure ? 0 : 1],
+  ]);
+  if (streams) {
+    m.family("http_streams", "gauge", "Long HTTP responses open (/events, /state).", [
+      [{}, streams.open],
+    ]);
+    m.family("http_stream_buffered_bytes", "gauge", "Bytes held for long HTTP responses.", [
+      [{ kind: "events" }, streams.backlogBytes],
+      [{ kind: "state" }, streams.stateBytes],
+    ]);
+    m.family("http_streams_cut_total", "counter", "Long responses cut, by cause.", [
+      [{ cause: "backlog" }, streams.cut.backlog],
+      [{ cause: "total" }, streams.cut.total],
+      [{ cause: "stalled" }, streams.cut.stalled],
+    ]);
+    m.family("http_streams_refused_total", "counter", "Long responses refused with 503.", [
+      [{ cause: "streams" }, streams.refused.streams],
+      [{ cause: "state" }, streams.refused.state],
+    ]);
+  }
   const types = Object.keys(e.messagesIn) as (keyof typeof e.messagesIn)[];
   const byType = (dir: "in" | "out", pick: (t: (typeof types)[number]) => number) =>
     types.map((type) => [{ direction: dir, type }, pick(type)] as const);

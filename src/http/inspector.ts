@@ -3,11 +3,11 @@
 import { Hono } from "hono";
 import type { GossipKV } from "../gossip_kv.ts";
 import type { HttpTransport } from "../transport/http.ts";
-import { writeGuard } from "./_auth.ts";
+import { hostGuard, writeGuard } from "./_auth.ts";
 import { dashboardCsp, dashboardPage } from "./_dashboard.ts";
-import { eventStream } from "./_events.ts";
 import { metricsText } from "./_metrics.ts";
-import { problem } from "./_shared.ts";
+import { problem, requestSignal } from "./_shared.ts";
+import { StreamHub } from "./_streams.ts";
 import { gossipRoute, usrRoutes } from "./_write.ts";
 
 /** Options of {@linkcode createInspector}. */
@@ -31,6 +31,25 @@ export interface InspectorOptions {
   maxBodyBytes?: number | undefined;
   /** Period of the comment lines that keep `GET /events` streams open, in ms. Default 15,000. */
   heartbeatMs?: number | undefined;
+  /**
+   * Long responses (`GET /events` streams and `GET /state` bodies) open at once; more get
+   * 503 with `Retry-After`. Default 512.
+   */
+  maxStreams?: number | undefined;
+  /**
+   * Bytes an event stream may leave unread; a client further behind is disconnected (an
+   * `EventSource` reconnects, and can re-read `/state`). One event is always let through,
+   * however large. Default 4 MiB.
+   */
+  maxStreamBacklogBytes?: number | undefined;
+  /**
+   * Bytes all long responses may hold together: event backlogs (counted per stream) and
+   * the `/state` versions still being read. Past it, the stream furthest behind is
+   * disconnected, and a `/state` that needs a new version gets 503. Default 64 MiB.
+   */
+  maxStreamBytes?: number | undefined;
+  /** A long response that takes nothing for this long while bytes wait is cut, in ms. Default 30,000. */
+  streamStallMs?: number | undefined;
 }
 
 /**
@@ -90,6 +109,20 @@ export function createInspector(kv: GossipKV, options: InspectorOptions = {}): I
   }
   const limit = options.maxBodyBytes ?? 1024 * 1024;
   const heartbeatMs = options.heartbeatMs ?? 15_000;
+  const positive = (name: string, value: number | undefined, fallback: number) => {
+    if (value === undefined) return fallback;
+    if (!Number.isSafeInteger(value) || value <= 0) {
+      throw new RangeError(`${name} must be a positive integer, got ${value}`);
+    }
+    return value;
+  };
+  const streams = new StreamHub(kv, {
+    heartbeatMs,
+    maxStreams: positive("maxStreams", options.maxStreams, 512),
+    maxBacklogBytes: positive("maxStreamBacklogBytes", options.maxStreamBacklogBytes, 4 << 20),
+    maxBufferedBytes: positive("maxStreamBytes", options.maxStreamBytes, 64 << 20),
+    stallMs: positive("streamStallMs", options.streamStallMs, 30_000),
+  });
   const guard = writeGuard(token, hostname);
   const app = new Hono();
   const allow = (path: string, methods: string) =>
@@ -103,9 +136,16 @@ export function createInspector(kv: GossipKV, options: InspectorOptions = {}): I
     await next();
     c.res.headers.set("x-content-type-options", "nosniff");
   });
+  app.use(hostGuard(token, hostname));
 
   app.get("/healthz", (c) => {
     const alive = kv.members().filter((m) => m.status === "alive").length;
+    const failure = kv.storageFailure;
+    if (failure) {
+      // Not ready: a load balancer should send writes elsewhere until the storage recovers.
+      const storage = failure.message;
+      return c.json({ ok: false, id: kv.id, members: alive, keys: kv.size, storage }, 503);
+    }
     return c.json({ ok: true, id: kv.id, members: alive, keys: kv.size });
   });
 
@@ -115,19 +155,17 @@ export function createInspector(kv: GossipKV, options: InspectorOptions = {}): I
     if (match && (match === "*" || match.split(/\s*,\s*/).includes(etag))) {
       return c.body(null, 304, { etag });
     }
-    c.header("etag", etag);
-    c.header("cache-control", "no-cache");
-    return c.json(kv.snapshot());
+    return streams.state(etag, () => JSON.stringify(kv.snapshot()), requestSignal(c));
   });
 
   usrRoutes(app, kv, guard, limit, allow);
 
   app.get("/members", (c) => c.json(kv.members().map((m) => ({ ...m, self: m.id === kv.id }))));
   app.get("/sync", (c) => c.json(kv.syncStatus()));
-  app.get("/events", (c) => eventStream(c, kv, heartbeatMs));
+  app.get("/events", (c) => streams.events(c.req.query("prefix") ?? "", requestSignal(c)));
   app.get("/metrics", (c) => {
     c.header("content-type", "text/plain; version=0.0.4; charset=utf-8");
-    return c.body(metricsText(kv, gossip));
+    return c.body(metricsText(kv, gossip, streams.stats));
   });
   app.get("/", (c) => {
     const nonce = randomNonce();
@@ -139,7 +177,7 @@ export function createInspector(kv: GossipKV, options: InspectorOptions = {}): I
     allow(path, "GET");
   }
 
-  gossipRoute(app, gossip, guard, limit, allow);
+  gossipRoute(app, gossip, guard, limit, allow, token !== undefined);
 
   app.notFound((c) => problem(404, `No route ${c.req.method} ${new URL(c.req.url).pathname}`));
   app.onError((error) => {

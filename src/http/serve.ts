@@ -64,7 +64,21 @@ async function graceful(stopped: Promise<void>, force: () => unknown): Promise<v
   }
 }
 
+/** Throws unless a few file descriptors can be opened (Deno, when it may read /dev/null). */
+function descriptorsFree(deno: DenoGlobal): void {
+  const files: { close(): void }[] = [];
+  if (!deno.openSync) return;
+  try {
+    for (let i = 0; i < 16; i++) files.push(deno.openSync("/dev/null"));
+  } catch (error) {
+    if (!(error instanceof Error && /NotCapable|PermissionDenied/.test(error.name))) throw error;
+  } finally {
+    for (const f of files) f.close();
+  }
+}
+
 function listenDeno(
+  deno: DenoGlobal,
   serve: NonNullable<DenoGlobal["serve"]>,
   hostname: string,
   port: number,
@@ -85,14 +99,49 @@ function listenDeno(
   // shutdown() waits for every request, however slow; aborting the signal drops them all
   // (and cannot follow a shutdown()): so wait for the requests first, then pick one.
   const force = new AbortController();
-  const server = serve({ hostname, port, onListen: () => {}, handler, signal: force.signal });
-  const stop = async () => {
-    if (inFlight > 0) await graceful(new Promise<void>((resolve) => drained = resolve), () => {});
-    if (inFlight === 0) return await server.shutdown();
-    force.abort();
-    await server.finished;
+  let stopping = false;
+  let delay = 50;
+  const listen = (at: number) => {
+    const server = serve({
+      hostname,
+      port: at,
+      onListen: () => {},
+      handler,
+      signal: force.signal,
+    });
+    // Out of file descriptors, Deno's accept loop fails and `finished` rejects (unhandled,
+    // that ends the process): listen again on the same port once descriptors are back.
+    server.finished.catch((error) => {
+      if (stopping) return;
+      const retry = () => {
+        if (stopping) return;
+        try {
+          // Deno.serve panics (it cannot be caught) when it finds no descriptor free: make
+          // sure a few are before listening again.
+          descriptorsFree(deno);
+          current = listen(current.addr.port);
+          delay = 50;
+          // Logged once listening again: writing to a pipe while out of descriptors can
+          // itself fail inside Deno.
+          console.error(`gossip-kv http: the server stopped (${error}); listening again`);
+        } catch {
+          delay = Math.min(delay * 2, 2_000);
+          setTimeout(retry, delay);
+        }
+      };
+      setTimeout(retry, delay);
+    });
+    return server;
   };
-  return { port: server.addr.port, stop };
+  let current = listen(port);
+  const stop = async () => {
+    stopping = true;
+    if (inFlight > 0) await graceful(new Promise<void>((resolve) => drained = resolve), () => {});
+    if (inFlight === 0) return await current.shutdown();
+    force.abort();
+    await current.finished.catch(() => {});
+  };
+  return { port: current.addr.port, stop };
 }
 
 function listenBun(
@@ -182,7 +231,7 @@ export async function serve(app: FetchApp, options: ServeOptions = {}): Promise<
     app.fetch(request, { [SIGNAL]: signal, [BOUND_HOSTNAME]: hostname });
   const deno = denoGlobal(), bun = bunGlobal();
   const listening = typeof deno?.serve === "function"
-    ? listenDeno(deno.serve.bind(deno), hostname, port, handler, closing.signal)
+    ? listenDeno(deno, deno.serve.bind(deno), hostname, port, handler, closing.signal)
     : typeof bun?.serve === "function"
     ? listenBun(bun.serve.bind(bun), hostname, port, handler, closing.signal)
     : await listenNode(hostname, port, handler, closing.signal);

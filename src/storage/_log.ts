@@ -1,5 +1,6 @@
 // The log file format, pure (no I/O): header, framed records, CRC-32C, and a reader that
-// stops at the first damaged record. The layout is described in docs/reliability.md.
+// skips damaged records in the middle (resynchronising on the next record that checks out)
+// and stops at a damaged tail. The layout is described in docs/reliability.md.
 //
 //   header   8 bytes: "GKVL" 0x01 0x00 0x00 0x00 (magic, format version 1, reserved)
 //   record   u32 LE payload length · u32 LE CRC-32C of (length bytes ‖ payload) · payload
@@ -76,12 +77,24 @@ export interface ReadRecord {
   readonly size: number;
 }
 
+/** Bytes in the middle of a log that are not a good record, followed by good ones. */
+export interface SkippedRange {
+  /** Where the unreadable bytes start. */
+  readonly offset: number;
+  /** How many bytes were skipped, up to the next good record. */
+  readonly bytes: number;
+  readonly reason: "checksum" | "malformed";
+  readonly detail: string;
+}
+
 /** What {@linkcode readRecords} found. */
 export interface ReadResult {
   readonly records: ReadRecord[];
   /** Offset just past the last good record: the file's valid length. */
   readonly end: number;
-  /** Why reading stopped early, or `null` if every byte was a good record. */
+  /** Damage in the middle, each range followed by good records (which are kept). */
+  readonly skipped: SkippedRange[];
+  /** Why reading stopped before the end of the file, or `null` if it did not. */
   readonly damage: { readonly reason: DamageReason; readonly detail: string } | null;
 }
 
@@ -104,40 +117,82 @@ function allZero(bytes: Uint8Array): boolean {
   return true;
 }
 
+/** The record at `at`: an entry and its size, or why it is not one. */
+function recordAt(
+  bytes: Uint8Array,
+  view: DataView,
+  at: number,
+): ReadRecord | { reason: DamageReason; detail: string } {
+  if (bytes.length - at < FRAME_BYTES) return { reason: "torn", detail: "incomplete record frame" };
+  const length = view.getUint32(at, true);
+  if (length === 0 || length > MAX_PAYLOAD_BYTES) {
+    return { reason: "checksum", detail: `impossible record length ${length}` };
+  }
+  const endOfRecord = at + FRAME_BYTES + length;
+  if (endOfRecord > bytes.length) return { reason: "torn", detail: "record cut short" };
+  const expected = view.getUint32(at + 4, true);
+  const actual = crc32c(
+    bytes.subarray(at + FRAME_BYTES, endOfRecord),
+    crc32c(bytes.subarray(at, at + 4)),
+  );
+  if (actual !== expected) {
+    return {
+      reason: endOfRecord === bytes.length ? "torn" : "checksum",
+      detail: "checksum mismatch",
+    };
+  }
+  const entry = decodePayload(bytes.subarray(at + FRAME_BYTES, endOfRecord));
+  if (typeof entry === "string") return { reason: "malformed", detail: entry };
+  return { entry, size: FRAME_BYTES + length };
+}
+
+/** The offset of the next good record after `from`, or -1. */
+function resynchronise(bytes: Uint8Array, view: DataView, from: number): number {
+  for (let p = from; p + FRAME_BYTES < bytes.length; p++) {
+    // Cheap filters first: a plausible length, and a payload that opens a CBOR array of
+    // 5 or 6 items (0x85, 0x86); only then the checksum.
+    const length = view.getUint32(p, true);
+    if (length === 0 || p + FRAME_BYTES + length > bytes.length) continue;
+    const first = bytes[p + FRAME_BYTES];
+    if (first !== 0x85 && first !== 0x86) continue;
+    if ("entry" in recordAt(bytes, view, p)) return p;
+  }
+  return -1;
+}
+
 /**
- * Reads the records of a log from `start` (just past the header) and stops at the first
- * damaged one: everything before it is returned, nothing after (a record after damage
- * cannot be trusted to be framed right).
+ * Reads the records of a log from `start` (just past the header). A damaged record
+ * followed by good ones is skipped (and listed in `skipped`): reading resumes at the next
+ * offset where a whole record passes its checksum and decodes. Damage after which no good
+ * record follows ends reading (`damage`): a torn write, or a damaged tail.
  */
 export function readRecords(bytes: Uint8Array, start: number = HEADER.length): ReadResult {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const records: ReadRecord[] = [];
+  const skipped: SkippedRange[] = [];
   let at = start;
-  const stop = (reason: DamageReason, detail: string): ReadResult => {
-    // A zero-filled tail is what some file systems leave after a power cut mid-append.
-    if (reason === "checksum" && allZero(bytes.subarray(at))) reason = "torn";
-    return { records, end: at, damage: { reason, detail: `${detail} at byte ${at}` } };
-  };
   while (at < bytes.length) {
-    if (bytes.length - at < FRAME_BYTES) return stop("torn", "incomplete record frame");
-    const length = view.getUint32(at, true);
-    if (length === 0 || length > MAX_PAYLOAD_BYTES) {
-      return stop("checksum", `impossible record length ${length}`);
+    const r = recordAt(bytes, view, at);
+    if ("entry" in r) {
+      records.push(r);
+      at += r.size;
+      continue;
     }
-    const endOfRecord = at + FRAME_BYTES + length;
-    if (endOfRecord > bytes.length) return stop("torn", "record cut short");
-    const expected = view.getUint32(at + 4, true);
-    const actual = crc32c(
-      bytes.subarray(at + FRAME_BYTES, endOfRecord),
-      crc32c(bytes.subarray(at, at + 4)),
-    );
-    if (actual !== expected) {
-      return stop(endOfRecord === bytes.length ? "torn" : "checksum", "checksum mismatch");
+    // Even a "record cut short" may be a damaged length in the middle: look past it.
+    const next = resynchronise(bytes, view, at + 1);
+    if (next < 0) {
+      let reason = r.reason;
+      // A zero-filled tail is what some file systems leave after a power cut mid-append.
+      if (reason === "checksum" && allZero(bytes.subarray(at))) reason = "torn";
+      return { records, end: at, skipped, damage: { reason, detail: `${r.detail} at byte ${at}` } };
     }
-    const entry = decodePayload(bytes.subarray(at + FRAME_BYTES, endOfRecord));
-    if (typeof entry === "string") return stop("malformed", entry);
-    records.push({ entry, size: FRAME_BYTES + length });
-    at = endOfRecord;
+    skipped.push({
+      offset: at,
+      bytes: next - at,
+      reason: r.reason === "malformed" ? "malformed" : "checksum",
+      detail: `${r.detail} at byte ${at}`,
+    });
+    at = next;
   }
-  return { records, end: at, damage: null };
+  return { records, end: at, skipped, damage: null };
 }

@@ -2,9 +2,13 @@
  * A {@linkcode Storage} in one directory, for Deno, Bun and Node (through `node:fs`): an
  * append-only log of the entries a member applied, each record length-prefixed and
  * checksummed (CRC-32C), compacted from time to time into a new file that atomically
- * replaces the old one. A torn or corrupt tail is cut off and reported, never fatal.
+ * replaces the old one. A torn tail is cut off; a damaged record in the middle is skipped
+ * and every good record after it kept (the damaged file is copied aside first). Both are
+ * reported, never fatal.
  *
- * Deno needs `--allow-read=<dir> --allow-write=<dir>`. One member per directory.
+ * Deno needs `--allow-read=<dir> --allow-write=<dir>`. One member per directory: `load()`
+ * takes a lock file (`LOCK`) naming its process, and a second storage on the directory, in
+ * this process or another, is refused with an error naming the holder.
  *
  * @example A member that keeps its data across restarts
  * ```ts ignore
@@ -22,11 +26,19 @@
  * @module
  */
 
-import { type FileHandle, mkdir, open, readFile, rename, rm } from "node:fs/promises";
+import { copyFile, type FileHandle, mkdir, open, readFile, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { compareVersions, type Entry, type Section } from "../core/store.ts";
-import { type DamageReason, encodeRecord, hasHeader, HEADER, readRecords } from "./_log.ts";
+import {
+  type DamageReason,
+  encodeRecord,
+  hasHeader,
+  HEADER,
+  readRecords,
+  type ReadResult,
+} from "./_log.ts";
 import type { Storage, StorageDamage, StorageLoad } from "./types.ts";
+import { lockDirectory } from "./_lock.ts";
 import { concatBytes } from "../wire/cbor.ts";
 
 export type { Entry, Section, Storage, StorageDamage, StorageLoad } from "./types.ts";
@@ -59,26 +71,42 @@ export interface FileStorageOptions {
   compactAfterBytes?: number;
   /**
    * Called with failures in the background (a failed write, fsync or compaction). After a
-   * failed write or fsync the storage stops: `sync()` rejects from then on, and the member
-   * carries on in memory. Default: `console.error`.
+   * failed write or fsync (a full disk, say) the storage is failing: `sync()` rejects,
+   * {@linkcode FileStorage.failure} says why, and a member refuses writes until it
+   * recovers. Default: `console.error`.
    */
   onError?: (error: unknown) => void;
+  /**
+   * While failing, how often to try to recover, in ms: the log is written afresh from
+   * what is held in memory (it needs room for one copy of the live data), and on success
+   * the storage works again. Default 5,000.
+   */
+  recoverIntervalMs?: number;
+  /** Called once the storage recovered from a failure. Default: `console.error`, one line. */
+  onRecover?: () => void;
 }
 
 /** Damage {@linkcode FileStorage.load} found in the log, and repaired. */
 export interface FileStorageDamage extends StorageDamage {
   /**
-   * `"torn"`: the last record is incomplete (a write cut short); `"checksum"`: a record
-   * followed by more data fails its checksum; `"malformed"`: a record is not an entry;
-   * `"header"`: the file is not a log of this format (it is moved aside, not deleted).
+   * The first damage found. `"torn"`: the last record is incomplete (a write cut short);
+   * `"checksum"`: a record followed by more data fails its checksum; `"malformed"`: a
+   * record is not an entry; `"header"`: the file is not a log of this format (it is moved
+   * aside, not deleted). Good records after a damaged one are kept: reading resumes at the
+   * next record that checks out.
    */
   readonly reason: DamageReason | "header";
   /** The log file. */
   readonly file: string;
-  /** Where the damage starts; the log was cut there. */
+  /** Where the (first) damage starts. */
   readonly offset: number;
   /** With `"header"`: where the unreadable file was moved. */
   readonly movedTo: string | null;
+  /**
+   * A copy of the log as it was found, kept when the damage is more than a torn tail (a
+   * record in the middle or a damaged tail), for forensics. `null` otherwise.
+   */
+  readonly copy: string | null;
 }
 
 /** Counters of a {@linkcode FileStorage}. */
@@ -190,7 +218,12 @@ export class FileStorage implements Storage {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #nextCompactAt = 0;
   #failed: { error: unknown } | undefined;
+  readonly #recoverMs: number;
+  readonly #onRecover: () => void;
+  #recoverDue = false;
+  #recoverTimer: ReturnType<typeof setTimeout> | undefined;
   #closing: Promise<void> | undefined;
+  #unlock: (() => Promise<void>) | undefined;
   readonly #stats = { writes: 0, fsyncs: 0, compactions: 0 };
 
   /** Checks the options; nothing is opened before {@linkcode FileStorage.load}. */
@@ -215,6 +248,12 @@ export class FileStorage implements Storage {
     this.#path = join(options.dir, LOG_FILE);
     this.#tmp = `${this.#path}.tmp`;
     this.#onError = options.onError ?? ((error) => console.error("gossip-kv storage:", error));
+    this.#recoverMs = options.recoverIntervalMs ?? 5_000;
+    if (!(this.#recoverMs > 0) || !Number.isFinite(this.#recoverMs)) {
+      throw new RangeError("recoverIntervalMs must be a positive number");
+    }
+    this.#onRecover = options.onRecover ??
+      (() => console.error(`gossip-kv storage: recovered; ${this.#path} rewritten from memory`));
     this.#nextCompactAt = this.#compactAfter;
   }
 
@@ -229,14 +268,44 @@ export class FileStorage implements Storage {
   }
 
   /**
+   * Why the storage cannot make writes durable now (a failed write or fsync: a full disk,
+   * an I/O error), or `undefined`. It tries to recover every `recoverIntervalMs`.
+   */
+  get failure(): Error | undefined {
+    const e = this.#failed?.error;
+    if (!this.#failed) return undefined;
+    return e instanceof Error ? e : new Error(String(e));
+  }
+
+  /**
    * Opens the directory and reads the log: a leftover compaction file is removed, a
-   * damaged tail is cut off (and reported in `damage`), a file of another format is moved
-   * aside. Rejects only if the directory cannot be used at all.
+   * damaged tail is cut off and damaged records in the middle skipped (both reported in
+   * `damage`; records after the damage are kept), a file of another format is moved
+   * aside. Rejects if the directory cannot be used at all, or another storage holds it.
    */
   async load(): Promise<FileStorageLoad> {
     if (this.#state !== "new") throw new Error("FileStorage.load() may be called once");
     this.#state = "loading";
-    await mkdir(this.dir, { recursive: true });
+    try {
+      await mkdir(this.dir, { recursive: true });
+    } catch (error) {
+      // Node's recursive mkdir reports ENOENT on a read-only file system (and for other
+      // causes): a plain mkdir tells the real one (EROFS, EACCES), or ENOENT if it is that.
+      if ((error as { code?: unknown }).code !== "ENOENT") throw error;
+      await mkdir(this.dir);
+    }
+    this.#unlock = await lockDirectory(this.dir);
+    try {
+      return await this.#load();
+    } catch (error) {
+      await this.#fh?.close().catch(() => {});
+      await this.#unlock();
+      this.#state = "closed";
+      throw error;
+    }
+  }
+
+  async #load(): Promise<FileStorageLoad> {
     // A compaction cut short: the log it would have replaced is still there, intact.
     await rm(this.#tmp, { force: true });
     let bytes: Uint8Array | undefined;
@@ -259,34 +328,64 @@ export class FileStorage implements Storage {
         offset: 0,
         bytesDropped: bytes.length,
         movedTo,
+        copy: null,
         message: `${this.#path} is not a Gossip KV log (no header): moved to ${movedTo}`,
       };
     } else {
       const read = readRecords(bytes);
       for (const r of read.records) this.#put(r.entry, r.size);
       end = read.end;
-      if (read.damage) {
-        damage = {
-          reason: read.damage.reason,
-          file: this.#path,
-          offset: read.end,
-          bytesDropped: bytes.length - read.end,
-          movedTo: null,
-          message:
-            `${this.#path}: ${read.damage.reason} (${read.damage.detail}); cut to ${read.end}` +
-            ` bytes, ${bytes.length - read.end} dropped, ${read.records.length} records kept`,
-        };
+      if (read.skipped.length > 0 || read.damage) {
+        damage = await this.#repair(bytes, read);
+        if (read.skipped.length > 0) end = -1; // rewritten below
       }
     }
-    this.#fh = await open(this.#path, "r+");
-    if (damage && damage.reason !== "header") {
-      await this.#fh.truncate(end);
-      await this.#fh.datasync();
+    if (end < 0) {
+      // Good records follow the damage: write them all to a fresh log (the damaged file
+      // is kept as a copy), rather than leave holes for every later load to skip.
+      this.#fileBytes = await this.#rewrite();
+    } else {
+      this.#fh = await open(this.#path, "r+");
+      if (damage && damage.reason !== "header") {
+        await this.#fh.truncate(end);
+        await this.#fh.datasync();
+      }
+      this.#fileBytes = end;
     }
-    this.#fileBytes = end;
     this.#state = "open";
     if (this.#compactDue()) this.#kick();
     return { entries: [...this.#entries()], damage };
+  }
+
+  /** Describes damage found by `readRecords`; keeps a copy of the file unless only torn. */
+  async #repair(bytes: Uint8Array, read: ReadResult): Promise<FileStorageDamage> {
+    const first = read.skipped[0] ?? { offset: read.end, reason: read.damage!.reason };
+    const tail = read.damage ? bytes.length - read.end : 0;
+    const dropped = read.skipped.reduce((n, r) => n + r.bytes, 0) + tail;
+    let copy: string | null = null;
+    if (read.skipped.length > 0 || read.damage?.reason !== "torn") {
+      copy = `${this.#path}.damaged-${Date.now()}`;
+      await copyFile(this.#path, copy);
+    }
+    const parts: string[] = [];
+    for (const r of read.skipped) {
+      parts.push(`${r.reason} (${r.detail}): ${r.bytes} bytes skipped, reading resumed after`);
+    }
+    if (read.damage) {
+      parts.push(
+        `${read.damage.reason} (${read.damage.detail}): cut to ${read.end} bytes, ${tail} dropped`,
+      );
+    }
+    return {
+      reason: first.reason,
+      file: this.#path,
+      offset: first.offset,
+      bytesDropped: dropped,
+      movedTo: null,
+      copy,
+      message: `${this.#path}: ${parts.join("; ")}; ${read.records.length} records kept` +
+        (copy ? `; the damaged file is kept as ${copy}` : ""),
+    };
   }
 
   /** Queues entries for the log; each replaces the version of its key held before. */
@@ -297,13 +396,14 @@ export class FileStorage implements Storage {
       }
       throw new Error("Storage is not open: call load() first");
     }
-    if (this.#failed) return;
     let added = false;
     for (const e of entries) {
       const current = this.#index[e.section].get(e.key);
       if (current && compareVersions(e, current.entry) <= 0) continue;
       const record = encodeRecord(e);
       this.#put(e, record.length);
+      // While failing, the entry is kept for the rewrite that recovers, not queued.
+      if (this.#failed) continue;
       this.#pending.push(record);
       this.#appended++;
       added = true;
@@ -344,6 +444,8 @@ export class FileStorage implements Storage {
       this.#state = "closing";
       clearTimeout(this.#timer);
       this.#timer = undefined;
+      clearTimeout(this.#recoverTimer);
+      this.#recoverTimer = undefined;
       if (wasOpen) {
         this.#kick();
         await this.#loop;
@@ -354,6 +456,7 @@ export class FileStorage implements Storage {
         }
         await this.#fh?.close().catch(() => {});
       }
+      await this.#unlock?.();
       this.#state = "closed";
       if (this.#failed) throw this.#failed.error;
     })();
@@ -402,7 +505,7 @@ export class FileStorage implements Storage {
   }
 
   #kick(): void {
-    if (this.#running || this.#failed || this.#state === "closed") return;
+    if (this.#running || (this.#failed && !this.#recoverDue) || this.#state === "closed") return;
     this.#running = true;
     this.#loop = this.#run();
   }
@@ -411,7 +514,10 @@ export class FileStorage implements Storage {
   async #run(): Promise<void> {
     try {
       for (;;) {
-        if (this.#failed) break;
+        if (this.#failed) {
+          if (this.#recoverDue && this.#state === "open") await this.#recover();
+          break;
+        }
         if (this.#compactDue()) {
           await this.#compact();
         } else if (this.#pending.length > 0) {
@@ -483,7 +589,43 @@ export class FileStorage implements Storage {
     this.#waiters = [];
     this.#pending = [];
     clearTimeout(this.#timer);
+    this.#timer = undefined;
     this.#onError(error);
+    this.#armRecovery();
+  }
+
+  #armRecovery(): void {
+    if (this.#state !== "open") return;
+    this.#recoverTimer = setTimeout(() => {
+      this.#recoverTimer = undefined;
+      this.#recoverDue = true;
+      this.#kick();
+    }, this.#recoverMs);
+  }
+
+  /**
+   * Writes the log afresh from memory: after a failed fsync the old file cannot be
+   * trusted (pages may be lost), so nothing of it is reused. On failure, tries again later.
+   */
+  async #recover(): Promise<void> {
+    this.#recoverDue = false;
+    const seq = this.#appended;
+    let size: number;
+    try {
+      size = await this.#writeTmp();
+      await this.#swapIn();
+    } catch {
+      this.#armRecovery();
+      return;
+    }
+    this.#failed = undefined;
+    this.#pending = [];
+    this.#fileBytes = size;
+    this.#written = seq;
+    this.#fsynced = seq;
+    this.#settle(seq);
+    this.#nextCompactAt = this.#compactAfter;
+    this.#onRecover();
   }
 
   #compactDue(): boolean {
@@ -499,13 +641,34 @@ export class FileStorage implements Storage {
   async #compact(): Promise<void> {
     const seq = this.#appended;
     const captured = this.#pending.length;
+    let size: number;
+    try {
+      size = await this.#writeTmp();
+    } catch (error) {
+      // Keep appending to the old log; try again once it has grown as much again.
+      this.#nextCompactAt = this.#fileBytes + this.#compactAfter;
+      this.#onError(new Error("Compaction failed; the log is kept as it is", { cause: error }));
+      return;
+    }
+    // From here on, a failure leaves the storage unusable (which file is the log?).
+    await this.#swapIn();
+    this.#pending.splice(0, captured); // the compacted file holds them
+    this.#fileBytes = size;
+    this.#written = seq;
+    this.#fsynced = seq;
+    this.#nextCompactAt = this.#compactAfter;
+    this.#stats.compactions++;
+    this.#settle(seq);
+  }
+
+  /** Writes every live entry to the temporary file, fsynced; returns its size. */
+  async #writeTmp(): Promise<number> {
     const snapshot = [...this.#entries()];
-    let size = 0;
     let fh: FileHandle | undefined;
     try {
       fh = await open(this.#tmp, "w");
       await writeAt(fh, HEADER, 0);
-      size = HEADER.length;
+      let size = HEADER.length;
       let chunk: Uint8Array[] = [];
       let chunkBytes = 0;
       for (let i = 0; i <= snapshot.length; i++) {
@@ -523,28 +686,28 @@ export class FileStorage implements Storage {
       }
       await fh.datasync();
       await fh.close();
-      fh = undefined;
+      return size;
     } catch (error) {
       await fh?.close().catch(() => {});
       await rm(this.#tmp, { force: true }).catch(() => {});
-      // Keep appending to the old log; try again once it has grown as much again.
-      this.#nextCompactAt = this.#fileBytes + this.#compactAfter;
-      this.#onError(new Error("Compaction failed; the log is kept as it is", { cause: error }));
-      return;
+      throw error;
     }
-    // From here on, a failure leaves the storage unusable (which file is the log?).
+  }
+
+  /** Renames the temporary file over the log and makes it the open one. */
+  async #swapIn(): Promise<void> {
     await rename(this.#tmp, this.#path);
     await syncDir(this.dir);
-    const old = this.#fh!;
+    const old = this.#fh;
     this.#fh = await open(this.#path, "r+");
-    await old.close();
-    this.#pending.splice(0, captured); // the compacted file holds them
-    this.#fileBytes = size;
-    this.#written = seq;
-    this.#fsynced = seq;
-    this.#nextCompactAt = this.#compactAfter;
-    this.#stats.compactions++;
-    this.#settle(seq);
+    await old?.close();
+  }
+
+  /** Replaces the log by a fresh one holding every live entry; returns its size. */
+  async #rewrite(): Promise<number> {
+    const size = await this.#writeTmp();
+    await this.#swapIn();
+    return size;
   }
 }
 

@@ -77,4 +77,11 @@ export interface Storage {
   sync(): Promise<void>;
   /** Makes everything appended durable and releases the storage. Nothing is called after. */
   close(): Promise<void>;
+  /**
+   * Optional. Why the storage cannot make writes durable now (a full disk, say), or
+   * `undefined`. While set, a member refuses writes (nothing is applied), reports itself
+   * not ready, and keeps applying what it learns from others in memory; the storage may
+   * recover on its own.
+   */
+  readonly failure?: Error | undefined;
 }

@@ -42,17 +42,34 @@ const URL_HEADER = "x-gossip-url";
 const MAX_ADDRESS = 256;
 const MAX_ROUTES = 4096;
 const MAX_WAITING = 4096;
-const isUrl = (s: string) => /^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/i.test(s);
-const trimSlash = (s: string) => s.replace(/\/+$/, "");
+/**
+ * An origin, `http(s)://host[:port]` with an optional final "/": no credentials, path,
+ * query or fragment. Addresses and the URLs in headers must be one, so that a forged
+ * header or gossiped address cannot aim this member's requests at another path.
+ */
+const isUrl = (s: string) =>
+  /^https?:\/\/(?:[a-z0-9-]+(?:\.[a-z0-9-]+)*\.?|\[[0-9a-f:.]+\])(?::\d{1,5})?\/?$/i.test(s);
+const trimSlash = (s: string) => s.replace(/\/+$/, "").toLowerCase();
 
 /** Options of {@linkcode HttpTransport}. */
 export interface HttpTransportOptions {
-  /** Where this member serves `POST /gossip`: `http(s)://host:port` (a path prefix is kept). */
+  /** Where this member serves `POST /gossip`: `http(s)://host:port`. */
   url: string;
   /** The address this member is known by. Default: `url`; a bridge gives its primary address. */
   address?: string;
-  /** Sent as `Authorization: Bearer <token>`: the token of the peers' inspectors. */
+  /**
+   * Sent as `Authorization: Bearer <token>`: the token of the peers' inspectors. It goes
+   * only to trusted peers (see `trustedPeers`), never to an address that was merely
+   * gossiped: a forged datagram could name any URL.
+   */
   token?: string;
+  /**
+   * Peers the token may be sent to: their URLs (the seeds, say), or a function that
+   * decides for a URL (`http(s)://host:port`, lower case). Besides these, a peer is
+   * trusted once it has sent this member a request bearing the token (see
+   * {@linkcode HttpTransport.receive}). Default: none beyond those.
+   */
+  trustedPeers?: readonly string[] | ((url: string) => boolean);
   /** Largest datagram sent, in bytes; a larger one is refused with a `RangeError`. Default 65,536. */
   maxBytes?: number;
   /** A request still unanswered after this long is abandoned, in ms. Default 5,000. */
@@ -105,6 +122,8 @@ export class HttpTransport implements Transport {
   /** Where this member serves `POST /gossip`. */
   readonly url: string;
   readonly #token: string | undefined;
+  readonly #trusted = new Set<string>();
+  readonly #trust: ((url: string) => boolean) | undefined;
   readonly #maxBytes: number;
   readonly #timeoutMs: number;
   readonly #fetch: typeof fetch;
@@ -128,6 +147,16 @@ export class HttpTransport implements Transport {
       throw new TypeError(`address must be a string of 1 to ${MAX_ADDRESS} characters`);
     }
     this.#token = options.token;
+    const peers = options.trustedPeers ?? [];
+    if (typeof peers === "function") this.#trust = peers;
+    else {
+      for (const peer of peers) {
+        if (typeof peer !== "string" || !isUrl(peer)) {
+          throw new TypeError(`trustedPeers must be http(s)://host:port URLs, got ${peer}`);
+        }
+        this.#trusted.add(trimSlash(peer));
+      }
+    }
     this.#maxBytes = options.maxBytes ?? 65_536;
     this.#timeoutMs = options.timeoutMs ?? 5_000;
     this.#maxInFlight = options.maxInFlight ?? 16;
@@ -153,7 +182,9 @@ export class HttpTransport implements Transport {
       [FROM]: this.address,
     };
     if (this.address !== this.url) headers[URL_HEADER] = this.url;
-    if (this.#token !== undefined) headers.authorization = `Bearer ${this.#token}`;
+    if (this.#token !== undefined && (this.#trusted.has(base) || this.#trust?.(base))) {
+      headers.authorization = `Bearer ${this.#token}`;
+    }
     const body = data.slice(); // the caller may reuse its buffer while this one waits
     if (!(await this.#slot())) {
       this.#stats.failed++; // too many waiting, or closed meanwhile: dropped, as UDP would
@@ -199,19 +230,31 @@ export class HttpTransport implements Transport {
   /**
    * Hands a datagram received over HTTP to the listener. `headers` are the request's:
    * `X-Gossip-From` (required) names the sender, `X-Gossip-Url` (optional) where to reach
-   * it. Throws a `TypeError` for missing or invalid headers; returns `false` when the
-   * transport is closed or not listening (nothing is delivered then).
+   * it; either, when a URL, must be `http(s)://host:port` (no credentials, path or query).
+   * `authenticated`: the request bore this member's token (the inspector says so), so the
+   * sender is trusted with the token from then on. Throws a `TypeError` for missing or
+   * invalid headers; returns `false` when the transport is closed or not listening
+   * (nothing is delivered then).
    */
-  receive(data: Uint8Array, headers: Headers): boolean {
+  receive(data: Uint8Array, headers: Headers, authenticated = false): boolean {
     const from = headers.get(FROM);
     if (!from || from.length > MAX_ADDRESS) {
       throw new TypeError(`Header X-Gossip-From must name the sender (1 to ${MAX_ADDRESS} chars)`);
+    }
+    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(from) && !isUrl(from)) {
+      throw new TypeError(
+        "Header X-Gossip-From, when a URL, must be http(s)://host:port (no credentials, path or query)",
+      );
     }
     const url = headers.get(URL_HEADER);
     if (url !== null && (url.length > MAX_ADDRESS || !isUrl(url))) {
       throw new TypeError("Header X-Gossip-Url must be an http(s)://host:port URL");
     }
     if (this.#closed || !this.#handler) return false;
+    if (authenticated && this.#token !== undefined) {
+      if (isUrl(from)) this.#trustUrl(trimSlash(from));
+      if (url !== null) this.#trustUrl(trimSlash(url));
+    }
     if (url !== null && !isUrl(from)) this.#learn(from, trimSlash(url));
     this.#stats.received++;
     this.#handler(data, from);
@@ -229,6 +272,12 @@ export class HttpTransport implements Transport {
     this.#handler = undefined;
     this.#closing.abort();
     for (const waiting of this.#waiting.splice(0)) waiting(false);
+  }
+
+  #trustUrl(url: string): void {
+    this.#trusted.delete(url); // re-inserted last: the set drops its oldest first
+    this.#trusted.add(url);
+    if (this.#trusted.size > MAX_ROUTES) this.#trusted.delete(this.#trusted.values().next().value!);
   }
 
   #learn(address: string, url: string): void {

@@ -30,7 +30,16 @@ export interface WireOptions {
   readonly maxPendingBytes?: number;
   /** A partial message not completed within this many ms is dropped. Default 10 s. */
   readonly fragmentTimeoutMs?: number;
+  /** Partial messages held at most per sender address. Default 64. */
+  readonly maxPartialsPerSource?: number;
 }
+
+/**
+ * Bytes a partial message is charged beyond its chunks: its bookkeeping, and a slot per
+ * expected fragment, so that fragment starts announcing many fragments cost what they hold.
+ */
+const PARTIAL_OVERHEAD = 128;
+const SLOT_BYTES = 8;
 
 /** What became of one incoming datagram. */
 export type Received =
@@ -39,6 +48,7 @@ export type Received =
   | { readonly status: "dropped"; readonly reason: DropReason; readonly detail: string };
 
 interface Partial {
+  readonly from: string;
   readonly total: number;
   readonly chunks: (Uint8Array | undefined)[];
   received: number;
@@ -54,7 +64,10 @@ export class Wire {
   readonly maxMessageBytes: number;
   readonly maxPendingBytes: number;
   readonly fragmentTimeoutMs: number;
+  readonly maxPartialsPerSource: number;
+  /** In creation order, so in deadline order: expiry looks only at the front. */
   readonly #partials = new Map<string, Partial>();
+  readonly #perSource = new Map<string, number>();
   readonly #drops = new Map<DropReason, number>();
   #pendingBytes = 0;
   #nextId = 0;
@@ -68,6 +81,7 @@ export class Wire {
     this.maxMessageBytes = options.maxMessageBytes ?? 8 * 1024 * 1024;
     this.maxPendingBytes = options.maxPendingBytes ?? 32 * 1024 * 1024;
     this.fragmentTimeoutMs = options.fragmentTimeoutMs ?? 10_000;
+    this.maxPartialsPerSource = options.maxPartialsPerSource ?? 64;
     this.#prefix = [encodeCbor(this.cluster), encodeCbor(this.sender)];
     if (!Number.isInteger(this.mtu) || this.mtu < 256 || this.mtu > 65_507) {
       throw new RangeError(`MTU must be an integer from 256 to 65507, got ${this.mtu}`);
@@ -120,22 +134,24 @@ export class Wire {
     return this.#pendingBytes;
   }
 
-  /** Drops partial messages whose deadline has passed. */
+  /**
+   * Drops partial messages whose deadline has passed. Deadlines follow creation order, so
+   * this stops at the first partial still in time: O(1) per call, amortised.
+   */
   expire(now: number): void {
     for (const [key, p] of this.#partials) {
-      if (p.deadline <= now) {
-        this.#discard(key, p);
-        this.drop(
-          "fragment-timeout",
-          `message ${key} incomplete after ${this.fragmentTimeoutMs} ms`,
-        );
-      }
+      if (p.deadline > now) break;
+      this.#discard(key, p);
+      this.drop("fragment-timeout", `message ${key} incomplete after ${this.fragmentTimeoutMs} ms`);
     }
   }
 
   #discard(key: string, p: Partial): void {
     this.#partials.delete(key);
     this.#pendingBytes -= p.bytes;
+    const n = this.#perSource.get(p.from)! - 1;
+    if (n === 0) this.#perSource.delete(p.from);
+    else this.#perSource.set(p.from, n);
   }
 
   #reassemble(f: Fragment, from: string, now: number): Received {
@@ -152,14 +168,31 @@ export class Wire {
           `message of ${f.total} fragments exceeds ${this.maxMessageBytes} bytes`,
         );
       }
+      const held = this.#perSource.get(from) ?? 0;
+      if (held >= this.maxPartialsPerSource) {
+        return this.drop(
+          "fragment-overflow",
+          `${from} already has ${held} partial messages (maxPartialsPerSource)`,
+        );
+      }
+      const overhead = PARTIAL_OVERHEAD + SLOT_BYTES * f.total;
+      if (this.#pendingBytes + overhead + f.chunk.length > this.maxPendingBytes) {
+        return this.drop(
+          "fragment-overflow",
+          `reassembly buffers full (${this.maxPendingBytes} bytes)`,
+        );
+      }
       p = {
+        from,
         total: f.total,
         chunks: new Array(f.total),
         received: 0,
-        bytes: 0,
+        bytes: overhead,
         deadline: now + this.fragmentTimeoutMs,
       };
       this.#partials.set(key, p);
+      this.#perSource.set(from, held + 1);
+      this.#pendingBytes += overhead;
     }
     if (p.chunks[f.index]) return { status: "pending" }; // duplicate
     if (this.#pendingBytes + f.chunk.length > this.maxPendingBytes) {
@@ -173,7 +206,7 @@ export class Wire {
     p.received++;
     p.bytes += f.chunk.length;
     this.#pendingBytes += f.chunk.length;
-    if (p.bytes > this.maxMessageBytes) {
+    if (p.bytes > this.maxMessageBytes + PARTIAL_OVERHEAD + SLOT_BYTES * p.total) {
       this.#discard(key, p);
       return this.drop("oversized", `message exceeds ${this.maxMessageBytes} bytes`);
     }
