@@ -14,7 +14,11 @@ const INTERVAL = 200;
 async function formed(seed: number): Promise<Cluster> {
   const c = new Cluster({ seed, latencyMs: LATENCY, member: { gossipIntervalMs: INTERVAL } });
   await c.addMany(N);
-  c.runUntil(() => [...c.members.values()].every((kv) => kv.members().length === N), 60_000);
+  const joined = c.runUntil(
+    () => [...c.members.values()].every((kv) => kv.members().length === N),
+    60_000,
+  );
+  if (joined < 0) throw new Error(`the ${N} members did not all meet within 60 s`);
   c.run(3_000);
   c.net.resetStats();
   return c;
