@@ -58,6 +58,7 @@ test("figures: one write and 1,000 writes reaching 100 members", async () => {
       `(all traffic, probes included), of which ${Math.round(data)} carry the data ` +
       `(rumors and anti-entropy): ×${(data / minimum).toFixed(1)} the minimum of ${minimum}`,
   );
+  assert.ok(took >= 0, "the write did not reach every member");
   assert.ok(took / INTERVAL <= 3 * bound);
   await c.close();
 
