@@ -21,6 +21,7 @@ export const GROUPS = {
     mutate: ["src/core/hlc.ts", "src/core/hash.ts", "src/core/store.ts", "src/core/merkle.ts"],
     tests: [
       "tests/hlc_test.ts",
+      "tests/hash_test.ts",
       "tests/store_test.ts",
       "tests/merkle_test.ts",
       "tests/boundaries_test.ts",
