@@ -56,5 +56,21 @@ test("compareStamps() orders by wall time, then counter", () => {
 });
 
 test("a negative drift bound is refused", () => {
-  assert.throws(() => new HybridClock({ maxDriftMs: -1 }), RangeError);
+  assert.throws(
+    () => new HybridClock({ maxDriftMs: -1 }),
+    /^RangeError: maxDriftMs must be a non-negative number$/,
+  );
+  assert.throws(() => new HybridClock({ maxDriftMs: Number.NaN }), RangeError);
+});
+
+test("observe() adopts a remote counter ahead of ours within the same millisecond", () => {
+  const clock = new HybridClock();
+  assert.deepEqual(clock.tick(1_000), { wall: 1_000, logical: 0 });
+  assert.equal(clock.observe({ wall: 1_000, logical: 5 }, 1_000), true);
+  assert.deepEqual(clock.last, { wall: 1_000, logical: 5 });
+  assert.deepEqual(clock.tick(1_000), { wall: 1_000, logical: 6 });
+  // An older remote stamp changes nothing.
+  assert.equal(clock.observe({ wall: 999, logical: 50 }, 1_000), true);
+  assert.equal(clock.observe({ wall: 1_000, logical: 2 }, 1_000), true);
+  assert.deepEqual(clock.last, { wall: 1_000, logical: 6 });
 });

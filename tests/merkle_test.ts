@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { type Entry, Store } from "../src/core/store.ts";
 import {
+  isNode,
   levelWidth,
   MAX_LEVEL,
   MerkleTree,
@@ -257,4 +258,45 @@ test("a tree grown past 16,384 items keeps level 3 exact through removals", () =
     const index = nodeIndex(kept[0]!.ka, level);
     assert.deepEqual(tree.node(level, index), bruteLevel(kept, level).get(index));
   }
+});
+
+test("isNode() and levelWidth() at the edges of every level", () => {
+  for (let level = 0; level <= MAX_LEVEL + 2; level++) assert.equal(levelWidth(level), 16 ** level);
+  for (let level = 0; level <= MAX_LEVEL; level++) {
+    const last = levelWidth(level) - 1;
+    assert.equal(isNode(level, 0), true);
+    assert.equal(isNode(level, last), true, `(${level}, ${last})`);
+    assert.equal(isNode(level, last + 1), false, `(${level}, ${last + 1})`);
+    assert.equal(isNode(level, -1), false);
+    assert.equal(isNode(level, 0.5), false);
+  }
+  assert.equal(isNode(MAX_LEVEL + 1, 0), false);
+  assert.equal(isNode(-1, 0), false);
+  assert.equal(isNode(0.5, 0), false);
+  assert.equal(isNode(Number.NaN, 0), false);
+});
+
+test("children() are always 16, and an empty deep node is empty", () => {
+  const tree = new MerkleTree<Item>();
+  const items = Array.from({ length: 100 }, (_, i) => itemOf((i * 0x0100_0193) >>> 0, i));
+  for (const item of items) tree.add(item);
+  for (const level of [0, 1, 2, 3, 4, MAX_LEVEL - 1]) {
+    const index = nodeIndex(items[0]!.ka, level);
+    assert.equal(tree.children(level, index).length, 16, `children of (${level}, ${index})`);
+  }
+  // A key hash no item has, at every depth below the stored levels.
+  const empty = (items[0]!.ka ^ 0x8000_0000) >>> 0;
+  for (let level = 4; level <= MAX_LEVEL; level++) {
+    const index = nodeIndex(empty, level);
+    assert.deepEqual(
+      tree.node(level, index),
+      bruteLevel(items, level).get(index) ?? {
+        a: 0,
+        b: 0,
+        count: 0,
+      },
+    );
+    assert.equal(tree.children(level - 1, nodeIndex(empty, level - 1)).length, 16);
+  }
+  assert.deepEqual([...tree.items(MAX_LEVEL, 12345)], []);
 });

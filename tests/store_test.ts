@@ -1,7 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { type Entry, hashEntry, Store } from "../src/core/store.ts";
+import { type Entry, hashEntry, keyHash, Store, tombstoneAfter } from "../src/core/store.ts";
+import { hashString, LANE_A, LANE_B } from "../src/core/hash.ts";
 import { entry } from "./_arbitraries.ts";
 import { reconcile } from "./_reconcile.ts";
 
@@ -176,7 +177,11 @@ test("the Merkle tree is the same whether built at once or grown and shrunk", ()
         const collected = grown.collectTombstones(horizon);
         const fresh = storeOf(dump(grown));
         assert.deepEqual(grown.root(), fresh.root());
+        assert.deepEqual(grown.node(0, 0), grown.root());
         for (let i = 0; i < 16; i++) assert.deepEqual(grown.node(1, i), fresh.node(1, i));
+        let count = 0;
+        for (let i = 0; i < 16; i++) count += grown.node(1, i).count;
+        assert.equal(count, grown.size);
         // Past 64 versions the tree stores level 1: the comparison above then reads the
         // counters maintained through every replace and collect, not ones computed afresh.
         if (grown.size > 64 && collected > 0) deep++;
@@ -322,4 +327,44 @@ test("versions that differ in stamp, writer or deletion alone hash differently",
       assert.notDeepEqual([x.ea, x.eb], [y.ea, y.eb], field);
     },
   ));
+});
+
+test("tombstoneAfter() supersedes exactly the version it names", () => {
+  fc.assert(fc.property(entry, (v) => {
+    const t = tombstoneAfter(v);
+    assert.deepEqual(t, {
+      section: v.section,
+      key: v.key,
+      value: undefined,
+      wall: v.wall,
+      logical: v.logical + 1,
+      writer: v.writer,
+      deleted: true,
+    });
+    const s = storeOf([v]);
+    assert.equal(s.merge(t).outcome, "applied");
+    assert.equal(s.tombstoneCount, 1);
+    assert.equal(s.merge({ ...v, wall: v.wall + 1 }).outcome, "applied", "a later write wins");
+  }));
+});
+
+test("the two sections hash a key apart, with the pinned seeds", () => {
+  fc.assert(fc.property(fc.string({ minLength: 1, maxLength: 20, size: "max" }), (k) => {
+    assert.equal(keyHash("usr", k), hashString(k, LANE_A));
+    assert.equal(keyHash("sys", k), hashString(k, LANE_A ^ 0x51));
+    const u = hashEntry({
+      section: "usr",
+      key: k,
+      value: 1,
+      wall: 1,
+      logical: 0,
+      writer: "w",
+      deleted: false,
+    });
+    const y = hashEntry({ ...u, section: "sys" });
+    assert.equal(u.ka, keyHash("usr", k));
+    assert.equal(u.kb, hashString(k, LANE_B));
+    assert.equal(y.ka, keyHash("sys", k));
+    assert.equal(y.kb, hashString(k, LANE_B ^ 0x51));
+  }));
 });

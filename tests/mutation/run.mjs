@@ -50,7 +50,11 @@ export const GROUPS = {
   },
   "storage": {
     mutate: ["src/storage/*.ts"],
-    tests: ["tests/storage_log_test.ts", "tests/storage_file_test.ts", "tests/storage_member_test.ts"],
+    tests: [
+      "tests/storage_log_test.ts",
+      "tests/storage_file_test.ts",
+      "tests/storage_member_test.ts",
+    ],
   },
 };
 
@@ -70,8 +74,8 @@ function run(name) {
     mutate: group.mutate,
     coverageAnalysis: "perTest",
     concurrency: Number(process.env.STRYKER_CONCURRENCY ?? 2),
-    timeoutMS: 30_000,
-    timeoutFactor: 2,
+    timeoutMS: 5_000,
+    timeoutFactor: 1.5,
     ignorePatterns: ["docs", "deployment", "bench", "examples", "reports", ".scratch", ".ci"],
     reporters: ["json", "clear-text", "progress"],
     jsonReporter: { fileName: join("reports", "mutation", `${name}.json`) },
@@ -104,7 +108,8 @@ function report() {
       const lines = source.split("\n");
       const n = { killed: 0, survived: 0, timeout: 0, noCoverage: 0, equivalent: 0, other: 0 };
       for (const m of mutants) {
-        const where = `${file}:${m.location.start.line}:${m.location.start.column} ${m.mutatorName}`;
+        const where =
+          `${file}:${m.location.start.line}:${m.location.start.column} ${m.mutatorName}`;
         if (m.status === "Killed") n.killed++;
         else if (m.status === "Timeout") n.timeout++;
         else if (m.status === "Survived" || m.status === "NoCoverage") {
@@ -151,7 +156,9 @@ function report() {
     "| directory | killed | timeout | survived | no coverage | equivalent | score |",
     "|---|---:|---:|---:|---:|---:|---:|",
     ...Object.entries(byDir).map(([dir, d]) =>
-      `| \`${dir}/\` | ${d.killed} | ${d.timeout} | ${d.survived} | ${d.noCoverage} | ${d.equivalent} | ${pct(d)}% |`
+      `| \`${dir}/\` | ${d.killed} | ${d.timeout} | ${d.survived} | ${d.noCoverage} | ${d.equivalent} | ${
+        pct(d)
+      }% |`
     ),
     "",
     "## Scores by module",
@@ -159,7 +166,9 @@ function report() {
     "| module | killed | timeout | survived | no coverage | equivalent | score |",
     "|---|---:|---:|---:|---:|---:|---:|",
     ...rows.map((r) =>
-      `| \`${r.file}\` | ${r.killed} | ${r.timeout} | ${r.survived} | ${r.noCoverage} | ${r.equivalent} | ${r.score.toFixed(1)}% |`
+      `| \`${r.file}\` | ${r.killed} | ${r.timeout} | ${r.survived} | ${r.noCoverage} | ${r.equivalent} | ${
+        r.score.toFixed(1)
+      }% |`
     ),
     "",
     "## Surviving mutants",
