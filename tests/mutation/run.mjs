@@ -96,6 +96,29 @@ function equivalents() {
   return JSON.parse(readFileSync(join(root, "tests", "mutation", "equivalent.json"), "utf8"));
 }
 
+/**
+ * Scores measured on the suite as it was before the tests written for them (same groups,
+ * same mutants), kept in tests/mutation/before.json: `{ "src/core": { killed, ... } }`.
+ */
+function beforeSection(byDir, pct) {
+  const path = join(root, "tests", "mutation", "before.json");
+  if (!existsSync(path)) return [];
+  const before = JSON.parse(readFileSync(path, "utf8"));
+  const dirs = Object.keys(before.scores);
+  return [
+    "## Before and after",
+    "",
+    before.note,
+    "",
+    "| directory | before | after |",
+    "|---|---:|---:|",
+    ...dirs.map((dir) =>
+      `| \`${dir}/\` | ${pct(before.scores[dir])}% | ${byDir[dir] ? `${pct(byDir[dir])}%` : "—"} |`
+    ),
+    "",
+  ];
+}
+
 function report() {
   const explained = equivalents();
   const rows = [];
@@ -161,6 +184,7 @@ function report() {
       }% |`
     ),
     "",
+    ...beforeSection(byDir, pct),
     "## Scores by module",
     "",
     "| module | killed | timeout | survived | no coverage | equivalent | score |",
@@ -170,6 +194,18 @@ function report() {
         r.score.toFixed(1)
       }% |`
     ),
+    "",
+    "## Planted bugs",
+    "",
+    "Five one-line bugs that the suite once let through, each planted in a scratch copy and caught:",
+    "",
+    "| bug | caught by |",
+    "|---|---|",
+    "| writer tie-break reversed in `compareVersions` | store: the hand-written LWW oracle, the two-writer reconcile, the tie example |",
+    "| inner Merkle count updated with `+1` instead of `+delta` | store: grown-and-shrunk tree; merkle: stored nodes through removals, level 3 past 16,384 items |",
+    "| Merkle update loop one level short | six store and merkle tests, among them every stored node through growth |",
+    "| writer left out of the entry hash | store: the two-writer reconcile, versions hash apart; merkle: the descent property; hash: pinned values, each part changes the hash |",
+    "| replay window `>=` instead of `>` | boundaries: the window's edge either way, the nonce at the edge |",
     "",
     "## Surviving mutants",
     "",
