@@ -222,6 +222,8 @@ function report() {
     "",
   ];
   writeFileSync(join(root, "docs", "mutation.md"), out.join("\n"));
+  // Formatted as `deno fmt --check` wants it.
+  spawnSync(join(root, "node_modules", ".bin", "deno"), ["fmt", "docs/mutation.md"], { cwd: root });
   console.log(`docs/mutation.md: ${rows.length} modules, ${survivors.length} survivors listed`);
 }
 
