@@ -29,7 +29,12 @@ export const GROUPS = {
   },
   "core-sync": {
     mutate: ["src/core/sync.ts", "src/core/messages.ts", "src/core/random.ts"],
-    tests: ["tests/merkle_test.ts", "tests/engine_test.ts", "tests/mutation_sync_test.ts"],
+    tests: [
+      "tests/merkle_test.ts",
+      "tests/engine_test.ts",
+      "tests/random_test.ts",
+      "tests/sync_test.ts",
+    ],
   },
   "core-membership": {
     mutate: ["src/core/membership.ts"],
