@@ -51,7 +51,12 @@ export const GROUPS = {
   },
   "wire": {
     mutate: ["src/wire/*.ts"],
-    tests: ["tests/wire_test.ts", "tests/crypto_test.ts", "tests/boundaries_test.ts"],
+    tests: [
+      "tests/wire_test.ts",
+      "tests/wire_fields_test.ts",
+      "tests/crypto_test.ts",
+      "tests/boundaries_test.ts",
+    ],
   },
   "storage": {
     mutate: ["src/storage/*.ts"],
