@@ -55,6 +55,7 @@ export const GROUPS = {
       "tests/wire_test.ts",
       "tests/wire_fields_test.ts",
       "tests/crypto_test.ts",
+      "tests/crypto_fields_test.ts",
       "tests/boundaries_test.ts",
     ],
   },
