@@ -2,7 +2,7 @@
 // detail a refusal carries (the details are what an operator reads in the logs).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { encodeCbor } from "../src/wire/cbor.ts";
+import { assertValue, concatBytes, encodeCbor, plainBytes } from "../src/wire/cbor.ts";
 import {
   type Decoded,
   decodeDatagram,
@@ -280,4 +280,70 @@ test("fragments: index below total, total up to 65,535, a chunk of at least one 
     refused(frag(1, 0, 1, "abc")),
     "malformed: chunk is not a byte string of a multiple of 1 bytes",
   );
+});
+
+test("assertValue(): every limit and its exact message", () => {
+  const nest = (n: number): unknown => (n === 0 ? 1 : [nest(n - 1)]);
+  assertValue(nest(64));
+  assert.throws(() => assertValue(nest(65)), {
+    name: "TypeError",
+    message: `Value nests deeper than 64 levels at value${"[0]".repeat(65)}`,
+  });
+  assertValue(2n ** 64n - 1n);
+  assertValue(-(2n ** 64n));
+  for (const big of [2n ** 64n, -(2n ** 64n) - 1n]) {
+    assert.throws(() => assertValue({ n: big }), {
+      name: "TypeError",
+      message: "Value has a bigint outside 64 bits at value.n",
+    });
+  }
+  assert.throws(() => assertValue(undefined), {
+    name: "TypeError",
+    message: "Value must not be undefined: use delete() to remove a key",
+  });
+  assert.throws(() => assertValue([new Date(NaN)]), {
+    name: "TypeError",
+    message: "Value has an invalid Date at value[0]",
+  });
+  assert.throws(() => assertValue(new Map([[() => 1, 1]])), {
+    name: "TypeError",
+    message: "Value cannot hold a function at value (a Map key)",
+  });
+  assert.throws(() => assertValue(new Map([["k", Symbol("s")]])), {
+    name: "TypeError",
+    message: "Value cannot hold a symbol at value.get(k)",
+  });
+  assert.throws(() => assertValue({ s: new Set() }), {
+    name: "TypeError",
+    message: "Value cannot hold a Set at value.s: use plain objects",
+  });
+  assertValue(Object.assign(Object.create(null), { a: 1 }));
+  assertValue({ a: [null, true, "s", 1.5, new Uint8Array(2), new Date(0), new Map([[1, 2]])] });
+  // Map keys and values are checked as deeply as the rest.
+  assert.throws(() => assertValue(new Map([["k", { d: new Date(NaN) }]])), /value\.get\(k\)\.d/);
+});
+
+test("plainBytes() and concatBytes() keep bytes as they are", () => {
+  const base = Uint8Array.of(1, 2, 3, 4, 5);
+  const part = base.subarray(1, 4);
+  assert.equal(plainBytes(part), part, "a plain Uint8Array is returned as is");
+  class Sub extends Uint8Array {}
+  const sub = new Sub(base.buffer, 1, 3);
+  const plain = plainBytes(sub);
+  assert.equal(plain.constructor, Uint8Array);
+  assert.deepEqual([...plain], [2, 3, 4]);
+  assert.equal(plain.buffer, base.buffer, "a view, not a copy");
+  assert.equal(concatBytes([part]), part);
+  assert.deepEqual([...concatBytes([part, Uint8Array.of(9), new Uint8Array(0), base])], [
+    2,
+    3,
+    4,
+    9,
+    1,
+    2,
+    3,
+    4,
+    5,
+  ]);
+  assert.deepEqual([...concatBytes([])], []);
 });
