@@ -12,6 +12,8 @@ import {
   MessageCode as C,
   PROTOCOL_VERSION,
 } from "../src/wire/codec.ts";
+import type { Message } from "../src/core/messages.ts";
+import { Wire } from "../src/wire/wire.ts";
 
 function raw(kind: number, body: unknown): Uint8Array {
   return Uint8Array.of(MAGIC_0, MAGIC_1, PROTOCOL_VERSION, kind, ...encodeCbor(body));
@@ -346,4 +348,94 @@ test("plainBytes() and concatBytes() keep bytes as they are", () => {
     5,
   ]);
   assert.deepEqual([...concatBytes([])], []);
+});
+
+function bigRumor(bytes: number): Message[] {
+  return [{
+    type: "rumor",
+    hop: 0,
+    entries: [{
+      section: "usr",
+      key: "big",
+      value: new Uint8Array(bytes),
+      wall: 1,
+      logical: 0,
+      writer: "a",
+      deleted: false,
+    }],
+  }];
+}
+
+test("Wire: options default and are checked; every drop is counted with its detail", () => {
+  const w = new Wire({ cluster: "c", sender: "b" });
+  assert.deepEqual(
+    [w.mtu, w.maxMessageBytes, w.maxPendingBytes, w.fragmentTimeoutMs],
+    [1400, 8 * 1024 * 1024, 32 * 1024 * 1024, 10_000],
+  );
+  const sealed = Uint8Array.of(0x47, 0x4b, 1, Kind.Sealed, 0);
+  assert.deepEqual(w.decode(sealed, "x", 0), {
+    status: "dropped",
+    reason: "unauthenticated",
+    detail: "sealed datagram, but this member has no cluster key",
+  });
+  assert.deepEqual(w.decode(new Uint8Array(1401), "x", 0), {
+    status: "dropped",
+    reason: "oversized",
+    detail: "1401 bytes exceeds 1400",
+  });
+  assert.deepEqual(w.drop("malformed", "by hand"), {
+    status: "dropped",
+    reason: "malformed",
+    detail: "by hand",
+  });
+  assert.deepEqual(Object.fromEntries(w.drops), { unauthenticated: 1, oversized: 1, malformed: 1 });
+  assert.throws(() => new Wire({ cluster: "c", sender: "b", mtu: 255 }), {
+    name: "RangeError",
+    message: "MTU must be an integer from 256 to 65507, got 255",
+  });
+});
+
+test("Wire reassembly: sizes, deadlines and replaced partials, with their details", () => {
+  const a = new Wire({ cluster: "c", sender: "a" });
+  const frags = a.encode(bigRumor(5_000));
+  assert.ok(frags.length > 3);
+  // An expired partial is dropped with its key in the detail, and its bytes released.
+  const b = new Wire({ cluster: "c", sender: "b", fragmentTimeoutMs: 100 });
+  assert.deepEqual(b.decode(frags[0]!, "a", 0), { status: "pending" });
+  assert.ok(b.pendingBytes > 0);
+  b.expire(99);
+  assert.ok(b.pendingBytes > 0, "not before its deadline");
+  b.expire(100);
+  assert.equal(b.pendingBytes, 0);
+  assert.equal(b.drops.get("fragment-timeout"), 1);
+  // A duplicate fragment is ignored; the message completes once, with its size.
+  const c = new Wire({ cluster: "c", sender: "b" });
+  let last;
+  for (const f of [frags[0]!, ...frags]) last = c.decode(f, "a", 0);
+  assert.equal(last?.status, "envelope");
+  const total = frags.reduce((n, f) => n + f.length, 0);
+  assert.ok(last?.status === "envelope" && last.bytes > 5_000 && last.bytes < total);
+  assert.equal(c.pendingBytes, 0);
+  // Fragments from two senders with the same id are two messages.
+  const d = new Wire({ cluster: "c", sender: "b" });
+  d.decode(frags[0]!, "a", 0);
+  d.decode(frags[0]!, "z", 0);
+  const one = frags[0]!.length;
+  assert.ok(d.pendingBytes > one, "two partials held");
+  // Caps: a message past maxMessageBytes at its first fragment or on the way.
+  const e = new Wire({ cluster: "c", sender: "b", maxMessageBytes: 3_000 });
+  const r = e.decode(frags[0]!, "a", 0);
+  assert.equal(r.status, "dropped");
+  assert.match(
+    r.status === "dropped" ? r.detail : "",
+    /^message of \d+ fragments exceeds 3000 bytes$/,
+  );
+  const f = new Wire({ cluster: "c", sender: "b", maxPendingBytes: one + 10 });
+  f.decode(frags[0]!, "a", 0);
+  assert.deepEqual(f.decode(frags[1]!, "a", 0), {
+    status: "dropped",
+    reason: "fragment-overflow",
+    detail: `reassembly buffers full (${one + 10} bytes)`,
+  });
+  assert.equal(f.pendingBytes, 0, "the partial is discarded");
 });
