@@ -14,7 +14,11 @@ const INTERVAL = 200;
 async function formed(seed: number): Promise<Cluster> {
   const c = new Cluster({ seed, latencyMs: LATENCY, member: { gossipIntervalMs: INTERVAL } });
   await c.addMany(N);
-  c.runUntil(() => [...c.members.values()].every((kv) => kv.members().length === N), 60_000);
+  const joined = c.runUntil(
+    () => [...c.members.values()].every((kv) => kv.members().length === N),
+    60_000,
+  );
+  if (joined < 0) throw new Error(`the ${N} members did not all meet within 60 s`);
   c.run(3_000);
   c.net.resetStats();
   return c;
@@ -54,6 +58,7 @@ test("figures: one write and 1,000 writes reaching 100 members", async () => {
       `(all traffic, probes included), of which ${Math.round(data)} carry the data ` +
       `(rumors and anti-entropy): ×${(data / minimum).toFixed(1)} the minimum of ${minimum}`,
   );
+  assert.ok(took >= 0, "the write did not reach every member");
   assert.ok(took / INTERVAL <= 3 * bound);
   await c.close();
 

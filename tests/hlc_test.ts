@@ -5,16 +5,22 @@ import { compareStamps, HybridClock, type Stamp } from "../src/core/hlc.ts";
 
 test("tick() is strictly monotonic whatever the wall clock does", () => {
   fc.assert(
-    fc.property(fc.array(fc.integer({ min: 0, max: 1e12 }), { maxLength: 200 }), (walls) => {
-      const clock = new HybridClock();
-      let last: Stamp = { wall: -1, logical: 0 };
-      for (const wall of walls) {
-        const s = clock.tick(wall);
-        assert.ok(compareStamps(s, last) > 0, `${JSON.stringify(s)} after ${JSON.stringify(last)}`);
-        assert.ok(s.wall >= wall, "a stamp never lags the wall clock it was made at");
-        last = s;
-      }
-    }),
+    fc.property(
+      fc.array(fc.integer({ min: 0, max: 1e12 }), { maxLength: 200, size: "max" }),
+      (walls) => {
+        const clock = new HybridClock();
+        let last: Stamp = { wall: -1, logical: 0 };
+        for (const wall of walls) {
+          const s = clock.tick(wall);
+          assert.ok(
+            compareStamps(s, last) > 0,
+            `${JSON.stringify(s)} after ${JSON.stringify(last)}`,
+          );
+          assert.ok(s.wall >= wall, "a stamp never lags the wall clock it was made at");
+          last = s;
+        }
+      },
+    ),
   );
 });
 
@@ -22,6 +28,7 @@ test("a stamp made after observing another is later than it", () => {
   fc.assert(fc.property(
     fc.array(fc.record({ wall: fc.integer({ min: 0, max: 2e6 }), logical: fc.nat(1000) }), {
       maxLength: 50,
+      size: "max",
     }),
     fc.integer({ min: 0, max: 2e6 }),
     (remotes, now) => {
@@ -53,5 +60,21 @@ test("compareStamps() orders by wall time, then counter", () => {
 });
 
 test("a negative drift bound is refused", () => {
-  assert.throws(() => new HybridClock({ maxDriftMs: -1 }), RangeError);
+  assert.throws(
+    () => new HybridClock({ maxDriftMs: -1 }),
+    /^RangeError: maxDriftMs must be a non-negative number$/,
+  );
+  assert.throws(() => new HybridClock({ maxDriftMs: Number.NaN }), RangeError);
+});
+
+test("observe() adopts a remote counter ahead of ours within the same millisecond", () => {
+  const clock = new HybridClock();
+  assert.deepEqual(clock.tick(1_000), { wall: 1_000, logical: 0 });
+  assert.equal(clock.observe({ wall: 1_000, logical: 5 }, 1_000), true);
+  assert.deepEqual(clock.last, { wall: 1_000, logical: 5 });
+  assert.deepEqual(clock.tick(1_000), { wall: 1_000, logical: 6 });
+  // An older remote stamp changes nothing.
+  assert.equal(clock.observe({ wall: 999, logical: 50 }, 1_000), true);
+  assert.equal(clock.observe({ wall: 1_000, logical: 2 }, 1_000), true);
+  assert.deepEqual(clock.last, { wall: 1_000, logical: 6 });
 });

@@ -90,7 +90,11 @@ test("membership changes arrive as member events", async () => {
     previous: null,
   });
   await c.crash("c");
-  c.runUntil(() => c.get("a").members().find((m) => m.id === "c")?.status === "dead", 60_000);
+  assert.notEqual(
+    c.runUntil(() => c.get("a").members().find((m) => m.id === "c")?.status === "dead", 60_000),
+    -1,
+    "a never saw c dead",
+  );
   const suspect = await events.nextEvent("member");
   assert.deepEqual([suspect.id, suspect.status, suspect.previous], ["c", "suspect", "alive"]);
   await events.cancel();

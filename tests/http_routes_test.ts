@@ -87,7 +87,11 @@ test("the /state ETag changes when a member's status changes, not only the data"
   const { c, a, app } = await setup();
   const etag = (await app.request("/state")).headers.get("etag");
   await c.crash("b");
-  c.runUntil(() => a.members().find((m) => m.id === "b")?.status === "dead", 60_000);
+  assert.notEqual(
+    c.runUntil(() => a.members().find((m) => m.id === "b")?.status === "dead", 60_000),
+    -1,
+    "a never saw b dead",
+  );
   assert.equal((await app.request("/state", { headers: { "if-none-match": etag! } })).status, 200);
   await c.close();
 });

@@ -411,16 +411,36 @@ test('fsync "never": writes reach the file at once, fsync happens only on close'
 });
 
 test("bad options throw, and load() may be called once", async () => {
-  assert.throws(() => fileStorage({ dir: "" }), TypeError);
-  assert.throws(() => fileStorage({ dir: "x", fsync: "sometimes" as "always" }), TypeError);
-  assert.throws(() => fileStorage({ dir: "x", fsyncIntervalMs: 0 }), RangeError);
-  assert.throws(() => fileStorage({ dir: "x", compactAfterBytes: -1 }), RangeError);
+  assert.throws(() => fileStorage({ dir: "" }), {
+    name: "TypeError",
+    message: "fileStorage() needs a directory: { dir }",
+  });
+  assert.throws(() => fileStorage({ dir: "x", fsync: "sometimes" as "always" }), {
+    name: "TypeError",
+    message: 'fsync must be "always", "interval" or "never", got sometimes',
+  });
+  for (const fsyncIntervalMs of [0, -1, Number.NaN, Infinity]) {
+    assert.throws(() => fileStorage({ dir: "x", fsyncIntervalMs }), {
+      name: "RangeError",
+      message: "fsyncIntervalMs must be a positive number",
+    });
+  }
+  for (const compactAfterBytes of [0, -1, Number.NaN, Infinity]) {
+    assert.throws(() => fileStorage({ dir: "x", compactAfterBytes }), {
+      name: "RangeError",
+      message: "compactAfterBytes must be a positive number",
+    });
+  }
+  for (const fsync of ["always", "interval", "never"] as const) fileStorage({ dir: "x", fsync });
+  fileStorage({ dir: "x", fsyncIntervalMs: 1, compactAfterBytes: 1 });
   await withDir(async (dir) => {
     const s = fileStorage({ dir });
-    assert.throws(() => s.append([usr("a", 1)]), /not open/);
+    assert.throws(() => s.append([usr("a", 1)]), {
+      message: "Storage is not open: call load() first",
+    });
     await s.load();
-    await assert.rejects(s.load(), /once/);
+    await assert.rejects(s.load(), { message: "FileStorage.load() may be called once" });
     await s.close();
-    assert.throws(() => s.append([usr("a", 1)]), /closed/);
+    assert.throws(() => s.append([usr("a", 1)]), { message: "Storage is closed" });
   });
 });

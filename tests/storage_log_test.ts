@@ -45,7 +45,7 @@ test("crc32c() matches the published check values", () => {
 });
 
 test("records read back exactly as written, every value kind included", () => {
-  fc.assert(fc.property(fc.array(anyEntry, { maxLength: 30 }), (entries) => {
+  fc.assert(fc.property(fc.array(anyEntry, { maxLength: 30, size: "max" }), (entries) => {
     const { bytes } = log(entries);
     const read = readRecords(bytes);
     assert.equal(read.damage, null);
@@ -57,9 +57,9 @@ test("records read back exactly as written, every value kind included", () => {
 
 test("any prefix of a log plus garbage reads back exactly the records before the damage", () => {
   fc.assert(fc.property(
-    fc.array(anyEntry, { minLength: 1, maxLength: 12 }),
+    fc.array(anyEntry, { minLength: 1, maxLength: 12, size: "max" }),
     fc.nat(),
-    fc.uint8Array({ maxLength: 40 }),
+    fc.uint8Array({ maxLength: 40, size: "max" }),
     (entries, cutAt, garbage) => {
       const { bytes, offsets } = log(entries);
       const cut = HEADER.length + (cutAt % (bytes.length - HEADER.length + 1));
@@ -79,7 +79,7 @@ test("any prefix of a log plus garbage reads back exactly the records before the
 
 test("a corrupt record in the middle is skipped, and every record after it is kept", () => {
   fc.assert(fc.property(
-    fc.array(anyEntry, { minLength: 2, maxLength: 10 }),
+    fc.array(anyEntry, { minLength: 2, maxLength: 10, size: "max" }),
     fc.nat(),
     fc.nat(),
     fc.integer({ min: 0, max: 7 }),

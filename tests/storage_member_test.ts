@@ -50,25 +50,31 @@ test("Engine.load() merges entries silently: no change, no rumor, nothing to per
 });
 
 test("Engine.load() raises the clock past every loaded stamp, beyond the drift bound too", () => {
-  fc.assert(fc.property(fc.array(entry, { maxLength: 30 }), fc.nat(3_600_000), (entries, ahead) => {
-    const e = new Engine({ id: "a", address: "a", maxDriftMs: 1000 }, T, seededRandom("a"));
-    const future = { ...usr("future", T + ahead), logical: 7 };
-    const loaded = entries.map((x) => ({ ...x, wall: T - 1000 + x.wall }));
-    e.load([...loaded, future], T);
-    const stamp = e.write("usr", "new", 1, false, T);
-    for (const x of [...loaded, future]) assert.ok(compareStamps(stamp, x) > 0);
-    // And the store holds what merging would give (valid sys entries only).
-    const valid = [...loaded, future].filter((x) =>
-      x.section === "usr" || x.key === MEMBER_KEY_PREFIX + x.writer
-    );
-    const reference = new Store();
-    for (const x of valid) reference.merge(x);
-    reference.merge(e.store.get("usr", "new")!);
-    assert.deepEqual(
-      state([...e.store.versions("sys"), ...e.store.versions("usr")]),
-      state([...reference.versions("sys"), ...reference.versions("usr")]),
-    );
-  }));
+  fc.assert(
+    fc.property(
+      fc.array(entry, { maxLength: 30, size: "max" }),
+      fc.nat(3_600_000),
+      (entries, ahead) => {
+        const e = new Engine({ id: "a", address: "a", maxDriftMs: 1000 }, T, seededRandom("a"));
+        const future = { ...usr("future", T + ahead), logical: 7 };
+        const loaded = entries.map((x) => ({ ...x, wall: T - 1000 + x.wall }));
+        e.load([...loaded, future], T);
+        const stamp = e.write("usr", "new", 1, false, T);
+        for (const x of [...loaded, future]) assert.ok(compareStamps(stamp, x) > 0);
+        // And the store holds what merging would give (valid sys entries only).
+        const valid = [...loaded, future].filter((x) =>
+          x.section === "usr" || x.key === MEMBER_KEY_PREFIX + x.writer
+        );
+        const reference = new Store();
+        for (const x of valid) reference.merge(x);
+        reference.merge(e.store.get("usr", "new")!);
+        assert.deepEqual(
+          state([...e.store.versions("sys"), ...e.store.versions("usr")]),
+          state([...reference.versions("sys"), ...reference.versions("usr")]),
+        );
+      },
+    ),
+  );
 });
 
 test("Engine.load() learns the members named in sys records, and skips invalid ones", () => {
@@ -152,7 +158,7 @@ test("after a whole-cluster restart, members without seeds find each other and c
   const storages = new Map(ids.map((id) => [id, new MemoryStorage()]));
   for (const id of ids) await c.add(id, { storage: storages.get(id)! });
   for (let i = 0; i < 40; i++) await c.get(ids[i % 4]!).set(`k${i}`, i);
-  c.runUntil(() => c.converged(), 20_000);
+  assert.notEqual(c.runUntil(() => c.converged(), 20_000), -1, "no convergence before the crash");
   for (const id of ids) await c.crash(id);
   c.run(60_000);
   for (const id of ids) await c.add(id, { storage: storages.get(id)!, seeds: [] });

@@ -1,8 +1,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { compareVersions, type Entry, Store } from "../src/core/store.ts";
+import { type Entry, hashEntry, keyHash, Store, tombstoneAfter } from "../src/core/store.ts";
+import { hashString, LANE_A, LANE_B } from "../src/core/hash.ts";
 import { entry } from "./_arbitraries.ts";
+import { reconcile } from "./_reconcile.ts";
 
 function storeOf(...lists: readonly (readonly Entry[])[]): Store {
   const s = new Store();
@@ -26,7 +28,45 @@ function state(s: Store): string[] {
     .sort();
 }
 
-const entries = fc.array(entry, { maxLength: 40 });
+// `size: "max"`: without it fast-check 4 draws at most 10 items, whatever `maxLength` says.
+const entries = fc.array(entry, { maxLength: 40, size: "max" });
+
+/**
+ * The oracle: last writer wins on (wall, counter, writer), written out by hand rather than
+ * through `compareVersions`, so that a wrong order in the store cannot agree with itself.
+ */
+function newer(a: Entry, b: Entry): boolean {
+  if (a.wall !== b.wall) return a.wall > b.wall;
+  if (a.logical !== b.logical) return a.logical > b.logical;
+  return a.writer > b.writer;
+}
+
+/** Versions crowded onto few keys and stamps, so that the writer often decides. */
+const crowded = fc.array(
+  fc.record({
+    section: fc.constantFrom<Entry["section"]>("usr", "sys"),
+    key: fc.constantFrom("a", "b", "c"),
+    wall: fc.nat(3),
+    logical: fc.nat(1),
+    writer: fc.constantFrom("m1", "m2", "m10", "n"),
+    deleted: fc.boolean(),
+  }).map((e): Entry => ({
+    ...e,
+    value: e.deleted ? undefined : `${e.writer}@${e.wall}.${e.logical}`,
+  })),
+  { minLength: 5, maxLength: 40, size: "max" },
+);
+
+/** What a store must hold after merging `list`: the newest version of each key. */
+function model(list: readonly Entry[]): Map<string, Entry> {
+  const out = new Map<string, Entry>();
+  for (const e of list) {
+    const id = `${e.section}/${e.key}`;
+    const held = out.get(id);
+    if (!held || newer(e, held)) out.set(id, e);
+  }
+  return out;
+}
 
 test("merge() is commutative", () => {
   fc.assert(fc.property(entries, entries, (a, b) => {
@@ -66,14 +106,55 @@ test("the order entries arrive in does not change the state", () => {
   );
 });
 
-test("each key keeps the version with the greatest (stamp, writer)", () => {
-  fc.assert(fc.property(entries, (a) => {
+test("each key keeps the version a hand-written (wall, counter, writer) order picks", () => {
+  let ties = 0;
+  fc.assert(fc.property(fc.oneof(entries, crowded), (a) => {
     const s = storeOf(a);
-    for (const e of a) {
+    const expected = model(a);
+    assert.equal(s.size, expected.size);
+    for (const [id, e] of expected) {
       const held = s.get(e.section, e.key)!;
-      assert.ok(compareVersions(held, e) >= 0);
+      assert.deepEqual(
+        [held.wall, held.logical, held.writer, held.deleted, held.value],
+        [e.wall, e.logical, e.writer, e.deleted, e.value],
+        id,
+      );
+      if (
+        a.some((o) =>
+          o !== e && o.key === e.key && o.section === e.section &&
+          o.wall === e.wall && o.logical === e.logical && o.writer !== e.writer
+        )
+      ) ties++;
     }
   }));
+  // The property tested something: stamps tied between writers, so the writer decided.
+  assert.ok(ties >= 10, `${ties} keys decided by the writer`);
+});
+
+test("two stores with the same key and stamp but different writers reconcile to the greater writer", () => {
+  fc.assert(fc.property(
+    fc.uniqueArray(fc.string({ minLength: 1, maxLength: 8 }), { minLength: 2, maxLength: 2 }),
+    fc.integer({ min: 0, max: 2 ** 47 }),
+    fc.nat(1000),
+    fc.boolean(),
+    ([w1, w2], wall, logical, deleteFirst) => {
+      const version = (writer: string, deleted: boolean): Entry => ({
+        section: "usr",
+        key: "k",
+        value: deleted ? undefined : `from ${writer}`,
+        wall,
+        logical,
+        writer,
+        deleted,
+      });
+      const x = storeOf([version(w1!, deleteFirst)]);
+      const y = storeOf([version(w2!, false)]);
+      reconcile(x, y);
+      const winner = w1! > w2! ? w1! : w2!;
+      for (const s of [x, y]) assert.equal(s.get("usr", "k")?.writer, winner);
+      assert.deepEqual(x.root(), y.root());
+    },
+  ));
 });
 
 test("equal Merkle roots if and only if equal states", () => {
@@ -86,19 +167,28 @@ test("equal Merkle roots if and only if equal states", () => {
 });
 
 test("the Merkle tree is the same whether built at once or grown and shrunk", () => {
+  let deep = 0;
   fc.assert(
     fc.property(
-      fc.array(entry, { maxLength: 300 }),
+      fc.array(entry, { minLength: 100, maxLength: 600, size: "max" }),
       fc.integer({ min: 0, max: 60 }),
       (a, horizon) => {
         const grown = storeOf(a);
-        grown.collectTombstones(horizon);
+        const collected = grown.collectTombstones(horizon);
         const fresh = storeOf(dump(grown));
         assert.deepEqual(grown.root(), fresh.root());
+        assert.deepEqual(grown.node(0, 0), grown.root());
         for (let i = 0; i < 16; i++) assert.deepEqual(grown.node(1, i), fresh.node(1, i));
+        let count = 0;
+        for (let i = 0; i < 16; i++) count += grown.node(1, i).count;
+        assert.equal(count, grown.size);
+        // Past 64 versions the tree stores level 1: the comparison above then reads the
+        // counters maintained through every replace and collect, not ones computed afresh.
+        if (grown.size > 64 && collected > 0) deep++;
       },
     ),
   );
+  assert.ok(deep >= 20, `only ${deep} runs grew a stored level and then shrank`);
 });
 
 test("merge() reports applied, duplicate and stale, and returns the replaced version", () => {
@@ -217,4 +307,64 @@ test("an entry built by spreading a stored one is hashed afresh", () => {
     deleted: true,
   });
   assert.deepEqual(s.root(), fresh.root());
+});
+
+test("versions that differ in stamp, writer or deletion alone hash differently", () => {
+  fc.assert(fc.property(
+    entry,
+    fc.constantFrom("wall", "logical", "writer", "deleted"),
+    fc.integer({ min: 1, max: 2 ** 40 }),
+    (e, field, by) => {
+      const other: Entry = field === "wall"
+        ? { ...e, wall: e.wall + by }
+        : field === "logical"
+        ? { ...e, logical: e.logical + (by % 1000) + 1 }
+        : field === "writer"
+        ? { ...e, writer: `${e.writer}${by}` }
+        : { ...e, deleted: !e.deleted, value: e.deleted ? 1 : undefined };
+      const [x, y] = [hashEntry(e), hashEntry(other)];
+      assert.deepEqual([x.ka, x.kb], [y.ka, y.kb], "same key, same key hash");
+      assert.notDeepEqual([x.ea, x.eb], [y.ea, y.eb], field);
+    },
+  ));
+});
+
+test("tombstoneAfter() supersedes exactly the version it names", () => {
+  fc.assert(fc.property(entry, (v) => {
+    const t = tombstoneAfter(v);
+    assert.deepEqual(t, {
+      section: v.section,
+      key: v.key,
+      value: undefined,
+      wall: v.wall,
+      logical: v.logical + 1,
+      writer: v.writer,
+      deleted: true,
+    });
+    const s = storeOf([v]);
+    assert.equal(s.merge(t).outcome, "applied");
+    assert.equal(s.tombstoneCount, 1);
+    assert.equal(s.merge({ ...v, wall: v.wall + 1 }).outcome, "applied", "a later write wins");
+  }));
+});
+
+test("the two sections hash a key apart, with the pinned seeds", () => {
+  fc.assert(fc.property(fc.string({ minLength: 1, maxLength: 20, size: "max" }), (k) => {
+    assert.equal(keyHash("usr", k), hashString(k, LANE_A));
+    assert.equal(keyHash("sys", k), hashString(k, LANE_A ^ 0x51));
+    const u = hashEntry({
+      section: "usr",
+      key: k,
+      value: 1,
+      wall: 1,
+      logical: 0,
+      writer: "w",
+      deleted: false,
+    });
+    const y = hashEntry({ ...u, section: "sys" });
+    assert.equal(u.ka, keyHash("usr", k));
+    assert.equal(u.kb, hashString(k, LANE_B));
+    assert.equal(y.ka, keyHash("sys", k));
+    assert.equal(y.kb, hashString(k, LANE_B ^ 0x51));
+  }));
 });

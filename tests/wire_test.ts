@@ -122,7 +122,7 @@ const messageArb: fc.Arbitrary<Message> = fc.oneof<fc.Arbitrary<Message>[]>(
 
 test("envelopes round-trip: every message type, packed into datagrams within the MTU", () => {
   fc.assert(
-    fc.property(fc.array(messageArb, { minLength: 1, maxLength: 30 }), (messages) => {
+    fc.property(fc.array(messageArb, { minLength: 1, maxLength: 30, size: "max" }), (messages) => {
       const a = new Wire({ cluster: "prod", sender: "a", mtu: 512 });
       const b = new Wire({ cluster: "prod", sender: "b", mtu: 512 });
       const got: Message[] = [];

@@ -715,8 +715,22 @@ async function scenarioCrash(rows: Row[]): Promise<void> {
       ],
       ["load stop → all equal to the reference", ok ? secs(tConverged - tStop) : "not within 30 s"],
       ["saw it dead, then alive", `${sawDeadThenAlive.length} of 4`],
+      [
+        "other members declared dead (false)",
+        watch!.since(tKill).filter((e) => e.status === "dead" && e.id !== victim.id).length,
+      ],
     );
     check(alive, `${victim.id} was not alive again on all four within 30 s of its restart`);
+    // Every member, not only the victim: nobody else may be declared dead meanwhile.
+    const bystanderDeaths = watch!.since(tKill).filter((e) =>
+      e.status === "dead" && e.id !== victim.id
+    );
+    check(
+      bystanderDeaths.length === 0,
+      `members other than ${victim.id} were declared dead: ${
+        bystanderDeaths.map((e) => `${e.observer} saw ${e.id} dead`).join(", ")
+      }`,
+    );
     check(caughtUp, `${victim.id} did not catch up within 30 s of its restart`);
     check(
       sawDeadThenAlive.length === others.length,
@@ -1410,6 +1424,12 @@ async function scenarioLoad(
     `the members did not converge within ${secs(options.loadSettleMs)} of the end of the load`,
   );
   want(dataProblems.length === 0, `data differs from the clients' writes`);
+  want(
+    deathsDuringLoad.length === 0,
+    `members were declared dead during the load: ${
+      deathsDuringLoad.map((e) => `${e.observer} saw ${e.id} dead`).join(", ")
+    }`,
+  );
   want(
     d.every((x) => metric(x, "tombstones_collected_total") > 0),
     "a member collected no tombstone",
