@@ -235,6 +235,9 @@ interface Relay {
   readonly expires: number;
 }
 
+/** The outbox address of the client of {@linkcode Engine.serveClient}: no transport makes it. */
+const CLIENT = "\0client";
+
 /** The graveyard remembers collected tombstones for this many grace periods. */
 const GRAVEYARD_GRACES = 10;
 /** Collected tombstones remembered at most, both sections together (about 50 B each). */
@@ -547,6 +550,41 @@ export class Engine {
       }
       if (peers.length) this.counters.rumorsForwarded++;
     }
+  }
+
+  /**
+   * Answers one request of a client that is not a member (an edge replica): merges the
+   * entries it brings, pushing the new ones as a rumor of this member's, and returns the
+   * anti-entropy replies computed from the store. The client is not added to the
+   * membership, never probed, and never declared dead.
+   */
+  serveClient(messages: readonly Message[], now: number): Message[] {
+    if (this.#left) return [];
+    const replies: Message[] = [];
+    for (const m of messages) {
+      this.counters.messagesIn[m.type]++;
+      if (m.type === "entries" || m.type === "rumor") {
+        this.counters.syncEntriesReceived += m.entries.length;
+        for (const e of m.entries) {
+          if (this.#mergeRemote(e, CLIENT, now) === "applied") {
+            this.#pendingRumor.push(this.store.get(e.section, e.key)!);
+          }
+        }
+      } else if (m.type.startsWith("sync-")) {
+        const out = syncReply(this.store, m);
+        if (m.type === "sync-root" && out.length === 0) this.counters.syncInSync++;
+        replies.push(...out);
+      }
+    }
+    // A refused stale copy is answered with the tombstone that buries it (see #mergeRemote).
+    replies.push(...(this.#outbox.get(CLIENT) ?? []));
+    this.#outbox.delete(CLIENT);
+    this.flush(now);
+    for (const r of replies) {
+      this.counters.messagesOut[r.type]++;
+      if (r.type === "entries") this.counters.syncEntriesSent += r.entries.length;
+    }
+    return replies;
   }
 
   /** Runs whatever periodic work is due at `now`. */

@@ -12,7 +12,8 @@ export function isLoopback(host: string | undefined): boolean {
     h === "::1" || /^(0{1,4}:){7}0{0,3}1$/.test(h) || /^::ffff:127(\.\d{1,3}){3}$/.test(h);
 }
 
-function sameToken(given: string, token: string): boolean {
+/** Whether `given` is `token`, compared in constant time. */
+export function sameToken(given: string, token: string): boolean {
   // Constant time in the token's length, so timing does not reveal a matching prefix.
   let diff = given.length ^ token.length;
   for (let i = 0; i < token.length; i++) {

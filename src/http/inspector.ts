@@ -5,6 +5,7 @@ import type { GossipKV } from "../gossip_kv.ts";
 import type { HttpTransport } from "../transport/http.ts";
 import { writeGuard } from "./_auth.ts";
 import { dashboardCsp, dashboardPage } from "./_dashboard.ts";
+import { edgeRoute } from "./_edge.ts";
 import { eventStream } from "./_events.ts";
 import { metricsText } from "./_metrics.ts";
 import { problem } from "./_shared.ts";
@@ -135,6 +136,7 @@ export function createInspector(kv: GossipKV, options: InspectorOptions = {}): I
   }
 
   gossipRoute(app, gossip, guard, limit, allow);
+  edgeRoute(app, kv, guard, limit, allow);
 
   app.notFound((c) => problem(404, `No route ${c.req.method} ${new URL(c.req.url).pathname}`));
   app.onError((error) => {

@@ -13,8 +13,8 @@
  * @module
  */
 
-import { lookup } from "node:dns/promises";
-import { networkInterfaces } from "node:os";
+import type * as Dns from "node:dns/promises";
+import type * as Os from "node:os";
 import type { DatagramHandler } from "./types.ts";
 import {
   advertisedAddress,
@@ -22,6 +22,7 @@ import {
   formatAddress,
   isIP,
   isIPv6,
+  nodeBuiltin,
   parseAddress,
   type UdpTransport,
   type UdpTransportOptions,
@@ -84,6 +85,8 @@ export async function bunUdpTransport(options: UdpTransportOptions = {}): Promis
     throw new TypeError("Bun.udpSocket is not available: this is not Bun");
   }
   const bind = bindOptions(options);
+  const { lookup } = nodeBuiltin<typeof Dns>("node:dns/promises");
+  const { networkInterfaces } = nodeBuiltin<typeof Os>("node:os");
   let handler: DatagramHandler | undefined;
   let closed = false;
   const socket = await udpSocket({

@@ -13,14 +13,16 @@
  * @module
  */
 
-import { createSocket, type Socket } from "node:dgram";
-import { networkInterfaces } from "node:os";
+import type * as Dgram from "node:dgram";
+import type { Socket } from "node:dgram";
+import type * as Os from "node:os";
 import type { DatagramHandler } from "./types.ts";
 import {
   advertisedAddress,
   bindOptions,
   formatAddress,
   isIPv6,
+  nodeBuiltin,
   parseAddress,
   type UdpTransport,
   type UdpTransportOptions,
@@ -43,6 +45,8 @@ export type { UdpTransport, UdpTransportOptions } from "./udp.ts";
 export async function nodeUdpTransport(options: UdpTransportOptions = {}): Promise<UdpTransport> {
   const bind = bindOptions(options);
   const v6 = isIPv6(bind.hostname);
+  const { createSocket } = nodeBuiltin<typeof Dgram>("node:dgram");
+  const { networkInterfaces } = nodeBuiltin<typeof Os>("node:os");
   const socket = createSocket({
     type: v6 ? "udp6" : "udp4",
     // Ask for room for bursts; the kernel caps it (Linux: net.core.rmem_max).
