@@ -110,6 +110,9 @@ function memberCount(core: ReplicaCore): number {
  * syncs that may outlive a response go to `ctx.waitUntil`. It is a client of the cluster,
  * never a member: nothing probes it or declares it dead.
  *
+ * `GET /healthz` adds a `replica` field to the inspector's answer: the
+ * {@linkcode EdgeReplicaStats} (syncs, round trips, bytes, upstreams skipped).
+ *
  * Creating a replica touches nothing of the runtime (no timer, no random number, no
  * request), so it may be created at module scope.
  *
@@ -215,7 +218,13 @@ export function edgeReplica(options: EdgeReplicaOptions): EdgeReplica {
       if (headers instanceof Response) return headers;
       if (path === "/healthz") {
         return json(
-          { ok: true, id: core.id, members: memberCount(core), keys: core.store.liveCount("usr") },
+          {
+            ok: true,
+            id: core.id,
+            members: memberCount(core),
+            keys: core.store.liveCount("usr"),
+            replica: core.stats(),
+          },
           200,
           headers,
         );
