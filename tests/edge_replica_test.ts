@@ -389,3 +389,27 @@ test("an upstream that answers garbage or times out never corrupts the copy: the
     await c.close();
   }
 });
+
+test("a copy past half its staleness is answered at once and refreshed through ctx.waitUntil", async () => {
+  const c = await cluster(1);
+  try {
+    const r = replicaOf([c.members[0]!], { maxStalenessMs: 400 });
+    const pending: Promise<unknown>[] = [];
+    const ctx = { waitUntil: (p: Promise<unknown>) => void pending.push(p) };
+    const read = () => r.fetch(new Request("http://edge.test/usr/k"), {}, ctx);
+    await (await read()).body?.cancel(); // syncs from nothing, inline
+    assert.equal(r.stats().syncs, 1);
+    assert.equal(pending.length, 0, "a fresh copy needs no refresh");
+    await c.members[0]!.kv.set("k", "new");
+    await sleep(250); // past half the staleness, within it
+    const res = await read();
+    assert.equal(res.status, 404, "answered from the copy, without waiting for a sync");
+    await res.body?.cancel();
+    assert.equal(pending.length, 1, "a refresh was handed to waitUntil");
+    await Promise.all(pending);
+    assert.equal(r.stats().syncs, 2);
+    assert.equal(await (await read()).json(), "new");
+  } finally {
+    await c.close();
+  }
+});
