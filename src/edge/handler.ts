@@ -165,7 +165,6 @@ export function edgeReplica(options: EdgeReplicaOptions): EdgeReplica {
     request: Request,
     key: string,
     deleted: boolean,
-    _ctx: ExecutionContextLike | undefined,
   ): Promise<Response> {
     let value: unknown;
     if (!deleted) {
@@ -259,7 +258,7 @@ export function edgeReplica(options: EdgeReplicaOptions): EdgeReplica {
         if (refused) return refused;
         const key = keyOf(path);
         if (typeof key !== "string") return key;
-        return await write(request, key, method === "DELETE", ctx);
+        return await write(request, key, method === "DELETE");
       }
       if (!read) return notAllowed("/usr/*", "GET, PUT and DELETE");
       const key = keyOf(path);
