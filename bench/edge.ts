@@ -157,7 +157,7 @@ export async function edgeSection(): Promise<string> {
     "| --- | ---: | ---: | ---: | ---: | ---: |",
     ...rows.map(({ what, r }) =>
       `| ${what} | ${r.roundTrips} | ${fmtBytes(r.bytesSent)} | ${fmtBytes(r.bytesReceived)} | ` +
-      `${r.entriesReceived} | ${r.entriesSent} |`
+      `${r.entriesReceived.toLocaleString("en")} | ${r.entriesSent.toLocaleString("en")} |`
     ),
     "",
     `A read that must sync first (\`maxStalenessMs: 0\`, the copy in sync: one round trip to ` +

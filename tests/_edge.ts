@@ -289,7 +289,12 @@ export function bundle(entry: string, outfile: string): { bytes: number } {
 }
 
 /** Starts workerd serving `workerJs` (in `dir`) on 127.0.0.1:`port`, with loopback egress. */
-export async function startWorkerd(dir: string, workerJs: string, port: number): Promise<Proc> {
+export async function startWorkerd(
+  dir: string,
+  workerJs: string,
+  port: number,
+  extra: { services?: string; worker?: string } = {},
+): Promise<Proc> {
   writeFileSync(
     join(dir, "config.capnp"),
     `using Workerd = import "/workerd/workerd.capnp";
@@ -298,12 +303,14 @@ const config :Workerd.Config = (
     (name = "main", worker = .worker),
     # Workers reach public addresses only by default; the members listen on loopback.
     (name = "internet", network = (allow = ["public", "private", "local"])),
+    ${extra.services ?? ""}
   ],
   sockets = [ (name = "http", address = "127.0.0.1:${port}", http = (), service = "main") ],
 );
 const worker :Workerd.Worker = (
   modules = [ (name = "worker", esModule = embed "${workerJs}") ],
   compatibilityDate = "2025-01-01",
+  ${extra.worker ?? ""}
 );
 `,
   );

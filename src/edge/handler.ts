@@ -129,8 +129,11 @@ function memberCount(core: ReplicaCore): number {
  * ```
  */
 export function edgeReplica(options: EdgeReplicaOptions): EdgeReplica {
-  const core = new ReplicaCore(options);
+  return replicaHandler(new ReplicaCore(options));
+}
 
+/** The fetch handler over a {@linkcode ReplicaCore} (see {@linkcode edgeReplica}). */
+export function replicaHandler(core: ReplicaCore): EdgeReplica {
   /** Syncs if the copy is too old; returns the headers a read answer carries. */
   async function fresh(
     ctx: ExecutionContextLike | undefined,

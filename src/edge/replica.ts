@@ -175,11 +175,15 @@ export class ReplicaCore {
   readonly #graceMs: number;
   readonly #clock: HybridClock;
   readonly #fetch: ((request: Request) => Promise<Response>) | undefined;
+  /** Versions applied (and tombstones collected) since the last {@linkcode ReplicaCore.takeChanges}. */
+  #applied: StoredEntry[] = [];
+  #collected: StoredEntry[] = [];
   /** Writes made here and not yet acknowledged by an upstream, by key. */
   readonly #pending = new Map<string, StoredEntry>();
   #writeSeq = 0;
   #inflight: { covers: number; promise: Promise<EdgeSyncResult> } | undefined;
   #lastSync: EdgeSyncResult | null = null;
+  #loadedSyncedAt: number | null = null;
   #next = 0;
   readonly #stats = {
     syncs: 0,
@@ -190,7 +194,12 @@ export class ReplicaCore {
     refusedClockSkew: 0,
   };
 
-  constructor(options: EdgeReplicaOptions) {
+  /** Whether applied and collected versions are kept for {@linkcode ReplicaCore.takeChanges}. */
+  readonly #track: boolean;
+
+  /** With `track`, what changes is kept until taken (for durable storage). */
+  constructor(options: EdgeReplicaOptions, track = false) {
+    this.#track = track;
     if (!options || typeof options !== "object") {
       throw new TypeError("edgeReplica() needs an options object");
     }
@@ -237,7 +246,7 @@ export class ReplicaCore {
 
   /** When the copy was last known to match an upstream, or `null` before the first sync. */
   get syncedAt(): number | null {
-    return this.#lastSync?.startedAt ?? null;
+    return this.#lastSync?.startedAt ?? this.#loadedSyncedAt;
   }
 
   /** Applies a local write (validated by the caller): read-your-writes from here on. */
@@ -253,7 +262,29 @@ export class ReplicaCore {
     };
     const { stored } = this.store.merge(entry);
     this.#pending.set(key, stored!);
+    if (this.#track) this.#applied.push(stored!);
     return ++this.#writeSeq;
+  }
+
+  /**
+   * Loads versions kept by durable storage (before the first request): merges them, and
+   * moves the clock past their stamps. They are not reported by `takeChanges`. `syncedAt`
+   * is when the stored copy was last known to match an upstream.
+   */
+  load(entries: Iterable<Entry>, syncedAt: number | null): void {
+    for (const e of entries) {
+      this.#clock.observe(e, e.wall);
+      this.store.merge(e);
+    }
+    this.#loadedSyncedAt = syncedAt;
+  }
+
+  /** The versions applied and the tombstones collected since the last call. */
+  takeChanges(): { applied: StoredEntry[]; collected: StoredEntry[] } {
+    const out = { applied: this.#applied, collected: this.#collected };
+    this.#applied = [];
+    this.#collected = [];
+    return out;
   }
 
   /**
@@ -296,7 +327,7 @@ export class ReplicaCore {
 
   async #run(): Promise<EdgeSyncResult> {
     const now = Date.now();
-    this.store.collectTombstones(now - this.#graceMs);
+    this.store.collectTombstones(now - this.#graceMs, this.#track ? this.#collected : undefined);
     // Healthy upstreams first, starting after the one used last; the skipped ones last.
     const n = this.#upstreams.length;
     const order = Array.from({ length: n }, (_, i) => this.#upstreams[(this.#next + i) % n]!);
@@ -349,8 +380,12 @@ export class ReplicaCore {
         if (m.type === "entries") {
           entriesReceived += m.entries.length;
           for (const e of m.entries) {
-            if (this.#clock.observe(e, now)) this.store.merge(e);
-            else this.#stats.refusedClockSkew++;
+            if (!this.#clock.observe(e, now)) {
+              this.#stats.refusedClockSkew++;
+              continue;
+            }
+            const r = this.store.merge(e);
+            if (r.stored && this.#track) this.#applied.push(r.stored);
           }
         } else if (m.type.startsWith("sync-")) {
           outgoing.push(...syncReply(this.store, m));
