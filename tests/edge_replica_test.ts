@@ -9,6 +9,7 @@ import type { Server } from "../src/http/serve.ts";
 import { MemoryNetwork } from "../src/transport/memory.ts";
 import { AGE_HEADER, edgeReplica, SYNC_ERROR_HEADER } from "../src/edge/mod.ts";
 import type { EdgeReplica, EdgeReplicaOptions } from "../src/edge/mod.ts";
+import { encodeExchange } from "../src/wire/exchange.ts";
 import { eventually, sleep } from "./_http.ts";
 
 const TOKEN = "edge-secret";
@@ -179,15 +180,35 @@ test("a replica started from nothing serves the full state after one sync", asyn
   }
 });
 
-test("the replica is a client, not a member: it is not listed, probed or declared dead", async () => {
+test("the replica is a client, not a member: it is not listed, probed or declared dead, and cannot write membership records", async () => {
   const c = await cluster();
   try {
     const r = replicaOf([c.members[0]!]);
     assert.equal((await put(r, "x", 1)).status, 204);
+    // A client writes user data only: a membership record it pushes is refused.
+    const forged = encodeExchange("default", "intruder", [{
+      type: "entries",
+      entries: [{
+        section: "sys",
+        key: "members/intruder",
+        value: { address: "127.0.0.1:9", host: "127.0.0.1", port: 9, protocol: "v1" },
+        wall: Date.now(),
+        logical: 0,
+        writer: "intruder",
+        deleted: false,
+      }],
+    }], 1 << 20)[0]!;
+    const res = await fetch(`${c.members[0]!.server.url}/edge/sync`, {
+      method: "POST",
+      headers: AUTH,
+      body: forged as Uint8Array<ArrayBuffer>,
+    });
+    assert.equal(res.status, 204);
     await sleep(300); // several probe and gossip rounds
     for (const m of c.members) {
       assert.deepEqual(m.kv.members().map((x) => x.id).sort(), ["m0", "m1", "m2"]);
       assert.equal(Object.keys(m.kv.snapshot().sys.members).includes(r.id), false);
+      assert.equal(Object.keys(m.kv.snapshot().sys.members).includes("intruder"), false);
     }
   } finally {
     await c.close();

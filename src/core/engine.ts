@@ -554,7 +554,8 @@ export class Engine {
 
   /**
    * Answers one request of a client that is not a member (an edge replica): merges the
-   * entries it brings, pushing the new ones as a rumor of this member's, and returns the
+   * `usr` entries it brings (a client never writes `sys`), pushing the new ones as a rumor
+   * of this member's, and returns the
    * anti-entropy replies computed from the store. The client is not added to the
    * membership, never probed, and never declared dead.
    */
@@ -566,6 +567,11 @@ export class Engine {
       if (m.type === "entries" || m.type === "rumor") {
         this.counters.syncEntriesReceived += m.entries.length;
         for (const e of m.entries) {
+          // A client writes user data only: membership records are the members' own.
+          if (e.section !== "usr") {
+            this.counters.refusedInvalid++;
+            continue;
+          }
           if (this.#mergeRemote(e, CLIENT, now) === "applied") {
             this.#pendingRumor.push(this.store.get(e.section, e.key)!);
           }
