@@ -11,12 +11,13 @@
 // 10-minute budget; 2,000 needs a larger heap than Deno's default 4 GiB:
 // deno run -A --v8-flags=--max-old-space-size=8192 bench/main.ts --max-n 2000).
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { DEFAULTS } from "../src/gossip_kv.ts";
 import { antiEntropy } from "./anti_entropy.ts";
 import { codec } from "./codec.ts";
+import { keepEdgeSection } from "./edge.ts";
 import { convergence, type ConvergenceResult } from "./convergence.ts";
 import {
   commandFor,
@@ -349,7 +350,10 @@ async function main(): Promise<void> {
     })),
   };
   writeFileSync(join(svgDir, "results.json"), JSON.stringify(stripped, null, 2) + "\n");
-  writeFileSync(join(out, "benchmarks.md"), markdown(results, new Set(svgs.keys())));
+  // The edge replica's section comes from bench/edge.ts: keep it when rewriting the file.
+  const md = join(out, "benchmarks.md");
+  const before = existsSync(md) ? readFileSync(md, "utf8") : "";
+  writeFileSync(md, keepEdgeSection(before, markdown(results, new Set(svgs.keys()))));
   // `deno fmt --check` (CI) formats SVG and JSON too: hand it the files as it wants them.
   const deno = denoBinary();
   const written = [...svgs.keys(), "results.json"].map((f) => join(svgDir, f));

@@ -36,6 +36,7 @@ import { type KeyInput, Keyring } from "./wire/crypto.ts";
 import { SealingPipeline } from "./wire/sealing.ts";
 import { type Received, Wire } from "./wire/wire.ts";
 import { formatMs, type GossipKVWarning, joinWarningDelay, RefusalLog } from "./warnings.ts";
+import { decodeExchange, encodeExchange } from "./wire/exchange.ts";
 
 export type { Change, MemberChange } from "./core/engine.ts";
 export type { MemberStatus } from "./core/messages.ts";
@@ -498,6 +499,24 @@ export class GossipKV {
         entriesSent: s.entriesSent,
       })),
     };
+  }
+
+  /**
+   * Answers one request of an edge replica (`@gossip-kv/gossip-kv/edge`): `body` is what
+   * the replica posts to `POST /edge/sync`. Merges the entries it brings (and pushes the
+   * new ones on as a rumor), and returns the anti-entropy replies, or `null` when there is
+   * nothing to say. The replica is a client, never a member: it is not probed, not listed,
+   * and never declared dead. With a storage, resolves once what was merged is durable.
+   * Throws a `TypeError` for a body that is not an exchange of this member's cluster.
+   */
+  async serveReplica(body: Uint8Array, maxBytes: number = 1024 * 1024): Promise<Uint8Array | null> {
+    this.#checkOpen();
+    const envelope = decodeExchange(body, this.#wire.cluster, maxBytes);
+    const replies = this.#engine.serveClient(envelope.messages, this.#clock.now());
+    this.#pump();
+    await this.#durable();
+    if (replies.length === 0) return null;
+    return encodeExchange(this.#wire.cluster, this.id, replies, 2 ** 31)[0]!;
   }
 
   /** Counters of traffic, protocol events and refusals. */

@@ -90,10 +90,9 @@ test("the clock adopts a stamp exactly at the drift bound and refuses one 1 ms p
   for (const maxDriftMs of [DEFAULT_MAX_DRIFT_MS, 0, 1_000]) {
     const clock = new HybridClock(maxDriftMs === DEFAULT_MAX_DRIFT_MS ? {} : { maxDriftMs });
     assert.equal(clock.observe({ wall: T + maxDriftMs + 1, logical: 0 }, T), false);
-    assert.equal(clock.refused, 1);
+    assert.ok(clock.last.wall < T + maxDriftMs + 1, "a refused stamp is not adopted");
     assert.equal(clock.observe({ wall: T + maxDriftMs, logical: 5 }, T), true);
     assert.deepEqual(clock.last, { wall: T + maxDriftMs, logical: 5 });
-    assert.equal(clock.refused, 1);
   }
 });
 

@@ -29,12 +29,12 @@ import { Graveyard } from "./graveyard.ts";
 import { HybridClock } from "./hlc.ts";
 import { LargeValueCooldown } from "./large_values.ts";
 import { Membership, type MemberState } from "./membership.ts";
-import type { Envelope, MemberStatus } from "./messages.ts";
+import type { Envelope, MemberStatus, Message } from "./messages.ts";
 import { Outbox, type Outgoing } from "./outbox.ts";
 import { type Random, sample } from "./random.ts";
 import { MEMBER_KEY_PREFIX, memberRecord, recordAddress, validSys } from "./records.ts";
 import { type Entry, type Section, Store, type StoredEntry, tombstoneAfter } from "./store.ts";
-import { rootHex, syncRoot } from "./sync.ts";
+import { rootHex, syncReply, syncRoot } from "./sync.ts";
 import { Swim } from "./swim.ts";
 
 export { DEFAULT_CONFIG, type EngineConfig } from "./config.ts";
@@ -102,6 +102,9 @@ export interface EngineOptions extends Partial<EngineConfig> {
   /** The dissemination scheme. Default: rumor mongering ({@linkcode RumorMongering}). */
   readonly dissemination?: DisseminationFactory;
 }
+
+/** The outbox address of the client of {@linkcode Engine.serveClient}: no transport makes it. */
+const CLIENT = "\0client";
 
 /** The gossip state machine of one member. */
 export class Engine {
@@ -318,6 +321,48 @@ export class Engine {
       }
     }
     this.#dissemination.endEnvelope(sender, now);
+  }
+
+  /**
+   * Answers one request of a client that is not a member (an edge replica): merges the
+   * `usr` entries it brings (a client never writes `sys`), spreading the new ones as this
+   * member's own, and returns the anti-entropy replies computed from the store. The client
+   * is not added to the membership, never probed, and never declared dead.
+   */
+  serveClient(messages: readonly Message[], now: number): Message[] {
+    if (this.#left) return [];
+    const replies: Message[] = [];
+    for (const m of messages) {
+      this.counters.messagesIn[m.type]++;
+      if (m.type === "entries" || m.type === "rumor") {
+        this.counters.syncEntriesReceived += m.entries.length;
+        for (const e of m.entries) {
+          // A client writes user data only: membership records are the members' own.
+          if (e.section !== "usr") {
+            this.counters.refusedInvalid++;
+            continue;
+          }
+          if (this.#mergeRemote(e, CLIENT, now) === "applied") {
+            this.#pendingRumor.push(this.store.get(e.section, e.key)!);
+          }
+        }
+      } else if (
+        m.type === "sync-root" || m.type === "sync-branch" || m.type === "sync-leaf" ||
+        m.type === "sync-want"
+      ) {
+        const out = syncReply(this.store, m);
+        if (m.type === "sync-root" && out.length === 0) this.counters.syncInSync++;
+        replies.push(...out);
+      }
+    }
+    // A refused stale copy is answered with the tombstone that buries it (see #mergeRemote).
+    replies.push(...this.#outbox.takeFor(CLIENT));
+    this.flush(now);
+    for (const r of replies) {
+      this.counters.messagesOut[r.type]++;
+      if (r.type === "entries") this.counters.syncEntriesSent += r.entries.length;
+    }
+    return replies;
   }
 
   /** Runs whatever periodic work is due at `now`. */

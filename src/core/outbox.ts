@@ -49,6 +49,14 @@ export class Outbox {
     this.#broadcasts.push(update, times);
   }
 
+  /** Takes the messages queued for `to` alone: no piggybacked updates, not counted. */
+  takeFor(to: string): Message[] {
+    const list = this.#messages.get(to) ?? [];
+    this.#messages.delete(to);
+    this.#ids.delete(to);
+    return list;
+  }
+
   /** Takes every queued batch, with piggybacked updates unless `piggyback` is false. */
   take(piggyback: boolean): Outgoing[] {
     const outgoing: Outgoing[] = [];

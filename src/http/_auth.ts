@@ -49,7 +49,8 @@ export function hostGuard(
   };
 }
 
-function sameToken(given: string, token: string): boolean {
+/** Whether `given` is `token`, compared in constant time. */
+export function sameToken(given: string, token: string): boolean {
   // Constant time in the token's length, so timing does not reveal a matching prefix.
   let diff = given.length ^ token.length;
   for (let i = 0; i < token.length; i++) {

@@ -5,6 +5,7 @@ import type { GossipKV } from "../gossip_kv.ts";
 import type { HttpTransport } from "../transport/http.ts";
 import { hostGuard, writeGuard } from "./_auth.ts";
 import { dashboardCsp, dashboardPage } from "./_dashboard.ts";
+import { edgeRoute } from "./_edge.ts";
 import { metricsText } from "./_metrics.ts";
 import { problem, requestSignal } from "./_shared.ts";
 import { StreamHub } from "./_streams.ts";
@@ -178,6 +179,7 @@ export function createInspector(kv: GossipKV, options: InspectorOptions = {}): I
   }
 
   gossipRoute(app, gossip, guard, limit, allow, token !== undefined);
+  edgeRoute(app, kv, guard, limit, allow);
 
   app.notFound((c) => problem(404, `No route ${c.req.method} ${new URL(c.req.url).pathname}`));
   app.onError((error) => {

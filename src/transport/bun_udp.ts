@@ -13,14 +13,15 @@
  * @module
  */
 
-import { lookup } from "node:dns/promises";
-import { networkInterfaces } from "node:os";
+import type * as Dns from "node:dns/promises";
+import type * as Os from "node:os";
 import { bunGlobal } from "../_runtime.ts";
 import {
   bindOptions,
   formatAddress,
   isIP,
   isIPv6,
+  nodeBuiltin,
   type UdpTransport,
   udpTransport,
   type UdpTransportOptions,
@@ -56,6 +57,8 @@ export async function bunUdpTransport(options: UdpTransportOptions = {}): Promis
   if (typeof udpSocket !== "function") {
     throw new TypeError("Bun.udpSocket is not available: this is not Bun");
   }
+  const { lookup } = nodeBuiltin<typeof Dns>("node:dns/promises");
+  const { networkInterfaces } = nodeBuiltin<typeof Os>("node:os");
   let deliver: ((data: Uint8Array, hostname: string, port: number) => void) | undefined;
   const socket = await udpSocket({
     ...bindOptions(options),

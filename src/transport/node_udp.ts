@@ -13,11 +13,12 @@
  * @module
  */
 
-import { createSocket } from "node:dgram";
-import { networkInterfaces } from "node:os";
+import type * as Dgram from "node:dgram";
+import type * as Os from "node:os";
 import {
   bindOptions,
   isIPv6,
+  nodeBuiltin,
   type UdpTransport,
   udpTransport,
   type UdpTransportOptions,
@@ -38,6 +39,8 @@ export type { DatagramHandler, Transport, UdpTransport, UdpTransportOptions } fr
 export async function nodeUdpTransport(options: UdpTransportOptions = {}): Promise<UdpTransport> {
   const bind = bindOptions(options);
   const v6 = isIPv6(bind.hostname);
+  const { createSocket } = nodeBuiltin<typeof Dgram>("node:dgram");
+  const { networkInterfaces } = nodeBuiltin<typeof Os>("node:os");
   const socket = createSocket({
     type: v6 ? "udp6" : "udp4",
     // Ask for room for bursts; the kernel caps it (Linux: net.core.rmem_max).

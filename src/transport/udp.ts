@@ -190,3 +190,17 @@ export function udpTransport(
     },
   };
 }
+
+/**
+ * A Node built-in module (`node:dgram`, `node:os`, `node:dns/promises`), fetched when called
+ * instead of imported: no `node:*` import is then reachable from `mod.ts`, and a bundle
+ * for a runtime without them (workerd without `nodejs_compat`) builds. Node 20.16+, Bun
+ * and Deno all provide `process.getBuiltinModule`.
+ */
+export function nodeBuiltin<T>(name: string): T {
+  const p = (globalThis as { process?: { getBuiltinModule?: (name: string) => unknown } })
+    .process;
+  const module = p?.getBuiltinModule?.(name);
+  if (!module) throw new TypeError(`This runtime does not provide the ${name} module`);
+  return module as T;
+}
