@@ -191,18 +191,18 @@ test("set() takes a key of MAX_KEY_LENGTH and a value of exactly maxValueBytes, 
   const kv = await GossipKV.start({ id: "a", transport: net.transport("a"), maxValueBytes: 2000 });
   try {
     await kv.set("k".repeat(MAX_KEY_LENGTH), 1);
-    assert.throws(() => kv.set("k".repeat(MAX_KEY_LENGTH + 1), 1), TypeError);
+    await assert.rejects(kv.set("k".repeat(MAX_KEY_LENGTH + 1), 1), TypeError);
     // A string of n > 255 characters encodes as n + 3 bytes of CBOR.
     const fits = "x".repeat(1997);
     assert.equal(encodeCbor(fits).length, 2000);
     await kv.set("fits", fits);
     assert.equal(kv.get("fits"), fits);
-    assert.throws(() => kv.set("over", fits + "x"), RangeError);
+    await assert.rejects(kv.set("over", fits + "x"), RangeError);
     assert.equal(kv.has("over"), false);
     const bytes = new Uint8Array(2000 - encodeCbor(new Uint8Array(2000)).length + 2000);
     assert.equal(encodeCbor(bytes).length, 2000);
     await kv.set("bytes", bytes);
-    assert.throws(() => kv.set("bytes over", new Uint8Array(bytes.length + 1)), RangeError);
+    await assert.rejects(kv.set("bytes over", new Uint8Array(bytes.length + 1)), RangeError);
   } finally {
     await kv.close({ leave: false });
   }

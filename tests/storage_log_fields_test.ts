@@ -94,28 +94,30 @@ test("every kind of entry reads back with its section, deletion and size", () =>
     "gone",
     "members/x",
   ]);
-  assert.deepEqual(readRecords(HEADER), { records: [], end: 8, damage: null });
+  assert.deepEqual(readRecords(HEADER), { records: [], end: 8, damage: null, skipped: [] });
 });
 
 test("each payload check reports its own damage, at the record's offset", () => {
   const at = HEADER.length + encodeRecord(good).length;
+  const WALL = "stamp wall time is not an integer from 0 to 9007199254740991";
+  const COUNTER = "stamp counter is not an integer from 0 to 9007199254740991";
   const cases: [unknown, string][] = [
-    ["entry", "payload is not an entry array"],
-    [[0, "k", 5, 2], "payload is not an entry array"],
-    [[0, "k", 5, 2, "w", 1, 2], "payload is not an entry array"],
-    [[4, "k", 5, 2, "w", 1], "entry kind is not 0 to 3"],
-    [[-1, "k", 5, 2, "w", 1], "entry kind is not 0 to 3"],
-    [[0.5, "k", 5, 2, "w", 1], "entry kind is not 0 to 3"],
+    ["entry", "entry is not an array of 5 or 6 items"],
+    [[0, "k", 5, 2], "entry is not an array of 5 or 6 items"],
+    [[0, "k", 5, 2, "w", 1, 2], "entry is not an array of 5 or 6 items"],
+    [[4, "k", 5, 2, "w", 1], "entry kind is not an integer from 0 to 3"],
+    [[-1, "k", 5, 2, "w", 1], "entry kind is not an integer from 0 to 3"],
+    [[0.5, "k", 5, 2, "w", 1], "entry kind is not an integer from 0 to 3"],
     [[0, "k", 5, 2, "w"], "entry value does not match its deleted flag"],
     [[2, "k", 5, 2, "w", 1], "entry value does not match its deleted flag"],
-    [[0, "", 5, 2, "w", 1], "entry key is not a non-empty string"],
-    [[0, 7, 5, 2, "w", 1], "entry key is not a non-empty string"],
-    [[0, "k", -5, 2, "w", 1], "entry stamp is not two unsigned integers"],
-    [[0, "k", 5, 2.5, "w", 1], "entry stamp is not two unsigned integers"],
-    [[0, "k", 2 ** 53, 2, "w", 1], "entry stamp is not two unsigned integers"],
-    [[0, "k", 5, "2", "w", 1], "entry stamp is not two unsigned integers"],
-    [[0, "k", 5, 2, "", 1], "entry writer is not a string"],
-    [[0, "k", 5, 2, 9, 1], "entry writer is not a string"],
+    [[0, "", 5, 2, "w", 1], "key is not a string of 1 to 4096 characters"],
+    [[0, 7, 5, 2, "w", 1], "key is not a string of 1 to 4096 characters"],
+    [[0, "k", -5, 2, "w", 1], WALL],
+    [[0, "k", 5, 2.5, "w", 1], COUNTER],
+    [[0, "k", 2 ** 53, 2, "w", 1], WALL],
+    [[0, "k", 5, "2", "w", 1], COUNTER],
+    [[0, "k", 5, 2, "", 1], "writer is not a string of 1 to 256 characters"],
+    [[0, "k", 5, 2, 9, 1], "writer is not a string of 1 to 256 characters"],
   ];
   for (const [payload, detail] of cases) {
     assert.equal(damageOf(payload), `malformed: ${detail} at byte ${at}`, JSON.stringify(payload));
