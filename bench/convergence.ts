@@ -248,6 +248,10 @@ export async function convergence(o: ConvergenceOptions): Promise<ConvergenceRes
   const formationWallMs = now() - wall;
   const heapPerPair = o.heapUsed ? (o.heapUsed() - heap0) / (o.n * o.n) : 0;
   settle(c);
+  // One write before the measurements: the first broadcast over the newly formed overlay
+  // goes over every link and prunes the duplicates, which shapes the tree the others use.
+  const { log: _log, ...quiet } = o;
+  spread(c, 1, 0, quiet);
   const idle = traffic(c, o.windowMs, 0, o.seed);
   const spreads: Spread[] = [];
   for (const loss of o.losses) {

@@ -14,6 +14,7 @@
  * @module
  */
 
+import { TreeBroadcast, type TreeSend } from "./broadcast.ts";
 import { HybridClock } from "./hlc.ts";
 import { BroadcastQueue, Membership, type MemberState } from "./membership.ts";
 import type { Envelope, MemberMessage, MemberStatus, Message } from "./messages.ts";
@@ -72,6 +73,13 @@ export interface EngineConfig {
    * fragment timeout).
    */
   largeEntryCooldownMs: number;
+  /**
+   * Tree broadcast: announcements of received writes wait this long before they go to the
+   * neighbours that are not on the tree, in ms (batched, and after the eager copies). Default 30.
+   */
+  lazyDelayMs: number;
+  /** Tree broadcast: wait for an announced write before asking for it, in ms. Default 20. */
+  graftTimeoutMs: number;
 }
 
 /** The defaults of {@linkcode EngineConfig}. */
@@ -90,7 +98,18 @@ export const DEFAULT_CONFIG: Readonly<EngineConfig> = Object.freeze({
   maxPiggyback: 16,
   reconnectIntervalMs: 5_000,
   largeEntryCooldownMs: 10_000,
+  lazyDelayMs: 50,
+  graftTimeoutMs: 10,
 });
+
+/**
+ * The value of the `tree` field of a member's `sys` record when it takes part in the tree
+ * broadcast (`broadcast.ts`). Members without it (release 0.1.0) get rumors instead.
+ */
+export const TREE_PROTOCOL = 1;
+
+/** Entries (roughly, in bytes) per tree message: one datagram each, under any sane MTU. */
+const TREE_CHUNK_BYTES = 1000;
 
 /** A change to the user's data, local or remote. */
 export interface Change {
@@ -163,9 +182,9 @@ export interface EngineCounters {
   messagesOut: Record<MessageType, number>;
   /** Rumors this member forwarded after learning something new from them. */
   rumorsForwarded: number;
-  /** Entries received in rumors that were new here. */
+  /** Entries received in rumors or tree messages that were new here. */
   rumorEntriesNew: number;
-  /** Entries received in rumors that were already known (or older). */
+  /** Entries received in rumors or tree messages that were already known (or older). */
   rumorEntriesDuplicate: number;
   /** Anti-entropy rounds this member opened. */
   syncRounds: number;
@@ -200,6 +219,10 @@ export type MessageType =
   | "ping-req"
   | "member"
   | "rumor"
+  | "tree"
+  | "ihave"
+  | "graft"
+  | "prune"
   | "entries"
   | "sync-root"
   | "sync-branch"
@@ -213,6 +236,10 @@ function messageCounts(): Record<MessageType, number> {
     "ping-req": 0,
     member: 0,
     rumor: 0,
+    tree: 0,
+    ihave: 0,
+    graft: 0,
+    prune: 0,
     entries: 0,
     "sync-root": 0,
     "sync-branch": 0,
@@ -305,6 +332,9 @@ export class Engine {
   readonly #random: Random;
   readonly #meta: Readonly<Record<string, unknown>>;
   readonly #broadcasts = new BroadcastQueue();
+  readonly #tree: TreeBroadcast;
+  /** Live members that do not take part in the tree (release 0.1.0): they get rumors. */
+  readonly #legacy = new Set<string>();
   #seeds: readonly string[];
   readonly #outbox = new Map<string, Message[]>();
   readonly #outboxIds = new Map<string, string>();
@@ -354,6 +384,15 @@ export class Engine {
     this.#seeds = [...(options.seeds ?? [])];
     this.clock = new HybridClock({ maxDriftMs: config.maxDriftMs });
     this.membership = new Membership(this.id, this.address, now);
+    this.#tree = new TreeBroadcast(
+      this.id,
+      {
+        lazyDelayMs: config.lazyDelayMs,
+        graftTimeoutMs: config.graftTimeoutMs,
+      },
+      now,
+      (v) => approxSize(v),
+    );
     this.counters = {
       messagesIn: messageCounts(),
       messagesOut: messageCounts(),
@@ -386,6 +425,9 @@ export class Engine {
   /** Announces this member: writes its `sys` record and contacts the seeds. */
   start(now: number): void {
     this.#writeRecord(now);
+    // No member is known yet to push the record to: it travels by anti-entropy from the
+    // seeds, and is not left pending to ride along with this member's first write.
+    this.#pendingRumor = [];
     this.#joinSeeds();
   }
 
@@ -451,9 +493,17 @@ export class Engine {
     this.#pendingRumor = [];
     if (entries.length === 0) return;
     const large = entries.filter(isLarge);
-    for (const peer of sample(this.#random, this.membership.live(), this.config.fanout)) {
-      this.#send(peer.address, { type: "rumor", hop: 0, entries }, peer.id);
-      this.#withoutLargeInFlight(peer.address, large, now); // notes them as in flight
+    const small = large.length ? entries.filter((e) => !isLarge(e)) : entries;
+    if (large.length) {
+      // Large values go to `fanout` peers only; anti-entropy carries one copy to the rest.
+      for (const peer of sample(this.#random, this.membership.live(), this.config.fanout)) {
+        this.#send(peer.address, { type: "rumor", hop: 0, entries: large }, peer.id);
+        this.#withoutLargeInFlight(peer.address, large, now); // notes them as in flight
+      }
+    }
+    if (small.length) {
+      this.#broadcastTree(small, now);
+      this.#rumorToLegacy(small, 0, undefined);
     }
   }
 
@@ -486,6 +536,25 @@ export class Engine {
         }
         case "member":
           this.#onMember(m, sender, from, now);
+          break;
+        case "tree": {
+          const r = this.#tree.receiveTree(sender, m, now);
+          this.#sendTree(r.sends);
+          if (!r.fresh) break;
+          for (const e of m.entries) {
+            if (this.#mergeRemote(e, from, now) === "applied") this.counters.rumorEntriesNew++;
+            else this.counters.rumorEntriesDuplicate++;
+          }
+          break;
+        }
+        case "ihave":
+          this.#tree.receiveIHave(sender, m, now);
+          break;
+        case "graft":
+          this.#sendTree(this.#tree.receiveGraft(sender, m, now));
+          break;
+        case "prune":
+          this.#tree.receivePrune(sender);
           break;
         case "rumor":
           for (const e of m.entries) {
@@ -538,14 +607,14 @@ export class Engine {
     // the network. The writer's own push starts them; anti-entropy, one copy per member,
     // does the rest.
     const forward = fresh.filter((e) => !isLarge(e));
-    if (forward.length && rumorHop + 1 <= this.#rumorHopLimit()) {
-      // One extra pick stands in for the sender, should it be drawn: no O(N) copy per rumor.
-      const peers = sample(this.#random, this.membership.live(), this.config.fanout + 1)
-        .filter((p) => p.id !== sender).slice(0, this.config.fanout);
-      for (const peer of peers) {
-        this.#send(peer.address, { type: "rumor", hop: rumorHop + 1, entries: forward }, peer.id);
+    if (forward.length) {
+      // A rumor comes from a member of release 0.1.0 (or from a member that did not know yet
+      // that we speak the tree): the tree carries what is new to its members, and the
+      // rumor goes on among the members that do not speak the tree.
+      this.#broadcastTree(forward, now);
+      if (rumorHop + 1 <= this.#rumorHopLimit()) {
+        if (this.#rumorToLegacy(forward, rumorHop + 1, sender)) this.counters.rumorsForwarded++;
       }
-      if (peers.length) this.counters.rumorsForwarded++;
     }
   }
 
@@ -570,6 +639,7 @@ export class Engine {
       this.#nextMaintenanceAt = now + this.config.gossipIntervalMs;
       this.#maintain(now);
     }
+    this.#sendTree(this.#tree.tick(now));
     if (now >= this.#nextReconnectAt) {
       this.#nextReconnectAt = now + this.config.reconnectIntervalMs;
       const dead = this.membership.dead();
@@ -587,6 +657,7 @@ export class Engine {
       this.#nextGossipAt,
       this.#nextMaintenanceAt,
       this.#nextReconnectAt,
+      this.#tree.nextWakeAt(),
     );
     const p = this.#probe;
     if (p && !p.acked) {
@@ -658,6 +729,67 @@ export class Engine {
     return this.#seq = (this.#seq + 1) % 0x1_0000_0000;
   }
 
+  /**
+   * Puts member `id` on the tree's overlay when it is alive (or suspect) and its record
+   * says it speaks the tree; a live member that does not is a rumor peer instead.
+   */
+  #place(id: string): void {
+    if (id === this.id) return;
+    const m = this.membership.get(id);
+    const live = m !== undefined && (m.status === "alive" || m.status === "suspect");
+    const record = this.store.get("sys", MEMBER_KEY_PREFIX + id);
+    const version = record && !record.deleted
+      ? (record.value as { tree?: unknown } | undefined)?.tree
+      : undefined;
+    const tree = live && typeof version === "number" && version >= TREE_PROTOCOL;
+    this.#tree.overlay.set(id, tree);
+    if (live && !tree) this.#legacy.add(id);
+    else this.#legacy.delete(id);
+  }
+
+  /** Broadcasts entries along the tree, in messages of one datagram each. */
+  #broadcastTree(entries: readonly StoredEntry[], now: number): void {
+    let chunk: StoredEntry[] = [];
+    let bytes = 0;
+    for (const e of entries) {
+      const size = e.key.length + e.writer.length + 24 + (e.deleted ? 0 : approxSize(e.value));
+      if (chunk.length && bytes + size > TREE_CHUNK_BYTES) {
+        this.#sendTree(this.#tree.originate(chunk, now));
+        chunk = [];
+        bytes = 0;
+      }
+      chunk.push(e);
+      bytes += size;
+    }
+    if (chunk.length) this.#sendTree(this.#tree.originate(chunk, now));
+  }
+
+  #sendTree(sends: readonly TreeSend[]): void {
+    for (const { to, message } of sends) {
+      const m = this.membership.get(to);
+      if (m) this.#send(m.address, message, m.id);
+    }
+  }
+
+  /** Pushes a rumor to `fanout` random live members that do not speak the tree. */
+  #rumorToLegacy(
+    entries: readonly StoredEntry[],
+    hop: number,
+    except: string | undefined,
+  ): boolean {
+    if (this.#legacy.size === 0) return false;
+    const ids = sample(this.#random, [...this.#legacy], this.config.fanout + 1)
+      .filter((id) => id !== except).slice(0, this.config.fanout);
+    let sent = false;
+    for (const id of ids) {
+      const m = this.membership.get(id);
+      if (!m) continue;
+      this.#send(m.address, { type: "rumor", hop, entries }, m.id);
+      sent = true;
+    }
+    return sent;
+  }
+
   /** Queues a message; `toId`, when known, lets the piggyback put news about it first. */
   #send(to: string, message: Message, toId?: string): void {
     if (to === this.address) return;
@@ -705,6 +837,7 @@ export class Engine {
   }
 
   #emitMember(m: MemberState, previous: MemberStatus | undefined): void {
+    this.#place(m.id);
     this.#memberChanges.push({
       id: m.id,
       address: m.address,
@@ -719,7 +852,7 @@ export class Engine {
     this.write(
       "sys",
       MEMBER_KEY_PREFIX + this.id,
-      { ...this.#meta, address: this.address, host, port, protocol: "v1" },
+      { ...this.#meta, address: this.address, host, port, protocol: "v1", tree: TREE_PROTOCOL },
       false,
       now,
     );
@@ -957,6 +1090,7 @@ export class Engine {
       if (e.deleted && !this.#left) this.#writeRecord(now);
       return;
     }
+    this.#place(id);
     if (e.deleted) return;
     const address = (e.value as { address?: unknown } | undefined)?.address;
     if (typeof address !== "string" || address.length === 0) return;
@@ -1036,6 +1170,7 @@ export class Engine {
   }
 
   #maintain(now: number): void {
+    for (const m of this.membership.all()) this.#place(m.id);
     for (const [to, recent] of this.#largeSent) {
       for (const [id, until] of recent) if (until <= now) recent.delete(id);
       if (recent.size === 0) this.#largeSent.delete(to);
@@ -1052,6 +1187,7 @@ export class Engine {
         (m.status === "dead" || m.status === "left") && now - m.since >= this.config.forgetAfterMs
       ) {
         this.membership.forget(m.id);
+        this.#place(m.id);
         this.syncStates.delete(m.id);
         // Every member forgets the same way, so the tombstone is the same everywhere.
         const record = this.store.get("sys", MEMBER_KEY_PREFIX + m.id);

@@ -1,0 +1,538 @@
+/**
+ * Broadcast along a tree: epidemic broadcast trees (Plumtree, Leitão, Pereira and
+ * Rodrigues, SRDS 2007) over an overlay derived from the member list.
+ *
+ * - **Overlay.** Every member places the members it holds alive in `rings` rings, each
+ *   ordered by a different hash of the member ids, and takes as neighbours its predecessor
+ *   and successor in each ring. Every member that holds the same member list derives the
+ *   same graph: symmetric (a neighbour's neighbour list includes us), of degree at most
+ *   2 × `rings` whoever joined through whom, connected (each ring alone is), and with a
+ *   diameter close to that of a random regular graph (about log N / log(2·rings − 1)).
+ *   It is repaired as members come and go: only the ring neighbours of a member change.
+ * - **Eager push along a tree.** A message goes at once to the *eager* neighbours, and each
+ *   member forwards it on first receipt to its own eager neighbours but the sender. All
+ *   neighbours start eager; a member that receives a message twice tells the second sender
+ *   to `prune` (that link turns *lazy*), so the eager links shrink to a spanning tree: each
+ *   member receives each message about once.
+ * - **Lazy announcements.** To its lazy neighbours a member sends, `lazyDelayMs` later and
+ *   batched, only the ids it received (`ihave`). A member that hears of a message it does
+ *   not get within `graftTimeoutMs` asks the announcer for it (`graft`), which also turns
+ *   that link eager again: a lost message, a departed member or a new member repair the
+ *   tree where it broke.
+ *
+ * The state machine is pure: it takes `now` and returns what to send, to member ids.
+ *
+ * @module
+ */
+
+import { hashString } from "./hash.ts";
+import type { GraftMessage, IHaveMessage, PruneMessage, TreeMessage } from "./messages.ts";
+import type { Entry } from "./store.ts";
+
+/** Tuning of {@linkcode TreeBroadcast}. */
+export interface TreeConfig {
+  /** Rings of the overlay: each member has at most twice as many neighbours. Default 3. */
+  readonly rings: number;
+  /** How long announcements wait, to travel after the eager copies and batched, in ms. */
+  readonly lazyDelayMs: number;
+  /** How long a member waits for an announced message before grafting, in ms. */
+  readonly graftTimeoutMs: number;
+  /** How long a message is kept to answer grafts, and its id to detect duplicates, in ms. */
+  readonly cacheMs: number;
+  /** Bytes (roughly) of messages kept to answer grafts at most. */
+  readonly cacheBytes: number;
+}
+
+/** Defaults of {@linkcode TreeConfig}. */
+export const DEFAULT_TREE_CONFIG: Readonly<TreeConfig> = Object.freeze({
+  rings: 3,
+  lazyDelayMs: 30,
+  graftTimeoutMs: 20,
+  cacheMs: 30_000,
+  cacheBytes: 8 * 1024 * 1024,
+});
+
+/** Graft attempts for one missing message (rotating over its announcers) before giving up. */
+const MAX_GRAFTS = 8;
+/** Skipped messages of one origin asked for at most, when a later one arrives. */
+const MAX_GAP = 256;
+/** Sequence numbers in one `ihave` or `graft` at most (the codec's bound). */
+const MAX_SEQS = 4096;
+
+/** A tree protocol message for the member with id `to`. */
+export interface TreeSend {
+  readonly to: string;
+  readonly message: TreeMessage | IHaveMessage | GraftMessage | PruneMessage;
+}
+
+interface RingSlot {
+  readonly key: number;
+  readonly id: string;
+}
+
+function before(a: RingSlot, b: RingSlot): boolean {
+  return a.key < b.key || (a.key === b.key && a.id < b.id);
+}
+
+/** The ring slot of `id` in ring `r`: its position is a hash of the id, seeded by `r`. */
+function slot(id: string, r: number): RingSlot {
+  return { key: hashString(id, 0x5bd1e995 ^ Math.imul(r + 1, 0x9e3779b1)), id };
+}
+
+/** Index of the first slot not before `s` (binary search). */
+function lowerBound(ring: readonly RingSlot[], s: RingSlot): number {
+  let lo = 0, hi = ring.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (before(ring[mid]!, s)) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * The overlay of one member: the members it holds alive, placed on `rings` hash rings;
+ * its neighbours are its predecessor and successor on each. Updates are O(N) memory moves
+ * (a splice), reads O(rings · log N).
+ *
+ * @example
+ * ```ts
+ * import { Overlay } from "./broadcast.ts";
+ * const o = new Overlay("a", 3);
+ * for (const id of ["b", "c", "d", "e", "f", "g", "h", "i"]) o.set(id, true);
+ * console.log(o.neighbors().length <= 6); // true
+ * ```
+ */
+export class Overlay {
+  readonly self: string;
+  readonly #rings: RingSlot[][];
+  readonly #members = new Set<string>();
+  #neighbors: string[] | undefined;
+  #version = 0;
+
+  constructor(self: string, rings: number) {
+    if (!Number.isInteger(rings) || rings < 1) {
+      throw new RangeError("rings must be a positive integer");
+    }
+    this.self = self;
+    this.#rings = Array.from({ length: rings }, () => []);
+    this.set(self, true);
+  }
+
+  /** Grows by one whenever the member set changes. */
+  get version(): number {
+    return this.#version;
+  }
+
+  /** Members placed, self included. */
+  get size(): number {
+    return this.#members.size;
+  }
+
+  /** Whether `id` is placed on the rings. */
+  has(id: string): boolean {
+    return this.#members.has(id);
+  }
+
+  /** Places (`present`) or removes member `id`; whether anything changed. Self stays. */
+  set(id: string, present: boolean): boolean {
+    if (id === this.self && !present) return false;
+    if (this.#members.has(id) === present) return false;
+    if (present) this.#members.add(id);
+    else this.#members.delete(id);
+    this.#rings.forEach((ring, r) => {
+      const s = slot(id, r);
+      const i = lowerBound(ring, s);
+      if (present) ring.splice(i, 0, s);
+      else if (ring[i]?.id === id) ring.splice(i, 1);
+    });
+    this.#neighbors = undefined;
+    this.#version++;
+    return true;
+  }
+
+  /** The neighbours of this member: predecessor and successor on every ring, deduplicated. */
+  neighbors(): readonly string[] {
+    if (this.#neighbors) return this.#neighbors;
+    const out = new Set<string>();
+    this.#rings.forEach((ring, r) => {
+      const n = ring.length;
+      if (n < 2) return;
+      const i = lowerBound(ring, slot(this.self, r));
+      out.add(ring[(i + n - 1) % n]!.id);
+      out.add(ring[(i + 1) % n]!.id);
+    });
+    out.delete(this.self);
+    return this.#neighbors = [...out];
+  }
+}
+
+interface Missing {
+  readonly origin: string;
+  readonly seq: number;
+  readonly announcers: string[];
+  deadline: number;
+  attempts: number;
+}
+
+interface Cached {
+  readonly message: TreeMessage;
+  readonly at: number;
+  readonly size: number;
+}
+
+/** Counters of {@linkcode TreeBroadcast}, all growing from 0. */
+export interface TreeCounters {
+  /** Tree messages received for the first time. */
+  received: number;
+  /** Tree messages received again (each answered by a prune, at most one per timeout). */
+  duplicates: number;
+  /** Grafts sent (one per missing message per attempt). */
+  grafts: number;
+  /** Tree messages resent in answer to a graft. */
+  graftsAnswered: number;
+  /** Prunes sent. */
+  prunes: number;
+  /** Message ids announced lazily. */
+  announced: number;
+}
+
+function idOf(origin: string, seq: number): string {
+  return `${seq} ${origin}`;
+}
+
+function approxEntryBytes(e: Entry, valueBytes: (v: unknown) => number): number {
+  return e.key.length + e.writer.length + 24 + (e.deleted ? 0 : valueBytes(e.value));
+}
+
+/**
+ * The tree broadcast of one member (see the module). Member ids in, member ids out: the
+ * caller maps them to addresses, feeds in the overlay's members, and applies the entries
+ * of the messages that {@linkcode TreeBroadcast.receiveTree} calls fresh.
+ *
+ * @example
+ * ```ts
+ * import { TreeBroadcast } from "./broadcast.ts";
+ * const a = new TreeBroadcast("a", {}, 0);
+ * a.overlay.set("b", true);
+ * const sends = a.originate([], 0);
+ * console.log(sends[0]?.to); // "b"
+ * ```
+ */
+export class TreeBroadcast {
+  readonly config: Readonly<TreeConfig>;
+  readonly overlay: Overlay;
+  readonly counters: TreeCounters = {
+    received: 0,
+    duplicates: 0,
+    grafts: 0,
+    graftsAnswered: 0,
+    prunes: 0,
+    announced: 0,
+  };
+  readonly #eager = new Set<string>();
+  readonly #lazy = new Set<string>();
+  #known = new Set<string>();
+  #overlayVersion = -1;
+  #seq = 0;
+  /** Message ids seen → when first seen (insertion order is time order). */
+  readonly #seen = new Map<string, number>();
+  readonly #cache = new Map<string, Cached>();
+  #cacheBytes = 0;
+  readonly #missing = new Map<string, Missing>();
+  #missingDue = Infinity;
+  /** Announcements waiting: peer → origin → { hop, seqs }. */
+  #lazyQueue = new Map<string, Map<string, { hop: number; seqs: Set<number> }>>();
+  /** Highest sequence number received from each origin, to notice a message skipped. */
+  readonly #highest = new Map<string, number>();
+  #lazyDue = Infinity;
+  readonly #prunedAt = new Map<string, number>();
+  readonly #valueBytes: (v: unknown) => number;
+
+  constructor(
+    self: string,
+    config: Partial<TreeConfig>,
+    now: number,
+    valueBytes: (v: unknown) => number = (v) => typeof v === "string" ? v.length : 16,
+  ) {
+    const c = { ...DEFAULT_TREE_CONFIG };
+    for (const [k, v] of Object.entries(config)) {
+      if (k in c && v !== undefined) (c as Record<string, unknown>)[k] = v;
+    }
+    for (const [k, v] of Object.entries(c)) {
+      if (typeof v !== "number" || !(v > 0) || !Number.isFinite(v)) {
+        throw new RangeError(`${k} must be a positive number, got ${String(v)}`);
+      }
+    }
+    this.config = Object.freeze(c);
+    this.overlay = new Overlay(self, c.rings);
+    this.#valueBytes = valueBytes;
+    this.#seq = Math.max(0, Math.floor(now)) * 1024 - 1;
+  }
+
+  /** Neighbours this member pushes to eagerly. */
+  get eager(): ReadonlySet<string> {
+    this.#refresh();
+    return this.#eager;
+  }
+
+  /** Neighbours this member only announces to. */
+  get lazy(): ReadonlySet<string> {
+    this.#refresh();
+    return this.#lazy;
+  }
+
+  /**
+   * Broadcasts `entries` from this member as one message: sent now to the eager neighbours,
+   * announced later to the lazy ones. Sequence numbers grow by one from `now` × 1024 at
+   * construction (a restarted member does not reuse the ids of its previous run unless it
+   * sent over 1,024 messages per ms), so a receiver notices a message it skipped.
+   */
+  originate(entries: readonly Entry[], now: number): TreeSend[] {
+    this.#refresh();
+    this.#seq++;
+    const message: TreeMessage = {
+      type: "tree",
+      origin: this.overlay.self,
+      seq: this.#seq,
+      hop: 0,
+      entries,
+    };
+    this.#remember(idOf(message.origin, message.seq), message, now);
+    return this.#push(message, undefined, now);
+  }
+
+  /**
+   * A tree message from member `from`. When it is new here (`fresh`), the caller applies its
+   * entries; the sends forward it. When it is a duplicate, the sends prune the link.
+   */
+  receiveTree(from: string, m: TreeMessage, now: number): { fresh: boolean; sends: TreeSend[] } {
+    this.#refresh();
+    const id = idOf(m.origin, m.seq);
+    if (this.#seen.has(id) || m.origin === this.overlay.self) {
+      this.counters.duplicates++;
+      this.#lazyQueue.get(from)?.get(m.origin)?.seqs.delete(m.seq); // it has it
+      const sends: TreeSend[] = [];
+      if (this.#eager.delete(from) && this.#known.has(from)) this.#lazy.add(from);
+      const last = this.#prunedAt.get(from);
+      if (last === undefined || now - last >= this.config.graftTimeoutMs) {
+        this.#prunedAt.set(from, now);
+        this.counters.prunes++;
+        sends.push({ to: from, message: { type: "prune" } });
+      }
+      return { fresh: false, sends };
+    }
+    this.counters.received++;
+    this.#missing.delete(id);
+    this.#remember(id, m, now);
+    const highest = this.#highest.get(m.origin);
+    if (highest === undefined || m.seq > highest) {
+      this.#highest.set(m.origin, m.seq);
+      // Messages of one origin are numbered in a row: ask the sender for those skipped.
+      if (highest !== undefined) {
+        for (let seq = Math.max(highest + 1, m.seq - MAX_GAP); seq < m.seq; seq++) {
+          this.#expect(m.origin, seq, from, now);
+        }
+      }
+    }
+    if (this.#known.has(from)) {
+      this.#eager.add(from);
+      this.#lazy.delete(from);
+    }
+    return { fresh: true, sends: this.#push({ ...m, hop: Math.min(255, m.hop + 1) }, from, now) };
+  }
+
+  /** An announcement from `from`: messages not seen here are grafted if they do not come. */
+  receiveIHave(from: string, m: IHaveMessage, now: number): void {
+    this.#refresh();
+    const queued = this.#lazyQueue.get(from)?.get(m.origin);
+    for (const seq of m.seqs) {
+      queued?.seqs.delete(seq); // it has it: no need to announce it there
+      this.#expect(m.origin, seq, from, now);
+    }
+    // Messages of one origin are numbered in a row: those between the highest received
+    // here and the first announced exist too (the announcer has them, or will graft them).
+    const highest = this.#highest.get(m.origin);
+    const first = m.seqs[0]!;
+    if (highest !== undefined && first > highest + 1) {
+      for (let seq = Math.max(highest + 1, first - MAX_GAP); seq < first; seq++) {
+        this.#expect(m.origin, seq, from, now);
+      }
+    }
+  }
+
+  /** Message `seq` of `origin` exists and `from` has it: graft it if it does not come. */
+  #expect(origin: string, seq: number, from: string, now: number): void {
+    const id = idOf(origin, seq);
+    if (this.#seen.has(id) || origin === this.overlay.self) return;
+    const missing = this.#missing.get(id);
+    if (missing) {
+      if (!missing.announcers.includes(from)) missing.announcers.push(from);
+      return;
+    }
+    const deadline = now + this.config.graftTimeoutMs;
+    this.#missing.set(id, { origin, seq, announcers: [from], deadline, attempts: 0 });
+    this.#missingDue = Math.min(this.#missingDue, deadline);
+  }
+
+  /** A graft from `from`: push to it eagerly again, and resend what it asks for that we hold. */
+  receiveGraft(from: string, m: GraftMessage, _now: number): TreeSend[] {
+    this.#refresh();
+    if (this.#known.has(from)) {
+      this.#eager.add(from);
+      this.#lazy.delete(from);
+    }
+    const sends: TreeSend[] = [];
+    for (const seq of m.seqs) {
+      const cached = this.#cache.get(idOf(m.origin, seq));
+      if (!cached) continue;
+      this.counters.graftsAnswered++;
+      const message = { ...cached.message, hop: Math.min(255, cached.message.hop + 1) };
+      sends.push({ to: from, message });
+    }
+    return sends;
+  }
+
+  /** A prune from `from`: only announce to it from now on. */
+  receivePrune(from: string): void {
+    this.#refresh();
+    if (this.#eager.delete(from) && this.#known.has(from)) this.#lazy.add(from);
+  }
+
+  /** Due work: grafts for messages announced but not received, and batched announcements. */
+  tick(now: number): TreeSend[] {
+    this.#refresh();
+    const sends: TreeSend[] = [];
+    if (now >= this.#missingDue) {
+      const grafts = new Map<string, Map<string, number[]>>();
+      let due = Infinity;
+      for (const [id, m] of this.#missing) {
+        if (m.deadline > now) {
+          due = Math.min(due, m.deadline);
+          continue;
+        }
+        if (m.attempts >= MAX_GRAFTS) {
+          this.#missing.delete(id); // anti-entropy will bring it
+          continue;
+        }
+        const to = m.announcers[m.attempts % m.announcers.length]!;
+        m.attempts++;
+        // A graft takes a round trip: wait longer than the first time before the next.
+        m.deadline = now + 2 * this.config.graftTimeoutMs;
+        due = Math.min(due, m.deadline);
+        let byOrigin = grafts.get(to);
+        if (!byOrigin) grafts.set(to, byOrigin = new Map());
+        let seqs = byOrigin.get(m.origin);
+        if (!seqs) byOrigin.set(m.origin, seqs = []);
+        seqs.push(m.seq);
+      }
+      this.#missingDue = due;
+      for (const [to, byOrigin] of grafts) {
+        if (this.#known.has(to)) {
+          this.#eager.add(to);
+          this.#lazy.delete(to);
+        }
+        for (const [origin, seqs] of byOrigin) {
+          seqs.sort((a, b) => a - b);
+          for (let i = 0; i < seqs.length; i += MAX_SEQS) {
+            this.counters.grafts += Math.min(MAX_SEQS, seqs.length - i);
+            sends.push({
+              to,
+              message: { type: "graft", origin, seqs: seqs.slice(i, i + MAX_SEQS) },
+            });
+          }
+        }
+      }
+    }
+    if (now >= this.#lazyDue) {
+      const queue = this.#lazyQueue;
+      this.#lazyQueue = new Map();
+      this.#lazyDue = Infinity;
+      for (const [to, byOrigin] of queue) {
+        // A link that turned eager meanwhile got (or will get) the messages themselves.
+        if (!this.#lazy.has(to)) continue;
+        for (const [origin, { hop, seqs: set }] of byOrigin) {
+          const seqs = [...set].sort((a, b) => a - b);
+          for (let i = 0; i < seqs.length; i += MAX_SEQS) {
+            const part = seqs.slice(i, i + MAX_SEQS);
+            this.counters.announced += part.length;
+            sends.push({ to, message: { type: "ihave", origin, hop, seqs: part } });
+          }
+        }
+      }
+    }
+    this.#expire(now);
+    return sends;
+  }
+
+  /** When {@linkcode TreeBroadcast.tick} next has work to do (Infinity: nothing pending). */
+  nextWakeAt(): number {
+    return Math.min(this.#missingDue, this.#lazyDue);
+  }
+
+  /** Messages announced to this member and not received yet. */
+  get missing(): number {
+    return this.#missing.size;
+  }
+
+  /** Takes neighbour changes from the overlay: new neighbours start eager. */
+  #refresh(): void {
+    if (this.#overlayVersion === this.overlay.version) return;
+    this.#overlayVersion = this.overlay.version;
+    const now = new Set(this.overlay.neighbors());
+    for (const id of now) {
+      // A new neighbour starts eager: the next message reaches it at once, and the first
+      // duplicate on the link prunes it if the tree does not need it.
+      if (!this.#known.has(id)) this.#eager.add(id);
+    }
+    for (const id of this.#known) {
+      if (!now.has(id)) {
+        this.#eager.delete(id);
+        this.#lazy.delete(id);
+        this.#prunedAt.delete(id);
+      }
+    }
+    this.#known = now;
+  }
+
+  /** Sends `m` to the eager neighbours but `from`, and queues its id for the lazy ones. */
+  #push(m: TreeMessage, from: string | undefined, now: number): TreeSend[] {
+    const sends: TreeSend[] = [];
+    for (const to of this.#eager) if (to !== from) sends.push({ to, message: m });
+    for (const to of this.#lazy) {
+      if (to === from) continue;
+      let byOrigin = this.#lazyQueue.get(to);
+      if (!byOrigin) this.#lazyQueue.set(to, byOrigin = new Map());
+      const pending = byOrigin.get(m.origin);
+      if (pending) {
+        pending.seqs.add(m.seq);
+        pending.hop = Math.min(pending.hop, m.hop);
+      } else byOrigin.set(m.origin, { hop: m.hop, seqs: new Set([m.seq]) });
+      if (this.#lazyDue === Infinity) this.#lazyDue = now + this.config.lazyDelayMs;
+    }
+    return sends;
+  }
+
+  #remember(id: string, m: TreeMessage, now: number): void {
+    this.#seen.set(id, now);
+    let size = 32;
+    for (const e of m.entries) size += approxEntryBytes(e, this.#valueBytes);
+    this.#cache.set(id, { message: m, at: now, size });
+    this.#cacheBytes += size;
+    this.#expire(now);
+  }
+
+  /** Forgets cached messages past `cacheMs` or the byte budget, and ids past `cacheMs`. */
+  #expire(now: number): void {
+    const horizon = now - this.config.cacheMs;
+    for (const [id, c] of this.#cache) {
+      if (c.at > horizon && this.#cacheBytes <= this.config.cacheBytes) break;
+      this.#cache.delete(id);
+      this.#cacheBytes -= c.size;
+    }
+    for (const [id, at] of this.#seen) {
+      if (at > horizon) break;
+      this.#seen.delete(id);
+    }
+  }
+}
