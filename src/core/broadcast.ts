@@ -35,6 +35,11 @@ export interface TreeConfig {
   readonly rings: number;
   /** How long announcements wait, to travel after the eager copies and batched, in ms. */
   readonly lazyDelayMs: number;
+  /**
+   * How long announcements to eager neighbours wait, in ms: a safety net for copies lost on
+   * the tree, where gaps in an origin's numbering do not show them (its last message).
+   */
+  readonly safetyDelayMs: number;
   /** How long a member waits for an announced message before grafting, in ms. */
   readonly graftTimeoutMs: number;
   /** How long a message is kept to answer grafts, and its id to detect duplicates, in ms. */
@@ -46,8 +51,9 @@ export interface TreeConfig {
 /** Defaults of {@linkcode TreeConfig}. */
 export const DEFAULT_TREE_CONFIG: Readonly<TreeConfig> = Object.freeze({
   rings: 3,
-  lazyDelayMs: 30,
-  graftTimeoutMs: 20,
+  lazyDelayMs: 50,
+  safetyDelayMs: 250,
+  graftTimeoutMs: 10,
   cacheMs: 30_000,
   cacheBytes: 8 * 1024 * 1024,
 });
@@ -167,6 +173,50 @@ export class Overlay {
   }
 }
 
+/** Announcements waiting to be sent, batched per peer and origin, due `delay` after the first. */
+class AnnounceQueue {
+  #queue = new Map<string, Map<string, { hop: number; seqs: Set<number> }>>();
+  due = Infinity;
+
+  constructor(readonly delay: number) {}
+
+  add(to: string, m: TreeMessage, now: number): void {
+    let byOrigin = this.#queue.get(to);
+    if (!byOrigin) this.#queue.set(to, byOrigin = new Map());
+    const pending = byOrigin.get(m.origin);
+    if (pending) {
+      pending.seqs.add(m.seq);
+      pending.hop = Math.min(pending.hop, m.hop);
+    } else byOrigin.set(m.origin, { hop: m.hop, seqs: new Set([m.seq]) });
+    if (this.due === Infinity) this.due = now + this.delay;
+  }
+
+  /** `to` has message `seq` of `origin`: no need to announce it there. */
+  drop(to: string, origin: string, seq: number): void {
+    this.#queue.get(to)?.get(origin)?.seqs.delete(seq);
+  }
+
+  /** The announcements due at `now`, as `ihave` messages. */
+  take(now: number, counters: TreeCounters): TreeSend[] {
+    if (now < this.due) return [];
+    const queue = this.#queue;
+    this.#queue = new Map();
+    this.due = Infinity;
+    const sends: TreeSend[] = [];
+    for (const [to, byOrigin] of queue) {
+      for (const [origin, { hop, seqs: set }] of byOrigin) {
+        const seqs = [...set].sort((a, b) => a - b);
+        for (let i = 0; i < seqs.length; i += MAX_SEQS) {
+          const part = seqs.slice(i, i + MAX_SEQS);
+          counters.announced += part.length;
+          sends.push({ to, message: { type: "ihave", origin, hop, seqs: part } });
+        }
+      }
+    }
+    return sends;
+  }
+}
+
 interface Missing {
   readonly origin: string;
   readonly seq: number;
@@ -241,11 +291,12 @@ export class TreeBroadcast {
   #cacheBytes = 0;
   readonly #missing = new Map<string, Missing>();
   #missingDue = Infinity;
-  /** Announcements waiting: peer → origin → { hop, seqs }. */
-  #lazyQueue = new Map<string, Map<string, { hop: number; seqs: Set<number> }>>();
+  /** Announcements to lazy neighbours (`lazyDelayMs`). */
+  readonly #lazyQueue: AnnounceQueue;
+  /** The same to eager neighbours, later (`safetyDelayMs`): a safety net for lost copies. */
+  readonly #safetyQueue: AnnounceQueue;
   /** Highest sequence number received from each origin, to notice a message skipped. */
   readonly #highest = new Map<string, number>();
-  #lazyDue = Infinity;
   readonly #prunedAt = new Map<string, number>();
   readonly #valueBytes: (v: unknown) => number;
 
@@ -267,6 +318,8 @@ export class TreeBroadcast {
     this.config = Object.freeze(c);
     this.overlay = new Overlay(self, c.rings);
     this.#valueBytes = valueBytes;
+    this.#lazyQueue = new AnnounceQueue(c.lazyDelayMs);
+    this.#safetyQueue = new AnnounceQueue(c.safetyDelayMs);
     this.#seq = Math.max(0, Math.floor(now)) * 1024 - 1;
   }
 
@@ -311,7 +364,8 @@ export class TreeBroadcast {
     const id = idOf(m.origin, m.seq);
     if (this.#seen.has(id) || m.origin === this.overlay.self) {
       this.counters.duplicates++;
-      this.#lazyQueue.get(from)?.get(m.origin)?.seqs.delete(m.seq); // it has it
+      this.#lazyQueue.drop(from, m.origin, m.seq); // it has it
+      this.#safetyQueue.drop(from, m.origin, m.seq);
       const sends: TreeSend[] = [];
       if (this.#eager.delete(from) && this.#known.has(from)) this.#lazy.add(from);
       const last = this.#prunedAt.get(from);
@@ -345,9 +399,9 @@ export class TreeBroadcast {
   /** An announcement from `from`: messages not seen here are grafted if they do not come. */
   receiveIHave(from: string, m: IHaveMessage, now: number): void {
     this.#refresh();
-    const queued = this.#lazyQueue.get(from)?.get(m.origin);
     for (const seq of m.seqs) {
-      queued?.seqs.delete(seq); // it has it: no need to announce it there
+      this.#lazyQueue.drop(from, m.origin, seq); // it has it: no need to announce it there
+      this.#safetyQueue.drop(from, m.origin, seq);
       this.#expect(m.origin, seq, from, now);
     }
     // Messages of one origin are numbered in a row: those between the highest received
@@ -444,30 +498,15 @@ export class TreeBroadcast {
         }
       }
     }
-    if (now >= this.#lazyDue) {
-      const queue = this.#lazyQueue;
-      this.#lazyQueue = new Map();
-      this.#lazyDue = Infinity;
-      for (const [to, byOrigin] of queue) {
-        // A link that turned eager meanwhile got (or will get) the messages themselves.
-        if (!this.#lazy.has(to)) continue;
-        for (const [origin, { hop, seqs: set }] of byOrigin) {
-          const seqs = [...set].sort((a, b) => a - b);
-          for (let i = 0; i < seqs.length; i += MAX_SEQS) {
-            const part = seqs.slice(i, i + MAX_SEQS);
-            this.counters.announced += part.length;
-            sends.push({ to, message: { type: "ihave", origin, hop, seqs: part } });
-          }
-        }
-      }
-    }
+    sends.push(...this.#lazyQueue.take(now, this.counters));
+    sends.push(...this.#safetyQueue.take(now, this.counters));
     this.#expire(now);
     return sends;
   }
 
   /** When {@linkcode TreeBroadcast.tick} next has work to do (Infinity: nothing pending). */
   nextWakeAt(): number {
-    return Math.min(this.#missingDue, this.#lazyDue);
+    return Math.min(this.#missingDue, this.#lazyQueue.due, this.#safetyQueue.due);
   }
 
   /** Messages announced to this member and not received yet. */
@@ -498,18 +537,13 @@ export class TreeBroadcast {
   /** Sends `m` to the eager neighbours but `from`, and queues its id for the lazy ones. */
   #push(m: TreeMessage, from: string | undefined, now: number): TreeSend[] {
     const sends: TreeSend[] = [];
-    for (const to of this.#eager) if (to !== from) sends.push({ to, message: m });
-    for (const to of this.#lazy) {
+    for (const to of this.#eager) {
       if (to === from) continue;
-      let byOrigin = this.#lazyQueue.get(to);
-      if (!byOrigin) this.#lazyQueue.set(to, byOrigin = new Map());
-      const pending = byOrigin.get(m.origin);
-      if (pending) {
-        pending.seqs.add(m.seq);
-        pending.hop = Math.min(pending.hop, m.hop);
-      } else byOrigin.set(m.origin, { hop: m.hop, seqs: new Set([m.seq]) });
-      if (this.#lazyDue === Infinity) this.#lazyDue = now + this.config.lazyDelayMs;
+      sends.push({ to, message: m });
+      // Datagrams get lost: announce it there too, later, in case this copy was.
+      this.#safetyQueue.add(to, m, now);
     }
+    for (const to of this.#lazy) if (to !== from) this.#lazyQueue.add(to, m, now);
     return sends;
   }
 

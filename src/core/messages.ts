@@ -121,7 +121,12 @@ export interface SyncWantMessage {
   readonly hashes: Uint8Array;
 }
 
-/** Every message of the protocol. */
+/**
+ * Every message of the protocol (internal to the engine and the wire layer: only its
+ * {@linkcode MessageType} is public).
+ *
+ * @internal
+ */
 export type Message =
   | PingMessage
   | AckMessage
@@ -137,6 +142,9 @@ export type Message =
   | SyncBranchMessage
   | SyncLeafMessage
   | SyncWantMessage;
+
+/** The type of every protocol message, as counted in `EngineCounters`. */
+export type MessageType = Message["type"];
 
 /** What travels in one envelope: who sent it, in which cluster, and its messages. */
 export interface Envelope {

@@ -1,0 +1,299 @@
+/**
+ * SWIM failure detection: probes, indirect probes and their relays, suspicion (with the
+ * timeout rule of `suspicion.ts`), refutation, and reconnection to dead members. Owns the
+ * probe in flight, the probe order, the relays, the sequence numbers and their timers.
+ *
+ * @module
+ */
+
+import type { EngineContext } from "./context.ts";
+import type { MemberState } from "./membership.ts";
+import type { MemberMessage, PingReqMessage } from "./messages.ts";
+import { sample, shuffle } from "./random.ts";
+import { suspicionTimeout } from "./suspicion.ts";
+
+interface Probe {
+  readonly seq: number;
+  readonly target: MemberState;
+  readonly sentAt: number;
+  indirect: boolean;
+  acked: boolean;
+}
+
+interface Relay {
+  readonly requester: string;
+  readonly seq: number;
+  readonly expires: number;
+}
+
+/** The SWIM part of the engine. */
+export class Swim {
+  readonly #ctx: EngineContext;
+  #seq = 0;
+  #probe: Probe | undefined;
+  #probeOrder: MemberState[] = [];
+  readonly #relays = new Map<number, Relay>();
+  #nextProbeAt: number;
+  #nextReconnectAt: number;
+
+  /** Draws the first probe time at random, to spread the rounds of a cluster started at once. */
+  constructor(ctx: EngineContext, now: number) {
+    this.#ctx = ctx;
+    this.#nextProbeAt = now + Math.floor(ctx.random() * ctx.config.probeIntervalMs);
+    this.#nextReconnectAt = now + ctx.config.reconnectIntervalMs;
+  }
+
+  /** Queues a membership update to piggyback, as many times as the cluster's size calls for. */
+  broadcast(update: MemberMessage): void {
+    const { config, membership } = this.#ctx;
+    this.#ctx.outbox.broadcast(
+      update,
+      config.retransmitMult * Math.ceil(Math.log10(membership.size + 1)),
+    );
+  }
+
+  /** Bookkeeping for every envelope: the sender is alive, and learns if we think otherwise. */
+  heardFrom(sender: string, from: string, now: number): void {
+    const { membership, outbox } = this.#ctx;
+    const m = membership.get(sender);
+    if (!m) {
+      const added = membership.apply(
+        { type: "member", id: sender, address: from, incarnation: 0, status: "alive" },
+        now,
+      )!;
+      added.lastHeard = now;
+      this.#ctx.memberChanged(added, undefined);
+      // Introduce ourselves to a newcomer.
+      outbox.send(from, membership.update(membership.self));
+      return;
+    }
+    m.lastHeard = now;
+    if (m.status !== "alive") {
+      // It is talking, so it is up: tell it what we believe, so that it refutes.
+      outbox.send(from, membership.update(m));
+    }
+  }
+
+  /** A direct probe: answer if it is meant for us. */
+  onPing(seq: number, target: string, from: string): void {
+    if (target === this.#ctx.id) this.#ctx.outbox.send(from, { type: "ack", seq });
+  }
+
+  /** An ack: ends our probe, or is relayed to the member that asked us to probe. */
+  onAck(seq: number, now: number): void {
+    const p = this.#probe;
+    if (p && p.seq === seq) {
+      p.acked = true;
+      this.#probe = undefined;
+      p.target.lastHeard = now;
+      return;
+    }
+    const relay = this.#relays.get(seq);
+    if (relay) {
+      this.#relays.delete(seq);
+      this.#ctx.outbox.send(relay.requester, { type: "ack", seq: relay.seq });
+    }
+  }
+
+  /** A request to probe a member for the member at `from`. */
+  onPingReq(m: PingReqMessage, from: string, now: number): void {
+    const seq = this.#nextSeq();
+    this.#relays.set(seq, {
+      requester: from,
+      seq: m.seq,
+      expires: now + this.#ctx.config.probeIntervalMs,
+    });
+    this.#ctx.outbox.send(m.address, { type: "ping", seq, target: m.target });
+  }
+
+  /** A membership update from `sender` (at address `from`). */
+  onMember(u: MemberMessage, sender: string, from: string, now: number): void {
+    const { membership, outbox } = this.#ctx;
+    if (u.id === this.#ctx.id) {
+      if (membership.refute(u)) {
+        this.#ctx.counters.refutations++;
+        const alive = membership.update(membership.self);
+        this.broadcast(alive);
+        outbox.send(from, alive);
+        for (const peer of sample(this.#ctx.random, membership.live(), this.#ctx.config.fanout)) {
+          outbox.send(peer.address, alive, peer.id);
+        }
+      } else if (u.status !== "alive" && membership.self.status !== "left") {
+        // Stale news of our death (we already refuted it): set the sender straight.
+        outbox.send(from, membership.update(membership.self));
+      }
+      return;
+    }
+    const before = membership.get(u.id);
+    const previous = before?.status;
+    const changed = membership.apply(u, now);
+    if (!changed) {
+      if (
+        u.status === "suspect" && before?.status === "suspect" &&
+        before.incarnation === u.incarnation
+      ) {
+        this.#confirmSuspicion(before, u.by ?? sender, now);
+      }
+      return;
+    }
+    this.broadcast(u);
+    if (changed.status === "suspect") this.#confirmSuspicion(changed, u.by ?? sender, now);
+    if (previous !== changed.status) this.#ctx.memberChanged(changed, previous);
+    if (!before) outbox.send(changed.address, membership.update(membership.self));
+  }
+
+  /** Runs the probe round and the suspicion deadlines due at `now`. */
+  tick(now: number): void {
+    this.#tickProbe(now);
+    this.#tickSuspicions(now);
+  }
+
+  /** Pings a random dead member when due, so that partitions heal. */
+  tickReconnect(now: number): void {
+    if (now < this.#nextReconnectAt) return;
+    this.#nextReconnectAt = now + this.#ctx.config.reconnectIntervalMs;
+    const dead = this.#ctx.membership.dead();
+    if (dead.length) {
+      const m = dead[Math.floor(this.#ctx.random() * dead.length)]!;
+      this.#ctx.outbox.send(m.address, { type: "ping", seq: this.#nextSeq(), target: m.id }, m.id);
+    }
+  }
+
+  /** Forgets the relays whose probe period ended. */
+  expireRelays(now: number): void {
+    for (const [seq, r] of this.#relays) if (r.expires <= now) this.#relays.delete(seq);
+  }
+
+  /** When SWIM next has work to do. */
+  nextWakeAt(): number {
+    let t = Math.min(this.#nextProbeAt, this.#nextReconnectAt);
+    const p = this.#probe;
+    if (p && !p.acked) {
+      const { probeIntervalMs, probeTimeoutMs } = this.#ctx.config;
+      t = Math.min(t, p.indirect ? p.sentAt + probeIntervalMs : p.sentAt + probeTimeoutMs);
+    }
+    for (const m of this.#ctx.membership.suspects()) {
+      if (m.suspectDeadline) t = Math.min(t, m.suspectDeadline);
+    }
+    return t;
+  }
+
+  #nextSeq(): number {
+    return this.#seq = (this.#seq + 1) % 0x1_0000_0000;
+  }
+
+  /** Starts (or confirms) a suspicion of `m` by member `by`, and sets its deadline. */
+  #confirmSuspicion(m: MemberState, by: string, now: number): void {
+    m.suspicion ??= { start: now, by: new Set() };
+    m.suspicion.by.add(by);
+    const config = this.#ctx.config;
+    m.suspectDeadline = m.suspicion.start + suspicionTimeout({
+      members: this.#ctx.membership.size,
+      confirmations: m.suspicion.by.size - 1,
+      mult: config.suspicionMult,
+      maxMult: config.suspicionMaxMult,
+      probeIntervalMs: config.probeIntervalMs,
+    });
+  }
+
+  /** Our probe of `m` failed: suspect it, or confirm a suspicion we heard of. */
+  #suspect(m: MemberState, now: number): void {
+    if (m.status !== "alive" && m.status !== "suspect") return;
+    const id = this.#ctx.id;
+    if (m.status === "suspect" && m.suspicion?.by.has(id)) return;
+    this.#ctx.counters.suspicions++;
+    const u: MemberMessage = {
+      type: "member",
+      id: m.id,
+      address: m.address,
+      incarnation: m.incarnation,
+      status: "suspect",
+      by: id,
+    };
+    if (m.status === "alive") {
+      this.#ctx.membership.apply(u, now);
+      this.#ctx.memberChanged(m, "alive");
+    }
+    // An independent confirmation shortens everyone's timeout (Lifeguard): spread it.
+    this.#confirmSuspicion(m, id, now);
+    this.broadcast(u);
+    // Tell the suspect first: it is the one that can refute.
+    this.#ctx.outbox.send(m.address, u, m.id);
+  }
+
+  #tickSuspicions(now: number): void {
+    const membership = this.#ctx.membership;
+    for (const m of [...membership.suspects()]) {
+      if (m.suspectDeadline && now >= m.suspectDeadline) {
+        const u: MemberMessage = {
+          type: "member",
+          id: m.id,
+          address: m.address,
+          incarnation: m.incarnation,
+          status: "dead",
+        };
+        membership.apply(u, now);
+        this.#ctx.memberChanged(m, "suspect");
+        this.broadcast(u);
+      }
+    }
+  }
+
+  #tickProbe(now: number): void {
+    const { config, membership, outbox, random } = this.#ctx;
+    const p = this.#probe;
+    if (p && !p.acked) {
+      if (!p.indirect && now >= p.sentAt + config.probeTimeoutMs) {
+        p.indirect = true;
+        const helpers = sample(
+          random,
+          membership.live().filter((m) => m !== p.target && m.status === "alive"),
+          config.indirectChecks,
+        );
+        for (const h of helpers) {
+          outbox.send(h.address, {
+            type: "ping-req",
+            seq: p.seq,
+            target: p.target.id,
+            address: p.target.address,
+          }, h.id);
+        }
+        // A second direct ping: with loss, the first may simply have been dropped.
+        outbox.send(
+          p.target.address,
+          { type: "ping", seq: p.seq, target: p.target.id },
+          p.target.id,
+        );
+      }
+      if (now >= p.sentAt + config.probeIntervalMs) {
+        this.#probe = undefined;
+        this.#ctx.counters.probesFailed++;
+        if (membership.get(p.target.id) === p.target) this.#suspect(p.target, now);
+      }
+    }
+    if (now < this.#nextProbeAt) return;
+    this.#nextProbeAt = now + config.probeIntervalMs;
+    if (this.#probe) return;
+    const target = this.#nextProbeTarget();
+    if (!target) return;
+    const seq = this.#nextSeq();
+    this.#probe = { seq, target, sentAt: now, indirect: false, acked: false };
+    this.#ctx.counters.probes++;
+    outbox.send(target.address, { type: "ping", seq, target: target.id }, target.id);
+  }
+
+  /** Round-robin over a shuffled list of live members (SWIM's bounded detection time). */
+  #nextProbeTarget(): MemberState | undefined {
+    const membership = this.#ctx.membership;
+    for (;;) {
+      if (this.#probeOrder.length === 0) {
+        this.#probeOrder = shuffle(this.#ctx.random, [...membership.live()]);
+        if (this.#probeOrder.length === 0) return undefined;
+      }
+      const m = this.#probeOrder.pop()!;
+      if (membership.get(m.id) === m && (m.status === "alive" || m.status === "suspect")) {
+        return m;
+      }
+    }
+  }
+}
