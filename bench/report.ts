@@ -140,8 +140,8 @@ export function largestGap(r: Results): { what: string; ratio: number; why: stri
         } members (no loss)`,
         s.bytes / s.minimum,
         s.writes === 1
-          ? "a rumor reaches each member about fanout (3) times (infect-and-die push), and each copy of a single small entry carries the whole datagram header (magic, cluster name, sender id)"
-          : "a rumor reaches each member about fanout (3) times (infect-and-die push); batching only removes the per-datagram header",
+          ? "the tree brings each member one copy, but a single small entry carries a whole datagram header (magic, cluster name, sender id) and the tree message's origin and sequence number, and announcements to the other neighbours follow"
+          : "the tree brings each member about one copy; what is left is the per-datagram header and the lazy announcements",
       );
     }
   }
@@ -523,7 +523,7 @@ export function markdown(r: Results, files: ReadonlySet<string>): string {
       "",
       `One member alone (nothing to send), beside a plain \`Map\` doing the same work in the same process: ${
         int(first.local.keys)
-      } distinct keys per timed pass, ${first.local.trials} passes, ours and the Map's timed back to back in each pass (alternating which goes first); the table shows medians, the ratio is the median of the per-pass ratios. A \`set\` stamps the write with the hybrid clock, hashes it into the Merkle tree, queues it for the next rumor and tells subscribers; an object value is also copied (CBOR round trip) so that later changes by the caller do not leak into the store. A \`delete\` writes a tombstone.`,
+      } distinct keys per timed pass, ${first.local.trials} passes, ours and the Map's timed back to back in each pass (alternating which goes first); the table shows medians, the ratio is the median of the per-pass ratios. A \`set\` stamps the write with the hybrid clock, hashes it into the Merkle tree, queues it for the next broadcast and tells subscribers; an object value is also copied (CBOR round trip) so that later changes by the caller do not leak into the store. A \`delete\` writes a tombstone.`,
     );
     for (const rt of r.runtimes) {
       L.push(
@@ -648,7 +648,9 @@ export function markdown(r: Results, files: ReadonlySet<string>): string {
       `- **Rounds** = virtual time ÷ gossip interval (${c.gossipIntervalMs} ms); **hops** = virtual time ÷ one-way latency (${lat} ms). The epidemic bound is log_(fanout+1) N = log4 N hops.`,
       "- **Minimum** = every member but the writer receives every entry once: (N − 1) × the entry's encoded size (the wire codec's, exactly).",
       "- **Bytes** are every datagram sent by anyone until the last member had everything, background included (SWIM probes, anti-entropy roots); **data** bytes leave out SWIM and in-sync roots (the split is the library's `bytesOutByType`, which shares a datagram's bytes evenly among its messages).",
-      "- **Missed by rumor** is the share of the (N − 1) × writes deliveries that no rumor made (anti-entropy did).",
+      "- **Missed by broadcast** is the share of the (N − 1) × writes deliveries that no broadcast message (tree or rumor) made (anti-entropy did).",
+      "- **Busiest ÷ mean** is the balance: the data bytes the busiest member sent (its relaying, or the writer's own push), divided by the mean over all members.",
+      "- Before the measurements the cluster carries one write (not counted): the first broadcast over a newly formed overlay goes over every link, and its duplicates prune the links the tree does not need.",
       "",
       "Formation:",
       "",
@@ -684,6 +686,7 @@ export function markdown(r: Results, files: ReadonlySet<string>): string {
             times(s.bytes / s.minimum),
             times(s.dataBytes / s.minimum),
             pct(Math.max(0, 1 - s.viaRumor / s.deliveries)),
+            s.relayMaxOverMean ? times(s.relayMaxOverMean) : "—",
             int(s.suspicions),
           ]);
         }
@@ -708,7 +711,8 @@ export function markdown(r: Results, files: ReadonlySet<string>): string {
             "minimum",
             "× min",
             "data × min",
-            "missed by rumor",
+            "missed by broadcast",
+            "busiest ÷ mean",
             "suspicions",
           ],
           rows,
@@ -736,7 +740,7 @@ export function markdown(r: Results, files: ReadonlySet<string>): string {
       "",
       `Traffic per member per second over ${
         fixed(c.windowMs / 1000, 0)
-      } s of virtual time, idle (in sync) and under a load of ${c.loadRate} writes per second cluster-wide, each by a random member (so each write is its own rumor). A fixed cluster-wide rate is the fair load: each member must receive every write once whatever N, so its share should not grow with N.`,
+      } s of virtual time, idle (in sync) and under a load of ${c.loadRate} writes per second cluster-wide, each by a random member (so each write is its own broadcast, and its own announcements). A fixed cluster-wide rate is the fair load: each member must receive every write once whatever N, so its share should not grow with N.`,
       "",
       table(
         [
@@ -886,23 +890,19 @@ export function markdown(r: Results, files: ReadonlySet<string>): string {
       const half = ones.map((s) => s.p50Ms / lat / bound(s.n, c.fanout));
       const all = ones.map((s) => s.ms / lat / bound(s.n, c.fanout));
       L.push(
-        `- **Time: the tail, not the spread.** Half the members have a write within ${
+        `- **Time: the depth of a shared tree.** Half the members have a write within ${
           span(half, times)
-        } the epidemic bound, but rumors are infect-and-die (each member forwards a write once, to ${c.fanout} peers), so ${
+        } the epidemic bound and the last one at ${span(all, times)} (${
           span(missed, pct)
-        } of the members (about e^−${c.fanout} of them) are missed by every copy and wait for anti-entropy, up to a gossip interval (${
-          c.gossipIntervalMs / lat
-        } hops here): the last member has it at ${
-          span(all, times)
-        } the bound. Scuttlebutt floods every update over every link of a connected graph, so its last replica has it within the graph's diameter.`,
+        } of the deliveries left to anti-entropy). Writes travel along one spanning tree of the overlay that every writer shares, so a write from a leaf climbs before it descends: its path is up to twice the tree's depth, where a tree rooted at each writer would need only the depth. Scuttlebutt floods every update over every link of a connected graph, so its last replica has it within the graph's diameter, at ×3 or more our bytes.`,
       );
     }
     const many = clean.filter((s) => s.writes > 1);
     if (many.length) {
       L.push(
-        `- **Bytes: about ${c.fanout} copies per member.** Each member receives a write about ${c.fanout} times (once from each of the ${c.fanout} peers that pick it, on average), so a burst costs ${
+        `- **Bytes: about one copy per member.** The tree brings each member one copy of a write, so a burst costs ${
           span(many.map((s) => s.dataBytes / s.minimum), times)
-        } the minimum; for a single small entry the datagram header (magic, cluster name, sender id) adds as much again.`,
+        } the minimum in data bytes (datagram headers, the lazy announcements, a few grafts); for a single small entry the datagram header (magic, cluster name, sender id) and the tree message's origin and sequence number add about as much again as the entry.`,
       );
     }
   }

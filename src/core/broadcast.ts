@@ -31,7 +31,7 @@ import type { Entry } from "./store.ts";
 
 /** Tuning of {@linkcode TreeBroadcast}. */
 export interface TreeConfig {
-  /** Rings of the overlay: each member has at most twice as many neighbours. Default 3. */
+  /** Rings of the overlay: each member has at most twice as many neighbours. Default 4. */
   readonly rings: number;
   /** How long announcements wait, to travel after the eager copies and batched, in ms. */
   readonly lazyDelayMs: number;
@@ -50,7 +50,7 @@ export interface TreeConfig {
 
 /** Defaults of {@linkcode TreeConfig}. */
 export const DEFAULT_TREE_CONFIG: Readonly<TreeConfig> = Object.freeze({
-  rings: 3,
+  rings: 4,
   lazyDelayMs: 50,
   safetyDelayMs: 250,
   graftTimeoutMs: 10,
