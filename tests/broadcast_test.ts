@@ -152,7 +152,7 @@ class TreeNet {
         this.#post(to, t.receiveGraft(from, message, this.now));
         break;
       case "prune":
-        t.receivePrune(from);
+        t.receivePrune(from, message.origin);
         break;
     }
   }
@@ -222,7 +222,7 @@ test("a member that hears of a message it lacks grafts it from the announcer", (
   const b = new TreeBroadcast("b", { graftTimeoutMs: 10 }, 0);
   a.overlay.set("b", true);
   b.overlay.set("a", true);
-  b.receivePrune("a"); // b only announces to a
+  b.receivePrune("a", "b"); // b only announces its messages to a
   const entry: Entry = {
     section: "usr",
     key: "k",
@@ -280,7 +280,7 @@ test("a duplicate prunes the link it came by, once per timeout", () => {
   assert.ok(a.receiveTree("b", m, 0).fresh);
   const dup = a.receiveTree("c", m, 1);
   assert.equal(dup.fresh, false);
-  assert.deepEqual(dup.sends, [{ to: "c", message: { type: "prune" } }]);
+  assert.deepEqual(dup.sends, [{ to: "c", message: { type: "prune", origin: "x" } }]);
   assert.ok(a.lazy.has("c") && !a.eager.has("c"));
   assert.deepEqual(a.receiveTree("c", m, 2).sends, [], "not pruned twice within the timeout");
 });
@@ -300,7 +300,7 @@ test("the tree messages survive the wire: encode, decode, and bad ones are refus
     { type: "tree" as const, origin: "s", seq: 1_700_000_000_000 * 1024, hop: 3, entries: [entry] },
     { type: "ihave" as const, origin: "s", hop: 2, seqs: [10, 11, 15] },
     { type: "graft" as const, origin: "s", seqs: [7] },
-    { type: "prune" as const },
+    { type: "prune" as const, origin: "s" },
   ];
   const [datagram] = wire.encode(messages);
   const r = new Wire({ cluster: "c", sender: "r" }).decode(datagram!, "s", 0);

@@ -217,6 +217,13 @@ class AnnounceQueue {
   }
 }
 
+interface Links {
+  readonly eager: Set<string>;
+  readonly lazy: Set<string>;
+  /** When a message of the origin last came through (for forgetting quiet origins). */
+  used: number;
+}
+
 interface Missing {
   readonly origin: string;
   readonly seq: number;
@@ -280,8 +287,11 @@ export class TreeBroadcast {
     prunes: 0,
     announced: 0,
   };
-  readonly #eager = new Set<string>();
-  readonly #lazy = new Set<string>();
+  /** The links of the tree every new origin starts from (Plumtree's shared tree). */
+  readonly #shared: Links = { eager: new Set(), lazy: new Set(), used: 0 };
+  #nextSweep = 0;
+  /** Each origin's own tree: pruned and grafted by its messages only. */
+  readonly #byOrigin = new Map<string, Links>();
   #known = new Set<string>();
   #overlayVersion = -1;
   #seq = 0;
@@ -326,13 +336,13 @@ export class TreeBroadcast {
   /** Neighbours this member pushes to eagerly. */
   get eager(): ReadonlySet<string> {
     this.#refresh();
-    return this.#eager;
+    return this.#shared.eager;
   }
 
   /** Neighbours this member only announces to. */
   get lazy(): ReadonlySet<string> {
     this.#refresh();
-    return this.#lazy;
+    return this.#shared.lazy;
   }
 
   /**
@@ -367,12 +377,13 @@ export class TreeBroadcast {
       this.#lazyQueue.drop(from, m.origin, m.seq); // it has it
       this.#safetyQueue.drop(from, m.origin, m.seq);
       const sends: TreeSend[] = [];
-      if (this.#eager.delete(from) && this.#known.has(from)) this.#lazy.add(from);
-      const last = this.#prunedAt.get(from);
+      this.#toLazy(m.origin, from);
+      const key = `${m.origin} ${from}`;
+      const last = this.#prunedAt.get(key);
       if (last === undefined || now - last >= this.config.graftTimeoutMs) {
-        this.#prunedAt.set(from, now);
+        this.#prunedAt.set(key, now);
         this.counters.prunes++;
-        sends.push({ to: from, message: { type: "prune" } });
+        sends.push({ to: from, message: { type: "prune", origin: m.origin } });
       }
       return { fresh: false, sends };
     }
@@ -389,10 +400,7 @@ export class TreeBroadcast {
         }
       }
     }
-    if (this.#known.has(from)) {
-      this.#eager.add(from);
-      this.#lazy.delete(from);
-    }
+    this.#toEager(m.origin, from);
     return { fresh: true, sends: this.#push({ ...m, hop: Math.min(255, m.hop + 1) }, from, now) };
   }
 
@@ -432,10 +440,7 @@ export class TreeBroadcast {
   /** A graft from `from`: push to it eagerly again, and resend what it asks for that we hold. */
   receiveGraft(from: string, m: GraftMessage, _now: number): TreeSend[] {
     this.#refresh();
-    if (this.#known.has(from)) {
-      this.#eager.add(from);
-      this.#lazy.delete(from);
-    }
+    this.#toEager(m.origin, from);
     const sends: TreeSend[] = [];
     for (const seq of m.seqs) {
       const cached = this.#cache.get(idOf(m.origin, seq));
@@ -447,10 +452,36 @@ export class TreeBroadcast {
     return sends;
   }
 
-  /** A prune from `from`: only announce to it from now on. */
-  receivePrune(from: string): void {
+  /** A prune from `from`: only announce `origin`'s messages to it from now on. */
+  receivePrune(from: string, origin: string): void {
     this.#refresh();
-    if (this.#eager.delete(from) && this.#known.has(from)) this.#lazy.add(from);
+    this.#toLazy(origin, from);
+  }
+
+  /** The links of `origin`'s tree; a new origin starts from the shared tree. */
+  #links(origin: string): Links {
+    let links = this.#byOrigin.get(origin);
+    if (!links) {
+      links = { eager: new Set(this.#shared.eager), lazy: new Set(this.#shared.lazy), used: 0 };
+      this.#byOrigin.set(origin, links);
+    }
+    return links;
+  }
+
+  /** Puts the link to `id` on `origin`'s tree, and on the shared one. */
+  #toEager(origin: string, id: string): void {
+    if (!this.#known.has(id)) return;
+    for (const links of [this.#links(origin), this.#shared]) {
+      links.eager.add(id);
+      links.lazy.delete(id);
+    }
+  }
+
+  /** Takes the link to `id` off `origin`'s tree, and off the shared one. */
+  #toLazy(origin: string, id: string): void {
+    for (const links of [this.#links(origin), this.#shared]) {
+      if (links.eager.delete(id) && this.#known.has(id)) links.lazy.add(id);
+    }
   }
 
   /** Due work: grafts for messages announced but not received, and batched announcements. */
@@ -482,11 +513,8 @@ export class TreeBroadcast {
       }
       this.#missingDue = due;
       for (const [to, byOrigin] of grafts) {
-        if (this.#known.has(to)) {
-          this.#eager.add(to);
-          this.#lazy.delete(to);
-        }
         for (const [origin, seqs] of byOrigin) {
+          this.#toEager(origin, to);
           seqs.sort((a, b) => a - b);
           for (let i = 0; i < seqs.length; i += MAX_SEQS) {
             this.counters.grafts += Math.min(MAX_SEQS, seqs.length - i);
@@ -496,6 +524,17 @@ export class TreeBroadcast {
             });
           }
         }
+      }
+    }
+    if (now >= this.#nextSweep) {
+      // Once a second: forget prune timestamps past their timeout, and the trees of origins
+      // quiet for `cacheMs` (their next message starts from the shared tree again).
+      this.#nextSweep = now + 1000;
+      for (const [key, at] of this.#prunedAt) {
+        if (now - at >= this.config.graftTimeoutMs) this.#prunedAt.delete(key);
+      }
+      for (const [origin, links] of this.#byOrigin) {
+        if (now - links.used >= this.config.cacheMs) this.#byOrigin.delete(origin);
       }
     }
     sends.push(...this.#lazyQueue.take(now, this.counters));
@@ -520,15 +559,18 @@ export class TreeBroadcast {
     this.#overlayVersion = this.overlay.version;
     const now = new Set(this.overlay.neighbors());
     for (const id of now) {
-      // A new neighbour starts eager: the next message reaches it at once, and the first
-      // duplicate on the link prunes it if the tree does not need it.
-      if (!this.#known.has(id)) this.#eager.add(id);
+      if (this.#known.has(id)) continue;
+      // A new neighbour starts eager on the shared tree (the next new origin's message
+      // reaches it at once, and the first duplicate prunes the link if the tree does not
+      // need it) and lazy on the trees of origins already heard (it grafts what it needs).
+      this.#shared.eager.add(id);
+      for (const links of this.#byOrigin.values()) links.lazy.add(id);
     }
     for (const id of this.#known) {
-      if (!now.has(id)) {
-        this.#eager.delete(id);
-        this.#lazy.delete(id);
-        this.#prunedAt.delete(id);
+      if (now.has(id)) continue;
+      for (const links of [this.#shared, ...this.#byOrigin.values()]) {
+        links.eager.delete(id);
+        links.lazy.delete(id);
       }
     }
     this.#known = now;
@@ -537,13 +579,15 @@ export class TreeBroadcast {
   /** Sends `m` to the eager neighbours but `from`, and queues its id for the lazy ones. */
   #push(m: TreeMessage, from: string | undefined, now: number): TreeSend[] {
     const sends: TreeSend[] = [];
-    for (const to of this.#eager) {
+    const links = this.#links(m.origin);
+    links.used = now;
+    for (const to of links.eager) {
       if (to === from) continue;
       sends.push({ to, message: m });
       // Datagrams get lost: announce it there too, later, in case this copy was.
       this.#safetyQueue.add(to, m, now);
     }
-    for (const to of this.#lazy) if (to !== from) this.#lazyQueue.add(to, m, now);
+    for (const to of links.lazy) if (to !== from) this.#lazyQueue.add(to, m, now);
     return sends;
   }
 

@@ -79,9 +79,10 @@ export interface GraftMessage {
   readonly seqs: readonly number[];
 }
 
-/** "Your eager pushes reach me twice: announce to me lazily from now on." */
+/** "Your eager pushes of `origin`'s messages reach me twice: announce them lazily." */
 export interface PruneMessage {
   readonly type: "prune";
+  readonly origin: string;
 }
 
 /** Entries sent as part of an anti-entropy exchange; never forwarded. */

@@ -119,7 +119,7 @@ export class TreeDissemination implements Dissemination {
         this.#send(this.#tree.receiveGraft(sender, m, now));
         break;
       case "prune":
-        this.#tree.receivePrune(sender);
+        this.#tree.receivePrune(sender, m.origin);
         break;
     }
   }

@@ -127,7 +127,7 @@ function messageToArray(m: Message): unknown[] {
     case "graft":
       return [code, m.origin, ...seqsToArray(m.seqs)];
     case "prune":
-      return [code];
+      return [code, m.origin];
     case "sync-root":
       return [code, m.hash, m.count];
     case "sync-branch":
@@ -379,8 +379,8 @@ function decodeMessage(v: unknown): Message {
         seqs: seqsFromArray(a.slice(2)),
       };
     case MessageCode.prune:
-      n(1);
-      return { type: "prune" };
+      n(2);
+      return { type: "prune", origin: str(a[1], "origin", MAX_ID_LENGTH) };
     case MessageCode.entries:
       if (a.length < 2) fail("entries message carries no entries");
       return { type: "entries", entries: a.slice(1).map(decodeEntry) };
