@@ -59,7 +59,9 @@ export const DEFAULT_TREE_CONFIG: Readonly<TreeConfig> = Object.freeze({
 });
 
 /** Graft attempts for one missing message (rotating over its announcers) before giving up. */
-const MAX_GRAFTS = 8;
+const MAX_GRAFTS = 40;
+/** Attempts made at twice the graft timeout; the later ones wait ten times as long. */
+const QUICK_GRAFTS = 8;
 /** Skipped messages of one origin asked for at most, when a later one arrives. */
 const MAX_GAP = 256;
 /** Sequence numbers in one `ihave` or `graft` at most (the codec's bound). */
@@ -502,8 +504,9 @@ export class TreeBroadcast {
         }
         const to = m.announcers[m.attempts % m.announcers.length]!;
         m.attempts++;
-        // A graft takes a round trip: wait longer than the first time before the next.
-        m.deadline = now + 2 * this.config.graftTimeoutMs;
+        // A graft takes a round trip: wait longer than the first time before the next, and
+        // longer still after a few (a lossy stretch; anti-entropy may bring it meanwhile).
+        m.deadline = now + (m.attempts <= QUICK_GRAFTS ? 2 : 10) * this.config.graftTimeoutMs;
         due = Math.min(due, m.deadline);
         let byOrigin = grafts.get(to);
         if (!byOrigin) grafts.set(to, byOrigin = new Map());
