@@ -11,7 +11,7 @@
 // 10-minute budget; 2,000 needs a larger heap than Deno's default 4 GiB:
 // deno run -A --v8-flags=--max-old-space-size=8192 bench/main.ts --max-n 2000).
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { DEFAULTS } from "../src/gossip_kv.ts";
@@ -35,6 +35,12 @@ import { type PeerSpread, scuttlebuttSpread } from "./scuttlebutt.ts";
 import { udp, type UdpResult } from "./udp.ts";
 
 type Mode = "full" | "quick" | "smoke";
+
+/**
+ * The `results.json` of a full run of release 0.1.0 (rumor mongering), kept to show the
+ * dissemination figures before and after the broadcast tree.
+ */
+const BASELINE = { file: "docs/bench/baseline-0.1.0.json", label: "release 0.1.0 → this release" };
 
 interface Plan {
   readonly local: { keys: number; trials: number; memoryKeys: number };
@@ -349,7 +355,12 @@ async function main(): Promise<void> {
     })),
   };
   writeFileSync(join(svgDir, "results.json"), JSON.stringify(stripped, null, 2) + "\n");
-  writeFileSync(join(out, "benchmarks.md"), markdown(results, new Set(svgs.keys())));
+  // The figures of release 0.1.0, for the "before and after" section (see BASELINE).
+  const baselineFile = join(ROOT, BASELINE.file);
+  const baseline = existsSync(baselineFile)
+    ? { results: JSON.parse(readFileSync(baselineFile, "utf8")) as Results, label: BASELINE.label }
+    : undefined;
+  writeFileSync(join(out, "benchmarks.md"), markdown(results, new Set(svgs.keys()), baseline));
   // `deno fmt --check` (CI) formats SVG and JSON too: hand it the files as it wants them.
   const deno = denoBinary();
   const written = [...svgs.keys(), "results.json"].map((f) => join(svgDir, f));

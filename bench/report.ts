@@ -4,7 +4,7 @@ import type { CodecCase } from "./codec.ts";
 import type { ConvergenceResult, Spread } from "./convergence.ts";
 import type { LocalOpsResult } from "./local_ops.ts";
 import type { PeerSpread } from "./scuttlebutt.ts";
-import type { UdpResult } from "./udp.ts";
+import type { UdpResult, UdpSpread } from "./udp.ts";
 import { barChart, lineChart, type Series } from "./svg.ts";
 
 /** What one runtime measured of the runtime-dependent parts (1 and 2). */
@@ -487,7 +487,11 @@ function img(file: string, alt: string): string {
 }
 
 /** The report, as Markdown. `files` are the chart files written next to it, under bench/. */
-export function markdown(r: Results, files: ReadonlySet<string>): string {
+export function markdown(
+  r: Results,
+  files: ReadonlySet<string>,
+  baseline?: { readonly results: Results; readonly label: string },
+): string {
   const c = r.config;
   const lat = c.latencyMs;
   const L: string[] = [];
@@ -513,6 +517,7 @@ export function markdown(r: Results, files: ReadonlySet<string>): string {
     "",
     table(["figure", "value"], headlines(r).map((h) => [h.label, h.value])),
   );
+  if (baseline) L.push(...beforeAfter(baseline.results, r, baseline.label));
 
   // 1 -----------------------------------------------------------------------------
   if (r.runtimes.length) {
@@ -959,4 +964,126 @@ export function markdown(r: Results, files: ReadonlySet<string>): string {
   }
   L.push("");
   return L.join("\n");
+}
+
+/**
+ * "Before and after": the dissemination figures of `before` (a `results.json` of an
+ * earlier run, such as release 0.1.0's) beside this run's, with this release's targets.
+ */
+export function beforeAfter(before: Results, after: Results, label: string): string[] {
+  const c = after.config;
+  const lat = c.latencyMs;
+  const L: string[] = [
+    "",
+    `## Before and after: ${label}`,
+    "",
+    `Dissemination figures of the run of ${before.date} (${label}) beside this run's, same plan and seeds; \`${"→"}\` reads before → after. Targets: the last member within ×2 the epidemic bound without loss and ×5 with 10% loss, fewer than 3 gossip rounds at 30% loss; bursts ≤ ×1.3 the byte minimum in data bytes, a single write ≤ ×2.5 in all bytes; no member above ×3 the mean data bytes.`,
+    "",
+  ];
+  const rows: string[][] = [];
+  for (const x of after.convergence) {
+    const old = before.convergence.find((y) => y.n === x.n);
+    for (const s of x.spreads) {
+      const o = old?.spreads.find((t) => t.loss === s.loss && t.writes === s.writes);
+      const b = bound(x.n, c.fanout);
+      const pair = (f: (t: typeof s) => string) => `${o ? f(o) : "—"} → ${f(s)}`;
+      const allBound = (t: typeof s) => (t.ms >= 0 ? times(t.ms / lat / b) : "—");
+      rows.push([
+        int(x.n),
+        pct(s.loss),
+        int(s.writes),
+        pair(allBound),
+        pair((t) => fixed(t.ms / c.gossipIntervalMs, 2)),
+        pair((t) => times(t.bytes / t.minimum)),
+        pair((t) => times(t.dataBytes / t.minimum)),
+        pair((t) => pct(Math.max(0, 1 - t.viaRumor / t.deliveries))),
+        s.relayMaxOverMean ? times(s.relayMaxOverMean) : "—",
+      ]);
+    }
+  }
+  L.push(
+    table(
+      [
+        "N",
+        "loss",
+        "writes",
+        "all ÷ bound",
+        "rounds",
+        "× min",
+        "data × min",
+        "left to anti-entropy",
+        "busiest ÷ mean (after)",
+      ],
+      rows,
+    ),
+  );
+  L.push(
+    "",
+    table(
+      ["N", "idle B/s per member", "load B/s per member", "load bytes per write per member"],
+      after.convergence.map((x) => {
+        const o = before.convergence.find((y) => y.n === x.n);
+        const perWrite = (t: ConvergenceResult) =>
+          t.load.bytesPerMemberPerSecond / (t.load.writesPerSecond || 1);
+        return [
+          int(x.n),
+          `${o ? int(o.idle.bytesPerMemberPerSecond) : "—"} → ${
+            int(x.idle.bytesPerMemberPerSecond)
+          }`,
+          `${o ? int(o.load.bytesPerMemberPerSecond) : "—"} → ${
+            int(x.load.bytesPerMemberPerSecond)
+          }`,
+          `${o ? int(perWrite(o)) : "—"} → ${int(perWrite(x))}`,
+        ];
+      }),
+    ),
+  );
+  const peers: string[][] = [];
+  for (const p of after.peer) {
+    const x = after.convergence.find((y) => y.n === p.n);
+    const s = x?.spreads.find((t) => t.loss === 0 && t.writes === p.writes);
+    const o = before.convergence.find((y) => y.n === p.n)?.spreads.find((t) =>
+      t.loss === 0 && t.writes === p.writes
+    );
+    if (!s || p.ms < 0) continue;
+    peers.push([
+      int(p.n),
+      int(p.writes),
+      `${o ? fixed(o.ms / lat, 0) : "—"} → ${fixed(s.ms / lat, 0)}`,
+      fixed(p.ms / lat, 0),
+      `${o ? times(o.ms / p.ms) : "—"} → ${times(s.ms / p.ms)}`,
+      `${o ? times(o.bytes / p.bytes) : "—"} → ${times(s.bytes / p.bytes)}`,
+    ]);
+  }
+  if (peers.length) {
+    L.push(
+      "",
+      "Against scuttlebutt (same run each time; target: hops ≤ ×1.5 theirs, bytes below theirs):",
+      "",
+      table(
+        ["N", "writes", "hops, ours", "hops, theirs", "hops ours ÷ theirs", "bytes ours ÷ theirs"],
+        peers,
+      ),
+    );
+  }
+  const udp: string[][] = [];
+  for (const u of after.udp) {
+    const o = before.udp.find((v) => v.label === u.label && v.api === u.api);
+    for (const s of u.spreads) {
+      const t = o?.spreads.find((v) => v.writes === s.writes);
+      const ms = (v: UdpSpread) => `${fixed(v.ms, 1)} / ${fixed(v.maxMs, 1)} ms`;
+      udp.push([u.label, u.api, int(s.writes), `${t ? ms(t) : "—"} → ${ms(s)}`]);
+    }
+  }
+  if (udp.length) {
+    L.push(
+      "",
+      `Real UDP on loopback, ${
+        after.udp[0]?.n ?? 16
+      } members (median / slowest of the repeats; targets: 1 write within 5 ms, 1,000 writes to 64 members within 0.3 s):`,
+      "",
+      table(["runtime", "socket API", "writes", "time to the last member"], udp),
+    );
+  }
+  return L;
 }
