@@ -10,15 +10,18 @@
  *   diameter close to that of a random regular graph (about log N / log(2·rings − 1)).
  *   It is repaired as members come and go: only the ring neighbours of a member change.
  * - **Eager push along a tree.** A message goes at once to the *eager* neighbours, and each
- *   member forwards it on first receipt to its own eager neighbours but the sender. All
- *   neighbours start eager; a member that receives a message twice tells the second sender
- *   to `prune` (that link turns *lazy*), so the eager links shrink to a spanning tree: each
- *   member receives each message about once.
+ *   member forwards it on first receipt to its own eager neighbours but the sender. A member
+ *   that receives a message twice tells the second sender to `prune` (that link turns *lazy*),
+ *   so the eager links shrink to a spanning tree: each member receives each message about
+ *   once. Each origin has its own tree (prunes and grafts name it), so that concurrent writers
+ *   do not prune each other's links; an origin's tree starts as a copy of the shared one,
+ *   which every origin's prunes and grafts shape, and where every neighbour starts eager.
  * - **Lazy announcements.** To its lazy neighbours a member sends, `lazyDelayMs` later and
- *   batched, only the ids it received (`ihave`). A member that hears of a message it does
- *   not get within `graftTimeoutMs` asks the announcer for it (`graft`), which also turns
- *   that link eager again: a lost message, a departed member or a new member repair the
- *   tree where it broke.
+ *   batched, only the ids it received (`ihave`); to its eager ones the same, `safetyDelayMs`
+ *   later, in case its copy was lost. A member that hears of a message it does not get
+ *   within `graftTimeoutMs`, or sees a gap in an origin's numbering, asks a member that has
+ *   it (`graft`), which also turns that link eager again: a lost message, a departed member
+ *   or a new member repair the tree where it broke.
  *
  * The state machine is pure: it takes `now` and returns what to send, to member ids.
  *
