@@ -247,7 +247,7 @@ interface Cached {
 export interface TreeCounters {
   /** Tree messages received for the first time. */
   received: number;
-  /** Tree messages received again (each answered by a prune, at most one per timeout). */
+  /** Tree messages received again (each answered by a prune, sent with the next batch). */
   duplicates: number;
   /** Grafts sent (one per missing message per attempt). */
   grafts: number;
@@ -313,6 +313,9 @@ export class TreeBroadcast {
   /** Highest sequence number received from each origin, to notice a message skipped. */
   readonly #highest = new Map<string, number>();
   readonly #prunedAt = new Map<string, number>();
+  /** Prunes waiting to be sent: neighbour → origins. */
+  readonly #prunes = new Map<string, Set<string>>();
+  #pruneDue = Infinity;
   readonly #valueBytes: (v: unknown) => number;
 
   constructor(
@@ -385,16 +388,19 @@ export class TreeBroadcast {
       this.counters.duplicates++;
       this.#lazyQueue.drop(from, m.origin, m.seq); // it has it
       this.#safetyQueue.drop(from, m.origin, m.seq);
-      const sends: TreeSend[] = [];
       this.#toLazy(m.origin, from);
+      // Prunes wait for the next batch of announcements (one datagram per neighbour): the
+      // copies already in flight would come all the same.
       const key = `${m.origin} ${from}`;
       const last = this.#prunedAt.get(key);
-      if (last === undefined || now - last >= this.config.graftTimeoutMs) {
+      if (last === undefined || now - last >= 2 * this.config.lazyDelayMs) {
         this.#prunedAt.set(key, now);
-        this.counters.prunes++;
-        sends.push({ to: from, message: { type: "prune", origin: m.origin } });
+        let origins = this.#prunes.get(from);
+        if (!origins) this.#prunes.set(from, origins = new Set());
+        origins.add(m.origin);
+        if (this.#pruneDue === Infinity) this.#pruneDue = now + this.config.lazyDelayMs;
       }
-      return { fresh: false, sends };
+      return { fresh: false, sends: [] };
     }
     this.counters.received++;
     this.#missing.delete(id);
@@ -541,11 +547,21 @@ export class TreeBroadcast {
       // quiet for `cacheMs` (their next message starts from the shared tree again).
       this.#nextSweep = now + 1000;
       for (const [key, at] of this.#prunedAt) {
-        if (now - at >= this.config.graftTimeoutMs) this.#prunedAt.delete(key);
+        if (now - at >= 2 * this.config.lazyDelayMs) this.#prunedAt.delete(key);
       }
       for (const [origin, links] of this.#byOrigin) {
         if (now - links.used >= this.config.cacheMs) this.#byOrigin.delete(origin);
       }
+    }
+    if (now >= this.#pruneDue || now >= this.#lazyQueue.due) {
+      for (const [to, origins] of this.#prunes) {
+        for (const origin of origins) {
+          this.counters.prunes++;
+          sends.push({ to, message: { type: "prune", origin } });
+        }
+      }
+      this.#prunes.clear();
+      this.#pruneDue = Infinity;
     }
     sends.push(...this.#lazyQueue.take(now, this.counters));
     sends.push(...this.#safetyQueue.take(now, this.counters));
@@ -555,7 +571,7 @@ export class TreeBroadcast {
 
   /** When {@linkcode TreeBroadcast.tick} next has work to do (Infinity: nothing pending). */
   nextWakeAt(): number {
-    return Math.min(this.#missingDue, this.#lazyQueue.due, this.#safetyQueue.due);
+    return Math.min(this.#missingDue, this.#lazyQueue.due, this.#safetyQueue.due, this.#pruneDue);
   }
 
   /** Messages announced to this member and not received yet. */
