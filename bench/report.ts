@@ -899,7 +899,7 @@ export function markdown(
           span(half, times)
         } the epidemic bound and the last one at ${span(all, times)} (${
           span(missed, pct)
-        } of the deliveries left to anti-entropy). Writes travel along one spanning tree of the overlay that every writer shares, so a write from a leaf climbs before it descends: its path is up to twice the tree's depth, where a tree rooted at each writer would need only the depth. Scuttlebutt floods every update over every link of a connected graph, so its last replica has it within the graph's diameter, at ×3 or more our bytes.`,
+        } of the deliveries left to anti-entropy). Each writer's messages travel along its own spanning tree of the overlay, which starts as the tree all writers share: a write from a leaf of the shared tree climbs before it descends (up to twice the tree's depth), and a writer's tree only comes closer to a shortest-path tree where duplicates prune it and grafts repair it. Scuttlebutt floods every update over every link of a connected graph, so its last replica has it within the graph's diameter, for more bytes than ours (section 5).`,
       );
     }
     const many = clean.filter((s) => s.writes > 1);
@@ -977,7 +977,7 @@ export function beforeAfter(before: Results, after: Results, label: string): str
     "",
     `## Before and after: ${label}`,
     "",
-    `Dissemination figures of the run of ${before.date} (${label}) beside this run's, same plan and seeds; \`${"→"}\` reads before → after. Targets: the last member within ×2 the epidemic bound without loss and ×5 with 10% loss, fewer than 3 gossip rounds at 30% loss; bursts ≤ ×1.3 the byte minimum in data bytes, a single write ≤ ×2.5 in all bytes; no member above ×3 the mean data bytes.`,
+    `Dissemination figures of the run of ${before.date} beside this run's (${label}), same plan and seeds; → reads before → after. Targets: the last member within ×2 the epidemic bound without loss and ×5 with 10% loss, fewer than 3 gossip rounds at 30% loss; bursts ≤ ×1.3 the byte minimum in data bytes, a single write ≤ ×2.5 in all bytes; no member above ×3 the mean data bytes.`,
     "",
   ];
   const rows: string[][] = [];
