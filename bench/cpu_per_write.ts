@@ -64,13 +64,6 @@ async function run(Kv: typeof GossipKV, seed: number): Promise<number> {
   }
   time.runUntil(() => got >= WRITES * (N - 1), 60_000);
   const cpu = process.cpuUsage(cpu0);
-  if (process.env.CPU_DEBUG) {
-    const t: Record<string, number> = {};
-    for (const kv of members) {
-      for (const [k, v] of Object.entries(kv.stats().engine.messagesOut)) t[k] = (t[k] ?? 0) + v;
-    }
-    console.log(net.stats().total.sentDatagrams, JSON.stringify(t));
-  }
   if (got < WRITES * (N - 1)) throw new Error(`only ${got} of ${WRITES * (N - 1)} deliveries`);
   for (const kv of members) await kv.close({ leave: false });
   return (cpu.user + cpu.system) / (WRITES * N); // µs per write per member
