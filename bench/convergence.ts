@@ -29,6 +29,11 @@ export interface Spread {
   readonly dataBytes: number;
   /** Of those, bytes of SWIM messages (ping, ack, ping-req, member updates). */
   readonly swimBytes: number;
+  /**
+   * Balance: the data bytes sent by the busiest member during `ms`, divided by the mean
+   * over all members (1 = perfectly even; a star around one member is about N).
+   */
+  readonly relayMaxOverMean: number;
   /** Suspicions raised during `ms` (false ones: no member failed). */
   readonly suspicions: number;
   /** (N − 1) × the encoded size of the entries (the writer's own members excluded). */
@@ -108,6 +113,15 @@ function sumStats(members: readonly GossipKV[]) {
   return { rumor, sync, data, swim, suspicions, probes, probesFailed };
 }
 
+/** Bytes one member sent of messages that carry or locate data. */
+function dataSent(kv: GossipKV): number {
+  let data = 0;
+  for (const [t, b] of Object.entries(kv.stats().bytesOutByType)) {
+    if (!SWIM_TYPES.has(t) && t !== "sync-root") data += b;
+  }
+  return data;
+}
+
 function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return 0;
   return sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!;
@@ -137,6 +151,7 @@ function spread(c: SimCluster, writes: number, loss: number, o: ConvergenceOptio
   const tag = `p${phase++}`;
   c.net.loss = loss;
   const before = sumStats(c.members);
+  const sent0 = c.members.map(dataSent);
   const net0 = c.net.stats().total;
   const keys = new Set<string>();
   const targets = c.members.map(() => writes);
@@ -160,6 +175,8 @@ function spread(c: SimCluster, writes: number, loss: number, o: ConvergenceOptio
   );
   const net1 = c.net.stats().total;
   const after = sumStats(c.members);
+  const sent = c.members.map((kv, i) => dataSent(kv) - sent0[i]!);
+  const meanSent = sent.reduce((a, b) => a + b, 0) / n;
   let minimum = 0;
   for (const { kv, key } of written) {
     const v = kv.version(key)!;
@@ -186,6 +203,7 @@ function spread(c: SimCluster, writes: number, loss: number, o: ConvergenceOptio
     datagrams: net1.sentDatagrams - net0.sentDatagrams,
     dataBytes: after.data - before.data,
     swimBytes: after.swim - before.swim,
+    relayMaxOverMean: meanSent > 0 ? Math.max(...sent) / meanSent : 0,
     suspicions: after.suspicions - before.suspicions,
     minimum,
     deliveries: (n - 1) * writes,
@@ -248,6 +266,10 @@ export async function convergence(o: ConvergenceOptions): Promise<ConvergenceRes
   const formationWallMs = now() - wall;
   const heapPerPair = o.heapUsed ? (o.heapUsed() - heap0) / (o.n * o.n) : 0;
   settle(c);
+  // One write before the measurements: the first broadcast over the newly formed overlay
+  // goes over every link and prunes the duplicates, which shapes the tree the others use.
+  const { log: _log, ...quiet } = o;
+  spread(c, 1, 0, quiet);
   const idle = traffic(c, o.windowMs, 0, o.seed);
   const spreads: Spread[] = [];
   for (const loss of o.losses) {

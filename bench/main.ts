@@ -37,6 +37,12 @@ import { udp, type UdpResult } from "./udp.ts";
 
 type Mode = "full" | "quick" | "smoke";
 
+/**
+ * The `results.json` of a full run of release 0.1.0 (rumor mongering), kept to show the
+ * dissemination figures before and after the broadcast tree.
+ */
+const BASELINE = { file: "docs/bench/baseline-0.1.0.json", label: "release 0.1.0 → this release" };
+
 interface Plan {
   readonly local: { keys: number; trials: number; memoryKeys: number };
   readonly codec: { ms: number; trials: number };
@@ -350,10 +356,15 @@ async function main(): Promise<void> {
     })),
   };
   writeFileSync(join(svgDir, "results.json"), JSON.stringify(stripped, null, 2) + "\n");
+  // The figures of release 0.1.0, for the "before and after" section (see BASELINE).
+  const baselineFile = join(ROOT, BASELINE.file);
+  const baseline = existsSync(baselineFile)
+    ? { results: JSON.parse(readFileSync(baselineFile, "utf8")) as Results, label: BASELINE.label }
+    : undefined;
   // The edge replica's section comes from bench/edge.ts: keep it when rewriting the file.
   const md = join(out, "benchmarks.md");
   const before = existsSync(md) ? readFileSync(md, "utf8") : "";
-  writeFileSync(md, keepEdgeSection(before, markdown(results, new Set(svgs.keys()))));
+  writeFileSync(md, keepEdgeSection(before, markdown(results, new Set(svgs.keys()), baseline)));
   // `deno fmt --check` (CI) formats SVG and JSON too: hand it the files as it wants them.
   const deno = denoBinary();
   const written = [...svgs.keys(), "results.json"].map((f) => join(svgDir, f));

@@ -4,7 +4,7 @@ import type { CodecCase } from "./codec.ts";
 import type { ConvergenceResult, Spread } from "./convergence.ts";
 import type { LocalOpsResult } from "./local_ops.ts";
 import type { PeerSpread } from "./scuttlebutt.ts";
-import type { UdpResult } from "./udp.ts";
+import type { UdpResult, UdpSpread } from "./udp.ts";
 import { barChart, lineChart, type Series } from "./svg.ts";
 
 /** What one runtime measured of the runtime-dependent parts (1 and 2). */
@@ -140,8 +140,8 @@ export function largestGap(r: Results): { what: string; ratio: number; why: stri
         } members (no loss)`,
         s.bytes / s.minimum,
         s.writes === 1
-          ? "a rumor reaches each member about fanout (3) times (infect-and-die push), and each copy of a single small entry carries the whole datagram header (magic, cluster name, sender id)"
-          : "a rumor reaches each member about fanout (3) times (infect-and-die push); batching only removes the per-datagram header",
+          ? "the tree brings each member one copy, but a single small entry carries a whole datagram header (magic, cluster name, sender id) and the tree message's origin and sequence number, and announcements to the other neighbours follow"
+          : "the tree brings each member about one copy; what is left is the per-datagram header and the lazy announcements",
       );
     }
   }
@@ -487,7 +487,11 @@ function img(file: string, alt: string): string {
 }
 
 /** The report, as Markdown. `files` are the chart files written next to it, under bench/. */
-export function markdown(r: Results, files: ReadonlySet<string>): string {
+export function markdown(
+  r: Results,
+  files: ReadonlySet<string>,
+  baseline?: { readonly results: Results; readonly label: string },
+): string {
   const c = r.config;
   const lat = c.latencyMs;
   const L: string[] = [];
@@ -513,6 +517,7 @@ export function markdown(r: Results, files: ReadonlySet<string>): string {
     "",
     table(["figure", "value"], headlines(r).map((h) => [h.label, h.value])),
   );
+  if (baseline) L.push(...beforeAfter(baseline.results, r, baseline.label));
 
   // 1 -----------------------------------------------------------------------------
   if (r.runtimes.length) {
@@ -523,7 +528,7 @@ export function markdown(r: Results, files: ReadonlySet<string>): string {
       "",
       `One member alone (nothing to send), beside a plain \`Map\` doing the same work in the same process: ${
         int(first.local.keys)
-      } distinct keys per timed pass, ${first.local.trials} passes, ours and the Map's timed back to back in each pass (alternating which goes first); the table shows medians, the ratio is the median of the per-pass ratios. A \`set\` stamps the write with the hybrid clock, hashes it into the Merkle tree, queues it for the next rumor and tells subscribers; an object value is also copied (CBOR round trip) so that later changes by the caller do not leak into the store. A \`delete\` writes a tombstone.`,
+      } distinct keys per timed pass, ${first.local.trials} passes, ours and the Map's timed back to back in each pass (alternating which goes first); the table shows medians, the ratio is the median of the per-pass ratios. A \`set\` stamps the write with the hybrid clock, hashes it into the Merkle tree, queues it for the next broadcast and tells subscribers; an object value is also copied (CBOR round trip) so that later changes by the caller do not leak into the store. A \`delete\` writes a tombstone.`,
     );
     for (const rt of r.runtimes) {
       L.push(
@@ -648,7 +653,9 @@ export function markdown(r: Results, files: ReadonlySet<string>): string {
       `- **Rounds** = virtual time ÷ gossip interval (${c.gossipIntervalMs} ms); **hops** = virtual time ÷ one-way latency (${lat} ms). The epidemic bound is log_(fanout+1) N = log4 N hops.`,
       "- **Minimum** = every member but the writer receives every entry once: (N − 1) × the entry's encoded size (the wire codec's, exactly).",
       "- **Bytes** are every datagram sent by anyone until the last member had everything, background included (SWIM probes, anti-entropy roots); **data** bytes leave out SWIM and in-sync roots (the split is the library's `bytesOutByType`, which shares a datagram's bytes evenly among its messages).",
-      "- **Missed by rumor** is the share of the (N − 1) × writes deliveries that no rumor made (anti-entropy did).",
+      "- **Missed by broadcast** is the share of the (N − 1) × writes deliveries that no broadcast message (tree or rumor) made (anti-entropy did).",
+      "- **Busiest ÷ mean** is the balance: the data bytes the busiest member sent (its relaying, or the writer's own push), divided by the mean over all members.",
+      "- Before the measurements the cluster carries one write (not counted): the first broadcast over a newly formed overlay goes over every link, and its duplicates prune the links the tree does not need.",
       "",
       "Formation:",
       "",
@@ -684,6 +691,7 @@ export function markdown(r: Results, files: ReadonlySet<string>): string {
             times(s.bytes / s.minimum),
             times(s.dataBytes / s.minimum),
             pct(Math.max(0, 1 - s.viaRumor / s.deliveries)),
+            s.relayMaxOverMean ? times(s.relayMaxOverMean) : "—",
             int(s.suspicions),
           ]);
         }
@@ -708,7 +716,8 @@ export function markdown(r: Results, files: ReadonlySet<string>): string {
             "minimum",
             "× min",
             "data × min",
-            "missed by rumor",
+            "missed by broadcast",
+            "busiest ÷ mean",
             "suspicions",
           ],
           rows,
@@ -736,7 +745,7 @@ export function markdown(r: Results, files: ReadonlySet<string>): string {
       "",
       `Traffic per member per second over ${
         fixed(c.windowMs / 1000, 0)
-      } s of virtual time, idle (in sync) and under a load of ${c.loadRate} writes per second cluster-wide, each by a random member (so each write is its own rumor). A fixed cluster-wide rate is the fair load: each member must receive every write once whatever N, so its share should not grow with N.`,
+      } s of virtual time, idle (in sync) and under a load of ${c.loadRate} writes per second cluster-wide, each by a random member (so each write is its own broadcast, and its own announcements). A fixed cluster-wide rate is the fair load: each member must receive every write once whatever N, so its share should not grow with N.`,
       "",
       table(
         [
@@ -886,23 +895,19 @@ export function markdown(r: Results, files: ReadonlySet<string>): string {
       const half = ones.map((s) => s.p50Ms / lat / bound(s.n, c.fanout));
       const all = ones.map((s) => s.ms / lat / bound(s.n, c.fanout));
       L.push(
-        `- **Time: the tail, not the spread.** Half the members have a write within ${
+        `- **Time: the depth of a shared tree.** Half the members have a write within ${
           span(half, times)
-        } the epidemic bound, but rumors are infect-and-die (each member forwards a write once, to ${c.fanout} peers), so ${
+        } the epidemic bound and the last one at ${span(all, times)} (${
           span(missed, pct)
-        } of the members (about e^−${c.fanout} of them) are missed by every copy and wait for anti-entropy, up to a gossip interval (${
-          c.gossipIntervalMs / lat
-        } hops here): the last member has it at ${
-          span(all, times)
-        } the bound. Scuttlebutt floods every update over every link of a connected graph, so its last replica has it within the graph's diameter.`,
+        } of the deliveries left to anti-entropy). Each writer's messages travel along its own spanning tree of the overlay, which starts as the tree all writers share: a write from a leaf of the shared tree climbs before it descends (up to twice the tree's depth), and a writer's tree only comes closer to a shortest-path tree where duplicates prune it and grafts repair it. Scuttlebutt floods every update over every link of a connected graph, so its last replica has it within the graph's diameter, for more bytes than ours (section 5).`,
       );
     }
     const many = clean.filter((s) => s.writes > 1);
     if (many.length) {
       L.push(
-        `- **Bytes: about ${c.fanout} copies per member.** Each member receives a write about ${c.fanout} times (once from each of the ${c.fanout} peers that pick it, on average), so a burst costs ${
+        `- **Bytes: about one copy per member.** The tree brings each member one copy of a write, so a burst costs ${
           span(many.map((s) => s.dataBytes / s.minimum), times)
-        } the minimum; for a single small entry the datagram header (magic, cluster name, sender id) adds as much again.`,
+        } the minimum in data bytes (datagram headers, the lazy announcements, a few grafts); for a single small entry the datagram header (magic, cluster name, sender id) and the tree message's origin and sequence number add about as much again as the entry.`,
       );
     }
   }
@@ -959,4 +964,126 @@ export function markdown(r: Results, files: ReadonlySet<string>): string {
   }
   L.push("");
   return L.join("\n");
+}
+
+/**
+ * "Before and after": the dissemination figures of `before` (a `results.json` of an
+ * earlier run, such as release 0.1.0's) beside this run's, with this release's targets.
+ */
+export function beforeAfter(before: Results, after: Results, label: string): string[] {
+  const c = after.config;
+  const lat = c.latencyMs;
+  const L: string[] = [
+    "",
+    `## Before and after: ${label}`,
+    "",
+    `Dissemination figures of the run of ${before.date} beside this run's (${label}), same plan and seeds; → reads before → after. Targets: the last member within ×2 the epidemic bound without loss and ×5 with 10% loss, fewer than 3 gossip rounds at 30% loss; bursts ≤ ×1.3 the byte minimum in data bytes, a single write ≤ ×2.5 in all bytes; no member above ×3 the mean data bytes.`,
+    "",
+  ];
+  const rows: string[][] = [];
+  for (const x of after.convergence) {
+    const old = before.convergence.find((y) => y.n === x.n);
+    for (const s of x.spreads) {
+      const o = old?.spreads.find((t) => t.loss === s.loss && t.writes === s.writes);
+      const b = bound(x.n, c.fanout);
+      const pair = (f: (t: typeof s) => string) => `${o ? f(o) : "—"} → ${f(s)}`;
+      const allBound = (t: typeof s) => (t.ms >= 0 ? times(t.ms / lat / b) : "—");
+      rows.push([
+        int(x.n),
+        pct(s.loss),
+        int(s.writes),
+        pair(allBound),
+        pair((t) => fixed(t.ms / c.gossipIntervalMs, 2)),
+        pair((t) => times(t.bytes / t.minimum)),
+        pair((t) => times(t.dataBytes / t.minimum)),
+        pair((t) => pct(Math.max(0, 1 - t.viaRumor / t.deliveries))),
+        s.relayMaxOverMean ? times(s.relayMaxOverMean) : "—",
+      ]);
+    }
+  }
+  L.push(
+    table(
+      [
+        "N",
+        "loss",
+        "writes",
+        "all ÷ bound",
+        "rounds",
+        "× min",
+        "data × min",
+        "left to anti-entropy",
+        "busiest ÷ mean (after)",
+      ],
+      rows,
+    ),
+  );
+  L.push(
+    "",
+    table(
+      ["N", "idle B/s per member", "load B/s per member", "load bytes per write per member"],
+      after.convergence.map((x) => {
+        const o = before.convergence.find((y) => y.n === x.n);
+        const perWrite = (t: ConvergenceResult) =>
+          t.load.bytesPerMemberPerSecond / (t.load.writesPerSecond || 1);
+        return [
+          int(x.n),
+          `${o ? int(o.idle.bytesPerMemberPerSecond) : "—"} → ${
+            int(x.idle.bytesPerMemberPerSecond)
+          }`,
+          `${o ? int(o.load.bytesPerMemberPerSecond) : "—"} → ${
+            int(x.load.bytesPerMemberPerSecond)
+          }`,
+          `${o ? int(perWrite(o)) : "—"} → ${int(perWrite(x))}`,
+        ];
+      }),
+    ),
+  );
+  const peers: string[][] = [];
+  for (const p of after.peer) {
+    const x = after.convergence.find((y) => y.n === p.n);
+    const s = x?.spreads.find((t) => t.loss === 0 && t.writes === p.writes);
+    const o = before.convergence.find((y) => y.n === p.n)?.spreads.find((t) =>
+      t.loss === 0 && t.writes === p.writes
+    );
+    if (!s || p.ms < 0) continue;
+    peers.push([
+      int(p.n),
+      int(p.writes),
+      `${o ? fixed(o.ms / lat, 0) : "—"} → ${fixed(s.ms / lat, 0)}`,
+      fixed(p.ms / lat, 0),
+      `${o ? times(o.ms / p.ms) : "—"} → ${times(s.ms / p.ms)}`,
+      `${o ? times(o.bytes / p.bytes) : "—"} → ${times(s.bytes / p.bytes)}`,
+    ]);
+  }
+  if (peers.length) {
+    L.push(
+      "",
+      "Against scuttlebutt (same run each time; target: hops ≤ ×1.5 theirs, bytes below theirs):",
+      "",
+      table(
+        ["N", "writes", "hops, ours", "hops, theirs", "hops ours ÷ theirs", "bytes ours ÷ theirs"],
+        peers,
+      ),
+    );
+  }
+  const udp: string[][] = [];
+  for (const u of after.udp) {
+    const o = before.udp.find((v) => v.label === u.label && v.api === u.api);
+    for (const s of u.spreads) {
+      const t = o?.spreads.find((v) => v.writes === s.writes);
+      const ms = (v: UdpSpread) => `${fixed(v.ms, 1)} / ${fixed(v.maxMs, 1)} ms`;
+      udp.push([u.label, u.api, int(s.writes), `${t ? ms(t) : "—"} → ${ms(s)}`]);
+    }
+  }
+  if (udp.length) {
+    L.push(
+      "",
+      `Real UDP on loopback, ${
+        after.udp[0]?.n ?? 16
+      } members (median / slowest of the repeats; targets: 1 write within 5 ms, 1,000 writes to 64 members within 0.3 s):`,
+      "",
+      table(["runtime", "socket API", "writes", "time to the last member"], udp),
+    );
+  }
+  return L;
 }

@@ -71,10 +71,10 @@ test("/metrics is Prometheus text with the member's counters and gauges", async 
   assert.equal(value(families, "datagrams_total", `${m},direction="in"`), s.datagramsIn);
   assert.equal(value(families, "bytes_total", `${m},direction="out"`), s.bytesOut);
   assert.equal(
-    value(families, "messages_total", `${m},direction="in",type="rumor"`),
-    s.engine.messagesIn.rumor,
+    value(families, "messages_total", `${m},direction="in",type="tree"`),
+    s.engine.messagesIn.tree,
   );
-  assert.ok(value(families, "messages_total", `${m},direction="in",type="rumor"`)! > 0);
+  assert.ok(value(families, "messages_total", `${m},direction="in",type="tree"`)! > 0);
   assert.ok(value(families, "message_bytes_total", `${m},direction="out",type="ping"`)! > 0);
   assert.equal(
     value(families, "rumor_entries_total", `${m},outcome="new"`),

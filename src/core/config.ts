@@ -46,6 +46,13 @@ export interface EngineConfig {
    * fragment timeout).
    */
   largeEntryCooldownMs: number;
+  /**
+   * Tree broadcast: announcements of received writes wait this long before they go to the
+   * neighbours that are not on the tree, in ms (batched, after the eager copies). Default 50.
+   */
+  lazyDelayMs: number;
+  /** Tree broadcast: wait for an announced write before asking for it, in ms. Default 10. */
+  graftTimeoutMs: number;
 }
 
 /** The defaults of {@linkcode EngineConfig}. */
@@ -64,6 +71,8 @@ export const DEFAULT_CONFIG: Readonly<EngineConfig> = Object.freeze({
   maxPiggyback: 16,
   reconnectIntervalMs: 5_000,
   largeEntryCooldownMs: 10_000,
+  lazyDelayMs: 50,
+  graftTimeoutMs: 10,
 });
 
 /** Whether `name` is a field of {@linkcode EngineConfig}. */

@@ -15,9 +15,9 @@ export interface EngineCounters {
   messagesOut: Record<MessageType, number>;
   /** Rumors this member forwarded after learning something new from them. */
   rumorsForwarded: number;
-  /** Entries received in rumors that were new here. */
+  /** Entries received in rumors or tree messages that were new here. */
   rumorEntriesNew: number;
-  /** Entries received in rumors that were already known (or older). */
+  /** Entries received in rumors or tree messages that were already known (or older). */
   rumorEntriesDuplicate: number;
   /** Anti-entropy rounds this member opened. */
   syncRounds: number;
@@ -53,6 +53,10 @@ function messageCounts(): Record<MessageType, number> {
     "ping-req": 0,
     member: 0,
     rumor: 0,
+    tree: 0,
+    ihave: 0,
+    graft: 0,
+    prune: 0,
     entries: 0,
     "sync-root": 0,
     "sync-branch": 0,

@@ -9,9 +9,14 @@
  *   {@linkcode LargeValueCooldown} the scheme must note large values in when it sends them.
  * - `publish(entries, now)`: at each `Engine.flush`, the local writes since the last flush
  *   that are still current (one version per key), to be spread.
- * - `receive(message, sender, from, now)`: each `rumor` message of an envelope, in order
- *   with the envelope's other messages. Merge its entries with `ctx.mergeRemote` (it
- *   applies every rule: clock drift, `sys` ownership, the graveyard).
+ * - `receive(message, sender, from, now)`: each dissemination message of an envelope
+ *   (`rumor`, `tree`, `ihave`, `graft`, `prune`), in order with the envelope's other
+ *   messages. Merge entries with `ctx.mergeRemote` (it applies every rule: clock drift,
+ *   `sys` ownership, the graveyard). A scheme ignores the types it does not speak.
+ * - `memberChanged(id)` (optional): member `id` appeared, changed status, had its `sys`
+ *   record change, or was forgotten.
+ * - `recordFields` (optional): fields the engine adds to this member's `sys` record, to tell
+ *   the others which scheme it speaks.
  * - `endEnvelope(sender, now)`: after the last message of that envelope; a scheme that
  *   batches what it learned from one envelope forwards it here.
  * - `tick(now)` / `nextWakeAt()`: optional periodic work and when it is next due (after
@@ -24,7 +29,13 @@
 
 import type { EngineContext } from "./context.ts";
 import { isLarge, type LargeValueCooldown } from "./large_values.ts";
-import type { RumorMessage } from "./messages.ts";
+import type {
+  GraftMessage,
+  IHaveMessage,
+  PruneMessage,
+  RumorMessage,
+  TreeMessage,
+} from "./messages.ts";
 import { sample } from "./random.ts";
 import type { StoredEntry } from "./store.ts";
 
@@ -34,12 +45,24 @@ export interface DisseminationContext extends EngineContext {
   readonly largeValues: LargeValueCooldown;
 }
 
+/** The messages the engine hands to the dissemination scheme. */
+export type DisseminationMessage =
+  | RumorMessage
+  | TreeMessage
+  | IHaveMessage
+  | GraftMessage
+  | PruneMessage;
+
 /** A dissemination scheme: see this module's documentation for the contract. */
 export interface Dissemination {
+  /** Fields added to this member's `sys` record. */
+  readonly recordFields?: Readonly<Record<string, unknown>>;
+  /** Member `id` appeared, changed status or record, or was forgotten. */
+  memberChanged?(id: string): void;
   /** Spreads the local writes made since the last flush (the versions still current). */
   publish(entries: readonly StoredEntry[], now: number): void;
-  /** Handles one rumor received from member `sender` at address `from`. */
-  receive(message: RumorMessage, sender: string, from: string, now: number): void;
+  /** Handles one message received from member `sender` at address `from`. */
+  receive(message: DisseminationMessage, sender: string, from: string, now: number): void;
   /** Called after the last message of an envelope from `sender`. */
   endEnvelope(sender: string, now: number): void;
   /** Periodic work due at `now`, if the scheme has any. */
@@ -77,7 +100,8 @@ export class RumorMongering implements Dissemination {
     }
   }
 
-  receive(message: RumorMessage, _sender: string, from: string, now: number): void {
+  receive(message: DisseminationMessage, _sender: string, from: string, now: number): void {
+    if (message.type !== "rumor") return;
     const { counters, store } = this.#ctx;
     for (const e of message.entries) {
       if (this.#ctx.mergeRemote(e, from, now) === "applied") {

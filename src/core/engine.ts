@@ -5,8 +5,9 @@
  *
  * Three mechanisms, each covering the others' weakness, each a part that
  * owns its state; the engine only routes messages and ticks to them:
- * 1. Dissemination (`dissemination.ts`): by default rumors, pushed at once to `fanout`
- *    random live peers and forwarded by whoever learns something new, up to a hop limit.
+ * 1. Dissemination (`dissemination.ts`): by default a broadcast tree over an overlay
+ *    derived from the member list (`tree_dissemination.ts`, `broadcast.ts`), with rumors
+ *    for members that do not speak it (release 0.1.0).
  * 2. Anti-entropy (`anti_entropy.ts`, `sync.ts`): every `gossipIntervalMs`, a Merkle
  *    comparison with one random live peer repairs whatever rumors missed.
  * 3. SWIM membership (`swim.ts`, `suspicion.ts`): probes, indirect probes, suspicion with a
@@ -24,7 +25,8 @@ import { AntiEntropy, type SyncState } from "./anti_entropy.ts";
 import { type EngineConfig, resolveConfig } from "./config.ts";
 import type { EngineContext, RemoteOutcome } from "./context.ts";
 import { type EngineCounters, newCounters } from "./counters.ts";
-import { type Dissemination, type DisseminationFactory, RumorMongering } from "./dissemination.ts";
+import type { Dissemination, DisseminationFactory } from "./dissemination.ts";
+import { TreeDissemination } from "./tree_dissemination.ts";
 import { Graveyard } from "./graveyard.ts";
 import { HybridClock } from "./hlc.ts";
 import { LargeValueCooldown } from "./large_values.ts";
@@ -99,7 +101,7 @@ export interface EngineOptions extends Partial<EngineConfig> {
   readonly seeds?: readonly string[];
   /** Extra fields of this member's `sys` record (runtime, version, ...). */
   readonly meta?: Readonly<Record<string, unknown>>;
-  /** The dissemination scheme. Default: rumor mongering ({@linkcode RumorMongering}). */
+  /** The dissemination scheme. Default: the tree broadcast (`tree_dissemination.ts`). */
   readonly dissemination?: DisseminationFactory;
 }
 
@@ -166,7 +168,7 @@ export class Engine {
     // rounds of a cluster started at once.
     this.#swim = new Swim(ctx, now);
     this.#antiEntropy = new AntiEntropy(ctx, this.#largeValues, now);
-    const dissemination = options.dissemination ?? ((c) => new RumorMongering(c));
+    const dissemination = options.dissemination ?? ((c) => new TreeDissemination(c, now));
     this.#dissemination = dissemination({ ...ctx, largeValues: this.#largeValues });
     this.#nextMaintenanceAt = now + config.gossipIntervalMs;
   }
@@ -218,6 +220,9 @@ export class Engine {
   /** Announces this member: writes its `sys` record and contacts the seeds. */
   start(now: number): void {
     this.#writeRecord(now);
+    // No member is known yet to push the record to: it travels by anti-entropy from the
+    // seeds, and is not left pending to ride along with this member's first write.
+    this.#pendingRumor = [];
     this.#joinSeeds();
   }
 
@@ -307,6 +312,10 @@ export class Engine {
           this.#swim.onMember(m, sender, from, now);
           break;
         case "rumor":
+        case "tree":
+        case "ihave":
+        case "graft":
+        case "prune":
           this.#dissemination.receive(m, sender, from, now);
           break;
         case "entries":
@@ -444,6 +453,7 @@ export class Engine {
   }
 
   #emitMember(m: MemberState, previous: MemberStatus | undefined): void {
+    this.#dissemination.memberChanged?.(m.id);
     this.#memberChanges.push({
       id: m.id,
       address: m.address,
@@ -455,7 +465,8 @@ export class Engine {
 
   #writeRecord(now: number): void {
     const key = MEMBER_KEY_PREFIX + this.id;
-    this.write("sys", key, memberRecord(this.address, this.#meta), false, now);
+    const meta = { ...this.#meta, ...this.#dissemination.recordFields };
+    this.write("sys", key, memberRecord(this.address, meta), false, now);
   }
 
   #joinSeeds(): void {
@@ -502,6 +513,7 @@ export class Engine {
       if (e.deleted && !this.#left) this.#writeRecord(now);
       return;
     }
+    this.#dissemination.memberChanged?.(id);
     if (e.deleted) return;
     const address = recordAddress(e);
     if (address === undefined) return;
@@ -535,6 +547,7 @@ export class Engine {
       ) {
         this.membership.forget(m.id);
         this.#antiEntropy.forget(m.id);
+        this.#dissemination.memberChanged?.(m.id);
         // Every member forgets the same way, so the tombstone is the same everywhere.
         const record = this.store.get("sys", MEMBER_KEY_PREFIX + m.id);
         if (record && !record.deleted) {

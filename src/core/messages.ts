@@ -69,6 +69,41 @@ export interface RumorMessage {
   readonly entries: readonly Entry[];
 }
 
+/**
+ * Entries broadcast along the tree (see `broadcast.ts`): message `seq` of member `origin`,
+ * `hop` members away from it. Forwarded once by each member, on first receipt.
+ */
+export interface TreeMessage {
+  readonly type: "tree";
+  readonly origin: string;
+  readonly seq: number;
+  readonly hop: number;
+  readonly entries: readonly Entry[];
+}
+
+/** Lazy announcement: "I have tree messages `seqs` of `origin`" (received at `hop`). */
+export interface IHaveMessage {
+  readonly type: "ihave";
+  readonly origin: string;
+  readonly hop: number;
+  /** Ascending, at least one. */
+  readonly seqs: readonly number[];
+}
+
+/** "Send me tree messages `seqs` of `origin`, and push to me eagerly from now on." */
+export interface GraftMessage {
+  readonly type: "graft";
+  readonly origin: string;
+  /** Ascending, at least one. */
+  readonly seqs: readonly number[];
+}
+
+/** "Your eager pushes of `origin`'s messages reach me twice: announce them lazily." */
+export interface PruneMessage {
+  readonly type: "prune";
+  readonly origin: string;
+}
+
 /** Entries sent as part of an anti-entropy exchange; never forwarded. */
 export interface EntriesMessage {
   readonly type: "entries";
@@ -118,6 +153,10 @@ export type Message =
   | PingReqMessage
   | MemberMessage
   | RumorMessage
+  | TreeMessage
+  | IHaveMessage
+  | GraftMessage
+  | PruneMessage
   | EntriesMessage
   | SyncRootMessage
   | SyncBranchMessage

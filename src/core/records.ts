@@ -15,7 +15,10 @@ export function validSys(e: Entry): boolean {
   return e.section !== "sys" || e.key === MEMBER_KEY_PREFIX + e.writer;
 }
 
-/** The value of a member's own record: its meta fields, address, host, port and protocol. */
+/**
+ * The value of a member's own record: its meta fields, address, host, port and protocol
+ * (`meta` also carries the dissemination scheme's fields, such as `tree`).
+ */
 export function memberRecord(
   address: string,
   meta: Readonly<Record<string, unknown>>,

@@ -53,6 +53,10 @@ export const MessageCode = {
   member: 10,
   rumor: 20,
   entries: 21,
+  tree: 22,
+  ihave: 23,
+  graft: 24,
+  prune: 25,
   "sync-root": 30,
   "sync-branch": 31,
   "sync-leaf": 32,
@@ -114,6 +118,11 @@ export type Decoded =
 
 // ---------------------------------------------------------------------------- encode
 
+/** Ascending sequence numbers as the first one and the gaps to the next: small integers. */
+function seqsToArray(seqs: readonly number[]): number[] {
+  return seqs.map((s, i) => i === 0 ? s : s - seqs[i - 1]!);
+}
+
 function messageToArray(m: Message): unknown[] {
   const code = MessageCode[m.type];
   switch (m.type) {
@@ -131,6 +140,14 @@ function messageToArray(m: Message): unknown[] {
       return [code, m.hop, ...m.entries.map(entryToArray)];
     case "entries":
       return [code, ...m.entries.map(entryToArray)];
+    case "tree":
+      return [code, m.origin, m.seq, m.hop, ...m.entries.map(entryToArray)];
+    case "ihave":
+      return [code, m.origin, m.hop, ...seqsToArray(m.seqs)];
+    case "graft":
+      return [code, m.origin, ...seqsToArray(m.seqs)];
+    case "prune":
+      return [code, m.origin];
     case "sync-root":
       return [code, m.hash, m.count];
     case "sync-branch":
@@ -267,6 +284,21 @@ function node(level: unknown, index: unknown): { level: number; index: number } 
   return { level: l, index: i };
 }
 
+/** The inverse of `seqsToArray`: every gap at least 1, every number a safe integer. */
+function seqsFromArray(a: readonly unknown[]): number[] {
+  if (a.length > 4096) fail("more than 4096 sequence numbers");
+  const out: number[] = [];
+  let s = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = uint(a[i], "seq");
+    if (i > 0 && d === 0) fail("sequence numbers are not ascending");
+    s = i === 0 ? d : s + d;
+    if (!Number.isSafeInteger(s)) fail("seq is not a safe integer");
+    out.push(s);
+  }
+  return out;
+}
+
 function decodeMessage(v: unknown): Message {
   if (!Array.isArray(v) || v.length === 0) fail("message is not a non-empty array");
   const a = v as unknown[];
@@ -308,6 +340,33 @@ function decodeMessage(v: unknown): Message {
         hop: uint(a[1], "hop", 255),
         entries: a.slice(2).map(entryFromArray),
       };
+    case MessageCode.tree:
+      if (a.length < 5) fail("tree message carries no entries");
+      return {
+        type: "tree",
+        origin: str(a[1], "origin", MAX_ID_LENGTH),
+        seq: uint(a[2], "seq"),
+        hop: uint(a[3], "hop", 255),
+        entries: a.slice(4).map(entryFromArray),
+      };
+    case MessageCode.ihave:
+      if (a.length < 4) fail("ihave message names no message");
+      return {
+        type: "ihave",
+        origin: str(a[1], "origin", MAX_ID_LENGTH),
+        hop: uint(a[2], "hop", 255),
+        seqs: seqsFromArray(a.slice(3)),
+      };
+    case MessageCode.graft:
+      if (a.length < 3) fail("graft message names no message");
+      return {
+        type: "graft",
+        origin: str(a[1], "origin", MAX_ID_LENGTH),
+        seqs: seqsFromArray(a.slice(2)),
+      };
+    case MessageCode.prune:
+      n(2);
+      return { type: "prune", origin: str(a[1], "origin", MAX_ID_LENGTH) };
     case MessageCode.entries:
       if (a.length < 2) fail("entries message carries no entries");
       return { type: "entries", entries: a.slice(1).map(entryFromArray) };

@@ -1,0 +1,201 @@
+/**
+ * The default dissemination scheme: the tree broadcast of `broadcast.ts` among the members
+ * whose `sys` record says they speak it (`tree: 1`), and rumor mongering, as in release
+ * 0.1.0, towards the live members that do not. A cluster upgraded one member at a time
+ * keeps converging: old members spread rumors among themselves as before, and a new member
+ * that learns something from a rumor broadcasts it along the tree.
+ *
+ * @module
+ */
+
+import { TreeBroadcast, type TreeSend } from "./broadcast.ts";
+import type { Dissemination, DisseminationContext, DisseminationMessage } from "./dissemination.ts";
+import { approxSize, isLarge } from "./large_values.ts";
+import { MEMBER_KEY_PREFIX } from "./records.ts";
+import { sample } from "./random.ts";
+import type { StoredEntry } from "./store.ts";
+
+/**
+ * The value of the `tree` field of a member's `sys` record when it takes part in the tree
+ * broadcast. Members without it get rumors instead.
+ */
+export const TREE_PROTOCOL = 1;
+
+/** Entries (roughly, in bytes) per tree message: one datagram each, under any sane MTU. */
+const TREE_CHUNK_BYTES = 1000;
+
+/** The tree broadcast, with rumors for the members that do not speak it. */
+export class TreeDissemination implements Dissemination {
+  readonly recordFields: Readonly<Record<string, unknown>> = Object.freeze({
+    tree: TREE_PROTOCOL,
+  });
+  readonly #ctx: DisseminationContext;
+  readonly #tree: TreeBroadcast;
+  /** Live members that do not speak the tree: they get rumors. */
+  readonly #legacy = new Set<string>();
+  /** Entries of the current envelope's rumors that were new here, and their largest hop. */
+  #fresh: StoredEntry[] = [];
+  #hop = -1;
+  #nextResyncAt: number;
+
+  /** The scheme, on the engine's shared state. */
+  constructor(ctx: DisseminationContext, now: number) {
+    this.#ctx = ctx;
+    this.#tree = new TreeBroadcast(
+      ctx.id,
+      {
+        lazyDelayMs: ctx.config.lazyDelayMs,
+        graftTimeoutMs: ctx.config.graftTimeoutMs,
+      },
+      now,
+      (v) => approxSize(v),
+    );
+    this.#nextResyncAt = now + ctx.config.gossipIntervalMs;
+  }
+
+  /** The tree's counters (duplicates, grafts, prunes, announcements). */
+  get tree(): TreeBroadcast {
+    return this.#tree;
+  }
+
+  memberChanged(id: string): void {
+    if (id === this.#ctx.id) return;
+    const { membership, store } = this.#ctx;
+    const m = membership.get(id);
+    const live = m !== undefined && (m.status === "alive" || m.status === "suspect");
+    const record = store.get("sys", MEMBER_KEY_PREFIX + id);
+    const version = record && !record.deleted
+      ? (record.value as { tree?: unknown } | undefined)?.tree
+      : undefined;
+    const speaks = live && typeof version === "number" && version >= TREE_PROTOCOL;
+    this.#tree.overlay.set(id, speaks);
+    if (live && !speaks) this.#legacy.add(id);
+    else this.#legacy.delete(id);
+  }
+
+  publish(entries: readonly StoredEntry[], now: number): void {
+    const { config, membership, outbox, largeValues } = this.#ctx;
+    const large = entries.filter(isLarge);
+    const small = large.length ? entries.filter((e) => !isLarge(e)) : entries;
+    if (large.length) {
+      // Large values go to `fanout` peers only; anti-entropy carries one copy to the rest.
+      for (const peer of sample(this.#ctx.random, membership.live(), config.fanout)) {
+        outbox.send(peer.address, { type: "rumor", hop: 0, entries: large }, peer.id);
+        largeValues.withoutInFlight(peer.address, large, now); // notes them as in flight
+      }
+    }
+    if (small.length) {
+      this.#broadcast(small, now);
+      this.#rumor(small, 0, undefined);
+    }
+  }
+
+  receive(m: DisseminationMessage, sender: string, from: string, now: number): void {
+    const { counters, store } = this.#ctx;
+    switch (m.type) {
+      case "rumor":
+        for (const e of m.entries) {
+          if (this.#ctx.mergeRemote(e, from, now) === "applied") {
+            this.#fresh.push(store.get(e.section, e.key)!);
+            counters.rumorEntriesNew++;
+          } else counters.rumorEntriesDuplicate++;
+        }
+        this.#hop = Math.max(this.#hop, m.hop);
+        break;
+      case "tree": {
+        const r = this.#tree.receiveTree(sender, m, now);
+        this.#send(r.sends);
+        if (!r.fresh) break;
+        for (const e of m.entries) {
+          if (this.#ctx.mergeRemote(e, from, now) === "applied") counters.rumorEntriesNew++;
+          else counters.rumorEntriesDuplicate++;
+        }
+        break;
+      }
+      case "ihave":
+        this.#tree.receiveIHave(sender, m, now);
+        break;
+      case "graft":
+        this.#send(this.#tree.receiveGraft(sender, m, now));
+        break;
+      case "prune":
+        this.#tree.receivePrune(sender, m.origin);
+        break;
+    }
+  }
+
+  endEnvelope(sender: string, now: number): void {
+    const fresh = this.#fresh, hop = this.#hop;
+    this.#fresh = [];
+    this.#hop = -1;
+    // Large values are not forwarded (see `RumorMongering`).
+    const forward = fresh.filter((e) => !isLarge(e));
+    if (forward.length === 0) return;
+    // The rumor came from a member that does not speak the tree (or did not know yet that
+    // we do): the tree carries what is new to its members, and the rumor goes on among
+    // the members that do not speak it.
+    this.#broadcast(forward, now);
+    if (hop + 1 <= this.#hopLimit() && this.#rumor(forward, hop + 1, sender)) {
+      this.#ctx.counters.rumorsForwarded++;
+    }
+  }
+
+  tick(now: number): void {
+    if (now >= this.#nextResyncAt) {
+      // Every status change is reported, but re-place everyone now and then all the same:
+      // O(N) per anti-entropy period.
+      this.#nextResyncAt = now + this.#ctx.config.gossipIntervalMs;
+      for (const m of this.#ctx.membership.all()) this.memberChanged(m.id);
+    }
+    this.#send(this.#tree.tick(now));
+  }
+
+  nextWakeAt(): number {
+    return Math.min(this.#nextResyncAt, this.#tree.nextWakeAt());
+  }
+
+  /** Broadcasts entries along the tree, in messages of one datagram each. */
+  #broadcast(entries: readonly StoredEntry[], now: number): void {
+    let chunk: StoredEntry[] = [];
+    let bytes = 0;
+    for (const e of entries) {
+      const size = e.key.length + e.writer.length + 24 + (e.deleted ? 0 : approxSize(e.value));
+      if (chunk.length && bytes + size > TREE_CHUNK_BYTES) {
+        this.#send(this.#tree.originate(chunk, now));
+        chunk = [];
+        bytes = 0;
+      }
+      chunk.push(e);
+      bytes += size;
+    }
+    if (chunk.length) this.#send(this.#tree.originate(chunk, now));
+  }
+
+  #send(sends: readonly TreeSend[]): void {
+    for (const { to, message } of sends) {
+      const m = this.#ctx.membership.get(to);
+      if (m) this.#ctx.outbox.send(m.address, message, m.id);
+    }
+  }
+
+  /** Pushes a rumor to `fanout` random live members that do not speak the tree. */
+  #rumor(entries: readonly StoredEntry[], hop: number, except: string | undefined): boolean {
+    if (this.#legacy.size === 0) return false;
+    const { config, membership, outbox, random } = this.#ctx;
+    const ids = sample(random, [...this.#legacy], config.fanout + 1)
+      .filter((id) => id !== except).slice(0, config.fanout);
+    let sent = false;
+    for (const id of ids) {
+      const m = membership.get(id);
+      if (!m) continue;
+      outbox.send(m.address, { type: "rumor", hop, entries }, m.id);
+      sent = true;
+    }
+    return sent;
+  }
+
+  #hopLimit(): number {
+    const n = this.#ctx.membership.size;
+    return 2 * Math.ceil(Math.log(Math.max(2, n)) / Math.log(this.#ctx.config.fanout + 1)) + 2;
+  }
+}
