@@ -134,3 +134,20 @@ test("close() before load() closes; afterwards appends are refused and close() r
     await u.close();
   });
 });
+
+test('fsync "always" does not wait for the interval timer, and close() adds no needless fsync', async () => {
+  await withDir(async (dir) => {
+    // With an hour-long interval, a sync() that waited for the timer would never resolve.
+    const s = fileStorage({ dir, fsync: "always", fsyncIntervalMs: 3_600_000 });
+    await s.load();
+    s.append([usr("a", 1)]);
+    await s.sync();
+    assert.equal(s.stats.fsyncs, 1);
+    await s.close();
+    assert.equal(s.stats.fsyncs, 1, "everything was already durable");
+    const n = fileStorage({ dir, fsync: "never" });
+    await n.load();
+    await n.close();
+    assert.equal(n.stats.fsyncs, 0, "nothing written, nothing to fsync");
+  });
+});
