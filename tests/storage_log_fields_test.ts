@@ -148,6 +148,13 @@ test("record lengths: 0 and past the maximum are impossible; one past the file i
   const payload = encodeCbor([0, "k", 5, 2, "w", 1]);
   const long = readRecords(logOf(frame(payload, payload.length + 1)));
   assert.deepEqual(long.damage, { reason: "torn", detail: "record cut short at byte 8" });
+  // Exactly one frame left, announcing a payload that is not there: cut short, not a
+  // frame cut short.
+  const bare = frame(Uint8Array.of(1, 2, 3, 4, 5)).subarray(0, FRAME_BYTES);
+  assert.deepEqual(readRecords(logOf(bare)).damage, {
+    reason: "torn",
+    detail: "record cut short at byte 8",
+  });
   const frag = readRecords(logOf(encodeRecord(good), new Uint8Array(FRAME_BYTES - 1).fill(9)));
   assert.equal(frag.records.length, 1);
   assert.deepEqual(frag.damage, {

@@ -63,8 +63,12 @@ test("MemoryStorage forgets only the exact version it holds, and refuses appends
     value: "same",
   }]);
   assert.deepEqual(s.entries().map((e) => e.value), [{ port: 1 }]);
-  await s.sync();
-  await s.close();
+  const synced = s.sync();
+  assert.ok(synced instanceof Promise);
+  await synced;
+  const closed = s.close();
+  assert.ok(closed instanceof Promise);
+  await closed;
   assert.throws(() => s.append([v]), /not open/);
   assert.equal((await s.load()).entries.length, 1, "closing keeps the data");
 });

@@ -10,6 +10,7 @@ import {
   MAGIC_0,
   MAGIC_1,
   MessageCode as C,
+  packDatagrams,
   PROTOCOL_VERSION,
 } from "../src/wire/codec.ts";
 import type { Message } from "../src/core/messages.ts";
@@ -438,4 +439,19 @@ test("Wire reassembly: sizes, deadlines and replaced partials, with their detail
     detail: `reassembly buffers full (${one + 10} bytes)`,
   });
   assert.equal(f.pendingBytes, 0, "the partial is discarded");
+});
+
+test("envelopes of every array-header size decode to the same messages, in order", () => {
+  for (const n of [1, 21, 22, 23, 30, 253, 254, 255, 300, 5_000]) {
+    const messages: Message[] = Array.from({ length: n }, (_, i) => ({ type: "ack", seq: i }));
+    const datagrams = packDatagrams(messages, {
+      cluster: "c",
+      sender: "a",
+      mtu: 65_507,
+      nextFragmentId: () => 0,
+    });
+    assert.equal(datagrams.length, 1, `${n} acks in one datagram`);
+    const d = decodeDatagram(datagrams[0]!, "c", 65_507);
+    assert.deepEqual(d.kind === "envelope" && d.envelope.messages, messages, `${n} messages`);
+  }
 });

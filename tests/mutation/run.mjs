@@ -64,6 +64,7 @@ export const GROUPS = {
     tests: [
       "tests/storage_log_test.ts",
       "tests/storage_file_test.ts",
+      "tests/storage_file_fields_test.ts",
       "tests/storage_log_fields_test.ts",
       "tests/storage_memory_test.ts",
       "tests/storage_member_test.ts",
