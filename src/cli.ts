@@ -25,6 +25,7 @@ import { helpText, type NodeConfig, parseFlags, UsageError } from "./cli/flags.t
 import { type KeyFile, readKeyFile } from "./cli/keys.ts";
 import { createLogger } from "./cli/log.ts";
 import { type RunningNode, runtimeInfo, startNode } from "./cli/node.ts";
+import { stopSignals } from "./cli/_signals.ts";
 
 export { envTwin, FLAGS, LOG_LEVELS, parseFlags, UsageError } from "./cli/flags.ts";
 export type { FlagSpec, LogLevel, NodeConfig } from "./cli/flags.ts";
@@ -75,21 +76,25 @@ export async function main(
     console.error(`gossip-kv: ${error.message}`);
     return error.exitCode;
   }
-  const log = createLogger(config.logLevel);
+  const log = createLogger(config.logLevel, undefined, config.logFormat);
 
   // Handlers first: a signal during start-up must not kill the process half-joined. With a
   // handler installed, SIGTERM also works when this is PID 1 in a container (the kernel
   // drops signals PID 1 does not handle).
   let stop: (signal: string) => void = () => {};
   const stopping = new Promise<string>((resolve) => (stop = resolve));
-  let signals = 0;
+  const signals = stopSignals();
   let node: RunningNode | undefined;
   const onStop = (signal: string) => {
-    if (++signals > 1) {
-      log.warn(`${signal} again: exiting without waiting`);
-      process.exit(1);
+    switch (signals.signalled(Date.now())) {
+      case "leave":
+        return stop(signal);
+      case "copy":
+        return log.debug(`${signal} again at once: a copy of the same interrupt`);
+      case "force":
+        log.warn(`${signal} again: exiting without waiting`);
+        process.exit(1);
     }
-    stop(signal);
   };
   const onHangup = () => {
     log.info("SIGHUP: reading the key file and resolving the seeds again");
