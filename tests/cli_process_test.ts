@@ -38,8 +38,8 @@ const bin = (name: string) => join(ROOT, "node_modules", ".bin", name);
 /** The documented commands that start a member, as users type them (README). */
 const DOCUMENTED: Record<Runtime, string[]> = {
   deno: [bin("deno"), "task", "node"],
-  bun: [bin("bun"), "src/cli.ts"],
-  node: [bin("tsx"), "src/cli.ts"],
+  bun: [bin("bun"), "src/cli.ts", "agent"],
+  node: [bin("tsx"), "src/cli.ts", "agent"],
 };
 
 /**
@@ -56,13 +56,13 @@ function command(runtime: Runtime, denoExtra: string[] = []): string[] {
       // (2.9) would run that binary as a JavaScript file; env finds it on PATH instead.
       const [program, ...rest] = deno.tasks.node!.trim().replace(/^env\s+/, "").split(/\s+/);
       assert.equal(program, "deno", "the node task runs deno");
-      assert.equal(rest.at(-1), "src/cli.ts", "the node task runs src/cli.ts");
-      return [bin("deno"), ...rest.slice(0, -1), ...denoExtra, "src/cli.ts"];
+      assert.deepEqual(rest.slice(-2), ["src/cli.ts", "agent"], "the node task runs the agent");
+      return [bin("deno"), ...rest.slice(0, -2), ...denoExtra, "src/cli.ts", "agent"];
     }
     case "bun":
-      return [bin("bun"), "src/cli.ts"];
+      return [bin("bun"), "src/cli.ts", "agent"];
     case "node":
-      return ["node", "--import", "tsx", "src/cli.ts"];
+      return ["node", "--import", "tsx", "src/cli.ts", "agent"];
   }
 }
 

@@ -206,7 +206,7 @@ export function helpText(): string {
   const rows = FLAGS.map((f) => [`--${f.name}=${f.value}`, envTwin(f.name)] as const);
   const width = Math.max(...rows.map(([flag]) => flag.length));
   return [
-    "Usage: gossip-kv node [flags]",
+    "Usage: gossip-kv agent [flags]      (in the repository: deno task node [flags])",
     "",
     "Starts one Gossip KV member: gossip over UDP, and the HTTP API (/healthz, /state, /usr/:key,",
     "/members, /metrics, the dashboard at /). SIGINT or SIGTERM leaves the cluster and exits 0;",
