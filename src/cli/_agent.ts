@@ -2,7 +2,8 @@
 // the HTTP API, until SIGINT or SIGTERM; then a graceful leave. Private to src/cli.ts.
 import process from "node:process";
 import type { Command, Io } from "./_client.ts";
-import { stopSignals } from "./_signals.ts";
+import { setTimeout } from "node:timers";
+import { COPY_WINDOW_MS, stopSignals } from "./_signals.ts";
 import { VERSION } from "./_version.ts";
 import { helpText, type NodeConfig, parseFlags, UsageError } from "./flags.ts";
 import { type KeyFile, readKeyFile } from "./keys.ts";
@@ -48,7 +49,9 @@ async function runAgent(args: readonly string[], io: Io): Promise<number> {
   const stopping = new Promise<string>((resolve) => (stop = resolve));
   const signals = stopSignals();
   let node: RunningNode | undefined;
+  let finished = false;
   const onStop = (signal: string) => {
+    if (finished) return; // a late copy, while the process exits
     switch (signals.signalled(Date.now())) {
       case "leave":
         return stop(signal);
@@ -71,11 +74,11 @@ async function runAgent(args: readonly string[], io: Io): Promise<number> {
     }
     return () => void process.off(signal, handler);
   };
-  const unlisten = [
+  const unlistenStop = [
     listen("SIGINT", () => onStop("SIGINT")),
     listen("SIGTERM", () => onStop("SIGTERM")),
-    listen("SIGHUP", onHangup),
   ];
+  const unlistenHangup = listen("SIGHUP", onHangup);
   try {
     const started = startNode(config, { log, ...(keyFile && { keyFile }) });
     const first = await Promise.race([started, stopping]);
@@ -90,7 +93,12 @@ async function runAgent(args: readonly string[], io: Io): Promise<number> {
     await node?.close().catch(() => {});
     return 1;
   } finally {
-    for (const off of unlisten) off();
+    finished = true;
+    unlistenHangup();
+    // A copy of the signal may still be on its way: without a handler, it would kill the
+    // process (tsx's child exits 130) before it exits with this code. Keep the handlers a
+    // little longer, without keeping the process alive for them.
+    setTimeout(() => unlistenStop.forEach((off) => off()), COPY_WINDOW_MS).unref();
   }
 }
 
