@@ -1,50 +1,109 @@
 /**
- * The `node` command: one Gossip KV member per process, gossiping over UDP, with the HTTP
- * API. The same file runs on the three runtimes:
+ * The `gossip-kv` command: run a member (`agent`), and look into or change a running
+ * cluster through a member's HTTP API (`members`, `get`, `put`, `del`, `keys`, `watch`,
+ * `info`), or manage its keys (`keygen`, `keyring`). The same file runs on the three
+ * runtimes, from a checkout or from JSR:
  *
  * ```sh
- * deno task node --seeds=10.0.0.5:7946       # deno run --unstable-net --allow-net ... src/cli.ts
- * bun src/cli.ts --seeds=10.0.0.5:7946
- * npx tsx src/cli.ts --seeds=10.0.0.5:7946
+ * deno run -A jsr:@gossip-kv/gossip-kv/cli members       # or: deno install -g -A -n gossip-kv jsr:@gossip-kv/gossip-kv/cli
+ * deno task node --seeds=10.0.0.5:7946                    # in the repository: gossip-kv agent
+ * bun src/cli.ts get greeting
+ * npx tsx src/cli.ts put greeting '"hello"'
  * ```
  *
- * Flags and their `GOSSIP_KV_*` environment twins are listed by `--help` and in the README.
- * SIGINT and SIGTERM leave the cluster gracefully and exit 0; SIGHUP re-reads the key file
- * and re-resolves the seed names. Bad flags or an unusable key file print a message on
- * stderr and exit 2; a port that cannot be bound exits 1.
+ * Exit codes: 0 success, 1 the operation failed (a member unreachable, a key absent), 2 a
+ * usage error. `gossip-kv --help` lists the subcommands, `gossip-kv SUBCOMMAND --help` their
+ * flags. Without a subcommand (no argument, or a flag first), `gossip-kv` is `gossip-kv
+ * agent`, the form the container image uses.
  *
  * Importing this module starts nothing: {@linkcode main} runs only when this file is the
  * program (`import.meta.main` on Deno and Bun; `process.argv[1]` on Node).
  *
  * @module
  */
-import { readFileSync, realpathSync } from "node:fs";
+import { realpathSync } from "node:fs";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
-import { helpText, type NodeConfig, parseFlags, UsageError } from "./cli/flags.ts";
-import { type KeyFile, readKeyFile } from "./cli/keys.ts";
-import { createLogger } from "./cli/log.ts";
-import { type RunningNode, runtimeInfo, startNode } from "./cli/node.ts";
+import { agent, versionLine } from "./cli/_agent.ts";
+import { closest } from "./cli/_args.ts";
+import { type Command, Failure, type Io } from "./cli/_client.ts";
+import { del, get, keys, put } from "./cli/_data.ts";
+import { keygen, keyring } from "./cli/_keyring.ts";
+import { info, members } from "./cli/_members.ts";
+import { watch } from "./cli/_watch.ts";
+import { UsageError } from "./cli/flags.ts";
 
-export { envTwin, FLAGS, LOG_LEVELS, parseFlags, UsageError } from "./cli/flags.ts";
-export type { FlagSpec, LogLevel, NodeConfig } from "./cli/flags.ts";
+export { envTwin, FLAGS, LOG_FORMATS, LOG_LEVELS, parseFlags, UsageError } from "./cli/flags.ts";
+export type { FlagSpec, LogFormat, LogLevel, NodeConfig } from "./cli/flags.ts";
 
-function version(): string {
-  // Read on demand: --version is the only user, and deno.json sits at the repository root
-  // (the image's /app) next to src/.
-  try {
-    const text = readFileSync(new URL("../deno.json", import.meta.url), "utf8");
-    return (JSON.parse(text) as { version?: string }).version ?? "unknown";
-  } catch {
-    return "unknown";
-  }
+const COMMANDS: readonly Command[] = [
+  agent,
+  members,
+  info,
+  get,
+  put,
+  del,
+  keys,
+  watch,
+  keygen,
+  keyring,
+];
+
+function overview(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  return [
+    "Usage: gossip-kv SUBCOMMAND [flags]",
+    "",
+    "A gossip-replicated key-value store: run a member, or talk to one's HTTP API.",
+    "",
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    "",
+    "`gossip-kv SUBCOMMAND --help` describes each. Without a subcommand, gossip-kv runs the agent",
+    "(`gossip-kv --seeds=...` is `gossip-kv agent --seeds=...`). `--version` prints the version.",
+    "Exit codes: 0 success, 1 the operation failed, 2 a usage error.",
+  ].join("\n");
 }
 
 /**
- * Runs the `node` command with `args` (without program and script) and `env`: starts the
- * member and serves until SIGINT or SIGTERM, then leaves the cluster. Resolves with the exit
- * code: 0 after a graceful stop (or `--help`, `--version`), 1 when a port cannot be bound,
- * 2 for bad flags or an unusable key file. Never calls `process.exit` itself.
+ * What a process's own streams and signals give a subcommand. The agent installs its own
+ * signal handlers; `watch` ends on the first SIGINT or SIGTERM; the others keep the default.
+ */
+function processIo(
+  env: Readonly<Record<string, string | undefined>>,
+  command: Command,
+): Io & { close(): void } {
+  const controller = new AbortController();
+  const abort = () => controller.abort();
+  const listens = command.follows === true && command !== agent;
+  if (listens) {
+    process.on("SIGINT", abort);
+    process.on("SIGTERM", abort);
+  }
+  return {
+    env,
+    out: (line) => console.log(line),
+    err: (line) => console.error(line),
+    async stdin() {
+      const decoder = new TextDecoder();
+      let text = "";
+      for await (const chunk of process.stdin) {
+        text += typeof chunk === "string" ? chunk : decoder.decode(chunk, { stream: true });
+      }
+      return text + decoder.decode();
+    },
+    signal: controller.signal,
+    close() {
+      if (!listens) return;
+      process.off("SIGINT", abort);
+      process.off("SIGTERM", abort);
+    },
+  };
+}
+
+/**
+ * Runs `gossip-kv` with `args` (without program and script) and `env`. Resolves with the
+ * exit code: 0 success, 1 the operation failed, 2 a usage error; the `agent` subcommand
+ * serves until SIGINT or SIGTERM. Never calls `process.exit` itself.
  *
  * @example
  * ```ts
@@ -56,73 +115,36 @@ export async function main(
   args: readonly string[],
   env: Readonly<Record<string, string | undefined>>,
 ): Promise<number> {
-  let config: NodeConfig;
-  let keyFile: KeyFile | undefined;
-  try {
-    config = parseFlags(args, env);
-    if (config.command === "help") {
-      console.log(helpText());
-      return 0;
-    }
-    if (config.command === "version") {
-      const { runtime, version: v } = runtimeInfo();
-      console.log(`gossip-kv ${version()} (${runtime} ${v})`);
-      return 0;
-    }
-    if (config.keyFile !== undefined) keyFile = await readKeyFile(config.keyFile);
-  } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    console.error(`gossip-kv: ${error.message}`);
-    return error.exitCode;
-  }
-  const log = createLogger(config.logLevel);
-
-  // Handlers first: a signal during start-up must not kill the process half-joined. With a
-  // handler installed, SIGTERM also works when this is PID 1 in a container (the kernel
-  // drops signals PID 1 does not handle).
-  let stop: (signal: string) => void = () => {};
-  const stopping = new Promise<string>((resolve) => (stop = resolve));
-  let signals = 0;
-  let node: RunningNode | undefined;
-  const onStop = (signal: string) => {
-    if (++signals > 1) {
-      log.warn(`${signal} again: exiting without waiting`);
-      process.exit(1);
-    }
-    stop(signal);
-  };
-  const onHangup = () => {
-    log.info("SIGHUP: reading the key file and resolving the seeds again");
-    void node?.reload();
-  };
-  const listen = (signal: "SIGINT" | "SIGTERM" | "SIGHUP", handler: () => void) => {
-    try {
-      process.on(signal, handler);
-    } catch {
-      // Windows knows no SIGHUP (Deno throws for it); the rest still works.
-    }
-    return () => void process.off(signal, handler);
-  };
-  const unlisten = [
-    listen("SIGINT", () => onStop("SIGINT")),
-    listen("SIGTERM", () => onStop("SIGTERM")),
-    listen("SIGHUP", onHangup),
-  ];
-  try {
-    const started = startNode(config, { log, ...(keyFile && { keyFile }) });
-    const first = await Promise.race([started, stopping]);
-    node = await started;
-    const signal = typeof first === "string" ? first : await stopping;
-    log.info(`${signal}: leaving the cluster`);
-    await node.close();
-    log.info(`Member ${node.kv.id} left; bye`);
+  const [first, ...rest] = args;
+  if (first === "--version") {
+    console.log(versionLine());
     return 0;
+  }
+  if (first === "--help" || first === "-h" || first === "help") {
+    console.log(overview());
+    return 0;
+  }
+  let command = COMMANDS.find((c) => c.name === first);
+  let commandArgs = rest;
+  if (first === undefined || first.startsWith("-")) [command, commandArgs] = [agent, [...args]];
+  if (!command) {
+    const close = closest(first!, COMMANDS.map((c) => c.name));
+    console.error(
+      `gossip-kv: Unknown subcommand ${JSON.stringify(first)}${
+        close ? ` (did you mean ${close}?)` : ""
+      }; gossip-kv --help lists them`,
+    );
+    return 2;
+  }
+  const io = processIo(env, command);
+  try {
+    return await command.run(commandArgs, io);
   } catch (error) {
-    log.error(error instanceof Error ? error.message : String(error));
-    await node?.close().catch(() => {});
-    return 1;
+    if (!(error instanceof UsageError || error instanceof Failure)) throw error;
+    io.err(`gossip-kv ${command.name}: ${error.message}`);
+    return error.exitCode;
   } finally {
-    for (const off of unlisten) off();
+    io.close();
   }
 }
 

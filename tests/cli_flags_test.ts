@@ -10,6 +10,7 @@ import { envTwin, FLAGS, type NodeConfig, parseFlags, UsageError } from "../src/
 import { helpText } from "../src/cli/flags.ts";
 import { checkKeyFile, type KeyFile, readKeyFile, watchKeyFile } from "../src/cli/keys.ts";
 import { createLogger } from "../src/cli/log.ts";
+import { stopSignals } from "../src/cli/_signals.ts";
 import { bindFamily, type Lookup, parseSeed, SeedResolver } from "../src/cli/seeds.ts";
 import { generateKey } from "../src/wire/crypto.ts";
 
@@ -32,6 +33,7 @@ const EVERY_FLAG: Record<string, [string, Partial<NodeConfig>]> = {
   "gossip-interval": ["250", { gossipIntervalMs: 250 }],
   "tombstone-grace": ["20000", { tombstoneGraceMs: 20_000 }],
   "log-level": ["debug", { logLevel: "debug" }],
+  "log-format": ["json", { logFormat: "json" }],
   "data-dir": ["/var/lib/gossip-kv", { dataDir: "/var/lib/gossip-kv" }],
 };
 const EXPECTED: NodeConfig = {
@@ -49,6 +51,7 @@ const EXPECTED: NodeConfig = {
   gossipIntervalMs: 250,
   tombstoneGraceMs: 20_000,
   logLevel: "debug",
+  logFormat: "json",
   dataDir: "/var/lib/gossip-kv",
 };
 
@@ -84,16 +87,26 @@ test("parseFlags() fills in the defaults", () => {
   const { id, ...rest } = config;
   assert.deepEqual(rest, {
     command: "start",
-    bind: "0.0.0.0",
+    bind: "127.0.0.1",
     port: 7946,
     seeds: [],
     cluster: "default",
     httpPort: 8080,
     httpBind: "127.0.0.1",
     logLevel: "info",
+    logFormat: "text",
   });
   assert.match(id, /^[A-Za-z0-9_-]+-[0-9a-f]{6}$/);
   assert.notEqual(parseFlags([], {}).id, id, "the suffix is random");
+});
+
+test("gossip binds loopback by default, every interface with a key file, and --bind always wins", () => {
+  assert.equal(parseFlags([], {}).bind, "127.0.0.1");
+  assert.equal(parseFlags(["--key-file=/k"], {}).bind, "0.0.0.0");
+  assert.equal(parseFlags([], { GOSSIP_KV_KEY_FILE: "/k" }).bind, "0.0.0.0");
+  assert.equal(parseFlags(["--bind=0.0.0.0"], {}).bind, "0.0.0.0");
+  assert.equal(parseFlags(["--bind=10.0.0.5", "--key-file=/k"], {}).bind, "10.0.0.5");
+  assert.equal(parseFlags([], { GOSSIP_KV_BIND: "::" }).bind, "::");
 });
 
 test("parseFlags() reads every flag written --flag=value", () => {
@@ -131,6 +144,7 @@ test("a flag wins over its environment twin, for every flag", () => {
     "gossip-interval": ["100", { gossipIntervalMs: 100 }],
     "tombstone-grace": ["86400000", { tombstoneGraceMs: 86_400_000 }],
     "log-level": ["warn", { logLevel: "warn" }],
+    "log-format": ["text", { logFormat: "text" }],
     "data-dir": ["/data", { dataDir: "/data" }],
   };
   for (const [flag, [value, expected]] of Object.entries(flags)) {
@@ -272,6 +286,7 @@ test("bad addresses, seeds, names and levels are refused", () => {
   usageError([`--id=${"x".repeat(257)}`], {}, /^--id must be at most 256 characters/);
   usageError([`--cluster=${"x".repeat(257)}`], {}, /^--cluster must be at most 256 characters/);
   usageError(["--log-level=verbose"], {}, /^--log-level must be one of error, warn, info, debug/);
+  usageError(["--log-format=xml"], {}, /^--log-format must be one of text, json, got "xml"$/);
   usageError(["--key-file= "], {}, /^--key-file must not be empty/);
 });
 
@@ -477,4 +492,40 @@ test("the log prints its level and above, errors and warnings on stderr", () => 
   debug.info("hello");
   debug.debug("details");
   assert.deepEqual(all.map((l) => l.slice(25)), ["INFO  hello", "DEBUG details"]);
+});
+
+test("--log-format=json: one JSON object a line with time, level, message and the fields", () => {
+  const lines: string[] = [];
+  const log = createLogger(
+    "info",
+    { out: (l) => lines.push(l), err: (l) => lines.push(l) },
+    "json",
+  );
+  log.info("Member b (127.0.0.1:7947) joined", { member: "b", address: "127.0.0.1:7947" });
+  log.warn("careful");
+  log.debug("hidden");
+  assert.equal(lines.length, 2);
+  const first = JSON.parse(lines[0]!);
+  assert.match(first.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+  assert.deepEqual({ ...first, time: "t" }, {
+    time: "t",
+    level: "info",
+    message: "Member b (127.0.0.1:7947) joined",
+    member: "b",
+    address: "127.0.0.1:7947",
+  });
+  assert.deepEqual({ ...JSON.parse(lines[1]!), time: "t" }, {
+    time: "t",
+    level: "warn",
+    message: "careful",
+  });
+});
+
+test("stop signals: the first leaves, copies within a second are the same interrupt, a later one forces", () => {
+  const signals = stopSignals(1_000);
+  assert.equal(signals.signalled(5_000), "leave");
+  assert.equal(signals.signalled(5_001), "copy");
+  assert.equal(signals.signalled(5_999), "copy");
+  assert.equal(signals.signalled(6_000), "force");
+  assert.equal(stopSignals().signalled(0), "leave");
 });

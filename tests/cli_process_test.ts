@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { createSocket } from "node:dgram";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -38,6 +38,13 @@ const SLOW = { skip, timeout: 240_000 };
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 const bin = (name: string) => join(ROOT, "node_modules", ".bin", name);
 
+/** The documented commands that start a member, as users type them (README). */
+const DOCUMENTED: Record<Runtime, string[]> = {
+  deno: [bin("deno"), "task", "node"],
+  bun: [bin("bun"), "src/cli.ts", "agent"],
+  node: [bin("tsx"), "src/cli.ts", "agent"],
+};
+
 /**
  * The command line that runs src/cli.ts on `runtime`; `denoExtra` goes before the script on
  * Deno (more permissions).
@@ -52,13 +59,13 @@ function command(runtime: Runtime, denoExtra: string[] = []): string[] {
       // (2.9) would run that binary as a JavaScript file; env finds it on PATH instead.
       const [program, ...rest] = deno.tasks.node!.trim().replace(/^env\s+/, "").split(/\s+/);
       assert.equal(program, "deno", "the node task runs deno");
-      assert.equal(rest.at(-1), "src/cli.ts", "the node task runs src/cli.ts");
-      return [bin("deno"), ...rest.slice(0, -1), ...denoExtra, "src/cli.ts"];
+      assert.deepEqual(rest.slice(-2), ["src/cli.ts", "agent"], "the node task runs the agent");
+      return [bin("deno"), ...rest.slice(0, -2), ...denoExtra, "src/cli.ts", "agent"];
     }
     case "bun":
-      return [bin("bun"), "src/cli.ts"];
+      return [bin("bun"), "src/cli.ts", "agent"];
     case "node":
-      return ["node", "--import", "tsx", "src/cli.ts"];
+      return ["node", "--import", "tsx", "src/cli.ts", "agent"];
   }
 }
 
@@ -106,7 +113,7 @@ interface Exit {
 
 /** A child process, as far as these tests use one. */
 interface Proc {
-  /** Sends `signal`, unless the process has exited. */
+  /** Sends `signal` to the process group, unless the process has exited. */
   kill(signal: NodeJS.Signals): void;
   /** Resolves once the process has exited and its output is read. */
   readonly exited: Promise<Exit>;
@@ -119,10 +126,13 @@ type Output = (text: string, stream: "stdout" | "stderr") => void;
 /** Starts `argv` in the repository with `env` (see {@linkcode childEnv}). */
 function launch(argv: string[], env: Record<string, string>, onOutput: Output): Proc {
   let done = false;
+  // Each child leads a process group of its own, as a shell starts a command: a signal goes to
+  // the whole group, task runner and member alike, as a terminal's Ctrl-C does.
   const child = spawn(argv[0]!, argv.slice(1), {
     cwd: ROOT,
     env: childEnv(env),
     stdio: ["ignore", "pipe", "pipe"],
+    detached: true,
   });
   child.stdout.on("data", (d) => onOutput(String(d), "stdout"));
   child.stderr.on("data", (d) => onOutput(String(d), "stderr"));
@@ -136,12 +146,12 @@ function launch(argv: string[], env: Record<string, string>, onOutput: Output): 
   }).finally(() => (done = true));
   return {
     kill(signal) {
-      // process.kill, not child.kill: Deno's node:child_process (2.9) reports a child that
+      // To the process group (the negative pid). process.kill, not child.kill: Deno's node:child_process (2.9) reports a child that
       // was sent a signal with child.kill() as killed by it, even when it handled the signal
       // and exited 0.
       if (done || child.pid === undefined) return;
       try {
-        process.kill(child.pid, signal);
+        process.kill(-child.pid, signal);
       } catch {
         // It exited in the meantime.
       }
@@ -167,6 +177,8 @@ class Member {
     readonly env: Record<string, string> = {},
     readonly wrap: string[] = [],
     readonly denoExtra: string[] = [],
+    /** Start with the documented command ({@linkcode DOCUMENTED}) instead. */
+    readonly documented = false,
   ) {}
 
   get url(): string {
@@ -185,7 +197,7 @@ class Member {
   async start(): Promise<void> {
     const argv = [
       ...this.wrap,
-      ...command(this.runtime, this.denoExtra),
+      ...(this.documented ? DOCUMENTED[this.runtime] : command(this.runtime, this.denoExtra)),
       `--id=${this.id}`,
       `--http-port=${this.httpPort}`,
       ...this.args,
@@ -649,7 +661,7 @@ test("a seed DNS name that resolves to several loopback addresses is enough to f
 });
 
 test(
-  "with --data-dir, a member restarted alone still has its data (Deno with --allow-write)",
+  "with --data-dir, a member restarted alone still has its data (Deno: deno task node --data-dir, as documented)",
   SLOW,
   async () => {
     const dir = mkdtempSync(join(tmpdir(), "gossip-kv-data-"));
@@ -670,7 +682,8 @@ test(
             ],
             {},
             [],
-            [`--allow-write=${data}`],
+            [],
+            runtime === "deno",
           ),
         );
       }
@@ -744,6 +757,79 @@ test(
       }));
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);
+
+test(
+  "one Ctrl-C (SIGINT to the process group), or SIGTERM to it, is one graceful leave and exit 0, through deno task node, bun src/cli.ts and npx tsx src/cli.ts",
+  SLOW,
+  async () => {
+    const peerPort = await freePort("udp");
+    const peer = new Member("bun", "peer-signals", peerPort, await freePort("tcp"), [
+      "--bind=127.0.0.1",
+      `--port=${peerPort}`,
+      "--gossip-interval=200",
+    ]);
+    const members: Member[] = [peer];
+    try {
+      await peer.start();
+      for (const runtime of RUNTIMES) {
+        for (const signal of ["SIGINT", "SIGTERM"] as const) {
+          const port = await freePort("udp");
+          members.push(
+            new Member(
+              runtime,
+              `${runtime}-${signal.toLowerCase()}`,
+              port,
+              await freePort("tcp"),
+              [
+                "--bind=127.0.0.1",
+                `--port=${port}`,
+                `--seeds=127.0.0.1:${peerPort}`,
+                "--gossip-interval=200",
+                "--log-level=debug",
+              ],
+              {},
+              [],
+              [],
+              true,
+            ),
+          );
+        }
+      }
+      const leaving = members.slice(1);
+      await Promise.all(leaving.map((m) => m.start()));
+      await until(
+        "every member to see the others alive",
+        () => allSee(members, ids(members), "alive"),
+        members,
+      );
+      await Promise.all(leaving.map(async (m) => {
+        // A request in flight (a PUT whose body has not all arrived) keeps the HTTP server
+        // closing for a while: the copy of the signal arrives while the member leaves.
+        const socket = connect(m.httpPort, "127.0.0.1");
+        await new Promise((resolve) => socket.once("connect", resolve));
+        socket.write(
+          "PUT /usr/slow HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n" +
+            "content-length: 100\r\n\r\n[1,",
+        );
+        await sleep(200);
+        m.kill(m.id.endsWith("sigint") ? "SIGINT" : "SIGTERM");
+        const exit = await m.exited;
+        socket.destroy();
+        assert.deepEqual(exit, { code: 0, signal: null }, m.log);
+        assert.equal(m.log.match(/: leaving the cluster/g)?.length, 1, m.log);
+        assert.doesNotMatch(m.log, /exiting without waiting/, m.log);
+        assert.match(m.log, new RegExp(`Member ${m.id} left; bye`), m.log);
+      }));
+      await until(
+        "the peer to see every other member left",
+        () => allSee([peer], ids(leaving), "left"),
+        members,
+      );
+    } finally {
+      await Promise.all(members.map((m) => m.stop()));
     }
   },
 );

@@ -6,6 +6,7 @@ import { hostname as osHostname } from "node:os";
 import { DEFAULTS } from "../gossip_kv.ts";
 import { parseAddress } from "../transport/udp.ts";
 import { HOSTNAME, parseSeed } from "./seeds.ts";
+import { tokenize } from "./_args.ts";
 
 /**
  * How much the `node` command logs: each level includes the ones before it.
@@ -20,13 +21,30 @@ export const LOG_LEVELS = ["error", "warn", "info", "debug"] as const;
 /** One of {@linkcode LOG_LEVELS}. */
 export type LogLevel = typeof LOG_LEVELS[number];
 
+/**
+ * How the `agent` command writes its log: `text` lines, or one JSON object a line.
+ *
+ * @example
+ * ```ts
+ * import { LOG_FORMATS } from "../cli.ts";
+ * console.log(LOG_FORMATS.join(", ")); // "text, json"
+ * ```
+ */
+export const LOG_FORMATS = ["text", "json"] as const;
+/** One of {@linkcode LOG_FORMATS}. */
+export type LogFormat = typeof LOG_FORMATS[number];
+
 /** What the `node` command runs, as {@linkcode parseFlags} reads it from flags and env. */
 export interface NodeConfig {
   /** `"start"` a member, or print the `"help"` or the `"version"` and exit. */
   command: "start" | "help" | "version";
   /** Member id (`--id`). Default: the hostname and a random suffix. */
   id: string;
-  /** Address the gossip socket binds (`--bind`). Default `"0.0.0.0"`. */
+  /**
+   * Address the gossip socket binds (`--bind`). Default `"127.0.0.1"`, or `"0.0.0.0"` with a
+   * key file: unencrypted gossip accepts writes from whoever reaches it, so it stays on
+   * loopback unless asked for.
+   */
   bind: string;
   /** Gossip UDP port (`--port`); 0 picks a free one. Default 7946. */
   port: number;
@@ -50,6 +68,8 @@ export interface NodeConfig {
   tombstoneGraceMs?: number;
   /** Log verbosity (`--log-level`). Default `"info"`. */
   logLevel: LogLevel;
+  /** Log lines as `"text"` or `"json"` (`--log-format`). Default `"text"`. */
+  logFormat: LogFormat;
   /** Directory the member keeps its data in across restarts (`--data-dir`). Default: none. */
   dataDir?: string;
 }
@@ -102,7 +122,12 @@ export interface FlagSpec {
  */
 export const FLAGS: readonly FlagSpec[] = [
   { name: "id", value: "ID", default: "<hostname>-<6 hex digits>", help: "member id" },
-  { name: "bind", value: "ADDR", default: "0.0.0.0", help: "gossip bind address" },
+  {
+    name: "bind",
+    value: "ADDR",
+    default: "127.0.0.1; 0.0.0.0 with --key-file",
+    help: "gossip bind address",
+  },
   { name: "port", value: "PORT", default: "7946", help: "gossip UDP port (0: any free one)" },
   {
     name: "advertise",
@@ -150,14 +175,18 @@ export const FLAGS: readonly FlagSpec[] = [
     help: "error, warn, info or debug",
   },
   {
+    name: "log-format",
+    value: "FORMAT",
+    default: "text",
+    help: "text, or json: one object a line with time, level, message and fields",
+  },
+  {
     name: "data-dir",
     value: "DIR",
     default: "none: data in memory",
-    help: "keep the data in DIR across restarts (needs --id; Deno: --allow-write=DIR)",
+    help: "keep the data in DIR across restarts (needs --id)",
   },
 ];
-
-const SWITCHES = ["help", "version"] as const;
 
 /**
  * The environment twin of a flag: `http-port` → `GOSSIP_KV_HTTP_PORT`.
@@ -177,7 +206,7 @@ export function helpText(): string {
   const rows = FLAGS.map((f) => [`--${f.name}=${f.value}`, envTwin(f.name)] as const);
   const width = Math.max(...rows.map(([flag]) => flag.length));
   return [
-    "Usage: gossip-kv node [flags]",
+    "Usage: gossip-kv agent [flags]      (in the repository: deno task node [flags])",
     "",
     "Starts one Gossip KV member: gossip over UDP, and the HTTP API (/healthz, /state, /usr/:key,",
     "/members, /metrics, the dashboard at /). SIGINT or SIGTERM leaves the cluster and exits 0;",
@@ -197,30 +226,6 @@ export function helpText(): string {
     "",
     "Bad flags or an unreadable key file exit with code 2; a port that cannot be bound, 1.",
   ].join("\n");
-}
-
-function editDistance(a: string, b: string): number {
-  let row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const next = [i];
-    for (let j = 1; j <= b.length; j++) {
-      next[j] = Math.min(
-        row[j]! + 1,
-        next[j - 1]! + 1,
-        row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1),
-      );
-    }
-    row = next;
-  }
-  return row[b.length]!;
-}
-
-function unknownFlag(name: string): UsageError {
-  const known = [...FLAGS.map((f) => f.name), ...SWITCHES];
-  const close = known.find((k) => editDistance(k, name) <= (name.length > 3 ? 2 : 1));
-  return new UsageError(
-    `Unknown flag --${name}${close ? ` (did you mean --${close}?)` : ""}; --help lists the flags`,
-  );
 }
 
 /** The default member id: the hostname and a random suffix, e.g. `web-1-3fa9c2`. */
@@ -256,40 +261,18 @@ export function parseFlags(
   args: readonly string[],
   env: Readonly<Record<string, string | undefined>>,
 ): NodeConfig {
+  const { flags } = tokenize(args, [
+    ...FLAGS.map((f) => ({ name: f.name, kind: "string" as const })),
+    { name: "help", kind: "boolean", short: "h" },
+    { name: "version", kind: "boolean" },
+  ], { positionals: false });
   const given = new Map<string, string>();
-  let command: NodeConfig["command"] = "start";
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
-    if (arg === "-h") {
-      command = "help";
-      continue;
-    }
-    const m = /^--([A-Za-z0-9-]+)(?:=([\s\S]*))?$/.exec(arg);
-    if (!m) {
-      throw new UsageError(
-        `Unexpected argument ${
-          JSON.stringify(arg)
-        }: flags are written --name=value or --name value`,
-      );
-    }
-    const name = m[1]!;
-    if ((SWITCHES as readonly string[]).includes(name)) {
-      if (m[2] !== undefined) throw new UsageError(`Flag --${name} takes no value`);
-      if (command !== "help") command = name as "help" | "version";
-      continue;
-    }
-    if (!FLAGS.some((f) => f.name === name)) throw unknownFlag(name);
-    if (given.has(name)) throw new UsageError(`Flag --${name} is given more than once`);
-    let value = m[2];
-    if (value === undefined) {
-      value = args[i + 1];
-      if (value === undefined || value.startsWith("--")) {
-        throw new UsageError(`Flag --${name} needs a value`);
-      }
-      i++;
-    }
-    given.set(name, value);
-  }
+  for (const [name, value] of flags) if (typeof value === "string") given.set(name, value);
+  const command: NodeConfig["command"] = flags.has("help")
+    ? "help"
+    : flags.has("version")
+    ? "version"
+    : "start";
 
   /** The value and where it came from (for messages), or undefined when unset. */
   const read = (flag: string): { value: string; from: string } | undefined => {
@@ -330,10 +313,11 @@ export function parseFlags(
       : "must be an IP address or a host name";
 
   const id = text("id", (v) => (v.length > 256 ? "must be at most 256 characters" : undefined));
+  const bind = text("bind", address)?.replace(/^\[(.*)\]$/, "$1");
   const config: NodeConfig = {
     command,
     id: id ?? defaultId(),
-    bind: text("bind", address)?.replace(/^\[(.*)\]$/, "$1") ?? "0.0.0.0",
+    bind: "",
     port: integer("port", 7946, 0, 65535, "a port number"),
     seeds: [],
     cluster:
@@ -342,6 +326,7 @@ export function parseFlags(
     httpPort: integer("http-port", 8080, 0, 65535, "a port number"),
     httpBind: text("http-bind", address)?.replace(/^\[(.*)\]$/, "$1") ?? "127.0.0.1",
     logLevel: "info",
+    logFormat: "text",
   };
   const advertise = text("advertise", (v) => {
     try {
@@ -369,6 +354,9 @@ export function parseFlags(
   }
   const keyFile = text("key-file");
   if (keyFile !== undefined) config.keyFile = keyFile;
+  // Plaintext gossip lets whoever reaches the port read and write everything: without a key,
+  // only this machine (as Consul's dev agent); with one, every interface.
+  config.bind = bind ?? (keyFile === undefined ? "127.0.0.1" : "0.0.0.0");
   const token = text(
     "http-token",
     (v) => (/\s/.test(v) ? "must not contain spaces" : undefined),
@@ -383,6 +371,14 @@ export function parseFlags(
         : `must be one of ${LOG_LEVELS.join(", ")}`,
   );
   if (level !== undefined) config.logLevel = level.toLowerCase() as LogLevel;
+  const format = text(
+    "log-format",
+    (v) =>
+      (LOG_FORMATS as readonly string[]).includes(v.toLowerCase())
+        ? undefined
+        : `must be one of ${LOG_FORMATS.join(", ")}`,
+  );
+  if (format !== undefined) config.logFormat = format.toLowerCase() as LogFormat;
   const dataDir = text("data-dir");
   if (dataDir !== undefined) {
     if (id === undefined) {

@@ -33,6 +33,14 @@ function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/**
+ * The fingerprint of a key line: the first 12 hex digits of the SHA-256 of its base64 text,
+ * as `deployment/k8s/secrets.sh keys` prints them. It names a key without revealing it.
+ */
+export function fingerprint(line: string): string {
+  return createHash("sha256").update(line.trim()).digest("hex").slice(0, 12);
+}
+
 /** Parses key file text (see {@linkcode parseKeyFile}); throws a {@linkcode UsageError}. */
 export function checkKeyFile(path: string, text: string): KeyFile {
   let keys: Uint8Array<ArrayBuffer>[];
@@ -45,7 +53,7 @@ export function checkKeyFile(path: string, text: string): KeyFile {
   }
   const fingerprints = text.split(/\r?\n/).map((l) => l.trim())
     .filter((l) => l !== "" && !l.startsWith("#"))
-    .map((l) => createHash("sha256").update(l).digest("hex").slice(0, 12));
+    .map(fingerprint);
   return { text, keys, fingerprints };
 }
 

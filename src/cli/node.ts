@@ -168,21 +168,23 @@ export async function startNode(config: NodeConfig, options: StartOptions): Prom
       return log.debug(`This member is ${c.status} (incarnation ${c.incarnation})`);
     }
     const who = `Member ${c.id} (${c.address})`;
+    const fields = { member: c.id, address: c.address, status: c.status };
     if (c.previous === undefined && c.status !== "alive") {
-      return log.debug(`${who} is known as ${c.status}`);
+      return log.debug(`${who} is known as ${c.status}`, fields);
     }
     switch (c.status) {
       case "alive":
-        if (c.previous === undefined) log.info(`${who} joined`);
-        else if (c.previous === "suspect") log.debug(`${who} answered again: no longer suspect`);
-        else log.info(`${who} rejoined (it was ${c.previous})`);
+        if (c.previous === undefined) log.info(`${who} joined`, fields);
+        else if (c.previous === "suspect") {
+          log.debug(`${who} answered again: no longer suspect`, fields);
+        } else log.info(`${who} rejoined (it was ${c.previous})`, fields);
         return;
       case "suspect":
-        return log.debug(`${who} is suspect: it did not answer a probe`);
+        return log.debug(`${who} is suspect: it did not answer a probe`, fields);
       case "dead":
-        return log.warn(`${who} died: it stopped answering without leaving`);
+        return log.warn(`${who} died: it stopped answering without leaving`, fields);
       case "left":
-        return log.info(`${who} left the cluster`);
+        return log.info(`${who} left the cluster`, fields);
     }
   });
   if (log.level === "debug") {

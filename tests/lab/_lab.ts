@@ -74,11 +74,12 @@ export function memberCommand(runtime: Runtime, dataDir?: string): string[] {
         tasks: Record<string, string>;
       };
       const [, ...rest] = deno.tasks.node!.trim().replace(/^env\s+/, "").split(/\s+/);
+      const script = rest.indexOf("src/cli.ts"); // permissions before it, `agent` after
       return [
         bin("deno"),
-        ...rest.slice(0, -1),
+        ...rest.slice(0, script),
         ...(dataDir === undefined ? [] : [`--allow-write=${dataDir}`]),
-        "src/cli.ts",
+        ...rest.slice(script),
       ];
     }
     case "bun":
