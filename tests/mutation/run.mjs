@@ -186,7 +186,7 @@ function report() {
     "*killed* when a test fails (or times out) with it; the score is killed ÷ (killed + survived +",
     "no coverage), after leaving out the survivors judged equivalent (listed below with the reason).",
     "",
-    "Regenerate: `flock /tmp/gkv-heavy.lock npm run mutation` (hours on two cores; one group:",
+    "Regenerate: `npm run mutation` (hours on two cores; one group:",
     "`npm run mutation -- core-data`; the table only: `npm run mutation -- --report`).",
     "",
     `Groups measured: ${measured.join(", ")}. Not measured yet: ${
