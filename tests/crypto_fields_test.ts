@@ -93,7 +93,10 @@ test("checkSealed(): each refusal at its limit, with its reason and detail", () 
     reason: "truncated",
     detail: "3 bytes is shorter than a header",
   });
-  assert.equal(checkSealed(sealed(4), 1000)?.reason, "truncated");
+  assert.deepEqual(checkSealed(sealed(4), 1000), {
+    reason: "truncated",
+    detail: "sealed datagram of 4 bytes",
+  });
   for (const kind of [0, 1]) {
     assert.deepEqual(checkSealed(sealed(min, kind), 1000), {
       reason: "plaintext",

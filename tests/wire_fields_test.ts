@@ -455,3 +455,136 @@ test("envelopes of every array-header size decode to the same messages, in order
     assert.deepEqual(d.kind === "envelope" && d.envelope.messages, messages, `${n} messages`);
   }
 });
+
+test("envelope array headers are the shortest CBOR form, byte for byte", () => {
+  const headerOf = (n: number) => {
+    const messages: Message[] = Array.from({ length: n }, (_, i) => ({ type: "ack", seq: i }));
+    const [d] = packDatagrams(messages, {
+      cluster: "c",
+      sender: "a",
+      mtu: 65_507,
+      nextFragmentId: () => 0,
+    });
+    return [...d!.subarray(4, 7)];
+  };
+  assert.deepEqual(headerOf(1).slice(0, 1), [0x83]);
+  assert.deepEqual(headerOf(21).slice(0, 1), [0x80 + 23]);
+  assert.deepEqual(headerOf(22).slice(0, 2), [0x98, 24]);
+  assert.deepEqual(headerOf(253).slice(0, 2), [0x98, 255]);
+  assert.deepEqual(headerOf(254), [0x99, 1, 0]);
+  assert.deepEqual(headerOf(300), [0x99, 302 >> 8, 302 & 0xff]);
+});
+
+test("a member message with its suspecter round-trips; the MTU must leave 64 bytes for messages", () => {
+  const member: Message = {
+    type: "member",
+    id: "m",
+    address: "10.0.0.1:7946",
+    incarnation: 4,
+    status: "suspect",
+    by: "s",
+  };
+  const [d] = packDatagrams([member], {
+    cluster: "c",
+    sender: "a",
+    mtu: 1400,
+    nextFragmentId: () => 0,
+  });
+  const back = decodeDatagram(d!, "c", 1400);
+  assert.deepEqual(back.kind === "envelope" && back.envelope.messages, [member]);
+  // budget = mtu - 4 (header) - 5 (array) - cluster CBOR - sender CBOR ("a": 2 bytes).
+  const pack = (cluster: string) =>
+    packDatagrams([{ type: "ack", seq: 1 }], {
+      cluster,
+      sender: "a",
+      mtu: 256,
+      nextFragmentId: () => 0,
+    });
+  assert.equal(pack("x".repeat(179)).length, 1, "a budget of exactly 64 bytes");
+  assert.throws(() => pack("x".repeat(180)), {
+    name: "RangeError",
+    message: "MTU of 256 bytes is too small for this cluster name and id",
+  });
+});
+
+test("each field of each message names itself when refused", () => {
+  const long = "x".repeat(257);
+  const cases: [unknown, string][] = [
+    [[C.ping, 1, ""], "target is not a string of 1 to 256 characters"],
+    [[C.ping, -1, "t"], `seq is not an integer from 0 to ${Number.MAX_SAFE_INTEGER}`],
+    [[C["ping-req"], -1, "t", "a"], `seq is not an integer from 0 to ${Number.MAX_SAFE_INTEGER}`],
+    [[C["ping-req"], 1, long, "a"], "target is not a string of 1 to 256 characters"],
+    [[C["ping-req"], 1, "t", long], "address is not a string of 1 to 256 characters"],
+    [[C.member, "", "a", 0, 0], "member id is not a string of 1 to 256 characters"],
+    [[C.member, "m", "", 0, 0], "address is not a string of 1 to 256 characters"],
+    [
+      [C.member, "m", "a", -1, 0],
+      `incarnation is not an integer from 0 to ${Number.MAX_SAFE_INTEGER}`,
+    ],
+    [[C.member, "m", "a", 0, 0, ""], "suspecter is not a string of 1 to 256 characters"],
+    [
+      [C["sync-root"], new Uint8Array(8), -1],
+      `count is not an integer from 0 to ${Number.MAX_SAFE_INTEGER}`,
+    ],
+    [
+      [C["sync-want"], 0, 0, new Uint8Array(3)],
+      "hashes is not a byte string of a multiple of 8 bytes",
+    ],
+  ];
+  for (const [message, detail] of cases) {
+    assert.equal(refused(envelope(message)), `malformed: ${detail}`, JSON.stringify(message));
+  }
+});
+
+test("a bare header is truncated CBOR, not a short header", () => {
+  const d = decodeDatagram(Uint8Array.of(MAGIC_0, MAGIC_1, PROTOCOL_VERSION, 0), "c", 100);
+  assert.equal(d.kind === "dropped" && d.reason, "truncated");
+  assert.match(d.kind === "dropped" ? d.detail : "", /^invalid CBOR: /);
+  const junk = decodeDatagram(Uint8Array.of(MAGIC_0, MAGIC_1, PROTOCOL_VERSION, 0, 0xff), "c", 100);
+  assert.equal(junk.kind === "dropped" && junk.reason, "malformed");
+});
+
+test("reassembly: a changed total restarts the message; an undecodable or oversized whole is refused", () => {
+  const frag = (id: number, index: number, total: number, chunk: Uint8Array) =>
+    raw(Kind.Fragment, ["c", id, index, total, chunk]);
+  const w = new Wire({ cluster: "c", sender: "b" });
+  const [d] = packDatagrams([{ type: "ack", seq: 7 }], {
+    cluster: "c",
+    sender: "a",
+    mtu: 1400,
+    nextFragmentId: () => 0,
+  });
+  const half = Math.ceil(d!.length / 2);
+  // A first fragment announcing 3 parts, then the same id announcing 2: the 3-part one is dropped.
+  assert.deepEqual(w.decode(frag(1, 0, 3, d!.subarray(0, half)), "a", 0), { status: "pending" });
+  assert.deepEqual(w.decode(frag(1, 1, 2, d!.subarray(half)), "a", 0), { status: "pending" });
+  const done = w.decode(frag(1, 0, 2, d!.subarray(0, half)), "a", 0);
+  assert.equal(done.status, "envelope");
+  assert.equal(w.pendingBytes, 0);
+  // Parts that join into something that is not a datagram.
+  const junk = w.decode(frag(2, 0, 1, Uint8Array.of(1, 2, 3, 4, 5)), "a", 0);
+  assert.deepEqual(junk, {
+    status: "dropped",
+    reason: "bad-magic",
+    detail: "reassembled: not a Gossip KV datagram",
+  });
+  const inner = w.decode(
+    frag(3, 0, 1, raw(Kind.Fragment, ["c", 1, 0, 1, Uint8Array.of(1)])),
+    "a",
+    0,
+  );
+  assert.deepEqual(inner, {
+    status: "dropped",
+    reason: "malformed",
+    detail: "reassembled message is not an envelope",
+  });
+  // Parts smaller than announced, but adding up past the cap.
+  const small = new Wire({ cluster: "c", sender: "b", maxMessageBytes: 10 });
+  assert.deepEqual(small.decode(frag(4, 0, 2, new Uint8Array(2)), "a", 0), { status: "pending" });
+  assert.deepEqual(small.decode(frag(4, 1, 2, new Uint8Array(9)), "a", 0), {
+    status: "dropped",
+    reason: "oversized",
+    detail: "message exceeds 10 bytes",
+  });
+  assert.equal(small.pendingBytes, 0);
+});
