@@ -38,8 +38,9 @@ test("a torn tail is reported with its offset, bytes dropped and records kept, a
       offset: whole,
       bytesDropped: 5,
       movedTo: null,
-      message: `${path}: torn (incomplete record frame at byte ${whole}); cut to ${whole} bytes, ` +
-        `5 dropped, 2 records kept`,
+      copy: null,
+      message: `${path}: torn (incomplete record frame at byte ${whole}): cut to ${whole} bytes, ` +
+        `5 dropped; 2 records kept`,
     });
     assert.equal((await stat(path)).size, whole, "the file is cut at the damage");
     assert.equal(s.stats.fileBytes, whole);
