@@ -31,10 +31,10 @@ import { del, get, keys, put } from "./cli/_data.ts";
 import { keygen, keyring } from "./cli/_keyring.ts";
 import { info, members } from "./cli/_members.ts";
 import { watch } from "./cli/_watch.ts";
-import { UsageError } from "./cli/flags.ts";
+import { UsageError } from "./cli/_flags.ts";
 
-export { envTwin, FLAGS, LOG_FORMATS, LOG_LEVELS, parseFlags, UsageError } from "./cli/flags.ts";
-export type { FlagSpec, LogFormat, LogLevel, NodeConfig } from "./cli/flags.ts";
+export { envTwin, FLAGS, LOG_FORMATS, LOG_LEVELS, parseFlags, UsageError } from "./cli/_flags.ts";
+export type { FlagSpec, LogFormat, LogLevel, NodeConfig } from "./cli/_flags.ts";
 
 const COMMANDS: readonly Command[] = [
   agent,

@@ -25,7 +25,7 @@ import { tokenize } from "../src/cli/_args.ts";
 import { keyring } from "../src/cli/_keyring.ts";
 import { VERSION } from "../src/cli/_version.ts";
 import type { Io } from "../src/cli/_client.ts";
-import { fingerprint } from "../src/cli/keys.ts";
+import { fingerprint } from "../src/cli/_keys.ts";
 import { UsageError } from "../src/cli.ts";
 import { generateKey, parseKeyFile } from "../src/wire/crypto.ts";
 

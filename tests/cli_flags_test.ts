@@ -7,11 +7,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { envTwin, FLAGS, type NodeConfig, parseFlags, UsageError } from "../src/cli.ts";
-import { helpText } from "../src/cli/flags.ts";
-import { checkKeyFile, type KeyFile, readKeyFile, watchKeyFile } from "../src/cli/keys.ts";
-import { createLogger } from "../src/cli/log.ts";
+import { helpText } from "../src/cli/_flags.ts";
+import { checkKeyFile, type KeyFile, readKeyFile, watchKeyFile } from "../src/cli/_keys.ts";
+import { createLogger } from "../src/cli/_log.ts";
 import { stopSignals } from "../src/cli/_signals.ts";
-import { bindFamily, type Lookup, parseSeed, SeedResolver } from "../src/cli/seeds.ts";
+import { bindFamily, type Lookup, parseSeed, SeedResolver } from "../src/cli/_seeds.ts";
 import { generateKey } from "../src/wire/crypto.ts";
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

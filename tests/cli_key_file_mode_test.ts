@@ -5,7 +5,7 @@ import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { readKeyFile } from "../src/cli/keys.ts";
+import { readKeyFile } from "../src/cli/_keys.ts";
 import { generateKey } from "../src/wire/crypto.ts";
 
 test("a world-writable key file is refused; the same file with mode 0640 is read", {

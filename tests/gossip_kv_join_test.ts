@@ -13,10 +13,10 @@ import {
 } from "../mod.ts";
 import { Wire } from "../src/wire/wire.ts";
 import { PROTOCOL_VERSION } from "../src/wire/codec.ts";
-import { parseFlags } from "../src/cli/flags.ts";
-import { checkKeyFile } from "../src/cli/keys.ts";
-import { createLogger } from "../src/cli/log.ts";
-import { startNode } from "../src/cli/node.ts";
+import { parseFlags } from "../src/cli/_flags.ts";
+import { checkKeyFile } from "../src/cli/_keys.ts";
+import { createLogger } from "../src/cli/_log.ts";
+import { startNode } from "../src/cli/_node.ts";
 
 /** Members on one memory network and virtual time, each recording its warnings. */
 class Lab {

@@ -5,10 +5,10 @@ import type { Command, Io } from "./_client.ts";
 import { setTimeout } from "node:timers";
 import { COPY_WINDOW_MS, stopSignals } from "./_signals.ts";
 import { VERSION } from "./_version.ts";
-import { helpText, type NodeConfig, parseFlags, UsageError } from "./flags.ts";
-import { type KeyFile, readKeyFile } from "./keys.ts";
-import { createLogger } from "./log.ts";
-import { type RunningNode, runtimeInfo, startNode } from "./node.ts";
+import { helpText, type NodeConfig, parseFlags, UsageError } from "./_flags.ts";
+import { type KeyFile, readKeyFile } from "./_keys.ts";
+import { createLogger } from "./_log.ts";
+import { type RunningNode, runtimeInfo, startNode } from "./_node.ts";
 
 /** `gossip-kv 0.1.0 (deno 2.9.6)`: what `--version` prints. */
 export function versionLine(): string {

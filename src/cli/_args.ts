@@ -3,7 +3,7 @@
 // unknown flag names the closest known one, a flag that needs a value says so, a flag given
 // twice is refused. Private to src/cli.ts.
 import { parseArgs } from "node:util";
-import { UsageError } from "./flags.ts";
+import { UsageError } from "./_flags.ts";
 
 /** One flag a subcommand accepts. */
 export interface ArgSpec {

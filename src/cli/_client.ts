@@ -2,7 +2,7 @@
 // 1, the flags that point it at a member's HTTP API, and the requests to that API, with
 // errors that say what to do. Private to src/cli.ts.
 import { type ArgSpec, tokenize, type Tokens } from "./_args.ts";
-import { envTwin, UsageError } from "./flags.ts";
+import { envTwin, UsageError } from "./_flags.ts";
 
 /** Where a subcommand reads and writes; the process's streams in the program, captured in tests. */
 export interface Io {

@@ -12,7 +12,7 @@ import {
   positionals,
   target,
 } from "./_client.ts";
-import { UsageError } from "./flags.ts";
+import { UsageError } from "./_flags.ts";
 
 const path = (key: string) => `/usr/${encodeURIComponent(key)}`;
 

@@ -1,14 +1,14 @@
 // `gossip-kv keygen` and `gossip-kv keyring list | install | use | remove`: cluster keys in
 // the key-file format, edited in place the way running members re-read it (members poll the
-// file every 5 s and at once on SIGHUP; src/cli/keys.ts). Private to src/cli.ts.
+// file every 5 s and at once on SIGHUP; src/cli/_keys.ts). Private to src/cli.ts.
 import { randomBytes } from "node:crypto";
 import { rename, rm, stat, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { generateKey, parseKey } from "../wire/crypto.ts";
 import { tokenize } from "./_args.ts";
 import { type Command, flagOrEnv, format, positionals } from "./_client.ts";
-import { envTwin, UsageError } from "./flags.ts";
-import { checkKeyFile, fingerprint, readKeyFile } from "./keys.ts";
+import { envTwin, UsageError } from "./_flags.ts";
+import { checkKeyFile, fingerprint, readKeyFile } from "./_keys.ts";
 
 /** `gossip-kv keygen`. */
 export const keygen: Command = {

@@ -12,7 +12,7 @@ import {
   table,
   target,
 } from "./_client.ts";
-import { UsageError } from "./flags.ts";
+import { UsageError } from "./_flags.ts";
 
 /** The statuses `--status` accepts, in the order of a member's life. */
 const STATUSES = ["alive", "suspect", "dead", "left"] as const satisfies readonly MemberStatus[];

@@ -5,7 +5,7 @@ import { isIP } from "node:net";
 import { hostname as osHostname } from "node:os";
 import { DEFAULTS } from "../gossip_kv.ts";
 import { parseAddress } from "../transport/udp.ts";
-import { HOSTNAME, parseSeed } from "./seeds.ts";
+import { HOSTNAME, parseSeed } from "./_seeds.ts";
 import { tokenize } from "./_args.ts";
 
 /**

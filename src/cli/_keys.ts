@@ -5,7 +5,7 @@ import { createHash } from "node:crypto";
 import { readFile, stat } from "node:fs/promises";
 import process from "node:process";
 import { parseKeyFile } from "../wire/crypto.ts";
-import { UsageError } from "./flags.ts";
+import { UsageError } from "./_flags.ts";
 
 /** A key file, read and checked. */
 export interface KeyFile {

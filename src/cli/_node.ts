@@ -2,6 +2,7 @@
 // member, the HTTP API, the seed and key-file refreshers, and the log lines. Private to
 // src/cli.ts.
 import process from "node:process";
+import { bunGlobal, denoGlobal } from "../_runtime.ts";
 import { GossipKV } from "../gossip_kv.ts";
 import { createInspector, serve } from "../http/mod.ts";
 import type { Inspector } from "../http/inspector.ts";
@@ -10,16 +11,16 @@ import { isLoopback } from "../core/address.ts";
 import { fileStorage } from "../storage/file.ts";
 import { autoTransport } from "../transport/auto.ts";
 import { parseAddress } from "../transport/udp.ts";
-import type { NodeConfig } from "./flags.ts";
-import { type KeyFile, watchKeyFile } from "./keys.ts";
-import type { Logger } from "./log.ts";
-import { bindFamily, type Lookup, SeedResolver } from "./seeds.ts";
+import type { NodeConfig } from "./_flags.ts";
+import { type KeyFile, watchKeyFile } from "./_keys.ts";
+import type { Logger } from "./_log.ts";
+import { bindFamily, type Lookup, SeedResolver } from "./_seeds.ts";
 
 /** The runtime this process runs on, and its version. */
 export function runtimeInfo(): { runtime: "deno" | "bun" | "node"; version: string } {
-  const g = globalThis as { Deno?: { version: { deno: string } }; Bun?: { version: string } };
-  if (g.Deno) return { runtime: "deno", version: g.Deno.version.deno };
-  if (g.Bun) return { runtime: "bun", version: g.Bun.version };
+  const deno = denoGlobal(), bun = bunGlobal();
+  if (deno) return { runtime: "deno", version: deno.version.deno };
+  if (bun) return { runtime: "bun", version: bun.version };
   return { runtime: "node", version: process.versions.node ?? "?" };
 }
 

@@ -1,7 +1,7 @@
 // The `agent` command's log: one line per event, errors and warnings on stderr, the rest on
 // stdout. As text, `<ISO time> <LEVEL> <message>`; as JSON (`--log-format=json`), one object
 // a line: `{"time","level","message",...fields}`, as Consul's -log-json. Private to src/cli.ts.
-import { LOG_LEVELS, type LogFormat, type LogLevel } from "./flags.ts";
+import { LOG_LEVELS, type LogFormat, type LogLevel } from "./_flags.ts";
 
 /** Details of a log line, for machines: JSON lines carry them as properties. */
 export type LogFields = Readonly<Record<string, string | number | boolean | null>>;
