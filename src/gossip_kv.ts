@@ -31,11 +31,12 @@ import type {
   SyncStatus,
 } from "./types.ts";
 import { assertValue, decodeCbor, encodeCbor } from "./wire/cbor.ts";
-import { type DropReason, MAX_KEY_LENGTH } from "./wire/codec.ts";
+import { MAX_KEY_LENGTH } from "./wire/codec.ts";
 import { type KeyInput, Keyring } from "./wire/crypto.ts";
 import { SealingPipeline } from "./wire/sealing.ts";
 import { type Received, Wire } from "./wire/wire.ts";
-import { formatMs, type GossipKVWarning, joinWarningDelay, RefusalLog } from "./warnings.ts";
+import type { GossipKVWarning } from "./warnings.ts";
+import { JoinWatch } from "./_join_watch.ts";
 import { decodeExchange, encodeExchange } from "./wire/exchange.ts";
 
 export type { Change, MemberChange } from "./core/engine.ts";
@@ -111,14 +112,7 @@ export class GossipKV {
   readonly #onError: (error: unknown) => void;
   readonly #listeners: Listeners<Change>;
   readonly #memberListeners: Listeners<MemberChange>;
-  readonly #onWarning: (warning: GossipKVWarning) => void;
-  readonly #refusals: RefusalLog;
-  /** Whether a member has answered (or there was nobody to join). */
-  #joined = false;
-  #startedAt = 0;
-  #joinWarnings = 0;
-  #joinWarnTimer: unknown;
-  readonly #joinWaiters = new Set<{ resolve(): void; reject(error: Error): void }>();
+  readonly #join: JoinWatch;
   #timer: unknown;
   #timerAt = Infinity;
   #flushScheduled = false;
@@ -144,8 +138,6 @@ export class GossipKV {
     this.#scheduler = options.scheduler ?? systemScheduler;
     this.#transport = transport;
     this.#onError = options.onError ?? ((error) => console.error("gossip-kv:", error));
-    this.#onWarning = options.onWarning ??
-      ((warning) => console.warn(`gossip-kv: ${warning.message}`));
     this.#maxValueBytes = options.maxValueBytes ?? 4 * 1024 * 1024;
     this.#storage = options.storage;
     this.#listeners = new Listeners(this.#onError);
@@ -159,7 +151,22 @@ export class GossipKV {
     if (options.seeds !== undefined && !Array.isArray(options.seeds)) {
       throw new TypeError("options.seeds must be an array of addresses");
     }
-    this.#refusals = new RefusalLog(cluster);
+    const onWarning = options.onWarning ??
+      ((warning: GossipKVWarning) => console.warn(`gossip-kv: ${warning.message}`));
+    this.#join = new JoinWatch({
+      id: this.id,
+      cluster,
+      clock: this.#clock,
+      scheduler: this.#scheduler,
+      seeds: () => this.#engine.seeds.filter((s) => s !== this.address),
+      warn: (warning) => {
+        try {
+          onWarning(warning);
+        } catch (error) {
+          this.#onError(error);
+        }
+      },
+    });
     this.#wire = new Wire({
       cluster,
       sender: this.id,
@@ -211,11 +218,11 @@ export class GossipKV {
       await storage?.close().catch(() => {});
       throw error;
     }
-    kv.#startedAt = kv.#clock.now();
-    kv.#engine.start(kv.#startedAt);
+    const now = kv.#clock.now();
+    kv.#engine.start(now);
     kv.#pump();
     kv.#schedule();
-    kv.#watchJoin();
+    kv.#join.start(now);
     const signal = options.signal;
     if (signal) {
       if (signal.aborted) await kv.close();
@@ -385,7 +392,7 @@ export class GossipKV {
       throw new TypeError("Seeds must be an array of address strings");
     }
     this.#engine.setSeeds(seeds);
-    this.#watchJoin();
+    this.#join.watch();
   }
 
   /**
@@ -415,25 +422,7 @@ export class GossipKV {
     if (this.#closed || this.#closing) {
       return Promise.reject(new Error(`Member ${this.id} is closed`));
     }
-    if (this.#joined || !this.#hasSeeds()) return Promise.resolve();
-    return new Promise<void>((resolve, reject) => {
-      const timer = timeoutMs === Infinity ? undefined : this.#scheduler.setTimeout(() => {
-        this.#joinWaiters.delete(waiter);
-        const why = this.#refusals.explain(this.#otherSeeds());
-        reject(new Error(`Member ${this.id} did not join within ${formatMs(timeoutMs)}: ${why}`));
-      }, timeoutMs);
-      const waiter = {
-        resolve: () => {
-          this.#scheduler.clearTimeout(timer);
-          resolve();
-        },
-        reject: (error: Error) => {
-          this.#scheduler.clearTimeout(timer);
-          reject(error);
-        },
-      };
-      this.#joinWaiters.add(waiter);
-    });
+    return this.#join.wait(timeoutMs);
   }
 
   /** Calls `listener` with every change to the data, local or remote. Returns an unsubscribe. */
@@ -565,11 +554,7 @@ export class GossipKV {
       this.#closed = true;
       this.#sealing.close();
       this.#scheduler.clearTimeout(this.#timer);
-      this.#scheduler.clearTimeout(this.#joinWarnTimer);
-      for (const waiter of this.#joinWaiters) {
-        waiter.reject(new Error(`Member ${this.id} closed before it joined`));
-      }
-      this.#joinWaiters.clear();
+      this.#join.close();
       await Promise.allSettled([...this.#pendingSends]);
       await this.#transport.close();
       if (this.#storage) {
@@ -585,53 +570,6 @@ export class GossipKV {
   }
 
   // ------------------------------------------------------------------ internals
-
-  /** Seed addresses other than this member's own. */
-  #otherSeeds(): string[] {
-    return this.#engine.seeds.filter((s) => s !== this.address);
-  }
-
-  #hasSeeds(): boolean {
-    return this.#engine.seeds.some((s) => s !== this.address);
-  }
-
-  /** Until a member answers: warns that none has, after 3 s, then with backoff. */
-  #watchJoin(): void {
-    if (this.#joined || this.#closed || this.#joinWarnTimer !== undefined) return;
-    if (!this.#hasSeeds()) return;
-    const delay = joinWarningDelay(this.#joinWarnings);
-    this.#joinWarnTimer = this.#scheduler.setTimeout(() => {
-      this.#joinWarnTimer = undefined;
-      if (this.#joined || this.#closed || !this.#hasSeeds()) return;
-      this.#joinWarnings++;
-      const waited = this.#clock.now() - this.#startedAt;
-      this.#warn(this.#refusals.noSeedAnswer(this.#otherSeeds(), waited));
-      this.#watchJoin();
-    }, delay);
-  }
-
-  /** A member of the cluster answered: this one has joined. */
-  #markJoined(): void {
-    this.#joined = true;
-    this.#scheduler.clearTimeout(this.#joinWarnTimer);
-    this.#joinWarnTimer = undefined;
-    for (const waiter of this.#joinWaiters) waiter.resolve();
-    this.#joinWaiters.clear();
-  }
-
-  /** Warns if a refused datagram points at a configuration mismatch (already counted). */
-  #noteRefusal(reason: DropReason, detail: string, from: string): void {
-    const warning = this.#refusals.note(reason, detail, from, this.#clock.now());
-    if (warning) this.#warn(warning);
-  }
-
-  #warn(warning: GossipKVWarning): void {
-    try {
-      this.#onWarning(warning);
-    } catch (error) {
-      this.#onError(error);
-    }
-  }
 
   /** Loads the persisted state into the engine, before the member joins. */
   async #restore(storage: Storage): Promise<void> {
@@ -679,15 +617,15 @@ export class GossipKV {
       data,
       (datagram, now) =>
         this.#accept(this.#wire.decode(datagram, from, now), data.length, from, now),
-      (reason, detail) => this.#noteRefusal(reason, detail, from),
+      (reason, detail) => this.#join.refused(reason, detail, from),
     );
   }
 
   /** Hands a decoded datagram of `bytes` bytes (as received) to the engine. */
   #accept(r: Received, bytes: number, from: string, now: number): void {
-    if (r.status === "dropped") this.#noteRefusal(r.reason, r.detail, from);
+    if (r.status === "dropped") this.#join.refused(r.reason, r.detail, from);
     if (r.status !== "envelope") return;
-    if (!this.#joined && r.envelope.sender !== this.id) this.#markJoined();
+    if (r.envelope.sender !== this.id) this.#join.markJoined();
     this.#traffic.receivedMessages(r.envelope.messages, bytes);
     try {
       this.#engine.receive(from, r.envelope, now);
