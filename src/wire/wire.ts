@@ -30,7 +30,12 @@ export interface WireOptions {
   readonly maxPendingBytes?: number;
   /** A partial message not completed within this many ms is dropped. Default 10 s. */
   readonly fragmentTimeoutMs?: number;
-  /** Partial messages held at most per sender address. Default 64. */
+  /**
+   * Partial messages held at most per sender address. Default 1,024: a busy peer on a lossy
+   * link keeps many partials waiting for a lost fragment until `fragmentTimeoutMs`, and they
+   * must not crowd out its next messages; `maxPendingBytes` bounds the memory whatever the
+   * count.
+   */
   readonly maxPartialsPerSource?: number;
 }
 
@@ -81,7 +86,7 @@ export class Wire {
     this.maxMessageBytes = options.maxMessageBytes ?? 8 * 1024 * 1024;
     this.maxPendingBytes = options.maxPendingBytes ?? 32 * 1024 * 1024;
     this.fragmentTimeoutMs = options.fragmentTimeoutMs ?? 10_000;
-    this.maxPartialsPerSource = options.maxPartialsPerSource ?? 64;
+    this.maxPartialsPerSource = options.maxPartialsPerSource ?? 1024;
     this.#prefix = [encodeCbor(this.cluster), encodeCbor(this.sender)];
     if (!Number.isInteger(this.mtu) || this.mtu < 256 || this.mtu > 65_507) {
       throw new RangeError(`MTU must be an integer from 256 to 65507, got ${this.mtu}`);
