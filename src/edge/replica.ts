@@ -6,6 +6,7 @@ import { MAX_LEVEL } from "../core/merkle.ts";
 import type { Message } from "../core/messages.ts";
 import { type Entry, Store, type StoredEntry } from "../core/store.ts";
 import { syncReply, syncRoot } from "../core/sync.ts";
+import { readBody } from "../http/_shared.ts";
 import { decodeExchange, encodeExchange, EXCHANGE_TYPE } from "../wire/exchange.ts";
 
 /** Options of {@linkcode edgeReplica}. */
@@ -125,36 +126,6 @@ function upstreamOf(raw: unknown): Upstream {
 function randomSuffix(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(6));
   return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-/** Reads a response body of at most `limit` bytes; `null` when it is larger. */
-async function readLimited(response: Response, limit: number): Promise<Uint8Array | null> {
-  const declared = Number(response.headers.get("content-length") ?? 0);
-  if (declared > limit) {
-    await response.body?.cancel().catch(() => {});
-    return null;
-  }
-  if (!response.body) return new Uint8Array(0);
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  const reader = response.body.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.length;
-    if (size > limit) {
-      await reader.cancel().catch(() => {});
-      return null;
-    }
-    chunks.push(value);
-  }
-  const out = new Uint8Array(size);
-  let o = 0;
-  for (const c of chunks) {
-    out.set(c, o);
-    o += c.length;
-  }
-  return out;
 }
 
 /**
@@ -445,7 +416,7 @@ export class ReplicaCore {
     }
     let bytes: Uint8Array | null;
     try {
-      bytes = await readLimited(response, this.#maxResponseBytes);
+      bytes = await readBody(response, this.#maxResponseBytes);
     } catch (error) {
       throw new Error(`${u.url}: the answer broke off: ${(error as Error).message}`);
     }

@@ -58,16 +58,23 @@ export function problem(
 }
 
 /**
- * Reads a request body of at most `limit` bytes; `null` when it is larger (checked on the
- * declared length first, then while reading, so an oversized body is never buffered).
+ * Reads the body of a request or a response, of at most `limit` bytes; `null` when it is
+ * larger (checked on the declared length first, then while reading, so an oversized body is
+ * never buffered, and its stream is cancelled).
  */
-export async function readBody(request: Request, limit: number): Promise<Uint8Array | null> {
-  const declared = Number(request.headers.get("content-length") ?? 0);
-  if (declared > limit) return null;
-  if (!request.body) return new Uint8Array(0);
+export async function readBody(
+  message: Request | Response,
+  limit: number,
+): Promise<Uint8Array | null> {
+  const declared = Number(message.headers.get("content-length") ?? 0);
+  if (declared > limit) {
+    await message.body?.cancel().catch(() => {});
+    return null;
+  }
+  if (!message.body) return new Uint8Array(0);
   const chunks: Uint8Array[] = [];
   let size = 0;
-  const reader = request.body.getReader();
+  const reader = message.body.getReader();
   for (;;) {
     const { done, value } = await reader.read();
     if (done) break;
