@@ -398,11 +398,13 @@ export class Engine {
   }
 
   /**
-   * Leaves the cluster gracefully: tells `fanout` × 2 live peers (and queues the news for
-   * the rest) that this member left. After this the engine ignores every input.
+   * Leaves the cluster gracefully: spreads the writes not flushed yet (they were
+   * acknowledged), then tells `fanout` × 2 live peers (and queues the news for the rest)
+   * that this member left. After this the engine ignores every input.
    */
-  leave(_now: number): void {
+  leave(now: number): void {
     if (this.#left) return;
+    this.flush(now);
     this.membership.self.status = "left";
     const update = this.membership.update(this.membership.self);
     for (const peer of sample(this.#random, this.membership.live(), this.config.fanout * 2)) {
