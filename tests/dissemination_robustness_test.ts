@@ -6,7 +6,7 @@
 // Fixed seeds: the counts printed are the same on every run and runtime.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Cluster, type ClusterOptions, dataOf, LwwModel } from "./_cluster.ts";
+import { Cluster, type ClusterOptions, dataOf } from "./_cluster.ts";
 import { MemoryStorage } from "../src/storage/memory.ts";
 import type { GossipKV, GossipKVOptions } from "../src/gossip_kv.ts";
 
@@ -40,6 +40,47 @@ async function formed(
   assert.notEqual(joined, -1, `${N} members did not see each other alive within 60 s`);
   c.run(2_000);
   return c;
+}
+
+/** A version's order under last writer wins: stamp (wall, logical), then writer id. */
+interface Version {
+  wall: number;
+  logical: number;
+  writer: string;
+}
+
+function newer(a: Version, b: Version): boolean {
+  if (a.wall !== b.wall) return a.wall > b.wall;
+  if (a.logical !== b.logical) return a.logical > b.logical;
+  return a.writer > b.writer;
+}
+
+/** The reference state: for each key, the acknowledged write that wins under LWW. */
+class Reference {
+  readonly #versions = new Map<string, Version & { value: unknown }>();
+
+  /** Records the write that `kv` just acknowledged to `key` (its stamp read back from it). */
+  record(kv: GossipKV, key: string): void {
+    const v = kv.version(key);
+    assert.ok(v && v.writer === kv.id && !v.deleted, `${kv.id} holds its own write of ${key}`);
+    const current = this.#versions.get(key);
+    if (!current || newer(v, current)) this.#versions.set(key, { ...v, value: kv.get(key) });
+  }
+
+  /** The user data every member must end with, keys sorted. */
+  expected(): Record<string, unknown> {
+    const keys = [...this.#versions.keys()].sort();
+    return Object.fromEntries(keys.map((k) => [k, this.#versions.get(k)!.value]));
+  }
+
+  /** Keys on which `kv` holds neither the reference's version nor a newer one. */
+  behind(kv: GossipKV): string[] {
+    return [...this.#versions].filter(([key, want]) => {
+      const have = kv.version(key);
+      return !have || (newer(want, have) && !(have.wall === want.wall &&
+        have.logical === want.logical && have.writer === want.writer));
+    }).map(([key]) => key);
+  }
 }
 
 /** Dissemination and anti-entropy counters of the members that ran the whole burst. */
@@ -79,7 +120,7 @@ interface BurstOptions {
 }
 
 /** Writes a burst; returns the reference model of what was acknowledged. */
-async function burst(c: Cluster, model: LwwModel, options: BurstOptions): Promise<void> {
+async function burst(c: Cluster, model: Reference, options: BurstOptions): Promise<void> {
   for (let i = 0; i < WRITES; i++) {
     await options.events?.[i]?.();
     const id = options.writer(i);
@@ -89,38 +130,26 @@ async function burst(c: Cluster, model: LwwModel, options: BurstOptions): Promis
 }
 
 /** A write acknowledged by member `id`, recorded in the reference model. */
-async function write(c: Cluster, model: LwwModel, id: string, key: string, i: number) {
+async function write(c: Cluster, model: Reference, id: string, key: string, i: number) {
   const kv = c.get(id);
   await kv.set(key, { i, by: id });
   model.record(kv, key);
 }
 
-function sorted(data: Record<string, unknown>): string {
-  return JSON.stringify(
-    Object.fromEntries(Object.entries(data).sort(([a], [b]) => a < b ? -1 : 1)),
-  );
-}
-
 /**
  * Runs until every running member holds exactly the reference state; returns the virtual ms
- * it took (asserting that it is within `maxMs`).
+ * it took, asserting that it is within `maxMs` and that no acknowledged write was lost.
  */
-function settle(c: Cluster, model: LwwModel, maxMs: number): number {
-  const expected = sorted(model.expected());
+function settle(c: Cluster, model: Reference, maxMs: number): number {
+  const expected = JSON.stringify(model.expected());
   const holds = () =>
     [...c.members.values()].every((kv) => JSON.stringify(dataOf(kv)) === expected);
   const took = c.runUntil(holds, maxMs, 10);
-  if (took < 0) {
-    const want = model.expected();
-    for (const kv of c.members.values()) {
-      const have = dataOf(kv);
-      const missing = Object.keys(want).filter((k) =>
-        sorted({ [k]: have[k] }) !== sorted({ [k]: want[k] })
-      );
-      assert.deepEqual(missing, [], `${kv.id} differs from the reference after ${maxMs} ms`);
-    }
+  for (const kv of c.members.values()) {
+    assert.deepEqual(model.behind(kv), [], `${kv.id} lost acknowledged writes`);
+    assert.deepEqual(dataOf(kv), model.expected(), `${kv.id} differs from the reference`);
   }
-  for (const kv of c.members.values()) assert.deepEqual(dataOf(kv), JSON.parse(expected));
+  assert.notEqual(took, -1);
   return took;
 }
 
@@ -136,7 +165,7 @@ function seedFor(c: Cluster, id: string): string {
 
 test("10% of the members restart without storage during a burst from six writers", async () => {
   const c = await formed(101);
-  const model = new LwwModel();
+  const model = new Reference();
   const writers = ids(1, 7);
   // Five members restart: two close gracefully, three crash; some come back at once, some
   // 300 ms later; m40 restarts twice 400 ms apart. Each writes after it is back.
@@ -177,7 +206,7 @@ test("10% of the members restart from their storage during a burst, writing up t
     const storage = storages.get(id);
     return storage ? { storage } : {};
   });
-  const model = new LwwModel();
+  const model = new Reference();
   // Each restarting member writes, then stops in the same turn: the write is durable on its
   // storage but was never sent. It comes back from the storage at once or 300 ms later.
   const restart = (id: string, graceful: boolean, downMs: number) => async () => {
@@ -214,10 +243,149 @@ test("10% of the members restart from their storage during a burst, writing up t
   await c.close();
 });
 
+test("members join, leave and crash during a burst", async () => {
+  const c = await formed(104);
+  const model = new Reference();
+  const writers = ids(1, 7);
+  const joined: string[] = [];
+  const join = (id: string, through: string) => async () => {
+    await c.add(id, { seeds: [through] });
+    joined.push(id);
+    writers.push(id); // and writes from then on
+  };
+  // m3, a writer, leaves right after a write of its own, in the same turn.
+  const leave = (id: string) => async () => {
+    if (writers.includes(id)) {
+      await write(c, model, id, `last-${id}`, -1);
+      writers.splice(writers.indexOf(id), 1);
+    }
+    await c.leave(id);
+  };
+  const crash = (id: string) => () => c.crash(id);
+  const delivery = new Delivery(c);
+  await burst(c, model, {
+    writer: (i) => writers[i % writers.length],
+    events: {
+      30: join("j0", "m0"),
+      60: leave("m11"),
+      90: join("j1", "m17"),
+      120: crash("m13"),
+      150: join("j2", "m29"),
+      180: leave("m3"),
+      210: join("j3", "j1"),
+      240: crash("m14"),
+      270: leave("m12"),
+      300: join("j4", "m40"),
+    },
+  });
+  const took = settle(c, model, SETTLE_MS);
+  const d = delivery.since(c);
+  let tree = 0;
+  for (const id of joined) tree += c.get(id).stats().engine.rumorEntriesNew;
+  console.log(
+    `joins, leaves, crashes: reference on all ${c.members.size} after ${took} ms; ` +
+      `by tree ${d.tree}, by anti-entropy ≤ ${d.sync} (${(100 * d.share).toFixed(1)}% tree); ` +
+      `the 5 that joined got ${tree} entries by the tree`,
+  );
+  assert.equal(c.members.size, N);
+  assert.ok(d.share >= 0.85, `only ${(100 * d.share).toFixed(1)}% of the entries came by the tree`);
+  // Those who joined mid-burst get the rest of it by the tree too, not only by anti-entropy.
+  assert.ok(tree > 0);
+  // Those who joined after a member left learned it from its `sys` record: they were told.
+  for (const id of ["m3", "m11", "m12"]) assert.ok(c.everyoneSees(id, "left"), `${id} not left`);
+  await c.close();
+});
+
+test("a partition during a burst, then heal", async () => {
+  const c = await formed(105);
+  const left = ids(0, 24), right = ids(24, 48);
+  const model = new Reference();
+  // What each side acknowledged, before the split too (what was in flight then may not cross).
+  const sides = [left, right].map((members) => ({ members, model: new Reference() }));
+  const recorder = {
+    record(kv: GossipKV, key: string) {
+      model.record(kv, key);
+      sides.find((s) => s.members.includes(kv.id))!.model.record(kv, key);
+    },
+  } as Reference;
+  let writers = ["m1", "m2", "m3", "m25", "m26", "m27"];
+  let delivery = new Delivery(c);
+  let split = { tree: 0, sync: 0, share: 0 };
+  await burst(c, recorder, {
+    writer: (i) => writers[i % writers.length],
+    events: {
+      100: () => {
+        c.partition(left, right);
+        delivery = new Delivery(c);
+        return Promise.resolve();
+      },
+      200: () => {
+        // Long enough for each side to declare the other dead.
+        c.run(10_000);
+        // Each side holds every write acknowledged on its side (or a newer one).
+        for (const { members, model } of sides) {
+          for (const id of members) assert.deepEqual(model.behind(c.get(id)), [], id);
+        }
+        assert.equal(c.get("m0").members().find((m) => m.id === "m30")?.status, "dead");
+        split = delivery.since(c);
+        return Promise.resolve();
+      },
+      300: () => {
+        c.heal();
+        writers = ["m4", "m30"];
+        return Promise.resolve();
+      },
+    },
+  });
+  const took = settle(c, model, SETTLE_MS);
+  console.log(
+    `partition during a burst: each side held its own writes before the heal ` +
+      `(${(100 * split.share).toFixed(1)}% by the tree within the sides), ` +
+      `reference on all ${c.members.size} ${took} ms after the burst`,
+  );
+  assert.ok(split.share >= 0.85, `only ${(100 * split.share).toFixed(1)}% by the tree`);
+  assert.notEqual(
+    c.runUntil(() => [...left, ...right].every((id) => c.everyoneSees(id, "alive")), 30_000, 50),
+    -1,
+  );
+  await c.close();
+});
+
+test("30% loss during a burst", async () => {
+  const c = await formed(106);
+  const model = new Reference();
+  const writers = ids(1, 7);
+  const delivery = new Delivery(c);
+  c.net.loss = 0.3;
+  await burst(c, model, { writer: (i) => writers[i % writers.length] });
+  const took = settle(c, model, 10_000);
+  const d = delivery.since(c);
+  console.log(
+    `30% loss: reference on all ${c.members.size} after ${took} ms; ` +
+      `by tree ${d.tree}, by anti-entropy ≤ ${d.sync} (${(100 * d.share).toFixed(1)}% tree)`,
+  );
+  assert.ok(d.share >= 0.5, `only ${(100 * d.share).toFixed(1)}% of the entries came by the tree`);
+  await c.close();
+});
+
 test("a write acknowledged just before a graceful close reaches every member", async () => {
   const c = await formed(102);
   await c.get("m5").set("last words", "said");
   await c.leave("m5"); // in the same turn: the write was not flushed yet
   assert.notEqual(c.runUntil(() => c.everyoneHas("last words", "said"), 1_000), -1);
+  await c.close();
+});
+
+test("a member that joins after another left sees it left, not alive", async () => {
+  const c = await formed(107);
+  await c.leave("m9");
+  await c.crash("m8");
+  assert.notEqual(c.runUntil(() => c.everyoneSees("m8", "dead"), 60_000, 50), -1);
+  const late = await c.add("late", { seeds: ["m20"] });
+  // Once it knows every member (from their records), it holds the departed ones as gone.
+  assert.notEqual(c.runUntil(() => late.members().length === N + 1, 5_000), -1);
+  const status = (id: string) => late.members().find((m) => m.id === id)?.status;
+  assert.equal(status("m9"), "left");
+  assert.equal(status("m8"), "dead");
   await c.close();
 });

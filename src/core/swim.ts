@@ -12,6 +12,15 @@ import type { MemberMessage, PingReqMessage } from "./messages.ts";
 import { sample, shuffle } from "./random.ts";
 import { suspicionTimeout } from "./suspicion.ts";
 
+/** Departed members told to a newcomer at most (the most recent first). */
+const MAX_DEPARTED_TOLD = 64;
+
+/** The members that left or are dead, the most recent departures first. */
+function departed(members: Iterable<MemberState>): MemberState[] {
+  const gone = [...members].filter((m) => m.status === "left" || m.status === "dead");
+  return gone.sort((a, b) => b.since - a.since).slice(0, MAX_DEPARTED_TOLD);
+}
+
 interface Probe {
   readonly seq: number;
   readonly target: MemberState;
@@ -63,8 +72,11 @@ export class Swim {
       )!;
       added.lastHeard = now;
       this.#ctx.memberChanged(added, undefined);
-      // Introduce ourselves to a newcomer.
+      // Introduce ourselves to a newcomer, and tell it who is gone: it learns the members
+      // from their `sys` records, which say nothing of a departure, and would otherwise
+      // hold them alive until its own probes fail (tens of seconds in a large cluster).
       outbox.send(from, membership.update(membership.self));
+      for (const gone of departed(membership.all())) outbox.send(from, membership.update(gone));
       return;
     }
     m.lastHeard = now;
