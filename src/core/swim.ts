@@ -12,8 +12,8 @@ import type { MemberMessage, PingReqMessage } from "./messages.ts";
 import { sample, shuffle } from "./random.ts";
 import { suspicionTimeout } from "./suspicion.ts";
 
-/** Departed members told to a newcomer at most (the most recent first). */
-const MAX_DEPARTED_TOLD = 64;
+/** Departed members told to a newcomer at most, the most recent first: as many as a datagram piggybacks. */
+const MAX_DEPARTED_TOLD = 16;
 
 /** The members that left or are dead, the most recent departures first. */
 function departed(members: Iterable<MemberState>): MemberState[] {
