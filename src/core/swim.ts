@@ -12,7 +12,10 @@ import type { MemberMessage, PingReqMessage } from "./messages.ts";
 import { sample, shuffle } from "./random.ts";
 import { suspicionTimeout } from "./suspicion.ts";
 
-/** Departed members told to a newcomer at most, the most recent first: as many as a datagram piggybacks. */
+/**
+ * Departed members told to a newcomer at most, the most recent first: as many updates as one
+ * datagram piggybacks.
+ */
 const MAX_DEPARTED_TOLD = 16;
 
 /** The members that left or are dead, the most recent departures first. */
