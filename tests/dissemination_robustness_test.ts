@@ -478,6 +478,28 @@ test("a write acknowledged just before a graceful close reaches every member", a
   await c.close();
 });
 
+test("a graceful close hands off recent writes whose copies were all lost", async () => {
+  const c = await formed(110);
+  const others = [...c.members.keys()].filter((id) => id !== "m5");
+  // m5's datagrams are lost for 100 ms (the tree's copies, their repairs, its anti-entropy
+  // round), then it leaves the moment it is reconnected.
+  c.partition(["m5"], others);
+  await c.get("m5").set("cut off", 1);
+  await c.get("m5").delete("m5's key");
+  c.run(100);
+  c.heal();
+  await c.leave("m5");
+  assert.notEqual(
+    c.runUntil(
+      () => c.everyoneHas("cut off", 1) && c.get("m0").version("m5's key")?.deleted === true,
+      1_000,
+    ),
+    -1,
+    "the writes left with their member",
+  );
+  await c.close();
+});
+
 test("a member that joins after another left sees it left, not alive", async () => {
   const c = await formed(107);
   await c.leave("m9");

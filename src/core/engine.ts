@@ -29,7 +29,7 @@ import type { Dissemination, DisseminationFactory } from "./dissemination.ts";
 import { TreeDissemination } from "./tree_dissemination.ts";
 import { Graveyard } from "./graveyard.ts";
 import { HybridClock } from "./hlc.ts";
-import { LargeValueCooldown } from "./large_values.ts";
+import { approxSize, isLarge, LargeValueCooldown } from "./large_values.ts";
 import { Membership, type MemberState } from "./membership.ts";
 import type { Envelope, MemberStatus, Message } from "./messages.ts";
 import { Outbox, type Outgoing } from "./outbox.ts";
@@ -47,6 +47,12 @@ export type { SyncState } from "./anti_entropy.ts";
 export { MEMBER_KEY_PREFIX } from "./records.ts";
 export { approxSize } from "./large_values.ts";
 export { splitAddress } from "./address.ts";
+
+/** A graceful leave hands off this member's writes of the last this many anti-entropy periods… */
+const HAND_OFF_PERIODS = 4;
+/** …up to this many bytes (roughly), in entries messages of one datagram each. */
+const HAND_OFF_BYTES = 32 * 1024;
+const HAND_OFF_CHUNK_BYTES = 1000;
 
 /** A change to the user's data, local or remote. */
 export interface Change {
@@ -399,18 +405,57 @@ export class Engine {
 
   /**
    * Leaves the cluster gracefully: spreads the writes not flushed yet (they were
-   * acknowledged), then tells `fanout` × 2 live peers (and queues the news for the rest)
-   * that this member left. After this the engine ignores every input.
+   * acknowledged), hands its recent writes to `fanout` × 2 live peers (see `#handOff`), then
+   * tells them (and queues the news for the rest) that this member left. After this the
+   * engine ignores every input.
    */
   leave(now: number): void {
     if (this.#left) return;
     this.flush(now);
+    this.#handOff(now);
     this.membership.self.status = "left";
     const update = this.membership.update(this.membership.self);
     for (const peer of sample(this.#random, this.membership.live(), this.config.fanout * 2)) {
       this.#outbox.send(peer.address, update, peer.id);
     }
     this.#left = true;
+  }
+
+  /**
+   * Sends this member's recent writes (newest first, within `HAND_OFF_PERIODS` anti-entropy
+   * periods and `HAND_OFF_BYTES`) to 2 × `fanout` live peers as anti-entropy entries, one
+   * datagram each: copies the dissemination lost on the way would otherwise leave with this
+   * member, no longer there to repair them. Large values are left out.
+   */
+  #handOff(now: number): void {
+    const since = now - HAND_OFF_PERIODS * this.config.gossipIntervalMs;
+    const recent: StoredEntry[] = [];
+    for (const e of this.store.versions("usr")) {
+      if (e.writer === this.id && e.wall >= since && !isLarge(e)) recent.push(e);
+    }
+    if (recent.length === 0) return;
+    recent.sort((a, b) => b.wall - a.wall || b.logical - a.logical);
+    const chunks: StoredEntry[][] = [];
+    let chunk: StoredEntry[] = [], bytes = 0, total = 0;
+    for (const e of recent) {
+      const size = e.key.length + e.writer.length + 24 + (e.deleted ? 0 : approxSize(e.value));
+      if (total + size > HAND_OFF_BYTES) break;
+      if (chunk.length && bytes + size > HAND_OFF_CHUNK_BYTES) {
+        chunks.push(chunk);
+        chunk = [];
+        bytes = 0;
+      }
+      chunk.push(e);
+      bytes += size;
+      total += size;
+    }
+    if (chunk.length) chunks.push(chunk);
+    for (const peer of sample(this.#random, this.membership.live(), this.config.fanout * 2)) {
+      for (const entries of chunks) {
+        this.counters.syncEntriesSent += entries.length;
+        this.#outbox.send(peer.address, { type: "entries", entries }, peer.id);
+      }
+    }
   }
 
   /** Whether {@linkcode Engine.leave} was called. */
