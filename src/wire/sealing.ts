@@ -47,6 +47,8 @@ export class SealingPipeline {
   /** Datagrams to send, handed to the transport in order once sealed. */
   #outbound: Promise<void> = Promise.resolve();
   #closed = false;
+  /** Datagrams being sealed or sealed, by identity: one sent to several peers is sealed once. */
+  readonly #sealed = new WeakMap<Uint8Array, Promise<Uint8Array>>();
 
   /** A pipeline on `options.wire`, sealing with `options.keyring` if any. */
   constructor(options: SealingOptions) {
@@ -144,9 +146,15 @@ export class SealingPipeline {
   ): void | Promise<void> {
     const keyring = this.#keyring;
     if (keyring === undefined) return send(datagram);
-    // Seal at once (in parallel), hand to the transport in order.
-    const sealing = keyring.seal(datagram, this.#wire.cluster, this.#now());
-    sealing.catch(() => {}); // handled below, maybe after this turn: not "unhandled"
+    // Seal at once (in parallel), hand to the transport in order. The same datagram (the
+    // same object) for several peers is sealed once: the same sealed bytes go to each, each
+    // receiver sees the nonce once.
+    let sealing = this.#sealed.get(datagram);
+    if (sealing === undefined) {
+      sealing = keyring.seal(datagram, this.#wire.cluster, this.#now());
+      sealing.catch(() => {}); // handled below, maybe after this turn: not "unhandled"
+      this.#sealed.set(datagram, sealing);
+    }
     const handed = this.#outbound.then(() => sealing).then((sealed) => ({ sent: send(sealed) }));
     this.#outbound = handed.then(() => {}, () => {});
     return handed.then(({ sent }) => sent);
