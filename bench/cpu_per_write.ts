@@ -69,7 +69,13 @@ for (const name of ["encrypt", "decrypt"]) {
   };
 }
 
-async function run(Kv: typeof GossipKV, seed: number, encrypted: boolean): Promise<number> {
+/** CPU µs and datagrams sent, per write per member. */
+interface Cost {
+  readonly us: number;
+  readonly datagrams: number;
+}
+
+async function run(Kv: typeof GossipKV, seed: number, encrypted: boolean): Promise<Cost> {
   const net = new MemoryNetwork({ seed, latencyMs: 10, virtualTime: true });
   const time = net.time!;
   const keys = encrypted ? [generateKey()] : undefined;
@@ -96,14 +102,12 @@ async function run(Kv: typeof GossipKV, seed: number, encrypted: boolean): Promi
       }
     }
     : (ms: number) => void time.advance(ms);
-  const w0 = performance.now();
   await advance(10_000); // formed and in sync
-  if (process.env.CPU_DEBUG) console.log("warm-up real ms", performance.now() - w0);
   const random = seededRandom(`${seed}/writes`);
   let got = 0;
   for (const kv of members) kv.subscribe((c) => void (c.origin === "remote" && got++));
   const target = WRITES * (N - 1);
-  const sent0 = net.stats().total.sentDatagrams, t0 = time.now();
+  const sent0 = net.stats().total.sentDatagrams;
   const cpu0 = process.cpuUsage();
   let carry = 0;
   for (let i = 0; i < WRITES; i++) {
@@ -118,24 +122,26 @@ async function run(Kv: typeof GossipKV, seed: number, encrypted: boolean): Promi
     for (let t = 0; t < 60_000 && got < target; t++) await advance(1);
   } else time.runUntil(() => got >= target, 60_000);
   const cpu = process.cpuUsage(cpu0);
-  if (process.env.CPU_DEBUG) console.log(net.stats().total.sentDatagrams - sent0, time.now() - t0, performance.now() - w0);
+  const sent = net.stats().total.sentDatagrams - sent0;
   if (got < target) throw new Error(`only ${got} of ${target} deliveries`);
   for (const kv of members) await kv.close({ leave: false });
-  return (cpu.user + cpu.system) / (WRITES * N); // µs per write per member
+  return { us: (cpu.user + cpu.system) / (WRITES * N), datagrams: sent / (WRITES * N) };
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 const modes = MODE === "both" ? [false, true] : [MODE === "encrypted"];
 for (const encrypted of modes) {
-  const ours: number[] = [], theirs: number[] = [];
+  const ours: Cost[] = [], theirs: Cost[] = [];
   for (let t = 0; t < TRIALS; t++) {
     if (RELEASE !== "this") theirs.push(await run(old.GossipKV, t + 1, encrypted));
     if (RELEASE !== "0.1.0") ours.push(await run(GossipKV, t + 1, encrypted));
   }
-  const fmt = (xs: number[]) => xs.length ? `${median(xs).toFixed(1)} µs` : "not run";
-  const ratio = ours.length && theirs.length
-    ? ` (×${(median(ours) / median(theirs)).toFixed(2)})`
-    : "";
+  const us = (xs: Cost[]) => median(xs.map((x) => x.us));
+  const fmt = (xs: Cost[]) =>
+    xs.length
+      ? `${us(xs).toFixed(1)} µs (${median(xs.map((x) => x.datagrams)).toFixed(2)} datagrams sent)`
+      : "not run";
+  const ratio = ours.length && theirs.length ? ` (×${(us(ours) / us(theirs)).toFixed(2)})` : "";
   console.log(
     `N=${N}, ${WRITES} writes at ${RATE}/s, ${encrypted ? "encrypted" : "plaintext"}: ` +
       `CPU per write per member, median of ${TRIALS}: ` +
