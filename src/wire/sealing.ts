@@ -108,15 +108,15 @@ export class SealingPipeline {
     deliver: (datagram: Uint8Array, now: number) => void,
     refused?: (reason: DropReason, detail: string) => void,
   ): void {
-    const refuse = (reason: DropReason, detail: string) => {
-      this.#wire.drop(reason, detail);
-      refused?.(reason, detail);
-    };
     const keyring = this.#keyring;
     if (keyring === undefined) {
       deliver(data, this.#now());
       return;
     }
+    const refuse = (reason: DropReason, detail: string) => {
+      this.#wire.drop(reason, detail);
+      refused?.(reason, detail);
+    };
     const unsealed = checkSealed(data, this.#wire.mtu);
     if (unsealed) {
       refuse(unsealed.reason, unsealed.detail);
