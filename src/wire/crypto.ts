@@ -150,10 +150,22 @@ const nodeCrypto: NodeCrypto | undefined = (() => {
   const p = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } })
     .process;
   try {
-    const m = p?.getBuiltinModule?.("node:crypto") as Partial<NodeCrypto> | undefined;
-    return m?.createCipheriv && m.createDecipheriv && m.createSecretKey
-      ? m as NodeCrypto
-      : undefined;
+    const m = p?.getBuiltinModule?.("node:crypto") as NodeCrypto | undefined;
+    if (!m?.createCipheriv || !m.createDecipheriv || !m.createSecretKey) return undefined;
+    // A runtime that has the functions but not this cipher (or not in full) throws here,
+    // once, rather than on the first datagram: then it is WebCrypto's.
+    const key = m.createSecretKey(new Uint8Array(KEY_BYTES));
+    const iv = new Uint8Array(NONCE_BYTES);
+    const cipher = m.createCipheriv("aes-256-gcm", key, iv);
+    cipher.setAAD(iv);
+    const body = cipher.update(Uint8Array.of(1, 2, 3));
+    cipher.final();
+    const decipher = m.createDecipheriv("aes-256-gcm", key, iv);
+    decipher.setAAD(iv);
+    decipher.setAuthTag(cipher.getAuthTag());
+    const plain = decipher.update(body);
+    decipher.final();
+    return plain.length === 3 && plain[2] === 3 ? m : undefined;
   } catch {
     return undefined;
   }
