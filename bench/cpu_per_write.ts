@@ -9,8 +9,9 @@
 // CPU is the process's user + system time (`process.cpuUsage`, every thread: WebCrypto's
 // included) from the first write until every member holds every write, divided by
 // writes × N. In the encrypted mode every member holds the same cluster key (both
-// releases take `keys`); sealing is asynchronous, so virtual time then moves 1 ms at a
-// time, and only once every WebCrypto call made meanwhile has finished and its datagram
+// releases take `keys`); WebCrypto is asynchronous (0.1.0 seals with it; this release with
+// node:crypto, synchronous, where the runtime has it), so virtual time then moves 1 ms at
+// a time, and only once every WebCrypto call made meanwhile has finished and its datagram
 // gone on. The two releases alternate, and the table shows the median of the trials and
 // the ratio of the medians. `--release` runs one of them alone (for a profiler).
 import { spawnSync } from "node:child_process";
