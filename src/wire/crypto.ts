@@ -299,10 +299,12 @@ export class Keyring {
       prefix.subarray(HEADER_BYTES + KEY_ID_BYTES),
     );
     cipher.setAAD(aad(prefix, cluster));
-    const stamp = new Uint8Array(TIMESTAMP_BYTES);
-    writeTimestamp(stamp, now);
+    // The plaintext is written where the ciphertext goes, then encrypted in one call.
+    const plain = out.subarray(PREFIX_BYTES, out.length - TAG_BYTES);
+    writeTimestamp(plain, now);
+    plain.set(datagram, TIMESTAMP_BYTES);
     let at = PREFIX_BYTES;
-    for (const part of [cipher.update(stamp), cipher.update(datagram), cipher.final()]) {
+    for (const part of [cipher.update(plain), cipher.final()]) {
       out.set(part, at);
       at += part.length;
     }
