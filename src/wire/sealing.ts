@@ -161,7 +161,9 @@ export class SealingPipeline {
 
   /**
    * Seals a datagram and hands it to `send`, in the order of the calls (at once without
-   * keys). Returns what `send` returns, or a promise of it once sealed.
+   * keys, or with a synchronous cipher and nothing waiting before it). Returns what `send`
+   * returns, or a promise of it once sealed. The same datagram object given again (for
+   * another peer) is sent as the same sealed bytes: give a peer a datagram object once.
    */
   seal(
     datagram: Uint8Array,
