@@ -2,8 +2,9 @@
  * The encryption pipeline of one member: its keyring (replaced in call order by
  * {@linkcode SealingPipeline.setKeys}), the replay guard, and the two ordered chains:
  * received datagrams are opened in parallel but delivered in arrival order, and datagrams
- * to send are sealed in parallel but handed to the transport in order. Without keys it
- * passes datagrams through unchanged.
+ * to send are sealed in parallel but handed to the transport in order. With a synchronous
+ * cipher (`node:crypto`: Node, Deno, Bun) a datagram is opened or sealed at once, unless
+ * one before it still waits on a chain. Without keys it passes datagrams through unchanged.
  *
  * @module
  */
