@@ -2,16 +2,24 @@
 // v0.1.0, extracted with `git archive` under .scratch/), in one process and one run:
 //
 //   deno run -A bench/cpu_per_write.ts [--n 16] [--writes 2000] [--rate 200] [--trials 3]
+//     [--mode plain|encrypted|both] [--release both|0.1.0|this]
 //
 // N members on a MemoryNetwork on virtual time (10 ms latency, the real codec on every
 // datagram), `writes` writes at `rate` per second cluster-wide, each by a random member;
-// CPU is the process's user + system time (`process.cpuUsage`) from the first write until
-// every member holds every write, divided by writes × N. The two releases alternate, and
-// the table shows the median of the trials and the ratio of the medians.
+// CPU is the process's user + system time (`process.cpuUsage`, every thread: WebCrypto's
+// included) from the first write until every member holds every write, divided by
+// writes × N. In the encrypted mode every member holds the same cluster key (both
+// releases take `keys`); WebCrypto is asynchronous (0.1.0 seals with it; this release with
+// node:crypto, synchronous, where the runtime has it), so virtual time then moves 1 ms at
+// a time, and only once every WebCrypto call made meanwhile has finished and its datagram
+// gone on. The two releases alternate, and the table shows the median of the trials and
+// the ratio of the medians. `--release` runs one of them alone (for a profiler).
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
+import { setImmediate } from "node:timers";
 import { fileURLToPath } from "node:url";
 import { seededRandom } from "../src/core/random.ts";
+import { generateKey } from "../src/wire/crypto.ts";
 import { GossipKV } from "../src/gossip_kv.ts";
 import { MemoryNetwork } from "../src/transport/memory.ts";
 
@@ -24,8 +32,17 @@ function arg(name: string, fallback: number): number {
   return i >= 0 ? Number(process.argv[i + 1]) : fallback;
 }
 
+function choice<T extends string>(name: string, options: readonly T[]): T {
+  const i = process.argv.indexOf(`--${name}`);
+  const v = (i >= 0 ? process.argv[i + 1] : options[0]) as T;
+  if (!options.includes(v)) throw new TypeError(`--${name} must be one of ${options.join(", ")}`);
+  return v;
+}
+
 const N = arg("n", 16), WRITES = arg("writes", 2000), RATE = arg("rate", 200);
 const TRIALS = arg("trials", 3);
+const MODE = choice("mode", ["both", "plain", "encrypted"] as const);
+const RELEASE = choice("release", ["both", "0.1.0", "this"] as const);
 
 if (!existsSync(`${OLD}src/gossip_kv.ts`)) {
   mkdirSync(OLD, { recursive: true });
@@ -37,9 +54,32 @@ const old = (await import(new URL(`file://${OLD}src/gossip_kv.ts`).href)) as {
   GossipKV: typeof GossipKV;
 };
 
-async function run(Kv: typeof GossipKV, seed: number): Promise<number> {
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+// WebCrypto calls in flight: virtual time waits for them, as if sealing took no time
+// against the network's 10 ms (it takes microseconds on an idle machine). Without that,
+// virtual time would run ahead of datagrams still being sealed, and the protocols' timeouts
+// would fire for copies that are merely late.
+let inFlight = 0;
+const subtle = crypto.subtle as unknown as Record<string, (...args: unknown[]) => Promise<unknown>>;
+for (const name of ["encrypt", "decrypt"]) {
+  const call = subtle[name]!.bind(crypto.subtle);
+  subtle[name] = (...args: unknown[]) => {
+    inFlight++;
+    return call(...args).finally(() => void inFlight--);
+  };
+}
+
+/** CPU µs and datagrams sent, per write per member. */
+interface Cost {
+  readonly us: number;
+  readonly datagrams: number;
+}
+
+async function run(Kv: typeof GossipKV, seed: number, encrypted: boolean): Promise<Cost> {
   const net = new MemoryNetwork({ seed, latencyMs: 10, virtualTime: true });
   const time = net.time!;
+  const keys = encrypted ? [generateKey()] : undefined;
   const members: GossipKV[] = [];
   for (let i = 0; i < N; i++) {
     members.push(
@@ -50,33 +90,62 @@ async function run(Kv: typeof GossipKV, seed: number): Promise<number> {
         clock: time,
         scheduler: time,
         random: seededRandom(`${seed}/m${i}`),
+        ...(keys && { keys }),
       }),
     );
   }
-  time.advance(10_000); // formed and in sync
+  // Plaintext runs synchronously on virtual time; sealed datagrams need the event loop.
+  const advance = encrypted
+    ? async (ms: number) => {
+      for (let t = 0; t < ms; t++) {
+        time.advance(1);
+        do await turn(); while (inFlight > 0);
+      }
+    }
+    : (ms: number) => void time.advance(ms);
+  await advance(10_000); // formed and in sync
   const random = seededRandom(`${seed}/writes`);
   let got = 0;
   for (const kv of members) kv.subscribe((c) => void (c.origin === "remote" && got++));
+  const target = WRITES * (N - 1);
+  const sent0 = net.stats().total.sentDatagrams;
   const cpu0 = process.cpuUsage();
+  let carry = 0;
   for (let i = 0; i < WRITES; i++) {
     void members[Math.floor(random() * N)]!.set(`k${i}`, `value-${i}`);
-    time.advance(1000 / RATE);
+    // Whole ms steps when encrypted; the fractions add up.
+    carry += 1000 / RATE;
+    const step = encrypted ? Math.floor(carry) : carry;
+    carry -= step;
+    await advance(step);
   }
-  time.runUntil(() => got >= WRITES * (N - 1), 60_000);
+  if (encrypted) {
+    for (let t = 0; t < 60_000 && got < target; t++) await advance(1);
+  } else time.runUntil(() => got >= target, 60_000);
   const cpu = process.cpuUsage(cpu0);
-  if (got < WRITES * (N - 1)) throw new Error(`only ${got} of ${WRITES * (N - 1)} deliveries`);
+  const sent = net.stats().total.sentDatagrams - sent0;
+  if (got < target) throw new Error(`only ${got} of ${target} deliveries`);
   for (const kv of members) await kv.close({ leave: false });
-  return (cpu.user + cpu.system) / (WRITES * N); // µs per write per member
+  return { us: (cpu.user + cpu.system) / (WRITES * N), datagrams: sent / (WRITES * N) };
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
-const ours: number[] = [], theirs: number[] = [];
-for (let t = 0; t < TRIALS; t++) {
-  theirs.push(await run(old.GossipKV, t + 1));
-  ours.push(await run(GossipKV, t + 1));
+const modes = MODE === "both" ? [false, true] : [MODE === "encrypted"];
+for (const encrypted of modes) {
+  const ours: Cost[] = [], theirs: Cost[] = [];
+  for (let t = 0; t < TRIALS; t++) {
+    if (RELEASE !== "this") theirs.push(await run(old.GossipKV, t + 1, encrypted));
+    if (RELEASE !== "0.1.0") ours.push(await run(GossipKV, t + 1, encrypted));
+  }
+  const us = (xs: Cost[]) => median(xs.map((x) => x.us));
+  const fmt = (xs: Cost[]) =>
+    xs.length
+      ? `${us(xs).toFixed(1)} µs (${median(xs.map((x) => x.datagrams)).toFixed(2)} datagrams sent)`
+      : "not run";
+  const ratio = ours.length && theirs.length ? ` (×${(us(ours) / us(theirs)).toFixed(2)})` : "";
+  console.log(
+    `N=${N}, ${WRITES} writes at ${RATE}/s, ${encrypted ? "encrypted" : "plaintext"}: ` +
+      `CPU per write per member, median of ${TRIALS}: ` +
+      `0.1.0 ${fmt(theirs)}, this release ${fmt(ours)}${ratio}`,
+  );
 }
-console.log(
-  `N=${N}, ${WRITES} writes at ${RATE}/s: CPU per write per member, median of ${TRIALS}: ` +
-    `0.1.0 ${median(theirs).toFixed(1)} µs, this release ${median(ours).toFixed(1)} µs ` +
-    `(×${(median(ours) / median(theirs)).toFixed(2)})`,
-);

@@ -54,7 +54,8 @@ interface Plan {
   readonly writes: number[];
   readonly windowMs: number;
   readonly loadRate: number;
-  readonly udp: { n: number; writes: number[]; repeats: number };
+  /** Each cluster size, with its bursts. */
+  readonly udp: { clusters: { n: number; writes: number[] }[]; repeats: number };
 }
 
 const PLANS: Record<Mode, Plan> = {
@@ -68,7 +69,7 @@ const PLANS: Record<Mode, Plan> = {
     writes: [1, 1_000],
     windowMs: 5_000,
     loadRate: 20,
-    udp: { n: 16, writes: [1, 1_000], repeats: 5 },
+    udp: { clusters: [{ n: 16, writes: [1, 1_000] }, { n: 64, writes: [1_000] }], repeats: 5 },
   },
   quick: {
     local: { keys: 100_000, trials: 3, memoryKeys: 1_000_000 },
@@ -80,7 +81,7 @@ const PLANS: Record<Mode, Plan> = {
     writes: [1, 1_000],
     windowMs: 5_000,
     loadRate: 20,
-    udp: { n: 16, writes: [1, 1_000], repeats: 3 },
+    udp: { clusters: [{ n: 16, writes: [1, 1_000] }, { n: 64, writes: [1_000] }], repeats: 3 },
   },
   smoke: {
     local: { keys: 10_000, trials: 1, memoryKeys: 100_000 },
@@ -92,7 +93,7 @@ const PLANS: Record<Mode, Plan> = {
     writes: [1, 100],
     windowMs: 2_000,
     loadRate: 10,
-    udp: { n: 16, writes: [1, 100], repeats: 1 },
+    udp: { clusters: [{ n: 16, writes: [1, 100] }], repeats: 1 },
   },
 };
 
@@ -203,9 +204,13 @@ function child<T>(
 }
 
 /** Part 6 here, or why it failed (UDP may be forbidden where the suite runs). */
-async function udpHere(plan: Plan, nodeDgram: boolean): Promise<UdpResult | string> {
+async function udpHere(plan: Plan, nodeDgram: boolean): Promise<UdpResult[] | string> {
   try {
-    return await udp({ ...plan.udp, nodeDgram });
+    const results: UdpResult[] = [];
+    for (const c of plan.udp.clusters) {
+      results.push(await udp({ ...c, repeats: plan.udp.repeats, nodeDgram }));
+    }
+    return results;
   } catch (error) {
     return `${runtimeLabel()}: ${(error as Error).message}`;
   }
@@ -289,6 +294,7 @@ async function main(): Promise<void> {
   // its own Deno.listenDatagram (deno.json turns on "unstable": ["net"]) and with node:dgram.
   const udpRuns: UdpResult[] = [];
   const udpSkipped: string[] = [];
+  const udpSizes = plan.udp.clusters.map((c) => c.n).join(" and ");
   const udpTargets: { name: RuntimeName; flags: string[] }[] = args.mode === "full"
     ? [
       { name: "deno", flags: [] },
@@ -301,16 +307,16 @@ async function main(): Promise<void> {
     }[]
     : [];
   if (udpTargets.length === 0) {
-    log(`6. UDP on loopback, ${plan.udp.n} members, here`);
+    log(`6. UDP on loopback, ${udpSizes} members, here`);
     const r = await udpHere(plan, false);
     if (typeof r === "string") udpSkipped.push(r);
-    else udpRuns.push(r);
+    else udpRuns.push(...r);
   }
   for (const t of udpTargets) {
-    log(`6. UDP on loopback, ${plan.udp.n} members, ${t.name} ${t.flags.join(" ")}`);
-    const r = child<UdpResult>(t.name, args.mode, "--udp-part", t.flags);
+    log(`6. UDP on loopback, ${udpSizes} members, ${t.name} ${t.flags.join(" ")}`);
+    const r = child<UdpResult[]>(t.name, args.mode, "--udp-part", t.flags);
     if (typeof r === "string") udpSkipped.push(r);
-    else udpRuns.push(r);
+    else udpRuns.push(...r);
   }
   for (const s of udpSkipped) log(`  skipped: ${s}`);
 

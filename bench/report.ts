@@ -256,12 +256,15 @@ export function headlines(r: Results): Headline[] {
       }`,
     });
   }
-  const udpOne = r.udp.flatMap((u) => u.spreads.filter((s) => s.writes === 1 && s.ms >= 0));
-  const udpMany = r.udp.flatMap((u) => u.spreads.filter((s) => s.writes > 1 && s.ms >= 0));
+  // The summary speaks of the smallest cluster, which has both bursts.
+  const udpN = Math.min(...r.udp.map((u) => u.n));
+  const udpAt = r.udp.filter((u) => u.n === udpN);
+  const udpOne = udpAt.flatMap((u) => u.spreads.filter((s) => s.writes === 1 && s.ms >= 0));
+  const udpMany = udpAt.flatMap((u) => u.spreads.filter((s) => s.writes > 1 && s.ms >= 0));
   if (udpOne.length && udpMany.length) {
     const g = r.config.gossipIntervalMs;
     out.push({
-      label: `UDP loopback, ${r.udp[0]!.n} members`,
+      label: `UDP loopback, ${udpN} members`,
       value: `medians per runtime and socket API: 1 write in ${
         span(udpOne.map((s) => s.ms / g), (x) => fixed(x, 2))
       } gossip rounds, ${int(udpMany[0]!.writes)} writes in ${
@@ -822,12 +825,10 @@ export function markdown(
       "## 6. Real UDP on loopback",
       "",
       `${
-        r.udp[0]?.n ?? 16
+        [...new Set(r.udp.map((u) => u.n))].join(" or ") || 16
       } members in one process, each on its own socket bound by \`autoTransport({ hostname: "127.0.0.1", port: 0 })\`, real timers, the library's defaults; one process per runtime, Deno twice: with its own \`Deno.listenDatagram\` (which \`autoTransport\` picks: \`deno.json\` turns on \`"unstable": ["net"]\`) and with its \`node:dgram\` (\`nodeUdpTransport\`, what \`autoTransport\` falls back to without the flag). Each burst is repeated (${
         r.udp[0]?.spreads[0]?.repeats ?? 1
-      } times, by a different writer each time); the table shows the median and the slowest time to converge, in gossip rounds (wall-clock time ÷ ${g} ms), and the median bytes. "× memory" compares those bytes with the same burst on \`MemoryNetwork\` above (N = ${
-        r.udp[0]?.n ?? 16
-      }, no loss).`,
+      } times, by a different writer each time); the table shows the median and the slowest time to converge, in gossip rounds (wall-clock time ÷ ${g} ms, and the median and slowest in ms), and the median bytes. "× memory" compares those bytes with the same burst on \`MemoryNetwork\` above (same N, no loss).`,
       "",
     );
     if (r.udp.length) {
@@ -847,9 +848,11 @@ export function markdown(
               : u.api === "deno"
               ? "Deno.listenDatagram"
               : "Bun.udpSocket",
+            int(u.n),
             int(s.writes),
             fixed(u.joinedMs / g, 2),
             s.ms >= 0 ? `${fixed(s.ms / g, 2)} / ${fixed(s.maxMs / g, 2)}` : "did not converge",
+            s.ms >= 0 ? `${fixed(s.ms, 1)} / ${fixed(s.maxMs, 1)}` : "—",
             int(s.datagrams),
             bytes(s.bytes),
             times(s.bytes / s.minimum),
@@ -865,9 +868,11 @@ export function markdown(
           [
             "runtime",
             "socket API",
+            "N",
             "writes",
             "joined (rounds)",
             "rounds: median / slowest",
+            "ms: median / slowest",
             "datagrams",
             "bytes",
             "× min",
@@ -1068,21 +1073,19 @@ export function beforeAfter(before: Results, after: Results, label: string): str
   }
   const udp: string[][] = [];
   for (const u of after.udp) {
-    const o = before.udp.find((v) => v.label === u.label && v.api === u.api);
+    const o = before.udp.find((v) => v.label === u.label && v.api === u.api && v.n === u.n);
     for (const s of u.spreads) {
       const t = o?.spreads.find((v) => v.writes === s.writes);
       const ms = (v: UdpSpread) => `${fixed(v.ms, 1)} / ${fixed(v.maxMs, 1)} ms`;
-      udp.push([u.label, u.api, int(s.writes), `${t ? ms(t) : "—"} → ${ms(s)}`]);
+      udp.push([u.label, u.api, int(u.n), int(s.writes), `${t ? ms(t) : "—"} → ${ms(s)}`]);
     }
   }
   if (udp.length) {
     L.push(
       "",
-      `Real UDP on loopback, ${
-        after.udp[0]?.n ?? 16
-      } members (median / slowest of the repeats; targets: 1 write within 5 ms, 1,000 writes to 64 members within 0.3 s):`,
+      `Real UDP on loopback (median / slowest of the repeats; targets: 1 write to 16 members within 5 ms, 1,000 writes to 64 members within 0.3 s; "—": not measured before):`,
       "",
-      table(["runtime", "socket API", "writes", "time to the last member"], udp),
+      table(["runtime", "socket API", "N", "writes", "time to the last member"], udp),
     );
   }
   return L;

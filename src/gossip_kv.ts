@@ -671,14 +671,18 @@ export class GossipKV {
     }
     const now = this.#clock.now();
     const overhead = this.#sealing.overhead;
+    // A message alone for several peers (a broadcast forwarded to the children of this
+    // member) is packed once, and its datagrams sealed once: the same bytes go to each.
+    const alone = out.outgoing.length > 1 ? new Map<unknown, Uint8Array[]>() : undefined;
     for (const { to, messages } of out.outgoing) {
-      let datagrams: Uint8Array[];
+      let datagrams = messages.length === 1 ? alone?.get(messages[0]) : undefined;
       try {
-        datagrams = this.#wire.encode(messages, overhead);
+        datagrams ??= this.#wire.encode(messages, overhead);
       } catch (error) {
         this.#onError(error);
         continue;
       }
+      if (messages.length === 1) alone?.set(messages[0], datagrams);
       let total = 0;
       for (const d of datagrams) {
         if (this.#pendingSends.size >= MAX_PENDING_SENDS) {

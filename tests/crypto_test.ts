@@ -91,6 +91,34 @@ test("Keyring.create() refuses an empty list and bad keys", async () => {
 
 // ---------------------------------------------------------------------------- sealing
 
+test("node:crypto and WebCrypto seal the same way: each opens what the other sealed", async () => {
+  const key = generateKey();
+  const fast = await Keyring.create([key]);
+  const web = await Keyring.create([key], { sync: false });
+  assert.equal(fast.sync, true);
+  assert.equal(web.sync, false);
+  assert.throws(() => web.sealSync(Uint8Array.of(1), "c", NOW), /no synchronous cipher/);
+  await fc.assert(
+    fc.asyncProperty(fc.uint8Array({ maxLength: 1400 }), async (body) => {
+      const datagram = Uint8Array.of(0x47, 0x4b, 1, 0, ...body);
+      for (const [from, to] of [[fast, web], [web, fast]] as const) {
+        const opened = await roundTrip(to, await from.seal(datagram, "c", NOW));
+        assert.equal(opened.status, "opened");
+        if (opened.status !== "opened") return;
+        assert.deepEqual([...opened.datagram], [...datagram]);
+        assert.equal(opened.timestamp, NOW);
+      }
+      const sealed = fast.sealSync(datagram, "c", NOW);
+      const altered = sealed.slice();
+      altered[altered.length - 1]! ^= 1;
+      assert.equal(fast.openSync(altered, "c").status, "dropped");
+      assert.equal(fast.openSync(sealed, "other cluster").status, "dropped");
+      assert.equal(fast.openSync(sealed, "c").status, "opened");
+    }),
+    { numRuns: 50 },
+  );
+});
+
 const datagram = fc.uint8Array({ minLength: 0, maxLength: 1500, size: "max" }).map((body) =>
   Uint8Array.from([0x47, 0x4b, 1, 0, ...body])
 );

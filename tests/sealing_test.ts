@@ -74,7 +74,8 @@ test("sealed datagrams are handed out and delivered in call order, each once", a
 test("an encrypted member refuses plaintext, garbage and more than it can decrypt", async () => {
   const key = generateKey();
   const a = pipeline(await Keyring.create([key]));
-  const b = pipeline(await Keyring.create([key]), 2);
+  // WebCrypto alone: datagrams wait to be opened, and the third is one too many.
+  const b = pipeline(await Keyring.create([key], { sync: false }), 2);
   const got: Uint8Array[] = [];
   b.sealing.open(datagrams(1)[0]!, (x) => void got.push(x));
   b.sealing.open(Uint8Array.of(1, 2), (x) => void got.push(x));
@@ -109,7 +110,7 @@ test("setKeys() applies calls in order; a bad call rejects and changes nothing",
 test("after close() nothing more is delivered", async () => {
   const key = generateKey();
   const a = pipeline(await Keyring.create([key]));
-  const b = pipeline(await Keyring.create([key]));
+  const b = pipeline(await Keyring.create([key], { sync: false })); // still opening at close()
   const sealed = await sealAll(a.sealing, datagrams(5));
   const got: Uint8Array[] = [];
   for (const d of sealed) b.sealing.open(d, (x) => void got.push(x));
@@ -117,4 +118,55 @@ test("after close() nothing more is delivered", async () => {
   await new Promise((resolve) => setTimeout(resolve, 100));
   assert.equal(got.length, 0);
   assert.equal(b.sealing.opening, 0);
+});
+
+test("with node:crypto (Node, Deno, Bun) datagrams are sealed and opened at once, in order", async () => {
+  const key = generateKey();
+  const ring = await Keyring.create([key]);
+  assert.equal(ring.sync, true, "every runtime the suite runs on has node:crypto");
+  const a = pipeline(ring);
+  const b = pipeline(await Keyring.create([key]));
+  const plain = datagrams(3);
+  const sealed: Uint8Array[] = [];
+  for (const d of plain) assert.equal(a.sealing.seal(d, (x) => void sealed.push(x)), undefined);
+  assert.equal(sealed.length, 3, "sent before seal() returned");
+  const got: Uint8Array[] = [];
+  for (const d of sealed) b.sealing.open(d, (x) => void got.push(x));
+  assert.deepEqual(got.map((d) => [...d]), plain.map((d) => [...d]), "delivered at once");
+  b.sealing.open(sealed[0]!, (x) => void got.push(x));
+  assert.equal(got.length, 3);
+  assert.equal(b.wire.drops.get("replayed"), 1, "the replay guard holds on this path too");
+});
+
+test("a datagram sealed while WebCrypto is still busy waits its turn: order holds", async () => {
+  const key = generateKey();
+  const a = pipeline(await Keyring.create([key], { sync: false }));
+  const plain = datagrams(20);
+  const order: number[] = [];
+  const sends = plain.map((d, i) => a.sealing.seal(d, () => void order.push(i)));
+  await Promise.all(sends);
+  assert.deepEqual(order, plain.map((_, i) => i));
+  const b = pipeline(await Keyring.create([key]));
+  const slow = pipeline(await Keyring.create([key], { sync: false }));
+  // The same stream through a synchronous and a WebCrypto receiver: the same datagrams.
+  const sealed = await sealAll(a.sealing, plain);
+  assert.deepEqual(
+    (await openAll(b.sealing, sealed)).map((d) => [...d]),
+    (await openAll(slow.sealing, sealed)).map((d) => [...d]),
+  );
+});
+
+test("one datagram for several peers is sealed once; distinct datagrams get distinct nonces", async () => {
+  for (const sync of [true, false]) {
+    const a = pipeline(await Keyring.create([generateKey()], { sync }));
+    const [d, e] = datagrams(2);
+    const out: Uint8Array[] = [];
+    await Promise.all([d!, d!, e!].map((x) => a.sealing.seal(x, (s) => void out.push(s))));
+    assert.deepEqual(
+      [...out[0]!],
+      [...out[1]!],
+      `same bytes for the same datagram (sync: ${sync})`,
+    );
+    assert.notDeepEqual([...out[0]!].slice(8, 20), [...out[2]!].slice(8, 20), "another nonce");
+  }
 });

@@ -60,11 +60,13 @@ export class Outbox {
   /** Takes every queued batch, with piggybacked updates unless `piggyback` is false. */
   take(piggyback: boolean): Outgoing[] {
     const outgoing: Outgoing[] = [];
+    const sent = this.#sent;
     for (const [to, messages] of this.#messages) {
-      const extra = piggyback ? this.#broadcasts.take(this.#maxPiggyback, this.#ids.get(to)) : [];
-      const all = [...messages, ...extra];
-      for (const m of all) this.#sent[m.type]++;
-      outgoing.push({ to, messages: all });
+      if (piggyback && this.#broadcasts.size > 0) {
+        messages.push(...this.#broadcasts.take(this.#maxPiggyback, this.#ids.get(to)));
+      }
+      for (let i = 0; i < messages.length; i++) sent[messages[i]!.type]++;
+      outgoing.push({ to, messages });
     }
     this.#messages.clear();
     this.#ids.clear();

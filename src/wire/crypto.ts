@@ -118,7 +118,58 @@ export function parseKeyFile(text: string): Uint8Array<ArrayBuffer>[] {
 interface RingKey {
   readonly id: Uint8Array;
   readonly key: CryptoKey;
+  /** The same key for the synchronous cipher, when the runtime has one. */
+  readonly sync: unknown;
 }
+
+/** The part of `node:crypto` the synchronous cipher uses. */
+interface NodeCrypto {
+  createSecretKey(key: Uint8Array): unknown;
+  createCipheriv(algorithm: "aes-256-gcm", key: unknown, iv: Uint8Array): {
+    setAAD(aad: Uint8Array): unknown;
+    update(data: Uint8Array): Uint8Array;
+    final(): Uint8Array;
+    getAuthTag(): Uint8Array;
+  };
+  createDecipheriv(algorithm: "aes-256-gcm", key: unknown, iv: Uint8Array): {
+    setAAD(aad: Uint8Array): unknown;
+    setAuthTag(tag: Uint8Array): unknown;
+    update(data: Uint8Array): Uint8Array;
+    final(): Uint8Array;
+  };
+}
+
+/**
+ * `node:crypto`, where the runtime has it (Node, Deno and Bun do): the same AES-256-GCM,
+ * but synchronous, and several times cheaper per datagram than a WebCrypto call, whose
+ * promise costs more than the cipher for datagrams this small. Found through
+ * `process.getBuiltinModule` (Node 20.16+, Deno 2, Bun), so that nothing imports it where
+ * it is absent (workerd, browsers): there WebCrypto does the work.
+ */
+const nodeCrypto: NodeCrypto | undefined = (() => {
+  const p = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } })
+    .process;
+  try {
+    const m = p?.getBuiltinModule?.("node:crypto") as NodeCrypto | undefined;
+    if (!m?.createCipheriv || !m.createDecipheriv || !m.createSecretKey) return undefined;
+    // A runtime that has the functions but not this cipher (or not in full) throws here,
+    // once, rather than on the first datagram: then it is WebCrypto's.
+    const key = m.createSecretKey(new Uint8Array(KEY_BYTES));
+    const iv = new Uint8Array(NONCE_BYTES);
+    const cipher = m.createCipheriv("aes-256-gcm", key, iv);
+    cipher.setAAD(iv);
+    const body = cipher.update(Uint8Array.of(1, 2, 3));
+    cipher.final();
+    const decipher = m.createDecipheriv("aes-256-gcm", key, iv);
+    decipher.setAAD(iv);
+    decipher.setAuthTag(cipher.getAuthTag());
+    const plain = decipher.update(body);
+    decipher.final();
+    return plain.length === 3 && plain[2] === 3 ? m : undefined;
+  } catch {
+    return undefined;
+  }
+})();
 
 const encoder = new TextEncoder();
 const hex = (bytes: Uint8Array) => [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
@@ -160,16 +211,23 @@ export function checkSealed(data: Uint8Array, maxBytes: number): Refusal | undef
  */
 export class Keyring {
   readonly #keys: readonly RingKey[];
+  readonly #sync: NodeCrypto | undefined;
 
-  private constructor(keys: readonly RingKey[]) {
+  private constructor(keys: readonly RingKey[], sync: NodeCrypto | undefined) {
     this.#keys = keys;
+    this.#sync = sync;
   }
 
   /**
    * Imports keys, the primary first (duplicates are ignored). Throws a `TypeError` for an
    * empty list or a key that is not base64, a `RangeError` for a key that is not 32 bytes.
+   * With `{ sync: false }`, the ring uses WebCrypto alone, even where the runtime has a
+   * synchronous cipher (see {@linkcode Keyring.sync}).
    */
-  static async create(keys: readonly KeyInput[]): Promise<Keyring> {
+  static async create(
+    keys: readonly KeyInput[],
+    options: { readonly sync?: boolean } = {},
+  ): Promise<Keyring> {
     if (!Array.isArray(keys) || keys.length === 0) {
       throw new TypeError("A keyring needs at least one key");
     }
@@ -186,9 +244,21 @@ export class Keyring {
         "encrypt",
         "decrypt",
       ]);
-      ring.push({ id, key });
+      const sync = options.sync !== false && nodeCrypto
+        ? nodeCrypto.createSecretKey(raw)
+        : undefined;
+      ring.push({ id, key, sync });
     }
-    return new Keyring(ring);
+    return new Keyring(ring, options.sync !== false ? nodeCrypto : undefined);
+  }
+
+  /**
+   * Whether this ring seals and opens synchronously ({@linkcode Keyring.sealSync},
+   * {@linkcode Keyring.openSync}): where the runtime has `node:crypto` (Node, Deno, Bun).
+   * The bytes are the same either way.
+   */
+  get sync(): boolean {
+    return this.#sync !== undefined;
   }
 
   /** Key ids (8 hex digits each, not secret), the primary first: for logs and checks. */
@@ -198,15 +268,12 @@ export class Keyring {
 
   /** Seals a datagram with the primary key, stamped with `now` (ms since the epoch). */
   async seal(datagram: Uint8Array, cluster: string, now: number): Promise<Uint8Array> {
+    if (this.#sync) return this.sealSync(datagram, cluster, now);
     const primary = this.#keys[0]!;
-    const prefix = new Uint8Array(PREFIX_BYTES);
-    prefix.set(header(Kind.Sealed));
-    prefix.set(primary.id, HEADER_BYTES);
-    const nonce = crypto.getRandomValues(prefix.subarray(HEADER_BYTES + KEY_ID_BYTES));
+    const prefix = sealPrefix(primary);
+    const nonce = prefix.subarray(HEADER_BYTES + KEY_ID_BYTES);
     const plain = new Uint8Array(TIMESTAMP_BYTES + datagram.length);
-    const view = new DataView(plain.buffer);
-    view.setUint32(0, Math.floor(now / 2 ** 32));
-    view.setUint32(4, now >>> 0);
+    writeTimestamp(plain, now);
     plain.set(datagram, TIMESTAMP_BYTES);
     const sealed = await crypto.subtle.encrypt(
       { name: "AES-GCM", iv: nonce, additionalData: aad(prefix, cluster) },
@@ -214,6 +281,35 @@ export class Keyring {
       plain,
     );
     return concat(prefix, new Uint8Array(sealed));
+  }
+
+  /**
+   * {@linkcode Keyring.seal}, synchronously. Throws an `Error` if the ring is not
+   * {@linkcode Keyring.sync}.
+   */
+  sealSync(datagram: Uint8Array, cluster: string, now: number): Uint8Array {
+    const nc = this.#syncCipher();
+    const primary = this.#keys[0]!;
+    const out = new Uint8Array(PREFIX_BYTES + TIMESTAMP_BYTES + datagram.length + TAG_BYTES);
+    const prefix = sealPrefix(primary);
+    out.set(prefix);
+    const cipher = nc.createCipheriv(
+      "aes-256-gcm",
+      primary.sync,
+      prefix.subarray(HEADER_BYTES + KEY_ID_BYTES),
+    );
+    cipher.setAAD(aad(prefix, cluster));
+    // The plaintext is written where the ciphertext goes, then encrypted in one call.
+    const plain = out.subarray(PREFIX_BYTES, out.length - TAG_BYTES);
+    writeTimestamp(plain, now);
+    plain.set(datagram, TIMESTAMP_BYTES);
+    let at = PREFIX_BYTES;
+    for (const part of [cipher.update(plain), cipher.final()]) {
+      out.set(part, at);
+      at += part.length;
+    }
+    out.set(cipher.getAuthTag(), at);
+    return out;
   }
 
   /**
@@ -227,6 +323,7 @@ export class Keyring {
       reason: "unauthenticated",
       detail,
     });
+    if (this.#sync) return this.openSync(sealed, cluster);
     const id = hex(sealed.subarray(HEADER_BYTES, HEADER_BYTES + KEY_ID_BYTES));
     const candidates = this.#keys.filter((k) => hex(k.id) === id);
     if (candidates.length === 0) return refused(`sealed with key ${id}, not in the keyring`);
@@ -251,6 +348,72 @@ export class Keyring {
     }
     return refused("authentication failed (wrong key, other cluster, or altered)");
   }
+
+  /**
+   * {@linkcode Keyring.open}, synchronously. Throws an `Error` if the ring is not
+   * {@linkcode Keyring.sync}.
+   */
+  openSync(sealed: Uint8Array, cluster: string): Opened {
+    const nc = this.#syncCipher();
+    const keyId = sealed.subarray(HEADER_BYTES, HEADER_BYTES + KEY_ID_BYTES);
+    const candidates = this.#keys.filter((k) => sameBytes(k.id, keyId));
+    if (candidates.length === 0) {
+      return unauthenticated(`sealed with key ${hex(keyId)}, not in the keyring`);
+    }
+    if (sealed.length < SEAL_OVERHEAD) return unauthenticated("shorter than a seal");
+    const prefix = sealed.subarray(0, PREFIX_BYTES);
+    const nonce = sealed.slice(HEADER_BYTES + KEY_ID_BYTES, PREFIX_BYTES);
+    const body = sealed.subarray(PREFIX_BYTES, sealed.length - TAG_BYTES);
+    const tag = sealed.subarray(sealed.length - TAG_BYTES);
+    for (const k of candidates) {
+      let plain: Uint8Array;
+      try {
+        const decipher = nc.createDecipheriv("aes-256-gcm", k.sync, nonce);
+        decipher.setAAD(aad(prefix, cluster));
+        decipher.setAuthTag(tag);
+        const head = decipher.update(body);
+        const tail = decipher.final();
+        plain = tail.length ? concat(head, tail) : head;
+      } catch {
+        continue;
+      }
+      const view = new DataView(plain.buffer, plain.byteOffset, TIMESTAMP_BYTES);
+      const timestamp = view.getUint32(0) * 2 ** 32 + view.getUint32(4);
+      return { status: "opened", datagram: plain.subarray(TIMESTAMP_BYTES), timestamp, nonce };
+    }
+    return unauthenticated("authentication failed (wrong key, other cluster, or altered)");
+  }
+
+  #syncCipher(): NodeCrypto {
+    if (!this.#sync) throw new Error("This keyring has no synchronous cipher");
+    return this.#sync;
+  }
+}
+
+function unauthenticated(detail: string): Opened {
+  return { status: "dropped", reason: "unauthenticated", detail };
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Header, key id and a fresh random nonce: the bytes a sealed datagram starts with. */
+function sealPrefix(key: RingKey): Uint8Array<ArrayBuffer> {
+  const prefix = new Uint8Array(PREFIX_BYTES);
+  prefix.set(header(Kind.Sealed));
+  prefix.set(key.id, HEADER_BYTES);
+  crypto.getRandomValues(prefix.subarray(HEADER_BYTES + KEY_ID_BYTES));
+  return prefix;
+}
+
+/** Writes `now` (ms since the epoch) as 8 big-endian bytes at the start of `out`. */
+function writeTimestamp(out: Uint8Array, now: number): void {
+  const view = new DataView(out.buffer, out.byteOffset, TIMESTAMP_BYTES);
+  view.setUint32(0, Math.floor(now / 2 ** 32));
+  view.setUint32(4, now >>> 0);
 }
 
 /**

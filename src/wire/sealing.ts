@@ -2,14 +2,22 @@
  * The encryption pipeline of one member: its keyring (replaced in call order by
  * {@linkcode SealingPipeline.setKeys}), the replay guard, and the two ordered chains:
  * received datagrams are opened in parallel but delivered in arrival order, and datagrams
- * to send are sealed in parallel but handed to the transport in order. Without keys it
- * passes datagrams through unchanged.
+ * to send are sealed in parallel but handed to the transport in order. With a synchronous
+ * cipher (`node:crypto`: Node, Deno, Bun) a datagram is opened or sealed at once, unless
+ * one before it still waits on a chain. Without keys it passes datagrams through unchanged.
  *
  * @module
  */
 
 import type { DropReason } from "./codec.ts";
-import { checkSealed, type KeyInput, Keyring, ReplayGuard, SEAL_OVERHEAD } from "./crypto.ts";
+import {
+  checkSealed,
+  type KeyInput,
+  Keyring,
+  type Opened,
+  ReplayGuard,
+  SEAL_OVERHEAD,
+} from "./crypto.ts";
 import type { Wire } from "./wire.ts";
 
 /** Received datagrams waiting to be decrypted at most; more are dropped as `overloaded`. */
@@ -46,7 +54,11 @@ export class SealingPipeline {
   #inbound: Promise<void> = Promise.resolve();
   /** Datagrams to send, handed to the transport in order once sealed. */
   #outbound: Promise<void> = Promise.resolve();
+  /** Datagrams to send still waiting on that chain. */
+  #sealing = 0;
   #closed = false;
+  /** Datagrams sealed or being sealed, by identity: one sent to several peers is sealed once. */
+  readonly #sealed = new WeakMap<Uint8Array, Uint8Array | Promise<Uint8Array>>();
 
   /** A pipeline on `options.wire`, sealing with `options.keyring` if any. */
   constructor(options: SealingOptions) {
@@ -97,15 +109,15 @@ export class SealingPipeline {
     deliver: (datagram: Uint8Array, now: number) => void,
     refused?: (reason: DropReason, detail: string) => void,
   ): void {
-    const refuse = (reason: DropReason, detail: string) => {
-      this.#wire.drop(reason, detail);
-      refused?.(reason, detail);
-    };
     const keyring = this.#keyring;
     if (keyring === undefined) {
       deliver(data, this.#now());
       return;
     }
+    const refuse = (reason: DropReason, detail: string) => {
+      this.#wire.drop(reason, detail);
+      refused?.(reason, detail);
+    };
     const unsealed = checkSealed(data, this.#wire.mtu);
     if (unsealed) {
       refuse(unsealed.reason, unsealed.detail);
@@ -117,6 +129,11 @@ export class SealingPipeline {
       this.#wire.drop("overloaded", `${this.#opening} datagrams still being decrypted`);
       return;
     }
+    if (keyring.sync && this.#opening === 0) {
+      // A synchronous cipher, and nothing received before still being opened: at once.
+      this.#accept(keyring.openSync(data, this.#wire.cluster), deliver, refuse);
+      return;
+    }
     // WebCrypto is async and may finish out of order: open at once, deliver in arrival
     // order. `open` never rejects; the catch guards the delivery itself.
     this.#opening++;
@@ -124,19 +141,30 @@ export class SealingPipeline {
     opening.catch(() => {}); // handled below, maybe after this turn: not "unhandled"
     this.#inbound = this.#inbound.then(() => opening).then((opened) => {
       this.#opening--;
-      if (this.#closed) return;
-      const now = this.#now();
-      const refusal = opened.status === "dropped"
-        ? opened
-        : this.#replay.check(opened.nonce, opened.timestamp, now);
-      if (refusal) refuse(refusal.reason, refusal.detail);
-      else if (opened.status === "opened") deliver(opened.datagram, now);
+      this.#accept(opened, deliver, refuse);
     }).catch((error) => this.#onError(error));
+  }
+
+  /** Delivers an opened datagram, unless closed, refused by the ring or replayed. */
+  #accept(
+    opened: Opened,
+    deliver: (datagram: Uint8Array, now: number) => void,
+    refuse: (reason: DropReason, detail: string) => void,
+  ): void {
+    if (this.#closed) return;
+    const now = this.#now();
+    const refusal = opened.status === "dropped"
+      ? opened
+      : this.#replay.check(opened.nonce, opened.timestamp, now);
+    if (refusal) refuse(refusal.reason, refusal.detail);
+    else if (opened.status === "opened") deliver(opened.datagram, now);
   }
 
   /**
    * Seals a datagram and hands it to `send`, in the order of the calls (at once without
-   * keys). Returns what `send` returns, or a promise of it once sealed.
+   * keys, or with a synchronous cipher and nothing waiting before it). Returns what `send`
+   * returns, or a promise of it once sealed. The same datagram object given again (for
+   * another peer) is sent as the same sealed bytes: give a peer a datagram object once.
    */
   seal(
     datagram: Uint8Array,
@@ -144,11 +172,28 @@ export class SealingPipeline {
   ): void | Promise<void> {
     const keyring = this.#keyring;
     if (keyring === undefined) return send(datagram);
+    // The same datagram (the same object) for several peers is sealed once: the same
+    // sealed bytes go to each, and each receiver sees the nonce once.
+    const cached = this.#sealed.get(datagram);
+    if (keyring.sync && this.#sealing === 0 && !(cached instanceof Promise)) {
+      // A synchronous cipher, and no datagram before still waiting: sealed and sent at once.
+      let sealed = cached;
+      if (sealed === undefined) {
+        sealed = keyring.sealSync(datagram, this.#wire.cluster, this.#now());
+        this.#sealed.set(datagram, sealed);
+      }
+      return send(sealed);
+    }
     // Seal at once (in parallel), hand to the transport in order.
-    const sealing = keyring.seal(datagram, this.#wire.cluster, this.#now());
-    sealing.catch(() => {}); // handled below, maybe after this turn: not "unhandled"
+    let sealing: Promise<Uint8Array>;
+    if (cached === undefined) {
+      sealing = keyring.seal(datagram, this.#wire.cluster, this.#now());
+      sealing.catch(() => {}); // handled below, maybe after this turn: not "unhandled"
+      this.#sealed.set(datagram, sealing);
+    } else sealing = Promise.resolve(cached);
+    this.#sealing++;
     const handed = this.#outbound.then(() => sealing).then((sealed) => ({ sent: send(sealed) }));
-    this.#outbound = handed.then(() => {}, () => {});
+    this.#outbound = handed.then(() => void this.#sealing--, () => void this.#sealing--);
     return handed.then(({ sent }) => sent);
   }
 
