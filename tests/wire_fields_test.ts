@@ -235,10 +235,10 @@ test("compact sync messages: ascending nodes of their level, data of exact sizes
   for (const [message, detail] of nodes) {
     assert.equal(refused(envelope(message)), `malformed: ${detail}`, JSON.stringify(message));
   }
-  // sync-stamps: (gap, 10-byte descriptors) pairs, possibly empty; sync-pull: 2-byte key ids.
-  const d10 = new Uint8Array(10);
-  assert.deepEqual(accepted(envelope([C["sync-stamps"], 1, 8, 2 ** 32 - 1, d10])), [
-    { type: "sync-stamps", salt: 1, level: 8, nodes: [{ index: 2 ** 32 - 1, data: d10 }] },
+  // sync-stamps: (gap, 9-byte descriptors) pairs, possibly empty; sync-pull: 2-byte key ids.
+  const d9 = new Uint8Array(9);
+  assert.deepEqual(accepted(envelope([C["sync-stamps"], 1, 8, 2 ** 32 - 1, d9])), [
+    { type: "sync-stamps", salt: 1, level: 8, nodes: [{ index: 2 ** 32 - 1, data: d9 }] },
   ]);
   assert.deepEqual(accepted(envelope([C["sync-stamps"], 1, 0, 0, new Uint8Array(0)])), [
     { type: "sync-stamps", salt: 1, level: 0, nodes: [{ index: 0, data: new Uint8Array(0) }] },
@@ -252,9 +252,9 @@ test("compact sync messages: ascending nodes of their level, data of exact sizes
     },
   ]);
   const leaves: [unknown[], string][] = [
-    [[C["sync-stamps"], 0, 1, 0, new Uint8Array(12)], "stamps is not a multiple of 10 bytes"],
-    [[C["sync-stamps"], 0, 9, 0, d10], "level is not an integer from 0 to 8"],
-    [[C["sync-stamps"], 0, 1, 0, d10, 0, d10], "sync nodes are not ascending"],
+    [[C["sync-stamps"], 0, 1, 0, new Uint8Array(10)], "stamps is not a multiple of 9 bytes"],
+    [[C["sync-stamps"], 0, 9, 0, d9], "level is not an integer from 0 to 8"],
+    [[C["sync-stamps"], 0, 1, 0, d9, 0, d9], "sync nodes are not ascending"],
     [[C["sync-stamps"], 0, 1, 0], "sync-stamps message names no node"],
     [[C["sync-pull"], 0, 1, 0, new Uint8Array(0)], "key ids is empty"],
     [[C["sync-pull"], 0, 1, 0, new Uint8Array(3)], "key ids is not a multiple of 2 bytes"],

@@ -140,7 +140,7 @@ const messageArb: fc.Arbitrary<Message> = fc.oneof<fc.Arbitrary<Message>[]>(
     type: fc.constant("sync-stamps" as const),
     salt: fc.nat({ max: 0xffff_ffff }),
     level: fc.constant(5),
-    nodes: syncNodes(16 ** 5 - 1, fc.nat(2).chain((n) => hash(10 * n))),
+    nodes: syncNodes(16 ** 5 - 1, fc.nat(2).chain((n) => hash(9 * n))),
   }),
   fc.record({
     type: fc.constant("sync-pull" as const),

@@ -161,7 +161,7 @@ export interface SyncNodesMessage {
 }
 
 /**
- * Compact leaf: for each node, one 10-byte version descriptor per entry under it (salted
+ * Compact leaf: for each node, one 9-byte version descriptor per entry under it (salted
  * key id, stamp, salted check), so that the receiver can tell which side holds the newer
  * version of a key.
  */

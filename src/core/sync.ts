@@ -215,14 +215,18 @@ export function speaksCompactSync(record: unknown): boolean {
 /** In the compact descent, a node with at most this many entries is described by its versions. */
 export const COMPACT_LEAF_MAX_ENTRIES = 2;
 
-/** Bytes of one version descriptor: key id (2), wall (6), counter (1), check (1). */
-export const STAMP_BYTES = 10;
+/**
+ * Bytes of one version descriptor: key id (2), stamp (6: wall × 64 + counter, the wall up to
+ * 2^42 − 1 ms, in the year 2109, and the counter up to 63, larger ones written as their
+ * maximum), check (1).
+ */
+export const STAMP_BYTES = 9;
 
 /** Bytes of a key id: a salted 16-bit hash of the key. */
 export const KEY_ID_BYTES = 2;
 
-const MAX_WALL = 2 ** 48 - 1;
-const MAX_COUNTER = 0xff;
+const MAX_WALL = 2 ** 42 - 1;
+const MAX_COUNTER = 63;
 const EMPTY = new Uint8Array(0);
 
 /** What the member answering a root needs to open a compact descent. */
@@ -286,20 +290,23 @@ function stampsData(entries: Iterable<StoredEntry>, salt: number): Uint8Array {
   const view = new DataView(out.buffer);
   list.forEach(({ e, id }, i) => {
     const o = i * STAMP_BYTES;
-    const wall = Math.min(e.wall, MAX_WALL);
+    const v = stampValue(e);
     view.setUint16(o, id);
-    view.setUint16(o + 2, Math.floor(wall / 0x1_0000_0000));
-    view.setUint32(o + 4, wall >>> 0);
-    out[o + 8] = Math.min(e.logical, MAX_COUNTER);
-    out[o + 9] = check(e, salt);
+    view.setUint16(o + 2, Math.floor(v / 0x1_0000_0000));
+    view.setUint32(o + 4, v >>> 0);
+    out[o + 8] = check(e, salt);
   });
   return out;
 }
 
 interface Descriptor {
-  readonly wall: number;
-  readonly counter: number;
+  readonly stamp: number;
   readonly check: number;
+}
+
+/** A version's stamp as one number that orders like it (equal beyond the ranges). */
+function stampValue(e: StoredEntry): number {
+  return Math.min(e.wall, MAX_WALL) * 64 + Math.min(e.logical, MAX_COUNTER);
 }
 
 /** Their descriptors by key id (several when ids collide). */
@@ -309,9 +316,8 @@ function readDescriptors(data: Uint8Array): Map<number, Descriptor[]> {
   for (let o = 0; o + STAMP_BYTES <= data.length; o += STAMP_BYTES) {
     const id = view.getUint16(o);
     const d = {
-      wall: view.getUint16(o + 2) * 0x1_0000_0000 + view.getUint32(o + 4),
-      counter: data[o + 8]!,
-      check: data[o + 9]!,
+      stamp: view.getUint16(o + 2) * 0x1_0000_0000 + view.getUint32(o + 4),
+      check: data[o + 8]!,
     };
     const list = out.get(id);
     if (list) list.push(d);
@@ -419,8 +425,7 @@ function compactStamps(store: Store, m: Extract<Message, { type: "sync-stamps" }
         r.entries.push(e);
         continue;
       }
-      const order = Math.min(e.wall, MAX_WALL) - t.wall ||
-        Math.min(e.logical, MAX_COUNTER) - t.counter;
+      const order = stampValue(e) - t.stamp;
       if (order > 0) r.entries.push(e);
       else if (order < 0) pull.add(id);
       else if (check(e, salt) !== t.check) {
