@@ -229,7 +229,7 @@ test("compact sync messages: ascending nodes of their level, data of exact sizes
     [[C["sync-nodes"], 0, 1, 1, node(3, 0)], "sync-nodes data is too short"],
     [[C["sync-nodes"], 0, 1, 1, node(1, 0, 0)], "sync-nodes data is longer than its nodes"],
     [[C["sync-nodes"], 0, 1, 1, [1, 1, 0]], "sync-nodes data is not a byte string"],
-    [[C["sync-nodes"], 2 ** 32, 1, 1, node(1, 0)], "salt is not an integer from 0 to 4294967295"],
+    [[C["sync-nodes"], 2 ** 16, 1, 1, node(1, 0)], "salt is not an integer from 0 to 65535"],
     [[C["sync-nodes"], 0, 1], "sync-nodes message names no node"],
   ];
   for (const [message, detail] of nodes) {

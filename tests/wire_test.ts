@@ -125,7 +125,7 @@ const messageArb: fc.Arbitrary<Message> = fc.oneof<fc.Arbitrary<Message>[]>(
   }),
   fc.record({
     type: fc.constant("sync-nodes" as const),
-    salt: fc.nat({ max: 0xffff_ffff }),
+    salt: fc.nat({ max: 0xffff }),
     level: fc.constant(3),
     nodes: syncNodes(
       4095,
@@ -138,13 +138,13 @@ const messageArb: fc.Arbitrary<Message> = fc.oneof<fc.Arbitrary<Message>[]>(
   }),
   fc.record({
     type: fc.constant("sync-stamps" as const),
-    salt: fc.nat({ max: 0xffff_ffff }),
+    salt: fc.nat({ max: 0xffff }),
     level: fc.constant(5),
     nodes: syncNodes(16 ** 5 - 1, fc.nat(2).chain((n) => hash(9 * n))),
   }),
   fc.record({
     type: fc.constant("sync-pull" as const),
-    salt: fc.nat({ max: 0xffff_ffff }),
+    salt: fc.nat({ max: 0xffff }),
     level: fc.constant(8),
     nodes: syncNodes(2 ** 32 - 1, fc.integer({ min: 1, max: 2 }).chain((n) => hash(2 * n))),
   }),

@@ -84,7 +84,7 @@ export class AntiEntropy {
       this.#ctx.store,
       m,
       m.type === "sync-root" && this.#speaksCompact(sender)
-        ? { salt: Math.floor(this.#ctx.random() * 0x1_0000_0000) }
+        ? { salt: Math.floor(this.#ctx.random() * 0x1_0000) }
         : undefined,
     );
     if (m.type === "sync-root" && replies.length === 0) {

@@ -124,7 +124,7 @@ export function syncReply(store: Store, message: Message, compact?: CompactOptio
     case "sync-root": {
       const root = store.root();
       if (same(root, message.hash, 0)) return [];
-      if (compact) return compactRoot(store, message.count, compact.salt >>> 0);
+      if (compact) return compactRoot(store, message.count, compact.salt & 0xffff);
       if (message.count === 0) return [{ type: "entries", entries: [...store.nodeEntries(0, 0)] }];
       if (root.count === 0) {
         return [{ type: "sync-leaf", level: 0, index: 0, hashes: new Uint8Array(0) }];
@@ -231,7 +231,7 @@ const EMPTY = new Uint8Array(0);
 
 /** What the member answering a root needs to open a compact descent. */
 export interface CompactOptions {
-  /** A random 32-bit salt for the digests of this descent. */
+  /** A random 16-bit salt for the digests of this descent. */
   readonly salt: number;
 }
 

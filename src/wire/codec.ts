@@ -484,7 +484,7 @@ function decodeMessage(v: unknown): Message {
       const level = uint(a[2], "level", MAX_LEVEL - 1);
       return {
         type: "sync-nodes",
-        salt: uint(a[1], "salt", 0xffff_ffff),
+        salt: uint(a[1], "salt", 0xffff),
         level,
         nodes: nodeBlob(a.slice(3, -1), a[a.length - 1], level),
       };
@@ -494,7 +494,7 @@ function decodeMessage(v: unknown): Message {
       const level = uint(a[2], "level", MAX_LEVEL);
       return {
         type: "sync-stamps",
-        salt: uint(a[1], "salt", 0xffff_ffff),
+        salt: uint(a[1], "salt", 0xffff),
         level,
         nodes: syncNodes(a.slice(3), level, multipleOf(STAMP_BYTES, "stamps", false)),
       };
@@ -504,7 +504,7 @@ function decodeMessage(v: unknown): Message {
       const level = uint(a[2], "level", MAX_LEVEL);
       return {
         type: "sync-pull",
-        salt: uint(a[1], "salt", 0xffff_ffff),
+        salt: uint(a[1], "salt", 0xffff),
         level,
         nodes: syncNodes(a.slice(3), level, multipleOf(KEY_ID_BYTES, "key ids", true)),
       };
