@@ -88,7 +88,7 @@ export function antiEntropy(
       const equal = () => a.root().a === b.root().a && a.root().b === b.root().b;
       do {
         if (++exchanges > 10) throw new Error(`n=${n} d=${d}: roots differ after 10 exchanges`);
-        const salt = Math.floor(random() * 0x1_0000);
+        const salt = Math.floor(random() * 0x8000);
         const r = reconcile(a, b, o.full ? undefined : { salt });
         legs += r.legs;
         datagrams += r.datagrams;

@@ -10,7 +10,7 @@ import type { LargeValueCooldown } from "./large_values.ts";
 import type { EntriesMessage, Message } from "./messages.ts";
 import type { StoredEntry } from "./store.ts";
 import { MEMBER_KEY_PREFIX } from "./records.ts";
-import { speaksCompactSync, syncReply, syncRoot } from "./sync.ts";
+import { RETRY, speaksCompactSync, syncReply, syncRoot } from "./sync.ts";
 
 /** The last anti-entropy exchange with one peer. */
 export interface SyncState {
@@ -84,7 +84,7 @@ export class AntiEntropy {
       this.#ctx.store,
       m,
       m.type === "sync-root" && this.#speaksCompact(sender)
-        ? { salt: Math.floor(this.#ctx.random() * 0x1_0000) }
+        ? { salt: Math.floor(this.#ctx.random() * RETRY) }
         : undefined,
     );
     if (m.type === "sync-root" && replies.length === 0) {

@@ -124,7 +124,7 @@ export function syncReply(store: Store, message: Message, compact?: CompactOptio
     case "sync-root": {
       const root = store.root();
       if (same(root, message.hash, 0)) return [];
-      if (compact) return compactRoot(store, message.count, compact.salt & 0xffff);
+      if (compact) return compactRoot(store, message.count, compact.salt & (RETRY - 1));
       if (message.count === 0) return [{ type: "entries", entries: [...store.nodeEntries(0, 0)] }];
       if (root.count === 0) {
         return [{ type: "sync-leaf", level: 0, index: 0, hashes: new Uint8Array(0) }];
@@ -229,9 +229,15 @@ const MAX_WALL = 2 ** 42 - 1;
 const MAX_COUNTER = 63;
 const EMPTY = new Uint8Array(0);
 
+/**
+ * The salt's top bit: set on a node described again, under another salt, after every child
+ * (or every version) looked equal although the node differs. A node is described again once.
+ */
+export const RETRY = 0x8000;
+
 /** What the member answering a root needs to open a compact descent. */
 export interface CompactOptions {
-  /** A random 16-bit salt for the digests of this descent. */
+  /** A random salt for the digests of this descent (its low 15 bits are used). */
   readonly salt: number;
 }
 
@@ -348,6 +354,13 @@ class Replies {
   readonly stamps: SyncNodeData[] = [];
   readonly pulls: SyncNodeData[] = [];
   readonly entries: StoredEntry[] = [];
+  /** Nodes of the message answered, described again under the retry salt (see `RETRY`). */
+  readonly retries: SyncNodeData[] = [];
+
+  /** How many replies there are so far: a node that adds none looked equal. */
+  get size(): number {
+    return this.nodes.length + this.stamps.length + this.pulls.length + this.entries.length;
+  }
 
   /** Describes one of this member's nodes: by its versions when small, else by its children. */
   describe(store: Store, level: number, index: number, count: number, salt: number): void {
@@ -358,8 +371,16 @@ class Replies {
     }
   }
 
-  messages(level: number, salt: number): Message[] {
+  /** The replies: `level` and `salt` are the next level's; retries are at `retryLevel`. */
+  messages(
+    level: number,
+    salt: number,
+    retry?: { type: "sync-nodes" | "sync-stamps"; level: number },
+  ): Message[] {
     const out: Message[] = [];
+    if (retry && this.retries.length) {
+      out.push({ type: retry.type, salt: salt | RETRY, level: retry.level, nodes: this.retries });
+    }
     if (this.entries.length) out.push({ type: "entries", entries: this.entries });
     if (this.nodes.length) out.push({ type: "sync-nodes", salt, level, nodes: this.nodes });
     if (this.stamps.length) out.push({ type: "sync-stamps", salt, level, nodes: this.stamps });
@@ -386,6 +407,7 @@ function compactNodes(store: Store, m: Extract<Message, { type: "sync-nodes" }>)
     const theirs = node.data;
     const mask = (theirs[0]! << 8) | theirs[1]!;
     const mine = store.children(level, node.index);
+    const before = r.size;
     let p = 2;
     for (let i = 0; i < FANOUT; i++) {
       const child = mine[i]!;
@@ -403,8 +425,13 @@ function compactNodes(store: Store, m: Extract<Message, { type: "sync-nodes" }>)
         r.describe(store, level + 1, childIndex, child.count, salt);
       }
     }
+    if (r.size === before && (salt & RETRY) === 0) {
+      // The node differs (that is why it was described), yet every child looked equal: a
+      // salted byte matched by chance. Once per node, describe it again under another salt.
+      r.retries.push({ index: node.index, data: nodeData(store, level, node.index, salt | RETRY) });
+    }
   }
-  return r.messages(level + 1, salt);
+  return r.messages(level + 1, salt, { type: "sync-nodes", level });
 }
 
 /**
@@ -418,6 +445,7 @@ function compactStamps(store: Store, m: Extract<Message, { type: "sync-stamps" }
   for (const node of m.nodes) {
     const theirs = readDescriptors(node.data);
     const pull = new Set<number>();
+    const sent = r.entries.length;
     for (const e of store.nodeEntries(m.level, node.index)) {
       const id = keyId(e, salt);
       const t = theirs.get(id)?.pop();
@@ -437,8 +465,16 @@ function compactStamps(store: Store, m: Extract<Message, { type: "sync-stamps" }
     }
     for (const [id, list] of theirs) if (list.length) pull.add(id);
     if (pull.size) r.pulls.push({ index: node.index, data: idsData(pull) });
+    else if (r.entries.length === sent && (salt & RETRY) === 0) {
+      // Nothing to send or pull for a node that differs: a key id or check matched by
+      // chance. Once per node, describe it again under another salt.
+      r.retries.push({
+        index: node.index,
+        data: stampsData(store.nodeEntries(m.level, node.index), salt | RETRY),
+      });
+    }
   }
-  return r.messages(m.level, salt);
+  return r.messages(m.level, salt, { type: "sync-stamps", level: m.level });
 }
 
 /** The entries they pulled. */
