@@ -614,12 +614,13 @@ export function markdown(
       "",
       "## 3. Anti-entropy",
       "",
-      "Two stores of n keys; d keys get a newer version on one side; one exchange runs the stateless Merkle descent to completion over a lossless link (`tests/_reconcile.ts`: every message is encoded into real datagrams and decoded). The minimum is the d newer entries themselves, encoded as on the wire. A leg is one one-way wave of messages; a round trip is two. Stale entries are older versions sent the wrong way (a leaf compares entry hashes, and cannot tell which of two versions of a key is newer), which the receiver ignores.",
+      "Two stores of n keys; d keys get a newer version on one side; exchanges run the stateless Merkle descent to completion over a lossless link (`tests/_reconcile.ts`: every message is encoded into real datagrams and decoded) until the roots are equal. Both stores speak the compact descent of this release: a salted byte per child, and leaves that carry each version's stamp, so only the newer version of a key crosses. A salted byte equal by chance (once in 256 comparisons) makes a differing node look equal: when that leaves nothing to do for the node, it is described again under another salt; otherwise the difference waits for the next exchange, which draws another salt. The figures add up every exchange until the roots are equal. The minimum is the d newer entries themselves, encoded as on the wire. A leg is one one-way wave of messages; a round trip is two. Stale entries are older versions sent the wrong way, which the receiver ignores.",
       "",
       table(
         [
           "n",
           "d",
+          "exchanges",
           "round trips",
           "legs",
           "datagrams",
@@ -627,18 +628,32 @@ export function markdown(
           "minimum",
           "× minimum",
           "stale entries sent",
+          ...(baseline ? [`× minimum, stale (${baseline.label.split(" →")[0]})`] : []),
         ],
-        r.antiEntropy.map((x) => [
-          int(x.n),
-          int(x.d),
-          String(x.roundTrips),
-          String(x.legs),
-          int(x.datagrams),
-          bytes(x.bytes),
-          x.d ? bytes(x.minimum) : "0 B",
-          x.d ? times(x.bytes / x.minimum) : "—",
-          int(x.entriesStale),
-        ]),
+        r.antiEntropy.map((x) => {
+          const before = baseline?.results.antiEntropy.find((y) => y.n === x.n && y.d === x.d);
+          return [
+            int(x.n),
+            int(x.d),
+            String(x.exchanges ?? 1),
+            String(x.roundTrips),
+            String(x.legs),
+            int(x.datagrams),
+            bytes(x.bytes),
+            x.d ? bytes(x.minimum) : "0 B",
+            x.d ? times(x.bytes / x.minimum) : "—",
+            int(x.entriesStale),
+            ...(baseline
+              ? [
+                before
+                  ? `${before.d ? times(before.bytes / before.minimum) : bytes(before.bytes)}, ${
+                    int(before.entriesStale)
+                  }`
+                  : "—",
+              ]
+              : []),
+          ];
+        }),
       ),
     );
     chart("anti_entropy.svg", "Anti-entropy bytes against differences");

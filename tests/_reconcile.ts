@@ -2,7 +2,7 @@
 // way two members would over a lossless network, and counts what it cost.
 import type { Envelope, Message } from "../src/core/messages.ts";
 import type { Entry, Store } from "../src/core/store.ts";
-import { syncReply, syncRoot } from "../src/core/sync.ts";
+import { type CompactOptions, syncReply, syncRoot } from "../src/core/sync.ts";
 import { Wire } from "../src/wire/wire.ts";
 
 export interface Reconciliation {
@@ -15,7 +15,11 @@ export interface Reconciliation {
   sentBtoA: Entry[];
 }
 
-export function reconcile(a: Store, b: Store): Reconciliation {
+/**
+ * One exchange opened by `a`. With `compact`, `b` answers the root with the compact descent
+ * (as between two members of this release), else with the full one (as to release 0.1.0).
+ */
+export function reconcile(a: Store, b: Store, compact?: CompactOptions): Reconciliation {
   const wires = {
     a: new Wire({ cluster: "c", sender: "a" }),
     b: new Wire({ cluster: "c", sender: "b" }),
@@ -42,7 +46,7 @@ export function reconcile(a: Store, b: Store): Reconciliation {
           (to === "b" ? result.sentAtoB : result.sentBtoA).push(...m.entries);
           for (const e of m.entries) stores[to].merge(e);
         } else {
-          replies.push(...syncReply(stores[to], m));
+          replies.push(...syncReply(stores[to], m, compact));
         }
       }
       if (replies.length) next.push({ to: from, messages: replies });

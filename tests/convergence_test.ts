@@ -48,6 +48,9 @@ test("figures: one write and 1,000 writes reaching 100 members", async () => {
           "sync-branch",
           "sync-leaf",
           "sync-want",
+          "sync-nodes",
+          "sync-stamps",
+          "sync-pull",
         ]
       ) n += s[t] ?? 0;
     }
@@ -96,6 +99,7 @@ test("figures: one write and 1,000 writes reaching 100 members", async () => {
       n += s.engine.messagesOut["sync-root"];
       bytes += s.bytesOutByType["sync-root"] ?? 0;
       replies += s.engine.messagesOut["sync-branch"] + s.engine.messagesOut["sync-leaf"] +
+        s.engine.messagesOut["sync-nodes"] + s.engine.messagesOut["sync-stamps"] +
         s.engine.messagesOut.entries;
     }
     return { n, bytes, replies };

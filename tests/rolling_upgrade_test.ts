@@ -97,6 +97,58 @@ test("a cluster upgraded from 0.1.0 one member at a time converges at every step
   };
   await writeAndConverge("all-old");
 
+  const sent = (ids: readonly string[], types: readonly string[]) => {
+    let n = 0;
+    for (const id of ids) {
+      const out = c.members.get(id)!.stats().engine.messagesOut as Record<string, number>;
+      for (const t of types) n += out[t] ?? 0;
+    }
+    return n;
+  };
+  const FULL = ["sync-branch", "sync-leaf", "sync-want"];
+  const COMPACT = ["sync-nodes", "sync-stamps", "sync-pull"];
+  /**
+   * Two sides write apart (old members on one, new on the other while both kinds are
+   * there), then heal: what each side wrote reaches the other by anti-entropy alone (the
+   * broadcast is long over). Members of this release answer each other by the compact
+   * descent, and old members by the full one.
+   */
+  const repairAcross = async (step: string) => {
+    const ids = [...c.members.keys()];
+    const olds = ids.filter((id) => oldIds.has(id)), news = ids.filter((id) => !oldIds.has(id));
+    const sides = olds.length && news.length
+      ? [olds, news]
+      : [ids.slice(0, ids.length >> 1), ids.slice(ids.length >> 1)];
+    const received = (side: readonly string[]) =>
+      side.reduce((n, id) => n + c.members.get(id)!.stats().engine.syncEntriesReceived, 0);
+    const before = sides.map(received);
+    const fullBefore = sent(news, FULL), compactBefore = sent(news, COMPACT);
+    c.partition(...sides);
+    for (const kv of c.members.values()) await kv.set(`${step}-${k++}`, { by: kv.id, step });
+    c.run(300);
+    c.heal();
+    const took = c.runUntil(() => c.converged(), 20_000);
+    assert.ok(took >= 0, `${step}: no convergence within 20 s of the heal`);
+    for (const kv of c.members.values()) {
+      assert.equal(kv.keys().length, k, `${step}: ${kv.id} holds ${kv.keys().length} of ${k}`);
+      assert.deepEqual(kv.stats().dropped, {}, `${step}: ${kv.id} dropped datagrams`);
+    }
+    sides.forEach((side, i) => {
+      const got = received(side) - before[i]!;
+      const written = sides[1 - i]!.length;
+      assert.ok(got >= written, `${step}: side ${i} got ${got} entries by anti-entropy`);
+    });
+    if (olds.length && news.length) {
+      assert.ok(sent(news, FULL) > fullBefore, `${step}: new members answered old ones in full`);
+    } else if (news.length) {
+      assert.equal(sent(news, FULL), fullBefore, `${step}: no full descent among new members`);
+    }
+    if (news.length > 1) {
+      assert.ok(sent(news, COMPACT) > compactBefore, `${step}: new members spoke compact`);
+    }
+  };
+  await repairAcross("apart-all-old");
+
   for (let i = 0; i < N; i++) {
     const id = `m${i}`;
     await c.crash(id);
@@ -109,7 +161,9 @@ test("a cluster upgraded from 0.1.0 one member at a time converges at every step
       `after upgrading ${id}, not every member sees every other alive`,
     );
     await writeAndConverge(`upgraded-${i + 1}`);
+    if (i === 2) await repairAcross("apart-half-upgraded");
   }
+  await repairAcross("apart-all-new");
 
   // Every member is new now: writes travel along the tree, and no rumor is sent any more.
   const rumorsBefore = [...c.members.values()].map((kv) => kv.stats().engine.messagesOut.rumor);

@@ -203,6 +203,69 @@ test("sync messages: nodes inside the tree, hashes of exact sizes", () => {
   );
 });
 
+test("compact sync messages: ascending nodes of their level, data of exact sizes", () => {
+  const node = (mask: number, ...digests: number[]) =>
+    Uint8Array.of(mask >>> 8, mask & 0xff, ...digests);
+  // sync-nodes: index gaps, then each node's mask and one byte per child it names, back to back.
+  assert.deepEqual(
+    accepted(
+      envelope([C["sync-nodes"], 7, 2, 3, 250, concatBytes([node(0x8001, 1, 2), node(4, 9)])]),
+    ),
+    [{
+      type: "sync-nodes",
+      salt: 7,
+      level: 2,
+      nodes: [{ index: 3, data: node(0x8001, 1, 2) }, { index: 253, data: node(4, 9) }],
+    }],
+  );
+  const nodes: [unknown[], string][] = [
+    [[C["sync-nodes"], 0, 8, 0, node(1, 0)], "level is not an integer from 0 to 7"],
+    [[C["sync-nodes"], 0, 1, 16, node(1, 0)], "node (1, 16) is not in the tree"],
+    [
+      [C["sync-nodes"], 0, 1, 1, 0, concatBytes([node(1, 0), node(1, 0)])],
+      "sync nodes are not ascending",
+    ],
+    [[C["sync-nodes"], 0, 1, 1, node(0)], "sync node has no child"],
+    [[C["sync-nodes"], 0, 1, 1, node(3, 0)], "sync-nodes data is too short"],
+    [[C["sync-nodes"], 0, 1, 1, node(1, 0, 0)], "sync-nodes data is longer than its nodes"],
+    [[C["sync-nodes"], 0, 1, 1, [1, 1, 0]], "sync-nodes data is not a byte string"],
+    [[C["sync-nodes"], 2 ** 16, 1, 1, node(1, 0)], "salt is not an integer from 0 to 65535"],
+    [[C["sync-nodes"], 0, 1], "sync-nodes message names no node"],
+  ];
+  for (const [message, detail] of nodes) {
+    assert.equal(refused(envelope(message)), `malformed: ${detail}`, JSON.stringify(message));
+  }
+  // sync-stamps: (gap, 9-byte descriptors) pairs, possibly empty; sync-pull: 2-byte key ids.
+  const d9 = new Uint8Array(9);
+  assert.deepEqual(accepted(envelope([C["sync-stamps"], 1, 8, 2 ** 32 - 1, d9])), [
+    { type: "sync-stamps", salt: 1, level: 8, nodes: [{ index: 2 ** 32 - 1, data: d9 }] },
+  ]);
+  assert.deepEqual(accepted(envelope([C["sync-stamps"], 1, 0, 0, new Uint8Array(0)])), [
+    { type: "sync-stamps", salt: 1, level: 0, nodes: [{ index: 0, data: new Uint8Array(0) }] },
+  ]);
+  assert.deepEqual(accepted(envelope([C["sync-pull"], 1, 3, 5, H8, 2, Uint8Array.of(0, 1)])), [
+    {
+      type: "sync-pull",
+      salt: 1,
+      level: 3,
+      nodes: [{ index: 5, data: H8 }, { index: 7, data: Uint8Array.of(0, 1) }],
+    },
+  ]);
+  const leaves: [unknown[], string][] = [
+    [[C["sync-stamps"], 0, 1, 0, new Uint8Array(10)], "stamps is not a multiple of 9 bytes"],
+    [[C["sync-stamps"], 0, 9, 0, d9], "level is not an integer from 0 to 8"],
+    [[C["sync-stamps"], 0, 1, 0, d9, 0, d9], "sync nodes are not ascending"],
+    [[C["sync-stamps"], 0, 1, 0], "sync-stamps message names no node"],
+    [[C["sync-pull"], 0, 1, 0, new Uint8Array(0)], "key ids is empty"],
+    [[C["sync-pull"], 0, 1, 0, new Uint8Array(3)], "key ids is not a multiple of 2 bytes"],
+    [[C["sync-pull"], 0, 1, 0, [0, 1]], "sync node data is not a byte string"],
+    [[C["sync-pull"], 0, 1, 0, H8, 1], "sync nodes are not (index, data) pairs"],
+  ];
+  for (const [message, detail] of leaves) {
+    assert.equal(refused(envelope(message)), `malformed: ${detail}`, JSON.stringify(message));
+  }
+});
+
 test("the envelope: header, cluster, sender and at least one message", () => {
   const ok = raw(Kind.Envelope, ["c", "a", [C.ack, 1]]);
   assert.equal(decodeDatagram(ok, "c", ok.length).kind, "envelope");

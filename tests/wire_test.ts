@@ -70,6 +70,11 @@ const entryArb: fc.Arbitrary<Entry> = fc.record({
 }).map((e) => (e.deleted ? { ...e, value: undefined } : { ...e }));
 
 const hash = (n: number) => fc.uint8Array({ minLength: n, maxLength: n });
+/** One to three nodes of a batched sync message, at ascending indices up to `max`. */
+const syncNodes = (max: number, data: fc.Arbitrary<Uint8Array>) =>
+  fc.uniqueArray(fc.nat(max), { minLength: 1, maxLength: 3 }).chain((indices) =>
+    fc.tuple(...indices.sort((a, b) => a - b).map((index) => data.map((d) => ({ index, data: d }))))
+  );
 const messageArb: fc.Arbitrary<Message> = fc.oneof<fc.Arbitrary<Message>[]>(
   fc.record({
     type: fc.constant("ping" as const),
@@ -117,6 +122,31 @@ const messageArb: fc.Arbitrary<Message> = fc.oneof<fc.Arbitrary<Message>[]>(
     level: fc.constant(8),
     index: fc.nat(),
     hashes: hash(8),
+  }),
+  fc.record({
+    type: fc.constant("sync-nodes" as const),
+    salt: fc.nat({ max: 0xffff }),
+    level: fc.constant(3),
+    nodes: syncNodes(
+      4095,
+      fc.integer({ min: 1, max: 0xffff }).chain((mask) => {
+        let n = 0;
+        for (let m = mask; m; m &= m - 1) n++;
+        return hash(n).map((digests) => Uint8Array.of(mask >>> 8, mask & 0xff, ...digests));
+      }),
+    ),
+  }),
+  fc.record({
+    type: fc.constant("sync-stamps" as const),
+    salt: fc.nat({ max: 0xffff }),
+    level: fc.constant(5),
+    nodes: syncNodes(16 ** 5 - 1, fc.nat(2).chain((n) => hash(9 * n))),
+  }),
+  fc.record({
+    type: fc.constant("sync-pull" as const),
+    salt: fc.nat({ max: 0xffff }),
+    level: fc.constant(8),
+    nodes: syncNodes(2 ** 32 - 1, fc.integer({ min: 1, max: 2 }).chain((n) => hash(2 * n))),
   }),
 ).map((m) => ({ ...m }));
 

@@ -9,7 +9,8 @@ import type { EngineContext } from "./context.ts";
 import type { LargeValueCooldown } from "./large_values.ts";
 import type { EntriesMessage, Message } from "./messages.ts";
 import type { StoredEntry } from "./store.ts";
-import { syncReply, syncRoot } from "./sync.ts";
+import { MEMBER_KEY_PREFIX } from "./records.ts";
+import { RETRY, speaksCompactSync, syncReply, syncRoot } from "./sync.ts";
 
 /** The last anti-entropy exchange with one peer. */
 export interface SyncState {
@@ -79,7 +80,13 @@ export class AntiEntropy {
   /** A step of a peer's descent: answered from our tree as it is now. */
   onSync(m: SyncMessage, sender: string, from: string, now: number): void {
     const { counters, outbox } = this.#ctx;
-    const replies = syncReply(this.#ctx.store, m);
+    const replies = syncReply(
+      this.#ctx.store,
+      m,
+      m.type === "sync-root" && this.#speaksCompact(sender)
+        ? { salt: Math.floor(this.#ctx.random() * RETRY) }
+        : undefined,
+    );
     if (m.type === "sync-root" && replies.length === 0) {
       counters.syncInSync++;
       this.#state(sender).lastInSync = now;
@@ -103,6 +110,12 @@ export class AntiEntropy {
   /** Forgets a member's state (the member was forgotten). */
   forget(id: string): void {
     this.states.delete(id);
+  }
+
+  /** Whether the peer's `sys` record says it speaks the compact descent. */
+  #speaksCompact(id: string): boolean {
+    const record = this.#ctx.store.get("sys", MEMBER_KEY_PREFIX + id);
+    return record !== undefined && !record.deleted && speaksCompactSync(record.value);
   }
 
   #state(peer: string): SyncState {

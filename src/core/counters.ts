@@ -62,6 +62,9 @@ function messageCounts(): Record<MessageType, number> {
     "sync-branch": 0,
     "sync-leaf": 0,
     "sync-want": 0,
+    "sync-nodes": 0,
+    "sync-stamps": 0,
+    "sync-pull": 0,
   };
 }
 

@@ -36,7 +36,7 @@ import { Outbox, type Outgoing } from "./outbox.ts";
 import { type Random, sample } from "./random.ts";
 import { MEMBER_KEY_PREFIX, memberRecord, recordAddress, validSys } from "./records.ts";
 import { type Entry, type Section, Store, type StoredEntry, tombstoneAfter } from "./store.ts";
-import { rootHex, syncReply, syncRoot } from "./sync.ts";
+import { rootHex, SYNC_RECORD_FIELDS, syncReply, syncRoot } from "./sync.ts";
 import { Swim } from "./swim.ts";
 
 export { DEFAULT_CONFIG, type EngineConfig } from "./config.ts";
@@ -331,6 +331,9 @@ export class Engine {
         case "sync-branch":
         case "sync-leaf":
         case "sync-want":
+        case "sync-nodes":
+        case "sync-stamps":
+        case "sync-pull":
           this.#antiEntropy.onSync(m, sender, from, now);
           break;
       }
@@ -512,7 +515,7 @@ export class Engine {
 
   #writeRecord(now: number): void {
     const key = MEMBER_KEY_PREFIX + this.id;
-    const meta = { ...this.#meta, ...this.#dissemination.recordFields };
+    const meta = { ...this.#meta, ...this.#dissemination.recordFields, ...SYNC_RECORD_FIELDS };
     this.write("sys", key, memberRecord(this.address, meta), false, now);
   }
 

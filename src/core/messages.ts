@@ -141,6 +141,47 @@ export interface SyncWantMessage {
   readonly hashes: Uint8Array;
 }
 
+/** One node of a batched sync message: its index at the message's level, and its data. */
+export interface SyncNodeData {
+  readonly index: number;
+  readonly data: Uint8Array;
+}
+
+/**
+ * Compact descent step (between members that both speak it): for each node, a 16-bit mask
+ * of its non-empty children, then one salted 1-byte digest per non-empty child.
+ */
+export interface SyncNodesMessage {
+  readonly type: "sync-nodes";
+  /** Salt of the digests, drawn by the member that answered the root; kept down the descent. */
+  readonly salt: number;
+  readonly level: number;
+  /** At least one. */
+  readonly nodes: readonly SyncNodeData[];
+}
+
+/**
+ * Compact leaf: for each node, one 9-byte version descriptor per entry under it (salted
+ * key id, stamp, salted check), so that the receiver can tell which side holds the newer
+ * version of a key.
+ */
+export interface SyncStampsMessage {
+  readonly type: "sync-stamps";
+  readonly salt: number;
+  readonly level: number;
+  /** At least one. */
+  readonly nodes: readonly SyncNodeData[];
+}
+
+/** "Send me your versions of these keys (salted 2-byte key ids), under each node". */
+export interface SyncPullMessage {
+  readonly type: "sync-pull";
+  readonly salt: number;
+  readonly level: number;
+  /** At least one. */
+  readonly nodes: readonly SyncNodeData[];
+}
+
 /**
  * Every message of the protocol (internal to the engine and the wire layer: only its
  * {@linkcode MessageType} is public).
@@ -161,7 +202,10 @@ export type Message =
   | SyncRootMessage
   | SyncBranchMessage
   | SyncLeafMessage
-  | SyncWantMessage;
+  | SyncWantMessage
+  | SyncNodesMessage
+  | SyncStampsMessage
+  | SyncPullMessage;
 
 /** The type of every protocol message, as counted in `EngineCounters`. */
 export type MessageType = Message["type"];

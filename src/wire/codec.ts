@@ -20,7 +20,8 @@ import {
   MEMBER_STATUSES,
   type Message,
 } from "../core/messages.ts";
-import { isNode } from "../core/merkle.ts";
+import { isNode, MAX_LEVEL } from "../core/merkle.ts";
+import { KEY_ID_BYTES, STAMP_BYTES } from "../core/sync.ts";
 import {
   entryFromArray,
   entryToArray,
@@ -61,6 +62,9 @@ export const MessageCode = {
   "sync-branch": 31,
   "sync-leaf": 32,
   "sync-want": 33,
+  "sync-nodes": 34,
+  "sync-stamps": 35,
+  "sync-pull": 36,
 } as const satisfies Record<Message["type"], number>;
 
 export { MAX_ID_LENGTH, MAX_KEY_LENGTH } from "./_entry.ts";
@@ -123,6 +127,11 @@ function seqsToArray(seqs: readonly number[]): number[] {
   return seqs.map((s, i) => i === 0 ? s : s - seqs[i - 1]!);
 }
 
+/** Ascending (index, data) pairs, each index but the first as the gap from the one before. */
+function nodesToArray(nodes: readonly { index: number; data: Uint8Array }[]): unknown[] {
+  return nodes.flatMap((n, i) => [i === 0 ? n.index : n.index - nodes[i - 1]!.index, n.data]);
+}
+
 function messageToArray(m: Message): unknown[] {
   const code = MessageCode[m.type];
   switch (m.type) {
@@ -155,6 +164,18 @@ function messageToArray(m: Message): unknown[] {
     case "sync-leaf":
     case "sync-want":
       return [code, m.level, m.index, m.hashes];
+    case "sync-nodes":
+      // A node's data is self-delimiting (2 + the children its mask names): one byte string.
+      return [
+        code,
+        m.salt,
+        m.level,
+        ...m.nodes.map((n, i) => i === 0 ? n.index : n.index - m.nodes[i - 1]!.index),
+        concatBytes(m.nodes.map((n) => n.data)),
+      ];
+    case "sync-stamps":
+    case "sync-pull":
+      return [code, m.salt, m.level, ...nodesToArray(m.nodes)];
   }
 }
 
@@ -236,6 +257,16 @@ export function packDatagrams(messages: readonly Message[], options: PackOptions
       visit({ ...m, entries: m.entries.slice(half) });
       return;
     }
+    if (
+      bytes.length > budget &&
+      (m.type === "sync-nodes" || m.type === "sync-stamps" || m.type === "sync-pull") &&
+      m.nodes.length > 1
+    ) {
+      const half = m.nodes.length >>> 1;
+      visit({ ...m, nodes: m.nodes.slice(0, half) });
+      visit({ ...m, nodes: m.nodes.slice(half) });
+      return;
+    }
     add(bytes);
   };
   for (const m of messages) visit(m);
@@ -282,6 +313,64 @@ function node(level: unknown, index: unknown): { level: number; index: number } 
   const i = uint(index, "index");
   if (!isNode(l, i)) fail(`node (${l}, ${i}) is not in the tree`);
   return { level: l, index: i };
+}
+
+/**
+ * The inverse of `nodesToArray` at `level`: at least one pair, every index a node of that
+ * level, ascending, and each data checked by `check`.
+ */
+function syncNodes(
+  a: readonly unknown[],
+  level: number,
+  check: (data: Uint8Array) => void,
+): { index: number; data: Uint8Array }[] {
+  if (a.length === 0 || a.length % 2 !== 0) fail("sync nodes are not (index, data) pairs");
+  const out: { index: number; data: Uint8Array }[] = [];
+  for (let i = 0; i < a.length; i += 2) {
+    const gap = uint(a[i], "index");
+    if (i > 0 && gap === 0) fail("sync nodes are not ascending");
+    const { index } = node(level, i === 0 ? gap : out[out.length - 1]!.index + gap);
+    if (!(a[i + 1] instanceof Uint8Array)) fail("sync node data is not a byte string");
+    const data = a[i + 1] as Uint8Array;
+    check(data);
+    out.push({ index, data });
+  }
+  return out;
+}
+
+/**
+ * The nodes of a `sync-nodes` message: index gaps (as `nodesToArray`), then one byte string
+ * of each node's 2-byte child mask and one byte per child it names, back to back.
+ */
+function nodeBlob(
+  gaps: readonly unknown[],
+  blob: unknown,
+  level: number,
+): { index: number; data: Uint8Array }[] {
+  if (!(blob instanceof Uint8Array)) fail("sync-nodes data is not a byte string");
+  const out: { index: number; data: Uint8Array }[] = [];
+  let o = 0;
+  for (let i = 0; i < gaps.length; i++) {
+    const gap = uint(gaps[i], "index");
+    if (i > 0 && gap === 0) fail("sync nodes are not ascending");
+    const { index } = node(level, i === 0 ? gap : out[i - 1]!.index + gap);
+    if (o + 2 > blob.length) fail("sync-nodes data is too short");
+    let n = 0;
+    for (let m = (blob[o]! << 8) | blob[o + 1]!; m; m &= m - 1) n++;
+    if (n === 0) fail("sync node has no child");
+    if (o + 2 + n > blob.length) fail("sync-nodes data is too short");
+    out.push({ index, data: blob.subarray(o, o + 2 + n) });
+    o += 2 + n;
+  }
+  if (o !== blob.length) fail("sync-nodes data is longer than its nodes");
+  return out;
+}
+
+function multipleOf(size: number, what: string, nonEmpty: boolean): (data: Uint8Array) => void {
+  return (data) => {
+    if (data.length % size !== 0) fail(`${what} is not a multiple of ${size} bytes`);
+    if (nonEmpty && data.length === 0) fail(`${what} is empty`);
+  };
 }
 
 /** The inverse of `seqsToArray`: every gap at least 1, every number a safe integer. */
@@ -390,6 +479,36 @@ function decodeMessage(v: unknown): Message {
     case MessageCode["sync-want"]:
       n(4);
       return { type: "sync-want", ...node(a[1], a[2]), hashes: bytes(a[3], "hashes", 8) };
+    case MessageCode["sync-nodes"]: {
+      if (a.length < 5) fail("sync-nodes message names no node");
+      const level = uint(a[2], "level", MAX_LEVEL - 1);
+      return {
+        type: "sync-nodes",
+        salt: uint(a[1], "salt", 0xffff),
+        level,
+        nodes: nodeBlob(a.slice(3, -1), a[a.length - 1], level),
+      };
+    }
+    case MessageCode["sync-stamps"]: {
+      if (a.length < 5) fail("sync-stamps message names no node");
+      const level = uint(a[2], "level", MAX_LEVEL);
+      return {
+        type: "sync-stamps",
+        salt: uint(a[1], "salt", 0xffff),
+        level,
+        nodes: syncNodes(a.slice(3), level, multipleOf(STAMP_BYTES, "stamps", false)),
+      };
+    }
+    case MessageCode["sync-pull"]: {
+      if (a.length < 5) fail("sync-pull message names no node");
+      const level = uint(a[2], "level", MAX_LEVEL);
+      return {
+        type: "sync-pull",
+        salt: uint(a[1], "salt", 0xffff),
+        level,
+        nodes: syncNodes(a.slice(3), level, multipleOf(KEY_ID_BYTES, "key ids", true)),
+      };
+    }
     default:
       return fail(`unknown message type ${String(a[0])}`);
   }
