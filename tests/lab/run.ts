@@ -24,6 +24,13 @@
 //              writes/s) for --stress-seconds (default 30), report only: its figures say
 //              what breaks when the machine cannot keep up; it fails only if the lab itself
 //              fails.
+//   capacity   (only with --only; not in the default run) the load at rising rates,
+//              --capacity-rates (default 200,300,400,500,600,800,1000,1200,1600) for
+//              --capacity-seconds each (default 20), a fresh encrypted cluster per rate,
+//              up to the first rate not sustained: every write acknowledged, the clients at
+//              95% of the rate, each key's last acknowledged write on all five within
+//              --capacity-converge ms of the end (default 5,000), no member declared dead.
+//              Reports the highest rate sustained.
 //
 // Each scenario prints its figures; --figures=FILE writes them all as JSON. A failed check
 // fails its scenario (the others still run) and the lab exits 1. Options: --only=LIST (of
@@ -31,9 +38,11 @@
 // +30 s), --impair=auto|netem|switch (auto: netem if the kernel has it, else
 // tests/lab/impair.py), --load-grace=MS, --load-settle=MS (default 90 s: how
 // long to wait for convergence after a load), --load-plaintext (the load without a cluster
-// key, to see what encryption costs).
-import { spawn } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+// key, to see what encryption costs), --members-from=REV (the members run that git
+// revision's src/, e.g. v0.1.0, extracted under .scratch/: before and after on one machine),
+// --profile=DIR (the Node member, m2, writes a CPU profile there when its cluster stops).
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { packDatagrams } from "../../src/wire/codec.ts";
@@ -75,12 +84,24 @@ import {
 
 // ---------------------------------------------------------------------------- options
 
-const SCENARIOS = ["partition", "loss", "crash", "stranger", "skew", "load", "stress"] as const;
+const SCENARIOS = [
+  "partition",
+  "loss",
+  "crash",
+  "stranger",
+  "skew",
+  "hostile",
+  "load",
+  "stress",
+  "capacity",
+] as const;
 type Scenario = typeof SCENARIOS[number];
+/** What runs without --only: capacity steps through rates for minutes, on request only. */
+const DEFAULT_SCENARIOS: readonly Scenario[] = SCENARIOS.filter((s) => s !== "capacity");
 
 const options = {
   work: "",
-  only: new Set<Scenario>(SCENARIOS),
+  only: new Set<Scenario>(DEFAULT_SCENARIOS),
   loadRate: 300,
   loadSeconds: 60,
   stressRate: 5000,
@@ -90,6 +111,16 @@ const options = {
   loadPlaintext: false,
   impair: "auto" as "auto" | "netem" | "switch",
   figures: undefined as string | undefined,
+  capacityRates: [200, 300, 400, 500, 600, 800, 1000, 1200, 1600],
+  capacitySeconds: 20,
+  capacityConvergeMs: 5_000,
+  membersFrom: undefined as string | undefined,
+  profile: undefined as string | undefined,
+};
+const positive = (name: string, value: string): number => {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name}=${value}: a positive number?`);
+  return n;
 };
 for (const arg of process.argv.slice(2)) {
   const [name, value = ""] = arg.replace(/^--/, "").split(/=(.*)/s);
@@ -135,6 +166,23 @@ for (const arg of process.argv.slice(2)) {
     case "figures":
       options.figures = value;
       break;
+    case "capacity-rates":
+      options.capacityRates = value.split(",").map((v) => positive(name, v));
+      break;
+    case "capacity-seconds":
+      options.capacitySeconds = positive(name, value);
+      break;
+    case "capacity-converge":
+      options.capacityConvergeMs = positive(name, value);
+      break;
+    case "members-from":
+      if (!/^[\w./-]+$/.test(value)) throw new Error(`--members-from=${value}: a git revision?`);
+      options.membersFrom = value;
+      break;
+    case "profile":
+      if (!value) throw new Error("--profile=DIR: a directory for the Node member's CPU profile");
+      options.profile = value;
+      break;
     case "keep":
       break;
     default:
@@ -143,6 +191,39 @@ for (const arg of process.argv.slice(2)) {
 }
 if (!options.work) throw new Error("--work=DIR is required (tests/lab/run.sh passes it)");
 mkdirSync(join(options.work, "logs"), { recursive: true });
+if (options.profile) mkdirSync(options.profile, { recursive: true });
+
+/**
+ * The tree the members run: this one, or with --members-from=REV that revision's src/,
+ * deno.json and package.json (`git archive`) under .scratch/lab-REV/, with this tree's
+ * node_modules, so that two releases are measured on one machine in one session.
+ */
+function membersTree(rev: string | undefined): string | undefined {
+  if (rev === undefined) return undefined;
+  const git = ["git", "-c", "safe.directory=*", "-C", ROOT];
+  const commit = sh([...git, "rev-parse", "--verify", `${rev}^{commit}`]).trim();
+  const dir = join(ROOT, ".scratch", `lab-${commit.slice(0, 12)}`);
+  if (!existsSync(join(dir, "src", "cli.ts"))) {
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+    const tar = spawnSync(git[0]!, [
+      ...git.slice(1),
+      "archive",
+      commit,
+      "src",
+      "deno.json",
+      "package.json",
+    ], {
+      maxBuffer: 1 << 28,
+    });
+    if (tar.status !== 0) throw new Error(`git archive ${rev}: ${tar.stderr}`);
+    const untar = spawnSync("tar", ["-x", "-C", dir], { input: tar.stdout });
+    if (untar.status !== 0) throw new Error(`tar: ${untar.stderr}`);
+    symlinkSync(join(ROOT, "node_modules"), join(dir, "node_modules"));
+  }
+  return dir;
+}
+const TREE = membersTree(options.membersFrom);
 
 const LAB_STARTED = Date.now();
 const BUDGET_MS = 12 * 60_000;
@@ -203,8 +284,16 @@ function commonFlags(i: number): string[] {
   ];
 }
 
+/** The member that writes a CPU profile with --profile: m2, the Node member. */
+const PROFILED = 2;
+
 function memberOptions(i: number, extra: MemberOptions = {}): MemberOptions {
-  return { ...(i === 2 && keyed && { dataDir: victimDataDir }), ...extra };
+  return {
+    ...(i === 2 && keyed && { dataDir: victimDataDir }),
+    ...(TREE !== undefined && { root: TREE }),
+    ...(i === PROFILED && options.profile !== undefined && { profile: options.profile }),
+    ...extra,
+  };
 }
 
 async function startMember(i: number, extra: MemberOptions = {}): Promise<void> {
@@ -236,6 +325,8 @@ async function startCluster(
 async function stopCluster(): Promise<void> {
   watch?.stop();
   watch = undefined;
+  // A CPU profile is written when the process exits by itself (SIGTERM: it leaves, then exits).
+  if (options.profile !== undefined) await members[PROFILED]!.stop();
   await Promise.all(members.map((m) => m.kill()));
 }
 
@@ -1145,13 +1236,32 @@ async function scenarioSkewPlaintext(rows: Row[]): Promise<void> {
   );
 }
 
+/** What a load run found, for the capacity steps. */
+interface LoadResult {
+  achieved: number;
+  issued: number;
+  acknowledged: number;
+  /** Failed, or of unknown outcome. */
+  notAcknowledged: number;
+  /** From the end of the load to the same data on all five (ms), or undefined. */
+  convergedMs: number | undefined;
+  deaths: number;
+  /** Members holding a key that differs from its last acknowledged write. */
+  dataProblems: string[];
+  busy: number;
+  peakRssMB: number;
+}
+
 /** 6. Sustained load: one client per host, writes to its member. */
 async function scenarioLoad(
   rows: Row[],
   rate: number,
   seconds: number,
   strict: boolean,
-): Promise<void> {
+  run: { prefix?: string; settleMs?: number; tombstones?: boolean } = {},
+): Promise<LoadResult> {
+  const prefix = run.prefix ?? "load/";
+  const settleMs = run.settleMs ?? options.loadSettleMs;
   const before = await metricsOf(members);
   const udpBefore = members.map((m) => m.udpCounters() ?? {});
   const cpuBefore = members.map((m) => m.cpuSeconds() ?? 0);
@@ -1164,12 +1274,13 @@ async function scenarioLoad(
       await sleep(1_000);
     }
   })();
-  const pcap = join(options.work, "load.pcap");
+  const tag = prefix.replace(/\W+/g, "-").replace(/-$/, "");
+  const pcap = join(options.work, `${tag}.pcap`);
   const cap = await Capture.start(portOf(0), pcap, `udp port ${GOSSIP_PORT}`, 64);
   const busyBefore = machineBusy();
   const t0 = Date.now();
   const clients = members.map((m, i) => {
-    const out = join(options.work, `load-${m.id}.json`);
+    const out = join(options.work, `${tag}-${m.id}.json`);
     const proc = spawn("ip", [
       "netns",
       "exec",
@@ -1182,7 +1293,7 @@ async function scenarioLoad(
       `--rate=${rate / MEMBERS}`,
       `--seconds=${seconds}`,
       "--keys=1000",
-      `--prefix=load/${m.id}/`,
+      `--prefix=${prefix}${m.id}/`,
       "--delete=0.2",
       "--min=100",
       "--max=10000",
@@ -1216,13 +1327,13 @@ async function scenarioLoad(
   let laggards: number[] | undefined;
   const curve: string[] = [];
   let nextMark = tEnd + 3_000;
-  const settleBy = tEnd + options.loadSettleMs;
+  const settleBy = tEnd + settleMs;
   while (Date.now() < settleBy && (!dataAt || !rootsAt)) {
     const syncs = await Promise.all(members.map((m) => m.sync()));
     const now = Date.now();
     if (!rootsAt && new Set(syncs.map((x) => x.root)).size === 1) rootsAt = dataAt ||= now;
     if (!dataAt && (new Set(syncs.map((x) => x.keys)).size === 1 || now >= nextMark)) {
-      const differing = await differingKeys(members, "load/");
+      const differing = await differingKeys(members, prefix);
       if (!differing.length) dataAt = now;
       else if (now >= nextMark) {
         laggards ??= differing;
@@ -1279,7 +1390,7 @@ async function scenarioLoad(
   }
   const dataProblems: string[] = [];
   for (const m of members) {
-    const data: Map<string, Listed> = await m.listing("load/");
+    const data: Map<string, Listed> = await m.listing(prefix);
     let bad = 0;
     let example = "";
     for (const [key, e] of expectedOf) {
@@ -1343,7 +1454,7 @@ async function scenarioLoad(
     ],
     [
       "end of load → same data on all 5",
-      dataAt ? secs(dataAt - tEnd) : `not within ${secs(options.loadSettleMs)}`,
+      dataAt ? secs(dataAt - tEnd) : `not within ${secs(settleMs)}`,
     ],
     [
       "end of load → same Merkle roots",
@@ -1351,7 +1462,7 @@ async function scenarioLoad(
         ? `${secs(rootsAt - tEnd)}${
           rootsAt > dataAt + 1_000 ? " (the last tombstones collected everywhere)" : ""
         }`
-        : `not within ${secs(options.loadSettleMs)}`,
+        : `not within ${secs(settleMs)}`,
     ],
     ["members declared dead during it (false)", deathsDuringLoad.length],
     ...(curve.length ? [["keys differing after the end", curve.join(", ")] as Row] : []),
@@ -1421,7 +1532,7 @@ async function scenarioLoad(
   );
   want(
     convergedAt > 0,
-    `the members did not converge within ${secs(options.loadSettleMs)} of the end of the load`,
+    `the members did not converge within ${secs(settleMs)} of the end of the load`,
   );
   want(dataProblems.length === 0, `data differs from the clients' writes`);
   want(
@@ -1430,10 +1541,12 @@ async function scenarioLoad(
       deathsDuringLoad.map((e) => `${e.observer} saw ${e.id} dead`).join(", ")
     }`,
   );
-  want(
-    d.every((x) => metric(x, "tombstones_collected_total") > 0),
-    "a member collected no tombstone",
-  );
+  if (run.tombstones ?? true) {
+    want(
+      d.every((x) => metric(x, "tombstones_collected_total") > 0),
+      "a member collected no tombstone",
+    );
+  }
   want(peak.every((kib) => kib < 512 * 1024), "a member's RSS went over 512 MB");
   if (!strict) {
     rows.push([
@@ -1442,7 +1555,73 @@ async function scenarioLoad(
     ]);
   }
   check(!strict || unmet.length === 0, unmet.join("; "));
+  return {
+    achieved,
+    issued: sumOf(reports, (r) => r.issued),
+    acknowledged: sumOf(reports, (r) => r.ok),
+    notAcknowledged: sumOf(reports, (r) => r.failed + r.uncertain),
+    convergedMs: convergedAt ? convergedAt - tEnd : undefined,
+    deaths: deathsDuringLoad.length,
+    dataProblems,
+    busy: busy.busy / busy.total,
+    peakRssMB: Math.max(...peak) / 1024,
+  };
 }
+
+/**
+ * 7. Capacity: the load at rising rates, a fresh cluster for each, up to the first rate the
+ * members do not sustain. A rate is sustained when the clients achieve it (95%), every write
+ * is acknowledged, the five hold each key's last acknowledged write within
+ * --capacity-converge of the end, and no member is declared dead.
+ */
+async function scenarioCapacity(rows: Row[]): Promise<void> {
+  let best = 0;
+  const seconds = options.capacitySeconds;
+  const bound = options.capacityConvergeMs;
+  rows.push(
+    ["members", TREE === undefined ? "this tree" : `${options.membersFrom} (${TREE})`],
+    [
+      "each step",
+      `${seconds} s of load on a fresh cluster (as the load scenario), same data within ${
+        secs(bound)
+      } of the end`,
+    ],
+  );
+  for (const [n, rate] of options.capacityRates.entries()) {
+    if (n > 0) {
+      await stopCluster();
+      await startCluster(`capacity ${rate} writes/s`, capacityCluster());
+    }
+    const r = await scenarioLoad([], rate, seconds, false, {
+      prefix: `cap-${rate}/`,
+      settleMs: Math.max(bound, 30_000),
+      tombstones: false,
+    });
+    const why: string[] = [];
+    if (r.achieved < rate * 0.95) why.push(`achieved ${Math.round(r.achieved)}`);
+    if (r.notAcknowledged) why.push(`${r.notAcknowledged} not acknowledged`);
+    if (r.convergedMs === undefined || r.convergedMs > bound) why.push("late");
+    if (r.dataProblems.length) why.push(`data differs: ${r.dataProblems.join("; ")}`);
+    if (r.deaths) why.push(`${r.deaths} deaths declared`);
+    rows.push([
+      `${rate} writes/s`,
+      `${why.length ? "NOT sustained" : "sustained"}: achieved ${
+        Math.round(r.achieved)
+      } (${r.acknowledged} of ${r.issued} acknowledged), same data ${
+        r.convergedMs === undefined ? "not within 30 s" : `${secs(r.convergedMs)} after the end`
+      }, machine ${Math.round(r.busy * 100)}% busy, ${r.deaths} deaths, peak RSS ${
+        Math.round(r.peakRssMB)
+      } MB${why.length ? ` (${why.join(", ")})` : ""}`,
+    ]);
+    console.log(`  capacity: ${rows.at(-1)![0]}: ${rows.at(-1)![1]}`);
+    if (why.length) break;
+    best = rate;
+  }
+  rows.push(["highest rate sustained", best ? `${best} writes/s` : "none of the rates"]);
+}
+
+/** The capacity steps' cluster: encrypted, as the load scenario's. */
+const capacityCluster = () => ({ keyed: true, args: [`--tombstone-grace=${options.loadGraceMs}`] });
 
 // ---------------------------------------------------------------------------- main
 
@@ -1593,7 +1772,9 @@ const PHASES: readonly Phase[] = [
       option: "load",
       name: "load",
       title: `sustained load, ${options.loadRate} writes/s for ${options.loadSeconds} s`,
-      body: (rows) => scenarioLoad(rows, options.loadRate, options.loadSeconds, true),
+      body: async (rows) => {
+        await scenarioLoad(rows, options.loadRate, options.loadSeconds, true);
+      },
     }],
   },
   {
@@ -1604,7 +1785,21 @@ const PHASES: readonly Phase[] = [
       name: "stress",
       title:
         `stress load, ${options.stressRate} writes/s for ${options.stressSeconds} s (report only)`,
-      body: (rows) => scenarioLoad(rows, options.stressRate, options.stressSeconds, false),
+      body: async (rows) => {
+        await scenarioLoad(rows, options.stressRate, options.stressSeconds, false);
+      },
+    }],
+  },
+  {
+    cluster: `encrypted cluster for the capacity steps (${options.capacityRates[0]} writes/s)`,
+    start: capacityCluster,
+    steps: [{
+      option: "capacity",
+      name: "capacity",
+      title: `capacity: ${
+        options.capacityRates.join(", ")
+      } writes/s, ${options.capacitySeconds} s each`,
+      body: scenarioCapacity,
     }],
   },
 ];
