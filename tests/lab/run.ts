@@ -45,7 +45,9 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
-import { packDatagrams } from "../../src/wire/codec.ts";
+import { header, Kind, packDatagrams } from "../../src/wire/codec.ts";
+import { concatBytes, encodeCbor } from "../../src/wire/cbor.ts";
+import type { Message } from "../../src/core/messages.ts";
 import { generateKey, Keyring } from "../../src/wire/crypto.ts";
 import {
   allSee,
@@ -60,6 +62,7 @@ import {
   faketimeEnv,
   GOSSIP_PORT,
   HOSTS,
+  HTTP_PORT,
   LabFailure,
   libfaketime,
   type Listed,
@@ -97,7 +100,9 @@ const SCENARIOS = [
 ] as const;
 type Scenario = typeof SCENARIOS[number];
 /** What runs without --only: capacity steps through rates for minutes, on request only. */
-const DEFAULT_SCENARIOS: readonly Scenario[] = SCENARIOS.filter((s) => s !== "capacity");
+const DEFAULT_SCENARIOS: readonly Scenario[] = SCENARIOS.filter((s) =>
+  s !== "capacity" && s !== "hostile"
+);
 
 const options = {
   work: "",
@@ -114,6 +119,9 @@ const options = {
   capacityRates: [200, 300, 400, 500, 600, 800, 1000, 1200, 1600],
   capacitySeconds: 20,
   capacityConvergeMs: 5_000,
+  hostileReaders: 2_000,
+  hostileFragments: 20_000,
+  hostileRate: 150,
   membersFrom: undefined as string | undefined,
   profile: undefined as string | undefined,
 };
@@ -174,6 +182,15 @@ for (const arg of process.argv.slice(2)) {
       break;
     case "capacity-converge":
       options.capacityConvergeMs = positive(name, value);
+      break;
+    case "hostile-readers":
+      options.hostileReaders = Number(value);
+      break;
+    case "hostile-fragments":
+      options.hostileFragments = Number(value);
+      break;
+    case "hostile-rate":
+      options.hostileRate = positive(name, value);
       break;
     case "members-from":
       if (!/^[\w./-]+$/.test(value)) throw new Error(`--members-from=${value}: a git revision?`);
@@ -1036,6 +1053,331 @@ async function scenarioStranger(rows: Row[]): Promise<void> {
   check(problems.length === 0, `drop counters: ${problems.join("; ")}`);
 }
 
+/** Where the forger listens for what a forged ping-req would make a member send it. */
+const FORGER_PORT = 7999;
+
+/**
+ * The forger's plaintext datagrams to member `target`, by kind: forged member records,
+ * ghost members, forged writes stamped 55 s ahead, ping-reqs naming the forger's address,
+ * and fragment starts that are never completed.
+ */
+function forgeries(target: number): { to: string; data: string; kind: string }[] {
+  const list: { to: string; data: string; kind: string }[] = [];
+  const to = `${dataIp(target)}:${GOSSIP_PORT}`;
+  const forger = `${dataIp(HOSTS - 1)}:${FORGER_PORT}`;
+  let fragmentId = 1 << 20;
+  const pack = (messages: Message[], sender: string) =>
+    packDatagrams(messages, {
+      cluster: CLUSTER,
+      sender,
+      mtu: 1400,
+      nextFragmentId: () => fragmentId++,
+    });
+  const add = (kind: string, datagrams: Uint8Array[]) => {
+    for (const d of datagrams) list.push({ to, data: Buffer.from(d).toString("base64"), kind });
+  };
+  const others = ids.filter((_, i) => i !== target);
+  // Another member declared left or dead at the highest incarnation, as if by that member.
+  for (let n = 0; n < 10; n++) {
+    for (const [j, id] of others.entries()) {
+      add(
+        "member record: left/dead at incarnation 2^53-1",
+        pack([{
+          type: "member",
+          id,
+          address: `${dataIp(ids.indexOf(id))}:${GOSSIP_PORT}`,
+          incarnation: Number.MAX_SAFE_INTEGER,
+          status: (n + j) % 2 ? "left" : "dead",
+        }], id),
+      );
+    }
+  }
+  // Its sys.members record rewritten, and forged writes stamped 55 s ahead, as another member.
+  const ahead = Date.now() + 55_000;
+  for (let n = 0; n < 100; n++) {
+    const writer = others[n % others.length]!;
+    add(
+      n < 20 ? "sys.members record rewritten" : "write stamped 55 s ahead",
+      pack([{
+        type: "rumor",
+        hop: 0,
+        entries: [
+          n < 20
+            ? {
+              section: "sys",
+              key: `members/${writer}`,
+              value: { address: forger, status: "left" },
+              wall: ahead,
+              logical: 0,
+              writer,
+              deleted: false,
+            }
+            : {
+              section: "usr",
+              key: `hostile/forged-${n}`,
+              value: "forged",
+              wall: ahead,
+              logical: 0,
+              writer,
+              deleted: false,
+            },
+        ],
+      }], writer),
+    );
+  }
+  // 5,000 ghost members, alive at the forger's address.
+  const ghosts: Message[] = Array.from({ length: 5_000 }, (_, n) => ({
+    type: "member",
+    id: `ghost-${n}`,
+    address: `${dataIp(HOSTS - 1)}:${10_000 + n}`,
+    incarnation: 1,
+    status: "alive",
+  }));
+  add("ghost members (5,000 in all)", pack(ghosts, "ghost-0"));
+  // Ping-reqs: probe a member, or a ghost, at the forger's address (reflection).
+  for (let n = 0; n < 200; n++) {
+    add(
+      "ping-req naming the forger's address",
+      pack([{
+        type: "ping-req",
+        seq: n,
+        target: n % 2 ? others[n % others.length]! : `ghost-${n}`,
+        address: forger,
+      }], others[0]!),
+    );
+  }
+  // Fragment starts: the first of 64 fragments of messages never completed.
+  const chunk = new Uint8Array(1_200).fill(0x61);
+  for (let n = 0; n < options.hostileFragments; n++) {
+    add("fragment start (first of 64)", [
+      concatBytes([header(Kind.Fragment), encodeCbor([CLUSTER, fragmentId++, 0, 64, chunk])]),
+    ]);
+  }
+  return list;
+}
+
+/**
+ * Hostile clients against m0 under write load: 2,000 clients open GET /events from the
+ * stranger's host and never read, 900 KB values are written through another member, and a
+ * forger without the key sends plaintext forgeries (item by item: forged member records,
+ * ghosts, writes stamped ahead, ping-reqs naming its own address, fragment floods). The
+ * members are encrypted, so the forgeries must all be refused and counted; the streams must
+ * stay within their budgets; and the load must lose nothing and declare nobody dead.
+ */
+async function scenarioHostile(rows: Row[]): Promise<void> {
+  const target = 0;
+  const victim = members[target]!;
+  const readers = options.hostileReaders;
+  const bigWrites = 8;
+  const rate = options.hostileRate, seconds = 30;
+  const before = await metricsOf(members);
+  const udpBefore = victim.udpCounters() ?? {};
+  const rssBefore = victim.rssKiB() ?? 0;
+  let peakRss = rssBefore, peakHeld = 0, maxOpen = 0, sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      peakRss = Math.max(peakRss, victim.rssKiB() ?? 0);
+      try {
+        const m = await victim.metrics();
+        peakHeld = Math.max(
+          peakHeld,
+          metric(m, "http_stream_buffered_bytes", { kind: "events" }) +
+            metric(m, "http_stream_buffered_bytes", { kind: "state" }),
+        );
+        maxOpen = Math.max(maxOpen, metric(m, "http_streams"));
+      } catch {
+        // Busy: the next sample.
+      }
+      await sleep(250);
+    }
+  })();
+  const t0 = Date.now();
+  const loadRows: Row[] = [];
+  const load = scenarioLoad(loadRows, rate, seconds, false, {
+    prefix: "hostile/",
+    settleMs: 30_000,
+    tombstones: false,
+  });
+  await sleep(2_000);
+  // The slow readers, from the stranger's host, over the control network.
+  const slow = spawn("ip", [
+    "netns",
+    "exec",
+    netnsOf(HOSTS - 1),
+    process.execPath,
+    join(ROOT, "tests", "lab", "slow_clients_child.mjs"),
+    String(HTTP_PORT),
+    "/events",
+    String(readers),
+    controlIp(target),
+  ], { stdio: ["ignore", "pipe", "inherit"] });
+  let opened = 0;
+  let forged: { sent: Record<string, number>; errors: number; received: Record<string, number> };
+  const bigMs: number[] = [];
+  let forgerFrom = 0, forgerTo = 0, tOpen = 0;
+  try {
+    opened = await new Promise<number>((resolve, reject) => {
+      let out = "";
+      slow.stdout!.on("data", (d) => {
+        out += String(d);
+        const line = out.split("\n").find((l) => l.startsWith("{"));
+        if (line) resolve((JSON.parse(line) as { open: number }).open);
+      });
+      slow.once("close", () => reject(new Error(`the slow clients exited: ${out}`)));
+    });
+    tOpen = Date.now() - t0;
+    // The forger and the large writes, at once.
+    const file = join(options.work, "forgeries.json");
+    const list = forgeries(target);
+    writeFileSync(file, JSON.stringify(list));
+    forgerFrom = Date.now() - t0;
+    const forger = new Promise<string>((resolve, reject) => {
+      const p = spawn("ip", [
+        "netns",
+        "exec",
+        netnsOf(HOSTS - 1),
+        process.execPath,
+        "--import",
+        "tsx",
+        join(ROOT, "tests", "lab", "stranger.ts"),
+        file,
+        `--listen=${FORGER_PORT}`,
+        "--linger=3000",
+      ], { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] });
+      let out = "";
+      p.stdout!.on("data", (d) => (out += String(d)));
+      p.once("close", (code) => {
+        forgerTo = Date.now() - t0 - 3_000;
+        if (code === 0) resolve(out);
+        else reject(new Error(`forger: ${out}`));
+      });
+    });
+    const value = "x".repeat(900_000);
+    for (let n = 0; n < bigWrites; n++) {
+      const t = Date.now();
+      await members[1]!.put(`hostile-big/${n}`, `${n}${value}`);
+      bigMs.push(Date.now() - t);
+      await sleep(1_000);
+    }
+    forged = JSON.parse((await forger).trim().split("\n").at(-1)!);
+    rows.push([
+      "slow readers opened",
+      `${opened} of ${readers}, from +2.0 s to +${secs(tOpen)} (the load began at 0)`,
+    ]);
+  } finally {
+    await load.catch(() => undefined);
+    slow.kill("SIGKILL");
+    sampling = false;
+    await sampler;
+  }
+  const result = await load;
+  const after = await metricsOf(members);
+  const d = members.map((_, i) => delta(before[i]!, after[i]!));
+  const dv = d[target]!;
+  const ev = watch!.since(t0);
+  const suspicions = members.reduce((s, _, i) => s + metric(d[i]!, "suspicions_total"), 0);
+  const sentToTarget = Object.values(forged.sent).reduce((a, b) => a + b, 0);
+  const plaintextDrops = metric(dv, "dropped_datagrams_total", { reason: "plaintext" });
+  const kernelDrops = (victim.udpCounters()?.RcvbufErrors ?? 0) - (udpBefore.RcvbufErrors ?? 0);
+  const otherDrops = Object.entries(drops(dv)).filter(([r]) => r !== "plaintext");
+  const ghostsSeen = Object.keys(await victim.statuses()).filter((k) => k.startsWith("ghost-"));
+  const forgedKeys = (await Promise.all(members.map((m) => m.listing("hostile/forged-"))))
+    .reduce((s, l) => s + l.size, 0);
+  // Stamps after the forged future: each member's next write is in its own present.
+  const ref = new LwwReference();
+  const stamps: number[] = [];
+  for (const [i, m] of members.entries()) {
+    const t = Date.now();
+    const w = await write(ref, m, `hostile-after/${i}`, { by: m.id });
+    stamps.push(w.lo - t);
+  }
+  const alive = await allSee(members, ids, "alive");
+  const pick = (name: string) => loadRows.find(([k]) => k === name)?.[1] ?? "—";
+  const mb = (kib: number) => `${Math.round(kib / 1024)} MB`;
+  const BOUND_MB = 512;
+  rows.push(
+    ["target", `${victim.id}, under ${rate} writes/s over the five members for ${seconds} s`],
+    ["load: achieved", pick("achieved")],
+    ["load: HTTP latency p50 / p99 (per client)", pick("HTTP latency p50 / p99 (per client)")],
+    ["load: end of load → same data on all 5", pick("end of load → same data on all 5")],
+    [
+      "writes lost (acknowledged, not held by every member)",
+      result.dataProblems.length ? result.dataProblems.join("; ") : 0,
+    ],
+    [
+      `${bigWrites} writes of 900 KB through ${members[1]!.id}`,
+      `${Math.min(...bigMs)}-${Math.max(...bigMs)} ms each`,
+    ],
+    [
+      `streams on ${victim.id}`,
+      `at most ${maxOpen} open; refused (503) ${
+        metric(dv, "http_streams_refused_total", { cause: "streams" })
+      }; cut: backlog ${metric(dv, "http_streams_cut_total", { cause: "backlog" })}, total ${
+        metric(dv, "http_streams_cut_total", { cause: "total" })
+      }, stalled ${metric(dv, "http_streams_cut_total", { cause: "stalled" })}`,
+    ],
+    ["bytes held for streams, peak", `${(peakHeld / 2 ** 20).toFixed(1)} MiB`],
+    [`peak RSS of ${victim.id}`, `${mb(rssBefore)} → ${mb(peakRss)} (bound ${BOUND_MB} MB)`],
+    ["forger sending", `from +${secs(forgerFrom)} to +${secs(forgerTo)}`],
+    ...Object.entries(forged.sent).map(([k, v]) => [`  forged: ${k}`, v] as Row),
+    [
+      `dropped as plaintext by ${victim.id}`,
+      `${plaintextDrops} of ${sentToTarget} sent (${forged.errors} send errors); the kernel's ` +
+      `receive buffer dropped ${kernelDrops} datagrams meanwhile`,
+    ],
+    [
+      `other drops by ${victim.id}`,
+      otherDrops.map(([r, v]) => `${r} ${v}`).join(", ") || "none",
+    ],
+    [
+      "sent to the forger (reflection)",
+      `${forged.received.datagrams ?? 0} datagrams, ${forged.received.bytes ?? 0} bytes`,
+    ],
+    ["ghost members listed by the target", ghostsSeen.length],
+    ["forged keys held (all members)", forgedKeys],
+    ["next write's stamp − request time", stamps.map((o) => `${o} ms`).join(", ")],
+    [
+      "suspicions raised (all members)",
+      `${suspicions}; suspect events seen ${ev.filter((e) => e.status === "suspect").length}`,
+    ],
+    [
+      "false deaths",
+      ev.filter((e) => e.status === "dead").map((e) =>
+        `${e.observer} saw ${e.id} dead at +${secs(e.at - t0)}`
+      ).join(", ") || 0,
+    ],
+  );
+  check(result.dataProblems.length === 0, `writes were lost: ${result.dataProblems.join("; ")}`);
+  check(result.notAcknowledged === 0, `${result.notAcknowledged} writes were not acknowledged`);
+  check(result.convergedMs !== undefined, "the members did not converge within 30 s of the load");
+  const deaths = ev.filter((e) => e.status === "dead");
+  check(
+    deaths.length === 0,
+    `members were declared dead: ${deaths.map((e) => `${e.observer} saw ${e.id} dead`).join(", ")}`,
+  );
+  check(alive, "not every member sees every member alive after the attack");
+  check(
+    peakRss < BOUND_MB * 1024,
+    `${victim.id}'s RSS reached ${mb(peakRss)}, over the bound of ${BOUND_MB} MB`,
+  );
+  check(
+    peakHeld <= 65 * 2 ** 20,
+    `${victim.id} held ${peakHeld} bytes for streams, over maxStreamBytes (64 MiB) and one event`,
+  );
+  check(opened >= 512, `only ${opened} slow readers connected`);
+  // Every forged datagram the member read was refused as plaintext; the rest the kernel
+  // dropped (the forger outpaces a member's receive buffer).
+  check(
+    forged.errors === 0 && plaintextDrops <= sentToTarget &&
+      plaintextDrops + kernelDrops >= sentToTarget,
+    `${victim.id} dropped ${plaintextDrops} datagrams as plaintext and the kernel ${kernelDrops}, ` +
+      `of the ${sentToTarget} the forger sent`,
+  );
+  check((forged.received.bytes ?? 0) === 0, "a member sent datagrams to the forger's address");
+  check(ghostsSeen.length === 0, `${victim.id} lists ghost members`);
+  check(forgedKeys === 0, "a member holds a forged key");
+}
+
 /** Skew, encrypted cluster, one member 10 minutes ahead: cut off by the replay window. */
 async function scenarioSkewEncrypted(rows: Row[]): Promise<void> {
   const skewed = members[4]!, others = members.slice(0, 4);
@@ -1249,6 +1591,10 @@ interface LoadResult {
   /** Members holding a key that differs from its last acknowledged write. */
   dataProblems: string[];
   busy: number;
+  /** The share of the machine's CPU used by processes other than the lab's during the load. */
+  others: number;
+  /** CPU time of a member per acknowledged write, mean of the five (ms). */
+  cpuMsPerWrite: number;
   peakRssMB: number;
 }
 
@@ -1564,6 +1910,13 @@ async function scenarioLoad(
     deaths: deathsDuringLoad.length,
     dataProblems,
     busy: busy.busy / busy.total,
+    others: Math.max(
+      0,
+      (busy.busy / 100 - cpuLoad.reduce((a, b) => a + b, 0) * (tEnd - t0) / 1000 -
+        sumOf(reports, (r) => r.cpuSeconds)) / (busy.total / 100),
+    ),
+    cpuMsPerWrite: (1000 * cpuLoad.reduce((a, b) => a + b, 0) * (tEnd - t0) / 1000) /
+      Math.max(1, sumOf(reports, (r) => r.ok)) / MEMBERS,
     peakRssMB: Math.max(...peak) / 1024,
   };
 }
@@ -1609,9 +1962,13 @@ async function scenarioCapacity(rows: Row[]): Promise<void> {
         Math.round(r.achieved)
       } (${r.acknowledged} of ${r.issued} acknowledged), same data ${
         r.convergedMs === undefined ? "not within 30 s" : `${secs(r.convergedMs)} after the end`
-      }, machine ${Math.round(r.busy * 100)}% busy, ${r.deaths} deaths, peak RSS ${
-        Math.round(r.peakRssMB)
-      } MB${why.length ? ` (${why.join(", ")})` : ""}`,
+      }, CPU per write per member ${r.cpuMsPerWrite.toFixed(2)} ms, machine ${
+        Math.round(r.busy * 100)
+      }% busy (outside the members and their clients: ${
+        Math.round(r.others * 100)
+      }%), ${r.deaths} deaths, peak RSS ${Math.round(r.peakRssMB)} MB${
+        why.length ? ` (${why.join(", ")})` : ""
+      }`,
     ]);
     console.log(`  capacity: ${rows.at(-1)![0]}: ${rows.at(-1)![1]}`);
     if (why.length) break;
@@ -1741,6 +2098,12 @@ const PHASES: readonly Phase[] = [
         name: "stranger",
         title: "a host without the key sends garbage and replays",
         body: scenarioStranger,
+      },
+      {
+        option: "hostile",
+        name: "hostile",
+        title: "slow readers and a plaintext forger against a member under write load",
+        body: scenarioHostile,
       },
       {
         option: "skew",
