@@ -1158,7 +1158,7 @@ function forgeries(target: number): { to: string; data: string; kind: string }[]
 
 /**
  * Hostile clients against m0 under write load: 2,000 clients open GET /events from the
- * stranger's host and never read, 900 KB values are written through another member, and a
+ * stranger's host and never read, 900 KB values are written through it, and a
  * forger without the key sends plaintext forgeries (item by item: forged member records,
  * ghosts, writes stamped ahead, ping-reqs naming its own address, fragment floods). The
  * members are encrypted, so the forgeries must all be refused and counted; the streams must
@@ -1255,7 +1255,7 @@ async function scenarioHostile(rows: Row[]): Promise<void> {
     const value = "x".repeat(900_000);
     for (let n = 0; n < bigWrites; n++) {
       const t = Date.now();
-      await members[1]!.put(`hostile-big/${n}`, `${n}${value}`);
+      await victim.put(`hostile-big/${n}`, `${n}${value}`);
       bigMs.push(Date.now() - t);
       await sleep(1_000);
     }
@@ -1305,7 +1305,7 @@ async function scenarioHostile(rows: Row[]): Promise<void> {
       result.dataProblems.length ? result.dataProblems.join("; ") : 0,
     ],
     [
-      `${bigWrites} writes of 900 KB through ${members[1]!.id}`,
+      `${bigWrites} writes of 900 KB through ${victim.id}`,
       `${Math.min(...bigMs)}-${Math.max(...bigMs)} ms each`,
     ],
     [
