@@ -10,7 +10,7 @@
 #                    [--capacity-rates=200,400,...] [--capacity-seconds=20]
 #                    [--members-from=v0.1.0] [--profile=DIR] [--keep]
 #
-# All scenarios take about 5.5 minutes on a 2-core machine (tests/lab/run.ts lists them);
+# All scenarios take about 6 minutes on a 2-core machine (tests/lab/run.ts lists them);
 # capacity runs only when --only names it.
 #
 # Network: deployment/netns_e2e.sh makes hosts gkvlab-m0..m5 (m5: the stranger) on a bridge in
