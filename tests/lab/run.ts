@@ -1887,6 +1887,19 @@ async function scenarioLoad(
       })(),
     ],
     [
+      "datagram bytes sent per acknowledged write (all members)",
+      `${
+        Math.round(
+          d.reduce((t, x) => t + metric(x, "bytes_total", { direction: "out" }), 0) /
+            Math.max(1, sumOf(reports, (r) => r.ok)),
+        )
+      } (value bytes per write: ${
+        Math.round(
+          sumOf(reports, (r) => r.valueBytes) / Math.max(1, sumOf(reports, (r) => r.issued)),
+        )
+      })`,
+    ],
+    [
       "largest datagram on host 0's link",
       `${biggest} bytes of UDP payload (MTU 1,400; ${captured.length} captured: ${capSummary})`,
     ],
