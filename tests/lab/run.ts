@@ -34,9 +34,9 @@
 //              what breaks when the machine cannot keep up; it fails only if the lab itself
 //              fails.
 //   capacity   (only with --only; not in the default run) the load at rising rates,
-//              --capacity-rates (default 200,300,400,500,600,800,1000,1200,1600) for
-//              --capacity-seconds each (default 20), a fresh encrypted cluster per rate,
-//              up to the first rate not sustained: every write acknowledged, the clients at
+//              --capacity-rates (default 100,150,200,250,300,400,500,600,800,1000,1200,
+//              1600) for --capacity-seconds each (default 20), each on a fresh encrypted
+//              cluster, 5 s after it formed, up to the first rate not sustained: every write acknowledged, the clients at
 //              95% of the rate, each key's last acknowledged write on all five within
 //              --capacity-converge ms of the end (default 5,000), no member declared dead.
 //              Reports the highest rate sustained.
@@ -123,7 +123,7 @@ const options = {
   loadPlaintext: false,
   impair: "auto" as "auto" | "netem" | "switch",
   figures: undefined as string | undefined,
-  capacityRates: [200, 300, 400, 500, 600, 800, 1000, 1200, 1600],
+  capacityRates: [100, 150, 200, 250, 300, 400, 500, 600, 800, 1000, 1200, 1600],
   capacitySeconds: 20,
   capacityConvergeMs: 5_000,
   hostileReaders: 2_000,
