@@ -66,11 +66,25 @@ export type Runtime = "deno" | "bun" | "node";
 
 const bin = (name: string) => join(ROOT, "node_modules", ".bin", name);
 
-/** The command line that runs src/cli.ts on `runtime` (as tests/cli_process_test.ts does). */
-export function memberCommand(runtime: Runtime, dataDir?: string): string[] {
+/**
+ * The command line that runs src/cli.ts of the tree `root` (this one by default, or a release
+ * extracted under .scratch/) on `runtime`, as tests/cli_process_test.ts does; `profile`: a
+ * directory where a Node member writes a CPU profile when it exits (`--cpu-prof`; Deno 2.9
+ * and Bun have no such flag).
+ */
+export function memberCommand(
+  runtime: Runtime,
+  dataDir?: string,
+  root: string = ROOT,
+  profile?: string,
+): string[] {
+  if (profile !== undefined && runtime !== "node") {
+    throw new Error(`a CPU profile is taken of Node members only, not ${runtime}`);
+  }
+  const prof = profile === undefined ? [] : ["--cpu-prof", `--cpu-prof-dir=${profile}`];
   switch (runtime) {
     case "deno": {
-      const deno = JSON.parse(readFileSync(join(ROOT, "deno.json"), "utf8")) as {
+      const deno = JSON.parse(readFileSync(join(root, "deno.json"), "utf8")) as {
         tasks: Record<string, string>;
       };
       const [, ...rest] = deno.tasks.node!.trim().replace(/^env\s+/, "").split(/\s+/);
@@ -85,7 +99,7 @@ export function memberCommand(runtime: Runtime, dataDir?: string): string[] {
     case "bun":
       return [bin("bun"), "src/cli.ts"];
     case "node":
-      return [process.execPath, "--import", "tsx", "src/cli.ts"];
+      return [process.execPath, ...prof, "--import", "tsx", "src/cli.ts"];
   }
 }
 
@@ -133,6 +147,10 @@ export interface MemberOptions {
   env?: Record<string, string>;
   /** --data-dir. */
   dataDir?: string;
+  /** The tree whose src/cli.ts runs (default: this one), e.g. a release under .scratch/. */
+  root?: string;
+  /** A directory for a CPU profile written at exit (Node members only: --cpu-prof). */
+  profile?: string;
 }
 
 export interface MemberInfo {
@@ -189,7 +207,7 @@ export class Member {
       "netns",
       "exec",
       netnsOf(this.host),
-      ...memberCommand(this.runtime, options.dataDir),
+      ...memberCommand(this.runtime, options.dataDir, options.root, options.profile),
       `--id=${this.id}`,
       ...common,
       ...(options.dataDir === undefined ? [] : [`--data-dir=${options.dataDir}`]),
@@ -205,7 +223,7 @@ export class Member {
     const started = `Started member ${this.id} `;
     let output = "";
     const proc = spawn(argv[0]!, argv.slice(1), {
-      cwd: ROOT,
+      cwd: options.root ?? ROOT,
       env,
       stdio: ["ignore", "pipe", "pipe"],
     });

@@ -4,12 +4,14 @@
 # needs iproute2, python3 (the impairment switch, when the kernel has no netem), tcpdump and
 # faketime. Not part of `npm test`.
 #
-#   tests/lab/run.sh [--only=partition,loss,crash,stranger,skew,load,stress]
+#   tests/lab/run.sh [--only=partition,loss,crash,stranger,skew,hostile,load,stress,capacity]
 #                    [--load-rate=300] [--load-seconds=60] [--stress-rate=5000]
 #                    [--stress-seconds=30] [--impair=auto|netem|switch] [--figures=FILE.json]
-#                    [--keep]
+#                    [--capacity-rates=200,400,...] [--capacity-seconds=20]
+#                    [--members-from=v0.1.0] [--profile=DIR] [--keep]
 #
-# All scenarios take about 5.5 minutes on a 2-core machine (tests/lab/run.ts lists them).
+# All scenarios take about 6 minutes on a 2-core machine (tests/lab/run.ts lists them);
+# capacity runs only when --only names it.
 #
 # Network: deployment/netns_e2e.sh makes hosts gkvlab-m0..m5 (m5: the stranger) on a bridge in
 # gkvlab-sw, gossip on 10.213.0.10-15 (eth0). This script adds a control network, never

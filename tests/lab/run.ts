@@ -10,6 +10,15 @@
 //              the others saw it dead then alive, and it catches up
 //   stranger   a host without the cluster key sends garbage, forgeries and replays of
 //              captured datagrams: nothing changes, every drop is counted by reason
+//   hostile    m0 under write load (--hostile-rate, default 150 writes/s for 30 s) while
+//              --hostile-readers (2,000) clients open GET /events from the stranger's host
+//              and never read, and the stranger forges plaintext: member records at the
+//              highest incarnation, its sys.members record, 5,000 ghosts, writes stamped 55 s
+//              ahead, ping-reqs naming its own address, --hostile-fragments (20,000) fragment
+//              starts (--hostile-big=N adds N writes of 900 KB through m0). Asserted: m0's
+//              peak RSS under 512 MB, stream bytes within the budget, no acknowledged write
+//              lost, nobody declared dead, every forged datagram refused or lost in the
+//              kernel, nothing sent to the forger, no ghost, no forged key, no stamp ahead
 //   skew       a member's clock 10 minutes ahead (libfaketime): encrypted, it is cut off by
 //              the replay window; in plaintext its stamps are refused (clock_skew) and nobody
 //              adopts the future; 30 s ahead (within the bound), the future is adopted,
@@ -24,6 +33,13 @@
 //              writes/s) for --stress-seconds (default 30), report only: its figures say
 //              what breaks when the machine cannot keep up; it fails only if the lab itself
 //              fails.
+//   capacity   (only with --only; not in the default run) the load at rising rates,
+//              --capacity-rates (default 100,150,200,250,300,400,500,600,800,1000,1200,
+//              1600) for --capacity-seconds each (default 20), each on a fresh encrypted
+//              cluster, 5 s after it formed, up to the first rate not sustained: every write acknowledged, the clients at
+//              95% of the rate, each key's last acknowledged write on all five within
+//              --capacity-converge ms of the end (default 5,000), no member declared dead.
+//              Reports the highest rate sustained.
 //
 // Each scenario prints its figures; --figures=FILE writes them all as JSON. A failed check
 // fails its scenario (the others still run) and the lab exits 1. Options: --only=LIST (of
@@ -31,12 +47,16 @@
 // +30 s), --impair=auto|netem|switch (auto: netem if the kernel has it, else
 // tests/lab/impair.py), --load-grace=MS, --load-settle=MS (default 90 s: how
 // long to wait for convergence after a load), --load-plaintext (the load without a cluster
-// key, to see what encryption costs).
-import { spawn } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+// key, to see what encryption costs), --members-from=REV (the members run that git
+// revision's src/, e.g. v0.1.0, extracted under .scratch/: before and after on one machine),
+// --profile=DIR (the Node member, m2, writes a CPU profile there when its cluster stops).
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
-import { packDatagrams } from "../../src/wire/codec.ts";
+import { header, Kind, packDatagrams } from "../../src/wire/codec.ts";
+import { concatBytes, encodeCbor } from "../../src/wire/cbor.ts";
+import type { Message } from "../../src/core/messages.ts";
 import { generateKey, Keyring } from "../../src/wire/crypto.ts";
 import {
   allSee,
@@ -51,6 +71,7 @@ import {
   faketimeEnv,
   GOSSIP_PORT,
   HOSTS,
+  HTTP_PORT,
   LabFailure,
   libfaketime,
   type Listed,
@@ -75,12 +96,24 @@ import {
 
 // ---------------------------------------------------------------------------- options
 
-const SCENARIOS = ["partition", "loss", "crash", "stranger", "skew", "load", "stress"] as const;
+const SCENARIOS = [
+  "partition",
+  "loss",
+  "crash",
+  "stranger",
+  "skew",
+  "hostile",
+  "load",
+  "stress",
+  "capacity",
+] as const;
 type Scenario = typeof SCENARIOS[number];
+/** What runs without --only: capacity steps through rates for minutes, on request only. */
+const DEFAULT_SCENARIOS: readonly Scenario[] = SCENARIOS.filter((s) => s !== "capacity");
 
 const options = {
   work: "",
-  only: new Set<Scenario>(SCENARIOS),
+  only: new Set<Scenario>(DEFAULT_SCENARIOS),
   loadRate: 300,
   loadSeconds: 60,
   stressRate: 5000,
@@ -90,6 +123,20 @@ const options = {
   loadPlaintext: false,
   impair: "auto" as "auto" | "netem" | "switch",
   figures: undefined as string | undefined,
+  capacityRates: [100, 150, 200, 250, 300, 400, 500, 600, 800, 1000, 1200, 1600],
+  capacitySeconds: 20,
+  capacityConvergeMs: 5_000,
+  hostileReaders: 2_000,
+  hostileFragments: 20_000,
+  hostileRate: 150,
+  hostileBig: 0,
+  membersFrom: undefined as string | undefined,
+  profile: undefined as string | undefined,
+};
+const positive = (name: string, value: string): number => {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name}=${value}: a positive number?`);
+  return n;
 };
 for (const arg of process.argv.slice(2)) {
   const [name, value = ""] = arg.replace(/^--/, "").split(/=(.*)/s);
@@ -135,6 +182,35 @@ for (const arg of process.argv.slice(2)) {
     case "figures":
       options.figures = value;
       break;
+    case "capacity-rates":
+      options.capacityRates = value.split(",").map((v) => positive(name, v));
+      break;
+    case "capacity-seconds":
+      options.capacitySeconds = positive(name, value);
+      break;
+    case "capacity-converge":
+      options.capacityConvergeMs = positive(name, value);
+      break;
+    case "hostile-readers":
+      options.hostileReaders = Number(value);
+      break;
+    case "hostile-fragments":
+      options.hostileFragments = Number(value);
+      break;
+    case "hostile-big":
+      options.hostileBig = Number(value);
+      break;
+    case "hostile-rate":
+      options.hostileRate = positive(name, value);
+      break;
+    case "members-from":
+      if (!/^[\w./-]+$/.test(value)) throw new Error(`--members-from=${value}: a git revision?`);
+      options.membersFrom = value;
+      break;
+    case "profile":
+      if (!value) throw new Error("--profile=DIR: a directory for the Node member's CPU profile");
+      options.profile = value;
+      break;
     case "keep":
       break;
     default:
@@ -143,6 +219,39 @@ for (const arg of process.argv.slice(2)) {
 }
 if (!options.work) throw new Error("--work=DIR is required (tests/lab/run.sh passes it)");
 mkdirSync(join(options.work, "logs"), { recursive: true });
+if (options.profile) mkdirSync(options.profile, { recursive: true });
+
+/**
+ * The tree the members run: this one, or with --members-from=REV that revision's src/,
+ * deno.json and package.json (`git archive`) under .scratch/lab-REV/, with this tree's
+ * node_modules, so that two releases are measured on one machine in one session.
+ */
+function membersTree(rev: string | undefined): string | undefined {
+  if (rev === undefined) return undefined;
+  const git = ["git", "-c", "safe.directory=*", "-C", ROOT];
+  const commit = sh([...git, "rev-parse", "--verify", `${rev}^{commit}`]).trim();
+  const dir = join(ROOT, ".scratch", `lab-${commit.slice(0, 12)}`);
+  if (!existsSync(join(dir, "src", "cli.ts"))) {
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
+    const tar = spawnSync(git[0]!, [
+      ...git.slice(1),
+      "archive",
+      commit,
+      "src",
+      "deno.json",
+      "package.json",
+    ], {
+      maxBuffer: 1 << 28,
+    });
+    if (tar.status !== 0) throw new Error(`git archive ${rev}: ${tar.stderr}`);
+    const untar = spawnSync("tar", ["-x", "-C", dir], { input: tar.stdout });
+    if (untar.status !== 0) throw new Error(`tar: ${untar.stderr}`);
+    symlinkSync(join(ROOT, "node_modules"), join(dir, "node_modules"));
+  }
+  return dir;
+}
+const TREE = membersTree(options.membersFrom);
 
 const LAB_STARTED = Date.now();
 const BUDGET_MS = 12 * 60_000;
@@ -203,8 +312,16 @@ function commonFlags(i: number): string[] {
   ];
 }
 
+/** The member that writes a CPU profile with --profile: m2, the Node member. */
+const PROFILED = 2;
+
 function memberOptions(i: number, extra: MemberOptions = {}): MemberOptions {
-  return { ...(i === 2 && keyed && { dataDir: victimDataDir }), ...extra };
+  return {
+    ...(i === 2 && keyed && { dataDir: victimDataDir }),
+    ...(TREE !== undefined && { root: TREE }),
+    ...(i === PROFILED && options.profile !== undefined && { profile: options.profile }),
+    ...extra,
+  };
 }
 
 async function startMember(i: number, extra: MemberOptions = {}): Promise<void> {
@@ -236,6 +353,8 @@ async function startCluster(
 async function stopCluster(): Promise<void> {
   watch?.stop();
   watch = undefined;
+  // A CPU profile is written when the process exits by itself (SIGTERM: it leaves, then exits).
+  if (options.profile !== undefined) await members[PROFILED]!.stop();
   await Promise.all(members.map((m) => m.kill()));
 }
 
@@ -945,6 +1064,333 @@ async function scenarioStranger(rows: Row[]): Promise<void> {
   check(problems.length === 0, `drop counters: ${problems.join("; ")}`);
 }
 
+/** Where the forger listens for what a forged ping-req would make a member send it. */
+const FORGER_PORT = 7999;
+
+/**
+ * The forger's plaintext datagrams to member `target`, by kind: forged member records,
+ * ghost members, forged writes stamped 55 s ahead, ping-reqs naming the forger's address,
+ * and fragment starts that are never completed.
+ */
+function forgeries(target: number): { to: string; data: string; kind: string }[] {
+  const list: { to: string; data: string; kind: string }[] = [];
+  const to = `${dataIp(target)}:${GOSSIP_PORT}`;
+  const forger = `${dataIp(HOSTS - 1)}:${FORGER_PORT}`;
+  let fragmentId = 1 << 20;
+  const pack = (messages: Message[], sender: string) =>
+    packDatagrams(messages, {
+      cluster: CLUSTER,
+      sender,
+      mtu: 1400,
+      nextFragmentId: () => fragmentId++,
+    });
+  const add = (kind: string, datagrams: Uint8Array[]) => {
+    for (const d of datagrams) list.push({ to, data: Buffer.from(d).toString("base64"), kind });
+  };
+  const others = ids.filter((_, i) => i !== target);
+  // Another member declared left or dead at the highest incarnation, as if by that member.
+  for (let n = 0; n < 10; n++) {
+    for (const [j, id] of others.entries()) {
+      add(
+        "member record: left/dead at incarnation 2^53-1",
+        pack([{
+          type: "member",
+          id,
+          address: `${dataIp(ids.indexOf(id))}:${GOSSIP_PORT}`,
+          incarnation: Number.MAX_SAFE_INTEGER,
+          status: (n + j) % 2 ? "left" : "dead",
+        }], id),
+      );
+    }
+  }
+  // Its sys.members record rewritten, and forged writes stamped 55 s ahead, as another member.
+  const ahead = Date.now() + 55_000;
+  for (let n = 0; n < 100; n++) {
+    const writer = others[n % others.length]!;
+    add(
+      n < 20 ? "sys.members record rewritten" : "write stamped 55 s ahead",
+      pack([{
+        type: "rumor",
+        hop: 0,
+        entries: [
+          n < 20
+            ? {
+              section: "sys",
+              key: `members/${writer}`,
+              value: { address: forger, status: "left" },
+              wall: ahead,
+              logical: 0,
+              writer,
+              deleted: false,
+            }
+            : {
+              section: "usr",
+              key: `hostile/forged-${n}`,
+              value: "forged",
+              wall: ahead,
+              logical: 0,
+              writer,
+              deleted: false,
+            },
+        ],
+      }], writer),
+    );
+  }
+  // 5,000 ghost members, alive at the forger's address.
+  const ghosts: Message[] = Array.from({ length: 5_000 }, (_, n) => ({
+    type: "member",
+    id: `ghost-${n}`,
+    address: `${dataIp(HOSTS - 1)}:${10_000 + n}`,
+    incarnation: 1,
+    status: "alive",
+  }));
+  add("ghost members (5,000 in all)", pack(ghosts, "ghost-0"));
+  // Ping-reqs: probe a member, or a ghost, at the forger's address (reflection).
+  for (let n = 0; n < 200; n++) {
+    add(
+      "ping-req naming the forger's address",
+      pack([{
+        type: "ping-req",
+        seq: n,
+        target: n % 2 ? others[n % others.length]! : `ghost-${n}`,
+        address: forger,
+      }], others[0]!),
+    );
+  }
+  // Fragment starts: the first of 64 fragments of messages never completed.
+  const chunk = new Uint8Array(1_200).fill(0x61);
+  for (let n = 0; n < options.hostileFragments; n++) {
+    add("fragment start (first of 64)", [
+      concatBytes([header(Kind.Fragment), encodeCbor([CLUSTER, fragmentId++, 0, 64, chunk])]),
+    ]);
+  }
+  return list;
+}
+
+/**
+ * Hostile clients against m0 under write load: 2,000 clients open GET /events from the
+ * stranger's host and never read, 900 KB values are written through it, and a
+ * forger without the key sends plaintext forgeries (item by item: forged member records,
+ * ghosts, writes stamped ahead, ping-reqs naming its own address, fragment floods). The
+ * members are encrypted, so the forgeries must all be refused and counted; the streams must
+ * stay within their budgets; and the load must lose nothing and declare nobody dead.
+ */
+async function scenarioHostile(rows: Row[]): Promise<void> {
+  const target = 0;
+  const victim = members[target]!;
+  const readers = options.hostileReaders;
+  const bigWrites = options.hostileBig;
+  const rate = options.hostileRate, seconds = 30;
+  const before = await metricsOf(members);
+  const udpBefore = victim.udpCounters() ?? {};
+  const rssBefore = victim.rssKiB() ?? 0;
+  let peakRss = rssBefore, peakHeld = 0, maxOpen = 0, sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      peakRss = Math.max(peakRss, victim.rssKiB() ?? 0);
+      try {
+        const m = await victim.metrics();
+        peakHeld = Math.max(
+          peakHeld,
+          metric(m, "http_stream_buffered_bytes", { kind: "events" }) +
+            metric(m, "http_stream_buffered_bytes", { kind: "state" }),
+        );
+        maxOpen = Math.max(maxOpen, metric(m, "http_streams"));
+      } catch {
+        // Busy: the next sample.
+      }
+      await sleep(250);
+    }
+  })();
+  const t0 = Date.now();
+  const loadRows: Row[] = [];
+  const load = scenarioLoad(loadRows, rate, seconds, false, {
+    prefix: "hostile/",
+    settleMs: 30_000,
+    tombstones: false,
+  });
+  await sleep(2_000);
+  // The slow readers, from the stranger's host, over the control network.
+  const slow = spawn("ip", [
+    "netns",
+    "exec",
+    netnsOf(HOSTS - 1),
+    process.execPath,
+    join(ROOT, "tests", "lab", "slow_clients_child.mjs"),
+    String(HTTP_PORT),
+    "/events",
+    String(readers),
+    controlIp(target),
+  ], { stdio: ["ignore", "pipe", "inherit"] });
+  let opened = 0;
+  let forged: { sent: Record<string, number>; errors: number; received: Record<string, number> };
+  const bigMs: number[] = [];
+  let forgerFrom = 0, forgerTo = 0, tOpen = 0;
+  try {
+    opened = await new Promise<number>((resolve, reject) => {
+      let out = "";
+      slow.stdout!.on("data", (d) => {
+        out += String(d);
+        const line = out.split("\n").find((l) => l.startsWith("{"));
+        if (line) resolve((JSON.parse(line) as { open: number }).open);
+      });
+      slow.once("close", () => reject(new Error(`the slow clients exited: ${out}`)));
+    });
+    tOpen = Date.now() - t0;
+    // The forger and the large writes, at once.
+    const file = join(options.work, "forgeries.json");
+    const list = forgeries(target);
+    writeFileSync(file, JSON.stringify(list));
+    forgerFrom = Date.now() - t0;
+    const forger = new Promise<string>((resolve, reject) => {
+      const p = spawn("ip", [
+        "netns",
+        "exec",
+        netnsOf(HOSTS - 1),
+        process.execPath,
+        "--import",
+        "tsx",
+        join(ROOT, "tests", "lab", "stranger.ts"),
+        file,
+        `--listen=${FORGER_PORT}`,
+        "--linger=3000",
+      ], { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] });
+      let out = "";
+      p.stdout!.on("data", (d) => (out += String(d)));
+      p.once("close", (code) => {
+        forgerTo = Date.now() - t0 - 3_000;
+        if (code === 0) resolve(out);
+        else reject(new Error(`forger: ${out}`));
+      });
+    });
+    const value = "x".repeat(900_000);
+    for (let n = 0; n < bigWrites; n++) {
+      const t = Date.now();
+      await victim.put(`hostile-big/${n}`, `${n}${value}`);
+      bigMs.push(Date.now() - t);
+      await sleep(1_000);
+    }
+    forged = JSON.parse((await forger).trim().split("\n").at(-1)!);
+    rows.push([
+      "slow readers opened",
+      `${opened} of ${readers}, from +2.0 s to +${secs(tOpen)} (the load began at 0)`,
+    ]);
+  } finally {
+    await load.catch(() => undefined);
+    slow.kill("SIGKILL");
+    sampling = false;
+    await sampler;
+  }
+  const result = await load;
+  const after = await metricsOf(members);
+  const d = members.map((_, i) => delta(before[i]!, after[i]!));
+  const dv = d[target]!;
+  const ev = watch!.since(t0);
+  const suspicions = members.reduce((s, _, i) => s + metric(d[i]!, "suspicions_total"), 0);
+  const sentToTarget = Object.values(forged.sent).reduce((a, b) => a + b, 0);
+  const plaintextDrops = metric(dv, "dropped_datagrams_total", { reason: "plaintext" });
+  const kernelDrops = (victim.udpCounters()?.RcvbufErrors ?? 0) - (udpBefore.RcvbufErrors ?? 0);
+  const otherDrops = Object.entries(drops(dv)).filter(([r]) => r !== "plaintext");
+  const ghostsSeen = Object.keys(await victim.statuses()).filter((k) => k.startsWith("ghost-"));
+  const forgedKeys = (await Promise.all(members.map((m) => m.listing("hostile/forged-"))))
+    .reduce((s, l) => s + l.size, 0);
+  // Stamps after the forged future: each member's next write is in its own present.
+  const ref = new LwwReference();
+  const stamps: number[] = [];
+  for (const [i, m] of members.entries()) {
+    const t = Date.now();
+    const w = await write(ref, m, `hostile-after/${i}`, { by: m.id });
+    stamps.push(w.lo - t);
+  }
+  const alive = await allSee(members, ids, "alive");
+  const pick = (name: string) => loadRows.find(([k]) => k === name)?.[1] ?? "—";
+  const mb = (kib: number) => `${Math.round(kib / 1024)} MB`;
+  const BOUND_MB = 512;
+  rows.push(
+    ["target", `${victim.id}, under ${rate} writes/s over the five members for ${seconds} s`],
+    ["load: achieved", pick("achieved")],
+    ["load: HTTP latency p50 / p99 (per client)", pick("HTTP latency p50 / p99 (per client)")],
+    ["load: end of load → same data on all 5", pick("end of load → same data on all 5")],
+    [
+      "writes lost (acknowledged, not held by every member)",
+      result.dataProblems.length ? result.dataProblems.join("; ") : 0,
+    ],
+    ...(bigWrites
+      ? [[
+        `${bigWrites} writes of 900 KB through ${victim.id}`,
+        `${Math.min(...bigMs)}-${Math.max(...bigMs)} ms each`,
+      ] as Row]
+      : []),
+    [
+      `streams on ${victim.id}`,
+      `at most ${maxOpen} open; refused (503) ${
+        metric(dv, "http_streams_refused_total", { cause: "streams" })
+      }; cut: backlog ${metric(dv, "http_streams_cut_total", { cause: "backlog" })}, total ${
+        metric(dv, "http_streams_cut_total", { cause: "total" })
+      }, stalled ${metric(dv, "http_streams_cut_total", { cause: "stalled" })}`,
+    ],
+    ["bytes held for streams, peak", `${(peakHeld / 2 ** 20).toFixed(1)} MiB`],
+    [`peak RSS of ${victim.id}`, `${mb(rssBefore)} → ${mb(peakRss)} (bound ${BOUND_MB} MB)`],
+    ["forger sending", `from +${secs(forgerFrom)} to +${secs(forgerTo)}`],
+    ...Object.entries(forged.sent).map(([k, v]) => [`  forged: ${k}`, v] as Row),
+    [
+      `dropped as plaintext by ${victim.id}`,
+      `${plaintextDrops} of ${sentToTarget} sent (${forged.errors} send errors); the kernel's ` +
+      `receive buffer dropped ${kernelDrops} datagrams meanwhile`,
+    ],
+    [
+      `other drops by ${victim.id}`,
+      otherDrops.map(([r, v]) => `${r} ${v}`).join(", ") || "none",
+    ],
+    [
+      "sent to the forger (reflection)",
+      `${forged.received.datagrams ?? 0} datagrams, ${forged.received.bytes ?? 0} bytes`,
+    ],
+    ["ghost members listed by the target", ghostsSeen.length],
+    ["forged keys held (all members)", forgedKeys],
+    ["next write's stamp − request time", stamps.map((o) => `${o} ms`).join(", ")],
+    [
+      "suspicions raised (all members)",
+      `${suspicions}; suspect events seen ${ev.filter((e) => e.status === "suspect").length}`,
+    ],
+    [
+      "false deaths",
+      ev.filter((e) => e.status === "dead").map((e) =>
+        `${e.observer} saw ${e.id} dead at +${secs(e.at - t0)}`
+      ).join(", ") || 0,
+    ],
+  );
+  check(result.dataProblems.length === 0, `writes were lost: ${result.dataProblems.join("; ")}`);
+  check(result.notAcknowledged === 0, `${result.notAcknowledged} writes were not acknowledged`);
+  check(result.convergedMs !== undefined, "the members did not converge within 30 s of the load");
+  const deaths = ev.filter((e) => e.status === "dead");
+  check(
+    deaths.length === 0,
+    `members were declared dead: ${deaths.map((e) => `${e.observer} saw ${e.id} dead`).join(", ")}`,
+  );
+  check(alive, "not every member sees every member alive after the attack");
+  check(
+    peakRss < BOUND_MB * 1024,
+    `${victim.id}'s RSS reached ${mb(peakRss)}, over the bound of ${BOUND_MB} MB`,
+  );
+  check(
+    peakHeld <= 65 * 2 ** 20,
+    `${victim.id} held ${peakHeld} bytes for streams, over maxStreamBytes (64 MiB) and one event`,
+  );
+  check(opened >= 512, `only ${opened} slow readers connected`);
+  // Every forged datagram the member read was refused as plaintext; the rest the kernel
+  // dropped (the forger outpaces a member's receive buffer).
+  check(
+    forged.errors === 0 && plaintextDrops <= sentToTarget &&
+      plaintextDrops + kernelDrops >= sentToTarget,
+    `${victim.id} dropped ${plaintextDrops} datagrams as plaintext and the kernel ${kernelDrops}, ` +
+      `of the ${sentToTarget} the forger sent`,
+  );
+  check((forged.received.bytes ?? 0) === 0, "a member sent datagrams to the forger's address");
+  check(ghostsSeen.length === 0, `${victim.id} lists ghost members`);
+  check(forgedKeys === 0, "a member holds a forged key");
+}
+
 /** Skew, encrypted cluster, one member 10 minutes ahead: cut off by the replay window. */
 async function scenarioSkewEncrypted(rows: Row[]): Promise<void> {
   const skewed = members[4]!, others = members.slice(0, 4);
@@ -1145,13 +1591,36 @@ async function scenarioSkewPlaintext(rows: Row[]): Promise<void> {
   );
 }
 
+/** What a load run found, for the capacity steps. */
+interface LoadResult {
+  achieved: number;
+  issued: number;
+  acknowledged: number;
+  /** Failed, or of unknown outcome. */
+  notAcknowledged: number;
+  /** From the end of the load to the same data on all five (ms), or undefined. */
+  convergedMs: number | undefined;
+  deaths: number;
+  /** Members holding a key that differs from its last acknowledged write. */
+  dataProblems: string[];
+  busy: number;
+  /** The share of the machine's CPU used by processes other than the lab's during the load. */
+  others: number;
+  /** CPU time of a member per acknowledged write, mean of the five (ms). */
+  cpuMsPerWrite: number;
+  peakRssMB: number;
+}
+
 /** 6. Sustained load: one client per host, writes to its member. */
 async function scenarioLoad(
   rows: Row[],
   rate: number,
   seconds: number,
   strict: boolean,
-): Promise<void> {
+  run: { prefix?: string; settleMs?: number; tombstones?: boolean } = {},
+): Promise<LoadResult> {
+  const prefix = run.prefix ?? "load/";
+  const settleMs = run.settleMs ?? options.loadSettleMs;
   const before = await metricsOf(members);
   const udpBefore = members.map((m) => m.udpCounters() ?? {});
   const cpuBefore = members.map((m) => m.cpuSeconds() ?? 0);
@@ -1164,12 +1633,13 @@ async function scenarioLoad(
       await sleep(1_000);
     }
   })();
-  const pcap = join(options.work, "load.pcap");
+  const tag = prefix.replace(/\W+/g, "-").replace(/-$/, "");
+  const pcap = join(options.work, `${tag}.pcap`);
   const cap = await Capture.start(portOf(0), pcap, `udp port ${GOSSIP_PORT}`, 64);
   const busyBefore = machineBusy();
   const t0 = Date.now();
   const clients = members.map((m, i) => {
-    const out = join(options.work, `load-${m.id}.json`);
+    const out = join(options.work, `${tag}-${m.id}.json`);
     const proc = spawn("ip", [
       "netns",
       "exec",
@@ -1182,7 +1652,7 @@ async function scenarioLoad(
       `--rate=${rate / MEMBERS}`,
       `--seconds=${seconds}`,
       "--keys=1000",
-      `--prefix=load/${m.id}/`,
+      `--prefix=${prefix}${m.id}/`,
       "--delete=0.2",
       "--min=100",
       "--max=10000",
@@ -1216,13 +1686,13 @@ async function scenarioLoad(
   let laggards: number[] | undefined;
   const curve: string[] = [];
   let nextMark = tEnd + 3_000;
-  const settleBy = tEnd + options.loadSettleMs;
+  const settleBy = tEnd + settleMs;
   while (Date.now() < settleBy && (!dataAt || !rootsAt)) {
     const syncs = await Promise.all(members.map((m) => m.sync()));
     const now = Date.now();
     if (!rootsAt && new Set(syncs.map((x) => x.root)).size === 1) rootsAt = dataAt ||= now;
     if (!dataAt && (new Set(syncs.map((x) => x.keys)).size === 1 || now >= nextMark)) {
-      const differing = await differingKeys(members, "load/");
+      const differing = await differingKeys(members, prefix);
       if (!differing.length) dataAt = now;
       else if (now >= nextMark) {
         laggards ??= differing;
@@ -1279,7 +1749,7 @@ async function scenarioLoad(
   }
   const dataProblems: string[] = [];
   for (const m of members) {
-    const data: Map<string, Listed> = await m.listing("load/");
+    const data: Map<string, Listed> = await m.listing(prefix);
     let bad = 0;
     let example = "";
     for (const [key, e] of expectedOf) {
@@ -1343,7 +1813,7 @@ async function scenarioLoad(
     ],
     [
       "end of load → same data on all 5",
-      dataAt ? secs(dataAt - tEnd) : `not within ${secs(options.loadSettleMs)}`,
+      dataAt ? secs(dataAt - tEnd) : `not within ${secs(settleMs)}`,
     ],
     [
       "end of load → same Merkle roots",
@@ -1351,7 +1821,7 @@ async function scenarioLoad(
         ? `${secs(rootsAt - tEnd)}${
           rootsAt > dataAt + 1_000 ? " (the last tombstones collected everywhere)" : ""
         }`
-        : `not within ${secs(options.loadSettleMs)}`,
+        : `not within ${secs(settleMs)}`,
     ],
     ["members declared dead during it (false)", deathsDuringLoad.length],
     ...(curve.length ? [["keys differing after the end", curve.join(", ")] as Row] : []),
@@ -1402,6 +1872,34 @@ async function scenarioLoad(
       ),
     ],
     [
+      "messages sent by type (all members, per acknowledged write)",
+      (() => {
+        const total: Record<string, number> = {};
+        for (const x of d) {
+          for (const [k, v] of x) {
+            const m = /^messages_total\{direction="out",type="([^"]+)"\}$/.exec(k);
+            if (m && v) total[m[1]!] = (total[m[1]!] ?? 0) + v;
+          }
+        }
+        const writes = Math.max(1, sumOf(reports, (r) => r.ok));
+        return Object.entries(total).sort((a, b) => b[1] - a[1])
+          .map(([t, v]) => `${t} ${v} (${(v / writes).toFixed(1)})`).join(", ") || "—";
+      })(),
+    ],
+    [
+      "datagram bytes sent per acknowledged write (all members)",
+      `${
+        Math.round(
+          d.reduce((t, x) => t + metric(x, "bytes_total", { direction: "out" }), 0) /
+            Math.max(1, sumOf(reports, (r) => r.ok)),
+        )
+      } (value bytes per write: ${
+        Math.round(
+          sumOf(reports, (r) => r.valueBytes) / Math.max(1, sumOf(reports, (r) => r.issued)),
+        )
+      })`,
+    ],
+    [
       "largest datagram on host 0's link",
       `${biggest} bytes of UDP payload (MTU 1,400; ${captured.length} captured: ${capSummary})`,
     ],
@@ -1421,7 +1919,7 @@ async function scenarioLoad(
   );
   want(
     convergedAt > 0,
-    `the members did not converge within ${secs(options.loadSettleMs)} of the end of the load`,
+    `the members did not converge within ${secs(settleMs)} of the end of the load`,
   );
   want(dataProblems.length === 0, `data differs from the clients' writes`);
   want(
@@ -1430,10 +1928,12 @@ async function scenarioLoad(
       deathsDuringLoad.map((e) => `${e.observer} saw ${e.id} dead`).join(", ")
     }`,
   );
-  want(
-    d.every((x) => metric(x, "tombstones_collected_total") > 0),
-    "a member collected no tombstone",
-  );
+  if (run.tombstones ?? true) {
+    want(
+      d.every((x) => metric(x, "tombstones_collected_total") > 0),
+      "a member collected no tombstone",
+    );
+  }
   want(peak.every((kib) => kib < 512 * 1024), "a member's RSS went over 512 MB");
   if (!strict) {
     rows.push([
@@ -1442,7 +1942,88 @@ async function scenarioLoad(
     ]);
   }
   check(!strict || unmet.length === 0, unmet.join("; "));
+  return {
+    achieved,
+    issued: sumOf(reports, (r) => r.issued),
+    acknowledged: sumOf(reports, (r) => r.ok),
+    notAcknowledged: sumOf(reports, (r) => r.failed + r.uncertain),
+    convergedMs: convergedAt ? convergedAt - tEnd : undefined,
+    deaths: deathsDuringLoad.length,
+    dataProblems,
+    busy: busy.busy / busy.total,
+    others: Math.max(
+      0,
+      (busy.busy / 100 - cpuLoad.reduce((a, b) => a + b, 0) * (tEnd - t0) / 1000 -
+        sumOf(reports, (r) => r.cpuSeconds)) / (busy.total / 100),
+    ),
+    cpuMsPerWrite: (1000 * cpuLoad.reduce((a, b) => a + b, 0) * (tEnd - t0) / 1000) /
+      Math.max(1, sumOf(reports, (r) => r.ok)) / MEMBERS,
+    peakRssMB: Math.max(...peak) / 1024,
+  };
 }
+
+/**
+ * 7. Capacity: the load at rising rates, a fresh cluster for each, up to the first rate the
+ * members do not sustain. A rate is sustained when the clients achieve it (95%), every write
+ * is acknowledged, the five hold each key's last acknowledged write within
+ * --capacity-converge of the end, and no member is declared dead.
+ */
+async function scenarioCapacity(rows: Row[]): Promise<void> {
+  let best = 0;
+  const seconds = options.capacitySeconds;
+  const bound = options.capacityConvergeMs;
+  rows.push(
+    ["members", TREE === undefined ? "this tree" : `${options.membersFrom} (${TREE})`],
+    [
+      "each step",
+      `${seconds} s of load on a fresh cluster (as the load scenario) formed ${
+        secs(CAPACITY_WARMUP_MS)
+      } before, same data within ${secs(bound)} of the end`,
+    ],
+  );
+  for (const [n, rate] of options.capacityRates.entries()) {
+    if (n > 0) {
+      await stopCluster();
+      await startCluster(`capacity ${rate} writes/s`, capacityCluster());
+    }
+    // The members' first seconds (compiling, the first anti-entropy rounds) are not the load's.
+    await sleep(CAPACITY_WARMUP_MS);
+    const r = await scenarioLoad([], rate, seconds, false, {
+      prefix: `cap-${rate}/`,
+      settleMs: Math.max(bound, 30_000),
+      tombstones: false,
+    });
+    const why: string[] = [];
+    if (r.achieved < rate * 0.95) why.push(`achieved ${Math.round(r.achieved)}`);
+    if (r.notAcknowledged) why.push(`${r.notAcknowledged} not acknowledged`);
+    if (r.convergedMs === undefined || r.convergedMs > bound) why.push("late");
+    if (r.dataProblems.length) why.push(`data differs: ${r.dataProblems.join("; ")}`);
+    if (r.deaths) why.push(`${r.deaths} deaths declared`);
+    rows.push([
+      `${rate} writes/s`,
+      `${why.length ? "NOT sustained" : "sustained"}: achieved ${
+        Math.round(r.achieved)
+      } (${r.acknowledged} of ${r.issued} acknowledged), same data ${
+        r.convergedMs === undefined ? "not within 30 s" : `${secs(r.convergedMs)} after the end`
+      }, CPU per write per member ${r.cpuMsPerWrite.toFixed(2)} ms, machine ${
+        Math.round(r.busy * 100)
+      }% busy (outside the members and their clients: ${
+        Math.round(r.others * 100)
+      }%), ${r.deaths} deaths, peak RSS ${Math.round(r.peakRssMB)} MB${
+        why.length ? ` (${why.join(", ")})` : ""
+      }`,
+    ]);
+    console.log(`  capacity: ${rows.at(-1)![0]}: ${rows.at(-1)![1]}`);
+    if (why.length) break;
+    best = rate;
+  }
+  rows.push(["highest rate sustained", best ? `${best} writes/s` : "none of the rates"]);
+}
+
+const CAPACITY_WARMUP_MS = 5_000;
+
+/** The capacity steps' cluster: encrypted, as the load scenario's. */
+const capacityCluster = () => ({ keyed: true, args: [`--tombstone-grace=${options.loadGraceMs}`] });
 
 // ---------------------------------------------------------------------------- main
 
@@ -1564,6 +2145,12 @@ const PHASES: readonly Phase[] = [
         body: scenarioStranger,
       },
       {
+        option: "hostile",
+        name: "hostile",
+        title: "slow readers and a plaintext forger against a member under write load",
+        body: scenarioHostile,
+      },
+      {
         option: "skew",
         name: "skew-encrypted",
         title: "one clock 10 min ahead, encrypted cluster",
@@ -1593,7 +2180,9 @@ const PHASES: readonly Phase[] = [
       option: "load",
       name: "load",
       title: `sustained load, ${options.loadRate} writes/s for ${options.loadSeconds} s`,
-      body: (rows) => scenarioLoad(rows, options.loadRate, options.loadSeconds, true),
+      body: async (rows) => {
+        await scenarioLoad(rows, options.loadRate, options.loadSeconds, true);
+      },
     }],
   },
   {
@@ -1604,7 +2193,21 @@ const PHASES: readonly Phase[] = [
       name: "stress",
       title:
         `stress load, ${options.stressRate} writes/s for ${options.stressSeconds} s (report only)`,
-      body: (rows) => scenarioLoad(rows, options.stressRate, options.stressSeconds, false),
+      body: async (rows) => {
+        await scenarioLoad(rows, options.stressRate, options.stressSeconds, false);
+      },
+    }],
+  },
+  {
+    cluster: `encrypted cluster for the capacity steps (${options.capacityRates[0]} writes/s)`,
+    start: capacityCluster,
+    steps: [{
+      option: "capacity",
+      name: "capacity",
+      title: `capacity: ${
+        options.capacityRates.join(", ")
+      } writes/s, ${options.capacitySeconds} s each`,
+      body: scenarioCapacity,
     }],
   },
 ];
