@@ -86,6 +86,7 @@ export const GROUPS = {
       "tests/crypto_test.ts",
       "tests/crypto_fields_test.ts",
       "tests/sealing_test.ts",
+      "tests/exchange_test.ts",
       "tests/boundaries_test.ts",
     ],
   },
