@@ -676,3 +676,37 @@ test("a lone sender gets nothing back and no forward is counted", () => {
   assert.deepEqual(sent(), []);
   assert.equal(counters.rumorsForwarded, 0);
 });
+
+test("an older copy of a key written again after its tombstone was collected is merely stale", () => {
+  const a = engine("a", { tombstoneGraceMs: 1_000, gossipIntervalMs: 100 }, 0);
+  a.start(0);
+  a.write("usr", "k", 1, false, 0);
+  a.write("usr", "k", undefined, true, 0);
+  a.tick(100);
+  a.tick(1_100); // the tombstone is collected: k is in the graveyard
+  a.write("usr", "k", 2, false, 1_100);
+  a.takeOutput();
+  a.receive("b:1", envelope("b", [{ type: "entries", entries: [usr("k", 1, 0, "a")] }]), 1_200);
+  assert.equal(a.entry("usr", "k")?.value, 2);
+  assert.equal(a.counters.refusedExpired, 0, "held: the store's rule, not the graveyard's");
+  assert.deepEqual(outgoing(a, "entries"), []);
+});
+
+test("a member forgotten with its record already deleted gets no second tombstone", () => {
+  const a = engine("a", { forgetAfterMs: 1_000, gossipIntervalMs: 1 }, 0);
+  a.start(0);
+  const gone = { ...record("x", 0), value: undefined, deleted: true };
+  a.receive(
+    "b:1",
+    envelope("b", [
+      { type: "member", id: "x", address: "x:1", incarnation: 0, status: "dead" },
+      { type: "entries", entries: [gone] },
+    ]),
+    0,
+  );
+  a.takeOutput();
+  a.tick(1_000);
+  assert.equal(a.membership.get("x"), undefined);
+  assert.deepEqual(a.takeOutput().applied, []);
+  assert.equal(a.memberRecord("x")?.logical, 0);
+});

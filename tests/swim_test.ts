@@ -406,3 +406,23 @@ test("a dead member is pinged every reconnect interval, so that partitions heal"
   assert.deepEqual(sent(), { "b:1": [{ type: "ping", seq: 1, target: "b" }] });
   assert.equal(swim.nextWakeAt(), Math.min(6_000, swim.nextWakeAt()));
 });
+
+test("only alive members help probe; a target found dead meanwhile is not suspected", () => {
+  const { swim, membership, counters, sent } = setup({
+    probeIntervalMs: 1_000,
+    probeTimeoutMs: 300,
+    indirectChecks: 5,
+  });
+  for (const id of ["a", "b", "s"]) membership.apply(member(id), 0);
+  membership.apply(member("s", "suspect", 1), 0);
+  swim.tick(0); // order [b, s, a] with random() = 0: probes a
+  sent();
+  swim.tick(300);
+  const helpers = Object.entries(sent()).filter(([, ms]) => ms[0]!.type === "ping-req");
+  assert.deepEqual(helpers.map(([to]) => to), ["b:1"], "a suspect is no helper");
+  membership.apply(member("a", "dead"), 500);
+  swim.tick(1_000);
+  assert.equal(counters.probesFailed, 1);
+  assert.equal(counters.suspicions, 0);
+  assert.equal(membership.get("a")!.status, "dead");
+});
