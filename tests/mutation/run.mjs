@@ -3,6 +3,10 @@
 //   npm run mutation               every group, then docs/mutation.md
 //   npm run mutation -- core-data  one group (names below), then docs/mutation.md
 //   npm run mutation -- --report   only rewrite docs/mutation.md from the last reports
+//   npm run mutation -- --verify core-parts
+//                                  plant each survivor of a group's last run by hand in a
+//                                  scratch copy and run all of the group's tests on it: a
+//                                  failure means Stryker's per-test selection missed a test
 //
 // Each group mutates a few modules and runs only the test files that exercise them (each
 // through tsx under node:test, read back as TAP), so a mutant costs seconds, not minutes.
@@ -13,7 +17,16 @@
 // module and every surviving mutant); docs/mutation.md is written from those summaries, so
 // groups measured at different times make one report.
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -332,7 +345,50 @@ function report() {
   console.log(`docs/mutation.md: ${rows.length} modules, ${survivors.length} survivors listed`);
 }
 
+/** Plants every survivor of group `name`'s last run by hand; returns those a test kills. */
+function verify(name) {
+  const json = JSON.parse(readFileSync(join(reports, `${name}.json`), "utf8"));
+  const tests = GROUPS[name].tests.filter((t) => existsSync(join(root, t)));
+  const copy = join(root, ".scratch", `mutation-verify-${name}`);
+  rmSync(copy, { recursive: true, force: true });
+  for (const part of ["src", "tests", "package.json", "deno.json"]) {
+    cpSync(join(root, part), join(copy, part), { recursive: true });
+  }
+  symlinkSync(join(root, "node_modules"), join(copy, "node_modules"));
+  const missed = [];
+  let planted = 0;
+  for (const [file, { mutants, source }] of Object.entries(json.files)) {
+    const lines = source.split("\n");
+    const at = ({ line, column }) =>
+      lines.slice(0, line - 1).reduce((n, l) => n + l.length + 1, 0) + column - 1;
+    for (const m of mutants.filter((m) => m.status === "Survived")) {
+      planted++;
+      const { start, end } = m.location;
+      writeFileSync(
+        join(copy, file),
+        source.slice(0, at(start)) + m.replacement + source.slice(at(end)),
+      );
+      const r = spawnSync("node", ["--import", "tsx", "--test", "--test-reporter=dot", ...tests], {
+        cwd: copy,
+        encoding: "utf8",
+      });
+      if (r.status !== 0) {
+        missed.push(`${file}:${start.line}:${start.column} ${m.mutatorName}`);
+        console.log(`killed by hand: ${missed.at(-1)}`);
+      }
+      writeFileSync(join(copy, file), source);
+    }
+  }
+  rmSync(copy, { recursive: true, force: true });
+  console.log(`${name}: ${planted} survivors planted by hand, ${missed.length} killed`);
+  return missed;
+}
+
 const args = process.argv.slice(2);
+if (args[0] === "--verify") {
+  for (const name of args.slice(1)) verify(name);
+  process.exit(0);
+}
 if (!args.includes("--report")) {
   for (const name of args.length ? args : Object.keys(GROUPS)) run(name);
 }
