@@ -393,3 +393,54 @@ test("member records: only x writes members/x; the record shows address, host, p
   assert.equal(recordAddress(rec({})), undefined);
   assert.equal(recordAddress(rec(undefined)), undefined);
 });
+
+test("the outbox keeps the recipient's id across messages sent without one", () => {
+  const counters = newCounters();
+  const outbox = new Outbox("me", 1, counters.messagesOut);
+  const about = (id: string): MemberMessage => ({
+    type: "member",
+    id,
+    address: id,
+    incarnation: 0,
+    status: "alive",
+  });
+  outbox.broadcast(about("x"), 10);
+  outbox.broadcast(about("b"), 1);
+  outbox.send("b:1", { type: "ack", seq: 1 }, "b");
+  outbox.send("b:1", { type: "ack", seq: 2 });
+  const [batch] = outbox.take(true);
+  assert.equal((batch!.messages[2] as MemberMessage).id, "b", "news about b, though sent least");
+});
+
+test("the graveyard judges only entries older than the grace period, and refuses one at the tombstone's stamp", () => {
+  const g = new Graveyard(1_000);
+  g.bury([entry("k", 20_000)], 20_000);
+  assert.equal(g.buried(entry("k", 19_500), 20_000, true), false, "younger than the grace period");
+  assert.equal(g.buried(entry("k", 19_000), 20_000, true), false, "exactly the grace period old");
+  assert.equal(g.buried(entry("k", 18_999), 20_000, true), true);
+  const h = new Graveyard(1_000);
+  h.bury([entry("k", 15_000)], 16_000);
+  assert.equal(h.buried(entry("k", 15_000), 20_000, true), true, "at the tombstone's own stamp");
+  assert.equal(h.buried(entry("k", 15_001), 20_000, true), false);
+});
+
+test("past 500,000 graves in a section the oldest are forgotten, and refused from then on", () => {
+  const g = new Graveyard(1_000_000);
+  const graves = Array.from(
+    { length: 500_001 },
+    (_, i) => ({ section: "usr", ka: i, wall: 1_000_000 + i }) as unknown as StoredEntry,
+  );
+  g.bury(graves, 2_000_000);
+  const unknown = (wall: number) => g.buried(entry("never-deleted", wall), 5_000_000, true);
+  assert.equal(unknown(1_000_000), true, "at or below the oldest forgotten grave");
+  assert.equal(unknown(1_000_001), false, "above it: the graves kept still know");
+});
+
+test("approxSize() stops only once past its limit, and the default limit tells 8,193 bytes from 8,192", () => {
+  const three = ["x".repeat(99), "x".repeat(99), "x".repeat(99)];
+  assert.equal(approxSize(three, 201), 301, "201 is not past 201");
+  // 1 + 3 ("yy") + 2 per "x": the size reaches 8,192 exactly, then 8,194.
+  const value = [...Array.from({ length: 4_095 }, () => "x"), "yy"];
+  assert.equal(approxSize(value), 8_194);
+  assert.equal(isLarge(hashEntry({ ...entry("v", 1), value })), true);
+});

@@ -23,7 +23,7 @@ import type {
 import { Outbox } from "../src/core/outbox.ts";
 import { seededRandom } from "../src/core/random.ts";
 import { type Entry, Store } from "../src/core/store.ts";
-import { syncRoot } from "../src/core/sync.ts";
+import { syncReply, syncRoot } from "../src/core/sync.ts";
 
 const rumors = (c: DisseminationContext) => new RumorMongering(c);
 
@@ -709,4 +709,121 @@ test("a member forgotten with its record already deleted gets no second tombston
   assert.equal(a.membership.get("x"), undefined);
   assert.deepEqual(a.takeOutput().applied, []);
   assert.equal(a.memberRecord("x")?.logical, 0);
+});
+
+test("a fresh engine has nothing to report, and each output is taken once", () => {
+  const a = engine("a");
+  const empty = { outgoing: [], changes: [], memberChanges: [], applied: [], collected: [] };
+  a.flush(0); // nothing written yet: nothing to spread
+  assert.deepEqual(a.takeOutput(), empty);
+  a.start(0);
+  a.receive("b:1", envelope("b"), 0);
+  assert.notDeepEqual(a.takeOutput(), empty);
+  assert.deepEqual(a.takeOutput(), empty);
+});
+
+test("a user entry shaped like a member record makes nobody known, loaded or received", () => {
+  const a = engine("a");
+  const fake = usr("members/z", { address: "z:1" }, 5, "z");
+  a.load([fake], 0);
+  a.start(0);
+  a.receive(
+    "b:1",
+    envelope("b", [{ type: "entries", entries: [usr("members/y", { address: "y:1" }, 5, "y")] }]),
+    1,
+  );
+  assert.equal(a.membership.get("z"), undefined);
+  assert.equal(a.membership.get("y"), undefined);
+});
+
+test("loading the member's own record does not rewrite it", () => {
+  const a = engine("a");
+  const own = record("a", 5);
+  assert.equal(a.load([own], 100), 1);
+  assert.deepEqual(a.memberRecord("a")?.wall, 5);
+  assert.deepEqual(a.takeOutput().applied, []);
+});
+
+test("a member alone greets its seeds again every anti-entropy round", () => {
+  const a = engine("a", { seeds: ["s:1"], gossipIntervalMs: 100 });
+  a.start(0);
+  a.takeOutput();
+  a.tick(a.nextWakeAt());
+  a.tick(200);
+  const greetings = outgoing(a).filter(([to, m]) => to === "s:1" && m.type === "member");
+  assert.ok(greetings.length >= 1, "greeted again");
+});
+
+test("maintenance runs at its interval only, not on every tick", () => {
+  const a = engine("a", {
+    tombstoneGraceMs: 1_000,
+    gossipIntervalMs: 500,
+    probeIntervalMs: 100_000,
+  }, 0);
+  a.start(0);
+  a.write("usr", "k", undefined, true, 0);
+  a.tick(500);
+  a.tick(1_000); // the tombstone is not older than the grace period yet; next maintenance at 1500
+  a.tick(1_200);
+  assert.equal(a.tombstoneCount, 1, "no maintenance between intervals");
+  a.tick(1_500);
+  assert.equal(a.tombstoneCount, 0);
+});
+
+test("an edge client's descent through branches, leaves and wants is answered and counted", () => {
+  const a = engine("a");
+  a.start(0);
+  for (let i = 0; i < 300; i++) a.write("usr", `k${i}`, i, false, 1 + i);
+  a.takeOutput();
+  // The client holds all but three of the member's entries.
+  const client = new Store();
+  for (const e of [...a.versions("sys"), ...a.versions("usr")]) {
+    if (!["k7", "k150", "k299"].includes(e.key)) client.merge(e);
+  }
+  let toA: Message[] = [syncRoot(client)];
+  const seen = new Set<string>();
+  for (let leg = 0; leg < 20 && toA.length; leg++) {
+    for (const m of toA) seen.add(m.type);
+    const replies = a.serveClient(toA, 10);
+    toA = [];
+    for (const r of replies) {
+      if (r.type === "entries") { for (const e of r.entries) client.merge(e); }
+      else toA.push(...syncReply(client, r as Parameters<typeof syncReply>[1]));
+    }
+  }
+  assert.ok(seen.has("sync-branch") || seen.has("sync-leaf"), [...seen].join());
+  assert.ok(seen.has("sync-want"), [...seen].join());
+  assert.equal(client.liveCount("usr"), 300, "the client has every entry");
+  assert.equal(a.counters.syncEntriesSent, 3);
+  assert.equal(a.counters.syncInSync, 0);
+  for (const t of seen) assert.ok(a.counters.messagesIn[t as "sync-want"] > 0, t);
+});
+
+test("a member routes a peer's sync-branch to anti-entropy", () => {
+  const a = engine("a");
+  a.start(0);
+  for (let i = 0; i < 300; i++) a.write("usr", `k${i}`, i, false, 1 + i);
+  a.takeOutput();
+  const other = new Store();
+  other.merge(usr("x", 1, 1));
+  for (const e of a.versions("usr")) if (e.key !== "k1") other.merge(e);
+  const replies = a.serveClient([syncRoot(other)], 1);
+  const branch = replies.find((r) => r.type === "sync-branch");
+  assert.ok(branch, "a large store answers a different root with its branch");
+  const b = engine("b");
+  b.start(0);
+  b.takeOutput();
+  b.receive("a:1", envelope("a", [branch]), 2);
+  assert.equal(b.counters.messagesIn["sync-branch"], 1);
+  assert.ok(outgoing(b).some(([to, m]) => to === "a:1" && m.type.startsWith("sync-")));
+});
+
+test("a rumor's hop is counted from the envelope's own rumors only", () => {
+  const { scheme, sent } = mongering(["s", "b"], 1);
+  scheme.receive({ type: "rumor", hop: 0, entries: [usr("k", 1, 1)] }, "s", "s:1", 5);
+  scheme.endEnvelope("s", 5);
+  assert.deepEqual(sent().map(([, m]) => m.hop), [1]);
+  scheme.receive({ type: "rumor", hop: 0, entries: [usr("j", 1, 1)] }, "s", "s:1", 6);
+  scheme.endEnvelope("s", 6);
+  assert.deepEqual(sent().map(([, m]) => m.hop), [1], "not carried over from the last envelope");
 });

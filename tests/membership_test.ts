@@ -184,3 +184,17 @@ test("the broadcast queue: nothing at max 0, the recipient's news once, the leas
   assert.equal(q.size, 0, "each sent three times");
   assert.deepEqual(new BroadcastQueue().take(5, "x"), []);
 });
+
+test("at the largest incarnation a lower alive claim from the member itself changes nothing", () => {
+  const m = new Membership("self", "s", 0);
+  m.apply(update("x", MAX_INCARNATION, "dead"), 0);
+  assert.equal(m.apply(update("x", MAX_INCARNATION - 1, "alive"), 1, "x"), undefined);
+  assert.equal(m.get("x")!.incarnation, MAX_INCARNATION);
+});
+
+test("the recipient's own news is not taken twice", () => {
+  const q = new BroadcastQueue();
+  q.push(update("x", 0, "alive"), 3);
+  q.push(update("y", 0, "alive"), 3);
+  assert.deepEqual(q.take(3, "y").map((u) => u.id), ["y", "x"]);
+});

@@ -426,3 +426,46 @@ test("only alive members help probe; a target found dead meanwhile is not suspec
   assert.equal(counters.suspicions, 0);
   assert.equal(membership.get("a")!.status, "dead");
 });
+
+test("only news of the same suspicion confirms it: not alive news, not an older incarnation's, and `by` counts, not the sender", () => {
+  const { swim, membership, changes } = setup({ probeIntervalMs: 1_000 });
+  for (const id of ["a", "b", "c", "d", "e"]) membership.apply(member(id), 0);
+  swim.onMember(member("e", "suspect", 2, "a"), "a", "a:1", 100);
+  const e = membership.get("e")!;
+  const first = e.suspectDeadline;
+  swim.onMember(member("e", "alive", 2), "b", "b:1", 200);
+  swim.onMember(member("e", "suspect", 1, "c"), "c", "c:1", 200);
+  swim.onMember(member("e", "suspect", 2, "a"), "d", "d:1", 200);
+  assert.equal(e.suspectDeadline, first, "no confirmation among these");
+  assert.deepEqual([...e.suspicion!.by], ["a"]);
+  assert.deepEqual(changes.filter((c) => c.startsWith("e ")), ["e alive suspect"]);
+});
+
+test("news that changes a known member is not answered with our own record", () => {
+  const { swim, membership, outbox } = setup();
+  membership.apply(member("n"), 0);
+  swim.onMember(member("n", "alive", 5), "x", "x:1", 30);
+  assert.deepEqual(outbox.take(false), []);
+});
+
+test("our failed probe of a member others suspect reports no second status change", () => {
+  const { swim, membership, changes } = setup({ probeIntervalMs: 1_000 });
+  membership.apply(member("a"), 0);
+  swim.onMember(member("a", "suspect", 0, "z"), "z", "z:1", 0);
+  swim.tick(0);
+  swim.tick(1_000);
+  assert.deepEqual(changes, ["a alive suspect"]);
+});
+
+test("a member forgotten after it was put in the probe order is not probed", () => {
+  const { swim, membership, sent } = setup({ probeIntervalMs: 100 }, () => 0);
+  for (const id of ["a", "b"]) membership.apply(member(id), 0);
+  swim.tick(0); // order [b, a]: probes a
+  swim.onAck(1, 0);
+  membership.forget("b");
+  membership.apply(member("b"), 50); // a new member under the same id: not the one in the order
+  sent();
+  swim.tick(100);
+  const pings = Object.values(sent()).flat().filter((m) => m.type === "ping");
+  assert.deepEqual(pings.map((m) => (m as { target: string }).target), ["a"]);
+});
