@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { BroadcastQueue, Membership, overrides } from "../src/core/membership.ts";
+import { BroadcastQueue, MAX_INCARNATION, Membership, overrides } from "../src/core/membership.ts";
 import type { MemberMessage, MemberStatus } from "../src/core/messages.ts";
 import { splitAddress } from "../src/core/engine.ts";
 
@@ -109,4 +109,92 @@ test("splitAddress() understands host:port, [v6]:port and bare names", () => {
   assert.deepEqual(splitAddress("10.0.0.1:7946"), { host: "10.0.0.1", port: 7946 });
   assert.deepEqual(splitAddress("[::1]:7946"), { host: "::1", port: 7946 });
   assert.deepEqual(splitAddress("node-a"), { host: "node-a", port: 0 });
+});
+
+test("a member starts alive at incarnation 0, and news about itself is not applied", () => {
+  const m = new Membership("self", "s:1", 7);
+  assert.deepEqual(m.update(m.self), {
+    type: "member",
+    id: "self",
+    address: "s:1",
+    incarnation: 0,
+    status: "alive",
+  });
+  assert.deepEqual([m.self.since, m.self.lastHeard, m.self.suspectDeadline], [7, 7, 0]);
+  assert.equal(m.apply(update("self", 5, "dead"), 8), undefined);
+  assert.deepEqual([m.self.status, m.self.incarnation], ["alive", 0]);
+  assert.deepEqual([...m.all()].map((x) => x.id), ["self"]);
+  assert.equal(m.size, 1);
+});
+
+test("a new incarnation with the same status keeps the status's start time", () => {
+  const m = new Membership("self", "s", 0);
+  m.apply(update("x", 1, "alive"), 5);
+  m.apply({ ...update("x", 2, "alive"), address: "x:2" }, 9);
+  const x = m.get("x")!;
+  assert.deepEqual([x.incarnation, x.since, x.address], [2, 5, "x:2"]);
+  m.apply(update("x", 2, "suspect"), 11);
+  assert.equal(x.since, 11);
+  assert.deepEqual(m.suspects().map((s) => s.id), ["x"]);
+  m.apply(update("x", 3, "alive"), 12);
+  assert.deepEqual(m.suspects(), [], "the suspect list follows status changes");
+});
+
+test("at the largest incarnation, a member's own word that it is alive overrides what others said", () => {
+  const m = new Membership("self", "s", 0);
+  m.apply(update("x", MAX_INCARNATION, "suspect"), 0);
+  const alive = update("x", MAX_INCARNATION, "alive");
+  assert.equal(m.apply(alive, 1, "y"), undefined, "not from another member");
+  assert.equal(m.apply(alive, 1), undefined, "not from nobody");
+  assert.equal(m.apply(alive, 1, "x")?.status, "alive");
+  assert.equal(m.apply(alive, 2, "x"), undefined, "already alive: nothing changes");
+  m.apply(update("z", MAX_INCARNATION - 1, "dead"), 0);
+  const z = update("z", MAX_INCARNATION - 1, "alive");
+  assert.equal(m.apply(z, 1, "z"), undefined, "below the largest: refute by incarnation");
+  m.apply(update("w", MAX_INCARNATION, "dead"), 0);
+  assert.equal(
+    m.apply(update("w", MAX_INCARNATION, "suspect"), 1, "w"),
+    undefined,
+    "only alive",
+  );
+});
+
+test("refute() answers only news about us, not once we left; alive at a higher incarnation is refuted", () => {
+  const m = new Membership("self", "s", 0);
+  assert.equal(m.refute(update("other", 3, "dead")), false);
+  assert.equal(m.self.incarnation, 0);
+  assert.equal(m.refute(update("self", 4, "alive")), true);
+  assert.equal(m.self.incarnation, 5);
+  assert.equal(m.refute(update("self", MAX_INCARNATION, "dead")), true);
+  assert.equal(m.self.incarnation, MAX_INCARNATION, "never past the largest");
+  m.self.status = "left";
+  assert.equal(m.refute(update("self", MAX_INCARNATION, "dead")), false);
+});
+
+test("the broadcast queue: nothing at max 0, the recipient's news once, the least sent first", () => {
+  const q = new BroadcastQueue();
+  q.push(update("x", 0, "alive"), 3);
+  q.push(update("y", 0, "alive"), 3);
+  assert.deepEqual(q.take(0, "x"), []);
+  assert.deepEqual(q.take(2, "y").map((u) => u.id), ["y", "x"], "news about y first, once");
+  q.push(update("z", 0, "alive"), 3);
+  assert.deepEqual(q.take(1).map((u) => u.id), ["z"], "the one sent the fewest times");
+  assert.deepEqual(q.take(3).map((u) => u.id).sort(), ["x", "y", "z"]);
+  assert.deepEqual(q.take(3).map((u) => u.id).sort(), ["x", "y", "z"]);
+  assert.equal(q.size, 0, "each sent three times");
+  assert.deepEqual(new BroadcastQueue().take(5, "x"), []);
+});
+
+test("at the largest incarnation a lower alive claim from the member itself changes nothing", () => {
+  const m = new Membership("self", "s", 0);
+  m.apply(update("x", MAX_INCARNATION, "dead"), 0);
+  assert.equal(m.apply(update("x", MAX_INCARNATION - 1, "alive"), 1, "x"), undefined);
+  assert.equal(m.get("x")!.incarnation, MAX_INCARNATION);
+});
+
+test("the recipient's own news is not taken twice", () => {
+  const q = new BroadcastQueue();
+  q.push(update("x", 0, "alive"), 3);
+  q.push(update("y", 0, "alive"), 3);
+  assert.deepEqual(q.take(3, "y").map((u) => u.id), ["y", "x"]);
 });

@@ -29,3 +29,10 @@ test("with too few members to confirm, the timeout is the minimum at once", () =
   assert.equal(suspicionTimeout({ ...base, members: 3, confirmations: 0 }), 30_000);
   assert.equal(suspicionTimeout({ ...base, members: 3, confirmations: 1 }), 5_000);
 });
+
+test("between none and all expected confirmations the timeout falls logarithmically", () => {
+  // N = 100: min 10 s, max 60 s, 3 confirmations expected; one is log(2)/log(4) = half way.
+  const at = (confirmations: number) => suspicionTimeout({ ...base, members: 100, confirmations });
+  assert.ok(Math.abs(at(1) - 35_000) < 1e-6, `${at(1)}`);
+  assert.ok(Math.abs(at(2) - (60_000 - 50_000 * Math.log(3) / Math.log(4))) < 1e-6, `${at(2)}`);
+});
