@@ -827,3 +827,33 @@ test("a rumor's hop is counted from the envelope's own rumors only", () => {
   scheme.endEnvelope("s", 6);
   assert.deepEqual(sent().map(([, m]) => m.hop), [1], "not carried over from the last envelope");
 });
+
+test("an edge client's leaf is answered; its other messages get no sync reply and count no round in sync", () => {
+  const a = engine("a");
+  a.start(0);
+  for (let i = 0; i < 5_000; i++) a.write("usr", `k${i}`, i, false, 1 + i);
+  a.takeOutput();
+  const client = new Store();
+  for (const e of [...a.versions("sys"), ...a.versions("usr")]) {
+    if (e.key !== "k4321") client.merge(e);
+  }
+  let toA: Message[] = [syncRoot(client)];
+  const seen = new Set<string>();
+  for (let leg = 0; leg < 20 && toA.length; leg++) {
+    for (const m of toA) seen.add(m.type);
+    const replies = a.serveClient(toA, 10);
+    toA = [];
+    for (const r of replies) {
+      if (r.type === "entries") { for (const e of r.entries) client.merge(e); }
+      else toA.push(...syncReply(client, r as Parameters<typeof syncReply>[1]));
+    }
+  }
+  assert.ok(seen.has("sync-leaf"), [...seen].join());
+  assert.equal(client.get("usr", "k4321")?.value, 4321);
+  assert.equal(a.counters.syncInSync, 0);
+  assert.deepEqual(
+    a.serveClient([{ type: "ping", seq: 1, target: "a" }, { type: "ack", seq: 1 }], 11),
+    [],
+  );
+  assert.equal(a.counters.syncInSync, 0);
+});

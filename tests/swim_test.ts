@@ -469,3 +469,18 @@ test("a member forgotten after it was put in the probe order is not probed", () 
   const pings = Object.values(sent()).flat().filter((m) => m.type === "ping");
   assert.deepEqual(pings.map((m) => (m as { target: string }).target), ["a"]);
 });
+
+test("a suspicion relayed by another member counts its suspecter, not the relay", () => {
+  const { swim, membership } = setup({ probeIntervalMs: 1_000 });
+  for (const id of ["a", "b", "c", "d", "e"]) membership.apply(member(id), 0);
+  swim.onMember(member("e", "suspect", 0, "a"), "c", "c:1", 100);
+  swim.onMember(member("e", "suspect", 0, "c"), "c", "c:1", 100);
+  const timeout = suspicionTimeout({
+    members: 6,
+    confirmations: 1,
+    mult: 5,
+    maxMult: 6,
+    probeIntervalMs: 1_000,
+  });
+  assert.equal(membership.get("e")!.suspectDeadline, 100 + timeout);
+});
