@@ -306,6 +306,9 @@ export class TreeBroadcast {
   /** Smoothed round trip and its variation (ms), once measured. */
   #srtt: number | undefined;
   #rttvar = 0;
+  /** The same for the copies of bursts (acknowledged after BURST_ACK_MS). */
+  #burstSrtt: number | undefined;
+  #burstRttvar = 0;
   /** The shortest round trip measured lately: the network's, without an ack's wait. */
   #minRtt = Infinity;
   /** When a message of each origin was last sent or received here. */
@@ -346,9 +349,13 @@ export class TreeBroadcast {
 
   /** The retransmission timeout of a message of a burst, acknowledged sooner, in ms. */
   get burstRto(): number {
-    if (!Number.isFinite(this.#minRtt)) return this.rto;
-    const slack = Math.max(MIN_RTO_MARGIN, this.#minRtt / 4);
-    return Math.min(this.rto, this.#minRtt + BURST_ACK_MS + slack);
+    if (this.#burstSrtt === undefined) {
+      return Number.isFinite(this.#minRtt)
+        ? Math.min(this.rto, this.#minRtt + BURST_ACK_MS + Math.max(MIN_RTO_MARGIN, this.#minRtt))
+        : this.rto;
+    }
+    const rto = this.#burstSrtt + Math.max(4 * this.#burstRttvar, MIN_RTO_MARGIN);
+    return Math.min(MAX_RTO, Math.max(rto, this.#minRtt + BURST_ACK_MS + MIN_RTO_MARGIN));
   }
 
   /** Whether a message of `origin` at `now` follows another closely (and notes it). */
@@ -417,7 +424,7 @@ export class TreeBroadcast {
       const p = this.#pending.get(key);
       if (!p) continue;
       this.#pending.delete(key);
-      if (p.attempts === 0) this.#measure(now - p.sentAt);
+      if (p.attempts === 0) this.#measure(now - p.sentAt, this.#cache.get(p.id)?.burst === true);
     }
   }
 
@@ -468,11 +475,19 @@ export class TreeBroadcast {
     this.#ackDue = Math.min(this.#ackDue, now + delay);
   }
 
-  /** Jacobson's estimator (RFC 6298): one round trip sample, in ms. */
-  #measure(sample: number): void {
+  /** Jacobson's estimator (RFC 6298), one for lone messages, one for bursts: a sample, in ms. */
+  #measure(sample: number, burst: boolean): void {
     // The minimum follows a longer round trip slowly (a route that changed).
     this.#minRtt = sample < this.#minRtt ? sample : this.#minRtt + (sample - this.#minRtt) / 64;
-    if (this.#srtt === undefined) {
+    if (burst) {
+      if (this.#burstSrtt === undefined) {
+        this.#burstSrtt = sample;
+        this.#burstRttvar = sample / 4;
+      } else {
+        this.#burstRttvar = 0.75 * this.#burstRttvar + 0.25 * Math.abs(this.#burstSrtt - sample);
+        this.#burstSrtt = 0.875 * this.#burstSrtt + 0.125 * sample;
+      }
+    } else if (this.#srtt === undefined) {
       this.#srtt = sample;
       this.#rttvar = sample / 4;
     } else {
