@@ -584,5 +584,11 @@ export class TreeBroadcast {
       if (at > horizon) break;
       this.#seen.delete(id);
     }
+    if (this.#lastOf.size > 2 * this.overlay.size + 16) {
+      // Origins that left: forget those quiet for longer than a burst's window.
+      for (const [origin, at] of this.#lastOf) {
+        if (now - at > BURST_WINDOW_MS) this.#lastOf.delete(origin);
+      }
+    }
   }
 }
