@@ -284,3 +284,24 @@ test("the tree messages survive the wire: encode, decode, and bad ones are refus
   if (r.status !== "envelope") return;
   assert.deepEqual(r.envelope.messages, messages);
 });
+
+test("retransmissions come due late, many at once: each goes once, 32 at most a tick", () => {
+  const a = new TreeBroadcast("a", { retransmitMs: 40 }, 0);
+  for (let i = 0; i < 40; i++) a.overlay.set(`m${i}`, true);
+  let copies = 0;
+  for (let i = 0; i < 20; i++) copies += a.originate([], 0).length;
+  assert.equal(a.unacknowledged, copies);
+  // The event loop was stuck for a second: every copy is overdue, none acknowledged.
+  const sends = a.tick(1_000);
+  assert.equal(sends.length, 32, "no echo, no takeover, the rest later");
+  assert.equal(new Set(sends.map((s) => `${s.to} ${(s.message as { seq: number }).seq}`)).size, 32);
+  assert.equal(a.counters.takenOver, 0);
+  // On time and few: the echo (a second copy, 1 ms later) and the takeover.
+  const b = new TreeBroadcast("b", { retransmitMs: 40 }, 0);
+  for (let i = 0; i < 40; i++) b.overlay.set(`m${i}`, true);
+  const first = b.originate([], 0);
+  const resent = b.tick(40);
+  assert.ok(resent.length > first.length, "retransmissions and the silent members' children");
+  assert.ok(b.counters.takenOver > 0);
+  assert.equal(b.tick(41).length, first.length, "the echoes");
+});

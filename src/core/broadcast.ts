@@ -75,7 +75,15 @@ const BURST_WINDOW_MS = 100;
 const BURST_ACK_MS = 2;
 /** Delay between the two copies of a retransmission, in ms. */
 const ECHO_MS = 1;
-/** Bounds of the retransmission timeout, in ms. */
+/**
+ * Retransmissions come due a timeout late, several at once: this member is overloaded (its
+ * timers run late), and its copies are likely late, not lost. They then back off at once, go
+ * once (no echo, no takeover), and at most this many per tick (the rest wait a timeout):
+ * retransmitting adds to an overload.
+ */
+const CONGESTED = 32;
+/** Bounds of the retransmission timeout, in ms: the lower one covers a busy event loop. */
+const MIN_RTO = 20;
 const MIN_RTO_MARGIN = 2;
 const MAX_RTO = 2_000;
 
@@ -344,18 +352,24 @@ export class TreeBroadcast {
     // An acknowledgement waits up to `ackDelayMs` to be batched: never expect it sooner
     // than the network's round trip plus that wait.
     const rto = Math.max(this.#srtt + 2 * this.#rttvar, this.#minRtt + this.config.ackDelayMs);
-    return Math.min(MAX_RTO, rto + MIN_RTO_MARGIN);
+    return Math.min(MAX_RTO, Math.max(MIN_RTO, rto + MIN_RTO_MARGIN));
   }
 
   /** The retransmission timeout of a message of a burst, acknowledged sooner, in ms. */
   get burstRto(): number {
     if (this.#burstSrtt === undefined) {
       return Number.isFinite(this.#minRtt)
-        ? Math.min(this.rto, this.#minRtt + BURST_ACK_MS + Math.max(MIN_RTO_MARGIN, this.#minRtt))
+        ? Math.min(
+          this.rto,
+          Math.max(MIN_RTO, this.#minRtt + BURST_ACK_MS + Math.max(MIN_RTO_MARGIN, this.#minRtt)),
+        )
         : this.rto;
     }
     const rto = this.#burstSrtt + Math.max(4 * this.#burstRttvar, MIN_RTO_MARGIN);
-    return Math.min(MAX_RTO, Math.max(rto, this.#minRtt + BURST_ACK_MS + MIN_RTO_MARGIN));
+    return Math.min(
+      MAX_RTO,
+      Math.max(MIN_RTO, rto, this.#minRtt + BURST_ACK_MS + MIN_RTO_MARGIN),
+    );
   }
 
   /** Whether a message of `origin` at `now` follows another closely (and notes it). */
@@ -439,7 +453,18 @@ export class TreeBroadcast {
         else due = Math.min(due, p.deadline, p.echoAt);
       }
       this.#pendingDue = due;
-      for (const p of retry) sends.push(...this.#retry(p, now));
+      // Random loss leaves some copies unacknowledged; an overload delays this member's own
+      // timers too: the retransmissions come due long after their time.
+      let first = Infinity;
+      for (const p of retry) first = Math.min(first, p.deadline);
+      const congested = retry.length > CONGESTED / 4 && now - first > this.rto;
+      retry.forEach((p, i) => {
+        if (congested && i >= CONGESTED) {
+          p.deadline = now + this.rto; // later: retransmitting adds to an overload
+          p.echoAt = Infinity;
+          this.#pendingDue = Math.min(this.#pendingDue, p.deadline);
+        } else sends.push(...this.#retry(p, now, congested));
+      });
     }
     if (now >= this.#ackDue) {
       const acks = this.#acks;
@@ -522,7 +547,7 @@ export class TreeBroadcast {
   }
 
   /** A copy not acknowledged in time: send it again, or to whom the tree now names. */
-  #retry(p: Pending, now: number): TreeSend[] {
+  #retry(p: Pending, now: number, congested: boolean): TreeSend[] {
     if (p.echoAt <= now) {
       p.echoAt = Infinity;
       this.#pendingDue = Math.min(this.#pendingDue, p.deadline);
@@ -544,9 +569,11 @@ export class TreeBroadcast {
     // Losses are mostly random: a few tries one timeout apart; then back off, in case the
     // link or the member is overloaded, not lossy (the retransmissions would add to it).
     const rto = cached?.burst ? this.burstRto : this.rto;
-    p.deadline = now + rto * 2 ** Math.max(0, p.attempts - STEADY_ATTEMPTS);
+    const steady = congested ? 0 : STEADY_ATTEMPTS;
+    p.deadline = now + rto * 2 ** Math.max(0, p.attempts - steady);
     this.#pendingDue = Math.min(this.#pendingDue, p.deadline);
     this.counters.retransmitted++;
+    if (congested) return [{ to: p.to, message: p.message }];
     // Sent twice, ECHO_MS apart (two datagrams): a link that lost a copy is likely lossy,
     // and each further loss would cost another timeout.
     p.echoAt = now + ECHO_MS;
