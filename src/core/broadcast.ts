@@ -49,7 +49,7 @@ export interface TreeConfig {
 /** Defaults of {@linkcode TreeConfig}. */
 export const DEFAULT_TREE_CONFIG: Readonly<TreeConfig> = Object.freeze({
   ackDelayMs: 15,
-  retransmitMs: 40,
+  retransmitMs: 100,
   cacheMs: 30_000,
   cacheBytes: 8 * 1024 * 1024,
 });

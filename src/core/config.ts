@@ -53,7 +53,7 @@ export interface EngineConfig {
   ackDelayMs: number;
   /**
    * Tree broadcast: wait this long for an acknowledgement before sending a write again, in
-   * ms, until round trips were measured (the timeout then follows them). Default 40.
+   * ms, until round trips were measured (the timeout then follows them). Default 100.
    */
   retransmitMs: number;
 }
@@ -75,7 +75,7 @@ export const DEFAULT_CONFIG: Readonly<EngineConfig> = Object.freeze({
   reconnectIntervalMs: 5_000,
   largeEntryCooldownMs: 10_000,
   ackDelayMs: 15,
-  retransmitMs: 40,
+  retransmitMs: 100,
 });
 
 /** Whether `name` is a field of {@linkcode EngineConfig}. */
