@@ -1,74 +1,81 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Overlay, TreeBroadcast, type TreeSend } from "../src/core/broadcast.ts";
+import {
+  MAX_ATTEMPTS,
+  originFanout,
+  Overlay,
+  TreeBroadcast,
+  type TreeSend,
+} from "../src/core/broadcast.ts";
 import { seededRandom } from "../src/core/random.ts";
 import type { Entry } from "../src/core/store.ts";
 import { Wire } from "../src/wire/wire.ts";
 
 const ids = (n: number) => Array.from({ length: n }, (_, i) => `m${i}`);
 
-function overlays(members: readonly string[], rings = 3): Map<string, Overlay> {
+function overlays(members: readonly string[]): Map<string, Overlay> {
   const out = new Map<string, Overlay>();
   for (const self of members) {
-    const o = new Overlay(self, rings);
+    const o = new Overlay(self);
     for (const id of members) o.set(id, true);
     out.set(self, o);
   }
   return out;
 }
 
-/** Hop distances from `from` over the overlays' neighbour lists. */
-function distances(all: Map<string, Overlay>, from: string): Map<string, number> {
-  const dist = new Map([[from, 0]]);
-  const queue = [from];
+/** Parent of every member in the tree of message (origin, seq), each computed in its own view. */
+function tree(all: Map<string, Overlay>, origin: string, seq: number) {
+  const parent = new Map<string, string>();
+  const depth = new Map([[origin, 0]]);
+  const queue = [origin];
+  let maxChildren = 0;
   while (queue.length) {
     const at = queue.shift()!;
-    for (const n of all.get(at)!.neighbors()) {
-      if (!dist.has(n)) {
-        dist.set(n, dist.get(at)! + 1);
-        queue.push(n);
-      }
+    const children = all.get(at)!.children(origin, seq);
+    if (at !== origin) maxChildren = Math.max(maxChildren, children.length);
+    for (const c of children) {
+      assert.ok(!parent.has(c) && c !== origin, `${c} reached twice`);
+      parent.set(c, at);
+      depth.set(c, depth.get(at)! + 1);
+      queue.push(c);
     }
   }
-  return dist;
+  return { parent, depth: Math.max(...depth.values()), maxChildren };
 }
 
-test("the overlay is symmetric, of bounded degree, connected, and the same whoever builds it", () => {
-  const members = ids(200);
-  const all = overlays(members);
-  for (const [id, o] of all) {
-    const nbrs = o.neighbors();
-    assert.ok(nbrs.length >= 2 && nbrs.length <= 6, `${id} has ${nbrs.length} neighbours`);
-    for (const n of nbrs) assert.ok(all.get(n)!.neighbors().includes(id), `${id}–${n} one way`);
+test("every message's tree spans the members, 2 children a relay, 3 or 2 its origin", () => {
+  for (const n of [2, 3, 5, 16, 64, 200]) {
+    const members = ids(n);
+    const all = overlays(members);
+    for (let seq = 100; seq < 110; seq++) {
+      const origin = members[seq % n]!;
+      const t = tree(all, origin, seq);
+      assert.equal(t.parent.size, n - 1, `N=${n} seq ${seq}: spanning`);
+      assert.ok(t.maxChildren <= 2, `N=${n}: a relay with ${t.maxChildren} children`);
+      const k = originFanout(seq);
+      assert.equal(all.get(origin)!.children(origin, seq).length, Math.min(k, n - 1));
+      // The origin's k parts, then halves: 1 + ⌊log2(N / k)⌋ hops at most.
+      const bound = n - 1 <= k ? 1 : 1 + Math.floor(Math.log2((n - 1) / k + 1));
+      assert.ok(t.depth <= bound, `N=${n} seq ${seq}: depth ${t.depth} > ${bound}`);
+    }
   }
-  const dist = distances(all, "m0");
-  assert.equal(dist.size, members.length, "connected");
-  // A random 6-regular graph of 200 nodes has a diameter of about 4; allow some slack.
-  assert.ok(Math.max(...dist.values()) <= 6, `eccentricity ${Math.max(...dist.values())}`);
-  // Built in another order, the same neighbours.
-  const shuffled = new Overlay("m0", 3);
+  // Built in another order, the same tree.
+  const members = ids(50);
+  const shuffled = new Overlay("m7");
   for (const id of [...members].reverse()) shuffled.set(id, true);
-  assert.deepEqual(
-    [...shuffled.neighbors()].sort(),
-    [...all.get("m0")!.neighbors()].sort(),
-  );
+  const all = overlays(members);
+  for (let seq = 0; seq < 20; seq++) {
+    assert.deepEqual(shuffled.children("m3", seq), all.get("m7")!.children("m3", seq));
+  }
 });
 
-test("a member leaving the overlay changes the neighbours of at most 2 × rings members", () => {
+test("a member leaving: the trees over the members left still span them", () => {
   const members = ids(100);
   const all = overlays(members);
-  const before = new Map([...all].map(([id, o]) => [id, [...o.neighbors()].sort().join()]));
   for (const o of all.values()) o.set("m42", false);
   all.delete("m42");
-  let changed = 0;
-  for (const [id, o] of all) if ([...o.neighbors()].sort().join() !== before.get(id)) changed++;
-  assert.ok(changed >= 1 && changed <= 6, `${changed} members changed neighbours`);
-  assert.equal(distances(all, "m0").size, 99, "still connected");
-});
-
-test("the overlay refuses a ring count that is not a positive integer", () => {
-  assert.throws(() => new Overlay("a", 0), RangeError);
-  assert.throws(() => new Overlay("a", 1.5), RangeError);
+  for (let seq = 40; seq < 50; seq++) assert.equal(tree(all, "m0", seq).parent.size, 98);
+  assert.deepEqual(all.get("m0")!.children("m42", 1, "m42"), [], "not on the ring: no children");
 });
 
 /** A network of tree broadcasts on virtual time: latency, loss, and a trace of sends. */
@@ -82,7 +89,9 @@ class TreeNet {
   now = 0;
   loss = 0;
   /** Message types the loss applies to. */
-  lossTypes = new Set(["tree", "ihave", "graft", "prune"]);
+  lossTypes = new Set(["tree", "ihave"]);
+  /** Members whose datagrams, both ways, are lost (crashed). */
+  readonly down = new Set<string>();
   readonly #queue: { at: number; from: string; send: TreeSend }[] = [];
   readonly #random = seededRandom("tree-net");
 
@@ -95,7 +104,7 @@ class TreeNet {
     }
   }
 
-  broadcast(from: string, key: string): void {
+  broadcast(from: string, key: string, lone = true): void {
     const entry: Entry = {
       section: "usr",
       key,
@@ -106,7 +115,7 @@ class TreeNet {
       deleted: false,
     };
     this.got.get(from)!.add(key);
-    this.#post(from, this.nodes.get(from)!.originate([entry], this.now));
+    this.#post(from, this.nodes.get(from)!.originate([entry], this.now, lone));
   }
 
   #post(from: string, sends: readonly TreeSend[]): void {
@@ -114,6 +123,7 @@ class TreeNet {
       if (send.message.type === "tree") {
         this.treeOut.set(from, (this.treeOut.get(from) ?? 0) + 1);
       }
+      if (this.down.has(from) || this.down.has(send.to)) continue;
       if (this.lossTypes.has(send.message.type) && this.#random() < this.loss) continue;
       this.#queue.push({ at: this.now + this.latency, from, send });
     }
@@ -148,143 +158,107 @@ class TreeNet {
       case "ihave":
         t.receiveIHave(from, message, this.now);
         break;
-      case "graft":
-        this.#post(to, t.receiveGraft(from, message, this.now));
-        break;
-      case "prune":
-        t.receivePrune(from, message.origin);
-        break;
     }
   }
 
   everyoneHas(key: string): boolean {
-    return [...this.got.values()].every((s) => s.has(key));
+    return [...this.got].every(([id, s]) => this.down.has(id) || s.has(key));
   }
 }
 
-test("the first broadcast floods and prunes; the next ones reach everyone about once", () => {
-  const members = ids(64);
-  const net = new TreeNet(members);
-  net.broadcast("m0", "warm");
-  net.run();
-  assert.ok(net.everyoneHas("warm"));
-  // Eager links are symmetric and form a spanning tree: N − 1 undirected links.
-  let eager = 0;
-  for (const [id, t] of net.nodes) {
-    for (const n of t.eager) {
-      eager++;
-      assert.ok(net.nodes.get(n)!.eager.has(id), `eager ${id}→${n} but not back`);
-    }
-  }
-  assert.equal(eager / 2, members.length - 1);
-  net.treeIn.clear();
-  for (let i = 0; i < 10; i++) net.broadcast(members[(i * 7) % 64]!, `k${i}`);
-  net.run();
-  for (let i = 0; i < 10; i++) assert.ok(net.everyoneHas(`k${i}`));
-  const received = [...net.treeIn.values()].reduce((a, b) => a + b, 0);
-  assert.equal(received, 10 * (members.length - 1), "each member received each message once");
-});
-
-test("no member relays a message more often than its overlay degree, whoever broadcasts", () => {
+test("each member receives each message once, and relays about its share of them", () => {
   const members = ids(100);
   const net = new TreeNet(members);
-  net.broadcast("m0", "warm");
+  // One writer, a burst of 200 messages: the relaying moves with each message's tree.
+  for (let i = 0; i < 200; i++) net.broadcast("m5", `b${i}`, false);
   net.run();
+  for (let i = 0; i < 200; i++) assert.ok(net.everyoneHas(`b${i}`));
+  const received = [...net.treeIn.values()].reduce((a, b) => a + b, 0);
+  assert.equal(received, 200 * 99, "each member received each message once");
+  const shares = members.map((id) => net.treeOut.get(id) ?? 0);
+  const mean = shares.reduce((a, b) => a + b, 0) / members.length;
+  assert.ok(Math.max(...shares) <= 3 * mean, `busiest ${Math.max(...shares)}, mean ${mean}`);
+  assert.ok((net.treeOut.get("m5") ?? 0) <= 2.5 * 200, "the writer: 2 or 3 copies a message");
+  // Lone messages from everyone: no member sends any message to more than 3.
   net.treeOut.clear();
   for (let i = 0; i < 100; i++) net.broadcast(members[i]!, `k${i}`);
   net.run();
-  const shares = members.map((id) => net.treeOut.get(id) ?? 0);
-  const total = shares.reduce((a, b) => a + b, 0);
-  // About one copy per member per message: a few grafts where an announcement overtook a
-  // long path of the tree.
-  assert.ok(total >= 100 * 99 && total <= 1.05 * 100 * 99, `${total} copies`);
-  // No star: the busiest member relays at most its overlay degree per message.
-  const degree = 2 * net.nodes.get("m0")!.config.rings;
-  assert.ok(Math.max(...shares) <= 100 * degree, `busiest relayed ${Math.max(...shares)}`);
+  for (let i = 0; i < 100; i++) assert.ok(net.everyoneHas(`k${i}`));
+  assert.ok(Math.max(...members.map((id) => net.treeOut.get(id) ?? 0)) <= 3 * 100);
+  for (const t of net.nodes.values()) assert.equal(t.counters.retransmitted, 0, "no loss");
 });
 
-test("with 30% of the copies lost, announcements and grafts bring every message to all", () => {
+test("with 30% of the copies and acknowledgements lost, retransmissions bring every message", () => {
   const members = ids(50);
   const net = new TreeNet(members);
-  net.broadcast("m0", "warm");
-  net.run();
   net.loss = 0.3;
-  net.lossTypes = new Set(["tree"]); // what is left to anti-entropy when announcements are lost too
   for (let i = 0; i < 20; i++) net.broadcast(members[(i * 3) % 50]!, `k${i}`);
   net.run(5_000);
   for (let i = 0; i < 20; i++) assert.ok(net.everyoneHas(`k${i}`), `k${i} did not reach all`);
-  const grafts = [...net.nodes.values()].reduce((a, t) => a + t.counters.grafts, 0);
-  assert.ok(grafts > 0, "losses were repaired by grafts");
+  const resent = [...net.nodes.values()].reduce((a, t) => a + t.counters.retransmitted, 0);
+  assert.ok(resent > 0, "losses were repaired by retransmissions");
+  for (const t of net.nodes.values()) assert.equal(t.unacknowledged, 0, "all acknowledged");
 });
 
-test("a member that hears of a message it lacks grafts it from the announcer", () => {
-  const a = new TreeBroadcast("a", { graftTimeoutMs: 10 }, 0);
-  const b = new TreeBroadcast("b", { graftTimeoutMs: 10 }, 0);
-  a.overlay.set("b", true);
-  b.overlay.set("a", true);
-  b.receivePrune("a", "b"); // b only announces its messages to a
-  const entry: Entry = {
-    section: "usr",
-    key: "k",
-    value: 1,
-    wall: 1,
-    logical: 0,
-    writer: "b",
-    deleted: false,
-  };
-  assert.deepEqual(b.originate([entry], 0), [], "nothing eager");
-  const announced = b.tick(b.nextWakeAt());
-  assert.equal(announced.length, 1);
-  const ihave = announced[0]!.message;
-  assert.equal(ihave.type, "ihave");
-  if (ihave.type !== "ihave") return;
-  a.receiveIHave("b", ihave, 100);
-  assert.deepEqual(a.tick(105), [], "waits for the eager copy first");
-  const grafts = a.tick(110);
-  assert.equal(grafts.length, 1);
-  const graft = grafts[0]!.message;
-  assert.equal(graft.type, "graft");
-  if (graft.type !== "graft") return;
-  const resent = b.receiveGraft("a", graft, 120);
-  assert.equal(resent.length, 1);
-  assert.equal(resent[0]!.message.type, "tree");
-  assert.ok(b.eager.has("a"), "the graft turned the link eager again");
-  const r = a.receiveTree("b", resent[0]!.message as never, 130);
-  assert.ok(r.fresh);
-  assert.equal(a.missing, 0);
+test("the children of a silent relay get the message from its parent", () => {
+  const members = ids(40);
+  const net = new TreeNet(members);
+  const all = overlays(members);
+  // m0's first message is number 0 (its clock read 0). A relay of it, with children, is
+  // down (crashed, and SWIM has not said so yet).
+  const first = all.get("m0")!.children("m0", 0)[0]!;
+  assert.ok(all.get(first)!.children("m0", 0).length > 0);
+  net.down.add(first);
+  net.broadcast("m0", "k");
+  net.run(5_000);
+  assert.ok(net.everyoneHas("k"), "everyone but the crashed relay has it");
+  assert.ok(net.nodes.get("m0")!.counters.takenOver > 0);
+  // Retransmissions to it stop after a bounded number of attempts.
+  assert.equal(net.nodes.get("m0")!.unacknowledged, 0);
+  assert.ok(net.nodes.get("m0")!.counters.retransmitted <= MAX_ATTEMPTS);
 });
 
-test("a skipped sequence number is asked for from the sender of a later one", () => {
-  const a = new TreeBroadcast("a", { graftTimeoutMs: 10 }, 0);
-  a.overlay.set("b", true);
-  const m = (seq: number) => ({
-    type: "tree" as const,
-    origin: "c",
-    seq,
-    hop: 1,
-    entries: [],
+test("a lone message takes an even number (3 children); a batch takes numbers in a row", () => {
+  const a = new TreeBroadcast("a", {}, 0);
+  for (const id of ["b", "c", "d", "e", "f", "g", "h"]) a.overlay.set(id, true);
+  const lone = a.originate([], 0);
+  assert.equal(lone.length, 3);
+  const seqs = [a.originate([], 0, false), a.originate([], 0, false)].map((s) => {
+    assert.ok(s.length === 2 || s.length === 3);
+    return (s[0]!.message as { seq: number }).seq;
   });
-  a.receiveTree("b", m(5), 0);
-  a.receiveTree("b", m(8), 1);
-  assert.equal(a.missing, 2, "6 and 7");
-  const grafts = a.tick(20);
-  assert.deepEqual(grafts.map((s) => s.message), [{ type: "graft", origin: "c", seqs: [6, 7] }]);
-  assert.equal(grafts[0]!.to, "b");
+  assert.equal(seqs[1]! - seqs[0]!, 1);
+  assert.equal((lone[0]!.message as { seq: number }).seq % 2, 0);
 });
 
-test("a duplicate prunes the link it came by, with the next batch, once", () => {
-  const a = new TreeBroadcast("a", { graftTimeoutMs: 10, lazyDelayMs: 50 }, 0);
+test("a copy is acknowledged after the ack delay, a duplicate at once", () => {
+  const a = new TreeBroadcast("a", { ackDelayMs: 10 }, 0);
   a.overlay.set("b", true);
-  a.overlay.set("c", true);
-  const m = { type: "tree" as const, origin: "x", seq: 1, hop: 1, entries: [] };
-  assert.ok(a.receiveTree("b", m, 0).fresh);
-  const dup = a.receiveTree("c", m, 1);
-  assert.equal(dup.fresh, false);
-  assert.deepEqual(dup.sends, [], "the prune waits for the next batch");
-  assert.ok(a.lazy.has("c") && !a.eager.has("c"));
-  a.receiveTree("c", m, 2);
-  const sent = a.tick(a.nextWakeAt()).filter((s) => s.message.type === "prune");
-  assert.deepEqual(sent, [{ to: "c", message: { type: "prune", origin: "x" } }], "one prune");
+  const m = { type: "tree" as const, origin: "b", seq: 4, hop: 0, entries: [] };
+  assert.ok(a.receiveTree("b", m, 100).fresh);
+  assert.equal(a.nextWakeAt(), 110);
+  assert.deepEqual(a.tick(110), [{
+    to: "b",
+    message: { type: "ihave", origin: "b", hop: 0, seqs: [4] },
+  }]);
+  assert.equal(a.receiveTree("b", m, 200).fresh, false);
+  assert.equal(a.nextWakeAt(), 200, "the sender is retransmitting: at once");
+  assert.equal(a.tick(200).length, 1);
+});
+
+test("the retransmission timeout follows the measured round trips", () => {
+  const a = new TreeBroadcast("a", { ackDelayMs: 5, retransmitMs: 40 }, 0);
+  a.overlay.set("b", true);
+  assert.equal(a.rto, 40, "nothing measured yet");
+  for (let i = 0; i < 20; i++) {
+    const t = i * 1000;
+    const [send] = a.originate([], t);
+    const seq = (send!.message as { seq: number }).seq;
+    a.receiveIHave("b", { type: "ihave", origin: "a", hop: 0, seqs: [seq] }, t + 12);
+  }
+  // The measured round trip plus the ack delay the peer may have waited, and a margin.
+  assert.ok(a.rto >= 17 && a.rto <= 20, `rto ${a.rto}`);
+  assert.equal(a.unacknowledged, 0);
 });
 
 test("the tree messages survive the wire: encode, decode, and bad ones are refused", () => {
@@ -309,4 +283,25 @@ test("the tree messages survive the wire: encode, decode, and bad ones are refus
   assert.equal(r.status, "envelope");
   if (r.status !== "envelope") return;
   assert.deepEqual(r.envelope.messages, messages);
+});
+
+test("retransmissions come due late, many at once: each goes once, 32 at most a tick", () => {
+  const a = new TreeBroadcast("a", { retransmitMs: 40 }, 0);
+  for (let i = 0; i < 40; i++) a.overlay.set(`m${i}`, true);
+  let copies = 0;
+  for (let i = 0; i < 20; i++) copies += a.originate([], 0).length;
+  assert.equal(a.unacknowledged, copies);
+  // The event loop was stuck for a second: every copy is overdue, none acknowledged.
+  const sends = a.tick(1_000);
+  assert.equal(sends.length, 32, "no echo, no takeover, the rest later");
+  assert.equal(new Set(sends.map((s) => `${s.to} ${(s.message as { seq: number }).seq}`)).size, 32);
+  assert.equal(a.counters.takenOver, 0);
+  // On time and few: the echo (a second copy, 1 ms later) and the takeover.
+  const b = new TreeBroadcast("b", { retransmitMs: 40 }, 0);
+  for (let i = 0; i < 40; i++) b.overlay.set(`m${i}`, true);
+  const first = b.originate([], 0);
+  const resent = b.tick(40);
+  assert.ok(resent.length > first.length, "retransmissions and the silent members' children");
+  assert.ok(b.counters.takenOver > 0);
+  assert.equal(b.tick(41).length, first.length, "the echoes");
 });

@@ -1,27 +1,29 @@
 /**
- * Broadcast along a tree: epidemic broadcast trees (Plumtree, Leitão, Pereira and
- * Rodrigues, SRDS 2007) over an overlay derived from the member list.
+ * Broadcast along a tree derived from the member list, a different tree for every message,
+ * with acknowledgements and retransmission on each of its links.
  *
- * - **Overlay.** Every member places the members it holds alive in `rings` rings, each
- *   ordered by a different hash of the member ids, and takes as neighbours its predecessor
- *   and successor in each ring. Every member that holds the same member list derives the
- *   same graph: symmetric (a neighbour's neighbour list includes us), of degree at most
- *   2 × `rings` whoever joined through whom, connected (each ring alone is), and with a
- *   diameter close to that of a random regular graph (about log N / log(2·rings − 1)).
- *   It is repaired as members come and go: only the ring neighbours of a member change.
- * - **Eager push along a tree.** A message goes at once to the *eager* neighbours, and each
- *   member forwards it on first receipt to its own eager neighbours but the sender. A member
- *   that receives a message twice tells the second sender to `prune` (that link turns *lazy*),
- *   so the eager links shrink to a spanning tree: each member receives each message about
- *   once. Each origin has its own tree (prunes and grafts name it), so that concurrent writers
- *   do not prune each other's links; an origin's tree starts as a copy of the shared one,
- *   which every origin's prunes and grafts shape, and where every neighbour starts eager.
- * - **Lazy announcements.** To its lazy neighbours a member sends, `lazyDelayMs` later and
- *   batched, only the ids it received (`ihave`); to its eager ones the same, `safetyDelayMs`
- *   later, in case its copy was lost. A member that hears of a message it does not get
- *   within `graftTimeoutMs`, or sees a gap in an origin's numbering, asks a member that has
- *   it (`graft`), which also turns that link eager again: a lost message, a departed member
- *   or a new member repair the tree where it broke.
+ * - **Ring.** Every member places the members it holds alive on a ring, ordered by a hash
+ *   of their ids. Every member that holds the same member list holds the same ring; a
+ *   member joining or leaving moves no other member on it.
+ * - **A tree per message.** Message `seq` of member `origin` starts the ring at a point
+ *   hashed from `(origin, seq)`: the other members, in ring order from that point, form a
+ *   row. The origin splits the row into 3 consecutive parts for an even `seq` (2 for an odd
+ *   one) and sends the message to the first member of each part; a member that receives it
+ *   finds its own part by the same splits, computed from its own member list, and splits
+ *   the rest of its part in 2 likewise. Each member sends each message to at most 2 (its
+ *   origin 3) members: with N members the last one is `1 + ⌊log2(N/3)⌋` hops away. As the
+ *   starting point moves from message to message, so do the members inside the tree: a
+ *   burst's relaying is spread over all members, and an origin alternates between 2 and 3
+ *   children (a lone message takes an even number: 3 children, one hop less).
+ * - **Acknowledgement and retransmission.** A member acknowledges every copy it receives
+ *   to its sender with an `ihave`, `ackDelayMs` later and batched (at once for a duplicate:
+ *   its sender is retransmitting). A sender retransmits an unacknowledged copy after a
+ *   retransmission timeout estimated from the round trips it measured (Jacobson's; Karn's
+ *   rule: retransmitted copies are not measured), doubling it each time, at most
+ *   {@linkcode MAX_ATTEMPTS} times; after {@linkcode TAKEOVER_ATTEMPTS} it also sends to the
+ *   members the silent one would have sent to, and a member removed from the ring is
+ *   replaced by those the tree now names. A lost copy costs a timeout, a dead relay at
+ *   most two; whatever still misses, anti-entropy repairs.
  *
  * The state machine is pure: it takes `now` and returns what to send, to member ids.
  *
@@ -29,51 +31,71 @@
  */
 
 import { hashString } from "./hash.ts";
-import type { GraftMessage, IHaveMessage, PruneMessage, TreeMessage } from "./messages.ts";
+import type { IHaveMessage, TreeMessage } from "./messages.ts";
 import type { Entry } from "./store.ts";
 
 /** Tuning of {@linkcode TreeBroadcast}. */
 export interface TreeConfig {
-  /** Rings of the overlay: each member has at most twice as many neighbours. Default 4. */
-  readonly rings: number;
-  /** How long announcements wait, to travel after the eager copies and batched, in ms. */
-  readonly lazyDelayMs: number;
-  /**
-   * How long announcements to eager neighbours wait, in ms: a safety net for copies lost on
-   * the tree, where gaps in an origin's numbering do not show them (its last message).
-   */
-  readonly safetyDelayMs: number;
-  /** How long a member waits for an announced message before grafting, in ms. */
-  readonly graftTimeoutMs: number;
-  /** How long a message is kept to answer grafts, and its id to detect duplicates, in ms. */
+  /** How long acknowledgements wait, to be batched, in ms. */
+  readonly ackDelayMs: number;
+  /** Retransmission timeout before any round trip was measured, in ms. */
+  readonly retransmitMs: number;
+  /** How long a message is kept to retransmit it, and its id to detect duplicates, in ms. */
   readonly cacheMs: number;
-  /** Bytes (roughly) of messages kept to answer grafts at most. */
+  /** Bytes (roughly) of messages kept to retransmit at most. */
   readonly cacheBytes: number;
 }
 
 /** Defaults of {@linkcode TreeConfig}. */
 export const DEFAULT_TREE_CONFIG: Readonly<TreeConfig> = Object.freeze({
-  rings: 4,
-  lazyDelayMs: 50,
-  safetyDelayMs: 250,
-  graftTimeoutMs: 10,
+  ackDelayMs: 15,
+  retransmitMs: 100,
   cacheMs: 30_000,
   cacheBytes: 8 * 1024 * 1024,
 });
 
-/** Graft attempts for one missing message (rotating over its announcers) before giving up. */
-const MAX_GRAFTS = 40;
-/** Attempts made at twice the graft timeout; the later ones wait ten times as long. */
-const QUICK_GRAFTS = 8;
-/** Skipped messages of one origin asked for at most, when a later one arrives. */
-const MAX_GAP = 256;
-/** Sequence numbers in one `ihave` or `graft` at most (the codec's bound). */
+/** Children of a relay in every tree. */
+export const RELAY_FANOUT = 2;
+/** Sends of one copy at most (the first and the retransmissions). */
+export const MAX_ATTEMPTS = 8;
+/** Retransmissions one timeout apart; the later ones wait twice as long each time. */
+const STEADY_ATTEMPTS = 3;
+/** Retransmissions after which a sender also sends to the silent member's children. */
+export const TAKEOVER_ATTEMPTS = 1;
+/** Copies waiting for an acknowledgement at most (beyond, they are sent once). */
+const MAX_PENDING = 20_000;
+/** Sequence numbers in one `ihave` at most (the codec's bound). */
 const MAX_SEQS = 4096;
+/**
+ * A message that follows another of its origin within this many ms is part of a burst: its
+ * acknowledgement waits {@linkcode BURST_ACK_MS} only (a burst batches itself), and its
+ * sender expects it that much sooner.
+ */
+const BURST_WINDOW_MS = 100;
+const BURST_ACK_MS = 2;
+/** Delay between the two copies of a retransmission, in ms. */
+const ECHO_MS = 1;
+/**
+ * Retransmissions come due a timeout late, several at once: this member is overloaded (its
+ * timers run late), and its copies are likely late, not lost. They then back off at once, go
+ * once (no echo, no takeover), and at most this many per tick (the rest wait a timeout):
+ * retransmitting adds to an overload.
+ */
+const CONGESTED = 32;
+/** Bounds of the retransmission timeout, in ms: the lower one covers a busy event loop. */
+const MIN_RTO = 20;
+const MIN_RTO_MARGIN = 2;
+const MAX_RTO = 2_000;
+
+/** Children of the origin of message `seq`: 3 for an even number, 2 for an odd one. */
+export function originFanout(seq: number): number {
+  return seq % 2 === 0 ? 3 : 2;
+}
 
 /** A tree protocol message for the member with id `to`. */
 export interface TreeSend {
   readonly to: string;
-  readonly message: TreeMessage | IHaveMessage | GraftMessage | PruneMessage;
+  readonly message: TreeMessage | IHaveMessage;
 }
 
 interface RingSlot {
@@ -81,13 +103,14 @@ interface RingSlot {
   readonly id: string;
 }
 
+const RING_SEED = 0x5bd1e995;
+
 function before(a: RingSlot, b: RingSlot): boolean {
   return a.key < b.key || (a.key === b.key && a.id < b.id);
 }
 
-/** The ring slot of `id` in ring `r`: its position is a hash of the id, seeded by `r`. */
-function slot(id: string, r: number): RingSlot {
-  return { key: hashString(id, 0x5bd1e995 ^ Math.imul(r + 1, 0x9e3779b1)), id };
+function slot(id: string): RingSlot {
+  return { key: hashString(id, RING_SEED) >>> 0, id };
 }
 
 /** Index of the first slot not before `s` (binary search). */
@@ -101,32 +124,43 @@ function lowerBound(ring: readonly RingSlot[], s: RingSlot): number {
   return lo;
 }
 
+/** A 32-bit finaliser (MurmurHash3's): spreads the bits of `h`. */
+function mix(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+/** Start and end (exclusive) of part `g` of `k` of the row positions `[lo, hi)`. */
+function part(lo: number, hi: number, k: number, g: number): [number, number] {
+  const len = hi - lo;
+  return [lo + Math.floor((g * len) / k), lo + Math.floor(((g + 1) * len) / k)];
+}
+
 /**
- * The overlay of one member: the members it holds alive, placed on `rings` hash rings;
- * its neighbours are its predecessor and successor on each. Updates are O(N) memory moves
- * (a splice), reads O(rings · log N).
+ * The ring of one member: the members it holds alive, ordered by a hash of their ids, and
+ * the tree every message takes over it. Updates are O(N) memory moves (a splice), a
+ * member's children in a tree O(log N).
  *
  * @example
  * ```ts
  * import { Overlay } from "./broadcast.ts";
- * const o = new Overlay("a", 3);
+ * const o = new Overlay("a");
  * for (const id of ["b", "c", "d", "e", "f", "g", "h", "i"]) o.set(id, true);
- * console.log(o.neighbors().length <= 6); // true
+ * console.log(o.children("a", 2).length); // 3
  * ```
  */
 export class Overlay {
   readonly self: string;
-  readonly #rings: RingSlot[][];
+  readonly #ring: RingSlot[] = [];
   readonly #members = new Set<string>();
-  #neighbors: string[] | undefined;
   #version = 0;
 
-  constructor(self: string, rings: number) {
-    if (!Number.isInteger(rings) || rings < 1) {
-      throw new RangeError("rings must be a positive integer");
-    }
+  constructor(self: string) {
     this.self = self;
-    this.#rings = Array.from({ length: rings }, () => []);
     this.set(self, true);
   }
 
@@ -140,7 +174,7 @@ export class Overlay {
     return this.#members.size;
   }
 
-  /** Whether `id` is placed on the rings. */
+  /** Whether `id` is placed on the ring. */
   has(id: string): boolean {
     return this.#members.has(id);
   }
@@ -151,112 +185,87 @@ export class Overlay {
     if (this.#members.has(id) === present) return false;
     if (present) this.#members.add(id);
     else this.#members.delete(id);
-    this.#rings.forEach((ring, r) => {
-      const s = slot(id, r);
-      const i = lowerBound(ring, s);
-      if (present) ring.splice(i, 0, s);
-      else if (ring[i]?.id === id) ring.splice(i, 1);
-    });
-    this.#neighbors = undefined;
+    const s = slot(id);
+    const i = lowerBound(this.#ring, s);
+    if (present) this.#ring.splice(i, 0, s);
+    else if (this.#ring[i]?.id === id) this.#ring.splice(i, 1);
     this.#version++;
     return true;
   }
 
-  /** The neighbours of this member: predecessor and successor on every ring, deduplicated. */
-  neighbors(): readonly string[] {
-    if (this.#neighbors) return this.#neighbors;
-    const out = new Set<string>();
-    this.#rings.forEach((ring, r) => {
-      const n = ring.length;
-      if (n < 2) return;
-      const i = lowerBound(ring, slot(this.self, r));
-      out.add(ring[(i + n - 1) % n]!.id);
-      out.add(ring[(i + 1) % n]!.id);
-    });
-    out.delete(this.self);
-    return this.#neighbors = [...out];
-  }
-}
-
-/** Announcements waiting to be sent, batched per peer and origin, due `delay` after the first. */
-class AnnounceQueue {
-  #queue = new Map<string, Map<string, { hop: number; seqs: Set<number> }>>();
-  due = Infinity;
-
-  constructor(readonly delay: number) {}
-
-  add(to: string, m: TreeMessage, now: number): void {
-    let byOrigin = this.#queue.get(to);
-    if (!byOrigin) this.#queue.set(to, byOrigin = new Map());
-    const pending = byOrigin.get(m.origin);
-    if (pending) {
-      pending.seqs.add(m.seq);
-      pending.hop = Math.min(pending.hop, m.hop);
-    } else byOrigin.set(m.origin, { hop: m.hop, seqs: new Set([m.seq]) });
-    if (this.due === Infinity) this.due = now + this.delay;
-  }
-
-  /** `to` has message `seq` of `origin`: no need to announce it there. */
-  drop(to: string, origin: string, seq: number): void {
-    this.#queue.get(to)?.get(origin)?.seqs.delete(seq);
-  }
-
-  /** The announcements due at `now`, as `ihave` messages. */
-  take(now: number, counters: TreeCounters): TreeSend[] {
-    if (now < this.due) return [];
-    const queue = this.#queue;
-    this.#queue = new Map();
-    this.due = Infinity;
-    const sends: TreeSend[] = [];
-    for (const [to, byOrigin] of queue) {
-      for (const [origin, { hop, seqs: set }] of byOrigin) {
-        const seqs = [...set].sort((a, b) => a - b);
-        for (let i = 0; i < seqs.length; i += MAX_SEQS) {
-          const part = seqs.slice(i, i + MAX_SEQS);
-          counters.announced += part.length;
-          sends.push({ to, message: { type: "ihave", origin, hop, seqs: part } });
-        }
+  /**
+   * The members that `of` (this member by default) sends message `seq` of `origin` to, in
+   * this member's view: empty for a leaf of that tree, or for a member not on the ring.
+   */
+  children(origin: string, seq: number, of: string = this.self): string[] {
+    const ring = this.#ring;
+    const n = ring.length;
+    if (n < 2 || !this.#members.has(of)) return [];
+    const start = lowerBound(ring, { key: mix(hashString(origin, RING_SEED) + seq), id: "" }) %
+      n;
+    const rotated = (r: number) => (r - start + n) % n;
+    // The origin is not in the row (it may be missing from this view: then nothing is left out).
+    const o = this.#members.has(origin) ? rotated(lowerBound(ring, slot(origin))) : n;
+    const size = o < n ? n - 1 : n;
+    const idAt = (i: number) => ring[(start + i + (i >= o ? 1 : 0)) % n]!.id;
+    const heads = (lo: number, hi: number, k: number) => {
+      const out: string[] = [];
+      for (let g = 0; g < k; g++) {
+        const [s, e] = part(lo, hi, k, g);
+        if (e > s) out.push(idAt(s));
       }
+      return out;
+    };
+    if (of === origin) return heads(0, size, originFanout(seq));
+    const p = rotated(lowerBound(ring, slot(of)));
+    const i = p > o ? p - 1 : p;
+    let lo = 0, hi = size, k = originFanout(seq);
+    for (;;) {
+      let g = Math.min(k - 1, Math.floor(((i - lo) * k) / (hi - lo)));
+      let [s, e] = part(lo, hi, k, g);
+      while (i < s) [s, e] = part(lo, hi, k, --g);
+      while (i >= e) [s, e] = part(lo, hi, k, ++g);
+      if (i === s) return heads(s + 1, e, RELAY_FANOUT);
+      lo = s + 1;
+      hi = e;
+      k = RELAY_FANOUT;
     }
-    return sends;
   }
 }
 
-interface Links {
-  readonly eager: Set<string>;
-  readonly lazy: Set<string>;
-  /** When a message of the origin last came through (for forgetting quiet origins). */
-  used: number;
-}
-
-interface Missing {
-  readonly origin: string;
-  readonly seq: number;
-  readonly announcers: string[];
+interface Pending {
+  readonly to: string;
+  readonly id: string;
+  readonly message: TreeMessage;
+  readonly sentAt: number;
   deadline: number;
   attempts: number;
+  /** When the second copy of a retransmission goes (Infinity: none due). */
+  echoAt: number;
 }
 
 interface Cached {
   readonly message: TreeMessage;
   readonly at: number;
   readonly size: number;
+  /** Members this member sent it to. */
+  readonly sentTo: Set<string>;
+  /** Whether it came close after another of its origin (see BURST_WINDOW_MS). */
+  burst: boolean;
 }
 
 /** Counters of {@linkcode TreeBroadcast}, all growing from 0. */
 export interface TreeCounters {
   /** Tree messages received for the first time. */
   received: number;
-  /** Tree messages received again (each answered by a prune, sent with the next batch). */
+  /** Tree messages received again (a retransmission whose acknowledgement was lost). */
   duplicates: number;
-  /** Grafts sent (one per missing message per attempt). */
-  grafts: number;
-  /** Tree messages resent in answer to a graft. */
-  graftsAnswered: number;
-  /** Prunes sent. */
-  prunes: number;
-  /** Message ids announced lazily. */
-  announced: number;
+  /** Message ids acknowledged. */
+  acked: number;
+  /** Copies sent again for want of an acknowledgement. */
+  retransmitted: number;
+  /** Copies sent to the children of a member that did not acknowledge. */
+  takenOver: number;
 }
 
 function idOf(origin: string, seq: number): string {
@@ -269,7 +278,7 @@ function approxEntryBytes(e: Entry, valueBytes: (v: unknown) => number): number 
 
 /**
  * The tree broadcast of one member (see the module). Member ids in, member ids out: the
- * caller maps them to addresses, feeds in the overlay's members, and applies the entries
+ * caller maps them to addresses, feeds in the ring's members, and applies the entries
  * of the messages that {@linkcode TreeBroadcast.receiveTree} calls fresh.
  *
  * @example
@@ -287,35 +296,31 @@ export class TreeBroadcast {
   readonly counters: TreeCounters = {
     received: 0,
     duplicates: 0,
-    grafts: 0,
-    graftsAnswered: 0,
-    prunes: 0,
-    announced: 0,
+    acked: 0,
+    retransmitted: 0,
+    takenOver: 0,
   };
-  /** The links of the tree every new origin starts from (Plumtree's shared tree). */
-  readonly #shared: Links = { eager: new Set(), lazy: new Set(), used: 0 };
-  #nextSweep = 0;
-  /** Each origin's own tree: pruned and grafted by its messages only. */
-  readonly #byOrigin = new Map<string, Links>();
-  #known = new Set<string>();
-  #overlayVersion = -1;
-  #seq = 0;
+  #seq: number;
   /** Message ids seen → when first seen (insertion order is time order). */
   readonly #seen = new Map<string, number>();
   readonly #cache = new Map<string, Cached>();
   #cacheBytes = 0;
-  readonly #missing = new Map<string, Missing>();
-  #missingDue = Infinity;
-  /** Announcements to lazy neighbours (`lazyDelayMs`). */
-  readonly #lazyQueue: AnnounceQueue;
-  /** The same to eager neighbours, later (`safetyDelayMs`): a safety net for lost copies. */
-  readonly #safetyQueue: AnnounceQueue;
-  /** Highest sequence number received from each origin, to notice a message skipped. */
-  readonly #highest = new Map<string, number>();
-  readonly #prunedAt = new Map<string, number>();
-  /** Prunes waiting to be sent: neighbour → origins. */
-  readonly #prunes = new Map<string, Set<string>>();
-  #pruneDue = Infinity;
+  /** Copies waiting for an acknowledgement, by `to` and message id. */
+  readonly #pending = new Map<string, Pending>();
+  #pendingDue = Infinity;
+  /** Acknowledgements to send: member → origin → sequence numbers. */
+  #acks = new Map<string, Map<string, number[]>>();
+  #ackDue = Infinity;
+  /** Smoothed round trip and its variation (ms), once measured. */
+  #srtt: number | undefined;
+  #rttvar = 0;
+  /** The same for the copies of bursts (acknowledged after BURST_ACK_MS). */
+  #burstSrtt: number | undefined;
+  #burstRttvar = 0;
+  /** The shortest round trip measured lately: the network's, without an ack's wait. */
+  #minRtt = Infinity;
+  /** When a message of each origin was last sent or received here. */
+  readonly #lastOf = new Map<string, number>();
   readonly #valueBytes: (v: unknown) => number;
 
   constructor(
@@ -334,38 +339,63 @@ export class TreeBroadcast {
       }
     }
     this.config = Object.freeze(c);
-    this.overlay = new Overlay(self, c.rings);
+    this.overlay = new Overlay(self);
     this.#valueBytes = valueBytes;
-    this.#lazyQueue = new AnnounceQueue(c.lazyDelayMs);
-    this.#safetyQueue = new AnnounceQueue(c.safetyDelayMs);
     // 2,048 numbers per second of the clock, wrapping every 2^20 s (12 days): under 2^31,
     // so a number takes 5 bytes on the wire, not 9.
     this.#seq = (Math.floor(Math.max(0, now) / 1000) % 2 ** 20) * 2048 - 1;
   }
 
-  /** Neighbours this member pushes to eagerly. */
-  get eager(): ReadonlySet<string> {
-    this.#refresh();
-    return this.#shared.eager;
+  /** The retransmission timeout now, in ms. */
+  get rto(): number {
+    if (this.#srtt === undefined) return this.config.retransmitMs;
+    // An acknowledgement waits up to `ackDelayMs` to be batched: never expect it sooner
+    // than the network's round trip plus that wait.
+    const rto = Math.max(this.#srtt + 2 * this.#rttvar, this.#minRtt + this.config.ackDelayMs);
+    return Math.min(MAX_RTO, Math.max(MIN_RTO, rto + MIN_RTO_MARGIN));
   }
 
-  /** Neighbours this member only announces to. */
-  get lazy(): ReadonlySet<string> {
-    this.#refresh();
-    return this.#shared.lazy;
+  /** The retransmission timeout of a message of a burst, acknowledged sooner, in ms. */
+  get burstRto(): number {
+    if (this.#burstSrtt === undefined) {
+      return Number.isFinite(this.#minRtt)
+        ? Math.min(
+          this.rto,
+          Math.max(MIN_RTO, this.#minRtt + BURST_ACK_MS + Math.max(MIN_RTO_MARGIN, this.#minRtt)),
+        )
+        : this.rto;
+    }
+    const rto = this.#burstSrtt + Math.max(4 * this.#burstRttvar, MIN_RTO_MARGIN);
+    return Math.min(
+      MAX_RTO,
+      Math.max(MIN_RTO, rto, this.#minRtt + BURST_ACK_MS + MIN_RTO_MARGIN),
+    );
+  }
+
+  /** Whether a message of `origin` at `now` follows another closely (and notes it). */
+  #inBurst(origin: string, now: number): boolean {
+    const last = this.#lastOf.get(origin);
+    this.#lastOf.set(origin, now);
+    return last !== undefined && now - last <= BURST_WINDOW_MS;
+  }
+
+  /** Copies sent and not acknowledged yet. */
+  get unacknowledged(): number {
+    return this.#pending.size;
   }
 
   /**
-   * Broadcasts `entries` from this member as one message: sent now to the eager neighbours,
-   * announced later to the lazy ones. Sequence numbers grow by one from 2,048 × the clock's
-   * seconds at construction (a member restarted a second or more later does not reuse the
-   * ids of its previous run unless that run sent over 2,048 messages a second on average;
-   * a reused id costs a late delivery by anti-entropy, no loss), so a receiver notices a
-   * message it skipped.
+   * Broadcasts `entries` from this member as one message, sent now to its children in the
+   * message's tree. A `lone` message (the only one of its batch) takes the next even
+   * sequence number, whose tree gives the origin 3 children; the messages of a batch take
+   * numbers in a row (2 and 3 children in turn). Numbers start at 2,048 × the clock's
+   * seconds at construction: a member restarted a second or more later does not reuse the
+   * ids of its previous run unless that run sent over 2,048 messages a second on average
+   * (a reused id costs a late delivery by anti-entropy, no loss).
    */
-  originate(entries: readonly Entry[], now: number): TreeSend[] {
-    this.#refresh();
+  originate(entries: readonly Entry[], now: number, lone = true): TreeSend[] {
     this.#seq++;
+    if (lone && this.#seq % 2 !== 0) this.#seq++;
     const message: TreeMessage = {
       type: "tree",
       origin: this.overlay.self,
@@ -373,257 +403,200 @@ export class TreeBroadcast {
       hop: 0,
       entries,
     };
-    this.#remember(idOf(message.origin, message.seq), message, now);
-    return this.#push(message, undefined, now);
+    const id = idOf(message.origin, message.seq);
+    const cached = this.#remember(id, message, now);
+    cached.burst = this.#inBurst(message.origin, now);
+    return this.#sendAll(cached, id, this.overlay.children(message.origin, message.seq), now);
   }
 
   /**
    * A tree message from member `from`. When it is new here (`fresh`), the caller applies its
-   * entries; the sends forward it. When it is a duplicate, the sends prune the link.
+   * entries; the sends forward it to this member's children in its tree.
    */
   receiveTree(from: string, m: TreeMessage, now: number): { fresh: boolean; sends: TreeSend[] } {
-    this.#refresh();
     const id = idOf(m.origin, m.seq);
+    const burst = this.#inBurst(m.origin, now);
+    this.#ack(from, m, now, burst ? BURST_ACK_MS : this.config.ackDelayMs);
     if (this.#seen.has(id) || m.origin === this.overlay.self) {
       this.counters.duplicates++;
-      this.#lazyQueue.drop(from, m.origin, m.seq); // it has it
-      this.#safetyQueue.drop(from, m.origin, m.seq);
-      this.#toLazy(m.origin, from);
-      // Prunes wait for the next batch of announcements (one datagram per neighbour): the
-      // copies already in flight would come all the same.
-      const key = `${m.origin} ${from}`;
-      const last = this.#prunedAt.get(key);
-      if (last === undefined || now - last >= 2 * this.config.lazyDelayMs) {
-        this.#prunedAt.set(key, now);
-        let origins = this.#prunes.get(from);
-        if (!origins) this.#prunes.set(from, origins = new Set());
-        origins.add(m.origin);
-        if (this.#pruneDue === Infinity) this.#pruneDue = now + this.config.lazyDelayMs;
-      }
+      this.#ackDue = now; // its sender is retransmitting: acknowledge at once
       return { fresh: false, sends: [] };
     }
     this.counters.received++;
-    this.#missing.delete(id);
-    this.#remember(id, m, now);
-    const highest = this.#highest.get(m.origin);
-    if (highest === undefined || m.seq > highest) {
-      this.#highest.set(m.origin, m.seq);
-      // Messages of one origin are numbered in a row: ask the sender for those skipped.
-      if (highest !== undefined) {
-        for (let seq = Math.max(highest + 1, m.seq - MAX_GAP); seq < m.seq; seq++) {
-          this.#expect(m.origin, seq, from, now);
-        }
-      }
-    }
-    this.#toEager(m.origin, from);
-    return { fresh: true, sends: this.#push({ ...m, hop: Math.min(255, m.hop + 1) }, from, now) };
+    const forward = { ...m, hop: Math.min(255, m.hop + 1) };
+    const cached = this.#remember(id, forward, now);
+    cached.burst = burst;
+    cached.sentTo.add(from);
+    const children = this.overlay.children(m.origin, m.seq);
+    return { fresh: true, sends: this.#sendAll(cached, id, children, now) };
   }
 
-  /** An announcement from `from`: messages not seen here are grafted if they do not come. */
+  /** An acknowledgement from `from`: its copies of those messages need no retransmission. */
   receiveIHave(from: string, m: IHaveMessage, now: number): void {
-    this.#refresh();
     for (const seq of m.seqs) {
-      this.#lazyQueue.drop(from, m.origin, seq); // it has it: no need to announce it there
-      this.#safetyQueue.drop(from, m.origin, seq);
-      this.#expect(m.origin, seq, from, now);
-    }
-    // Messages of one origin are numbered in a row: those between the highest received
-    // here and the first announced exist too (the announcer has them, or will graft them).
-    const highest = this.#highest.get(m.origin);
-    const first = m.seqs[0]!;
-    if (highest !== undefined && first > highest + 1) {
-      for (let seq = Math.max(highest + 1, first - MAX_GAP); seq < first; seq++) {
-        this.#expect(m.origin, seq, from, now);
-      }
+      const key = `${from}\n${idOf(m.origin, seq)}`;
+      const p = this.#pending.get(key);
+      if (!p) continue;
+      this.#pending.delete(key);
+      if (p.attempts === 0) this.#measure(now - p.sentAt, this.#cache.get(p.id)?.burst === true);
     }
   }
 
-  /** Message `seq` of `origin` exists and `from` has it: graft it if it does not come. */
-  #expect(origin: string, seq: number, from: string, now: number): void {
-    const id = idOf(origin, seq);
-    if (this.#seen.has(id) || origin === this.overlay.self) return;
-    const missing = this.#missing.get(id);
-    if (missing) {
-      if (!missing.announcers.includes(from)) missing.announcers.push(from);
-      return;
-    }
-    const deadline = now + this.config.graftTimeoutMs;
-    this.#missing.set(id, { origin, seq, announcers: [from], deadline, attempts: 0 });
-    this.#missingDue = Math.min(this.#missingDue, deadline);
-  }
-
-  /** A graft from `from`: push to it eagerly again, and resend what it asks for that we hold. */
-  receiveGraft(from: string, m: GraftMessage, _now: number): TreeSend[] {
-    this.#refresh();
-    this.#toEager(m.origin, from);
-    const sends: TreeSend[] = [];
-    for (const seq of m.seqs) {
-      const cached = this.#cache.get(idOf(m.origin, seq));
-      if (!cached) continue;
-      this.counters.graftsAnswered++;
-      const message = { ...cached.message, hop: Math.min(255, cached.message.hop + 1) };
-      sends.push({ to: from, message });
-    }
-    return sends;
-  }
-
-  /** A prune from `from`: only announce `origin`'s messages to it from now on. */
-  receivePrune(from: string, origin: string): void {
-    this.#refresh();
-    this.#toLazy(origin, from);
-  }
-
-  /** The links of `origin`'s tree; a new origin starts from the shared tree. */
-  #links(origin: string): Links {
-    let links = this.#byOrigin.get(origin);
-    if (!links) {
-      links = { eager: new Set(this.#shared.eager), lazy: new Set(this.#shared.lazy), used: 0 };
-      this.#byOrigin.set(origin, links);
-    }
-    return links;
-  }
-
-  /** Puts the link to `id` on `origin`'s tree, and on the shared one. */
-  #toEager(origin: string, id: string): void {
-    if (!this.#known.has(id)) return;
-    for (const links of [this.#links(origin), this.#shared]) {
-      links.eager.add(id);
-      links.lazy.delete(id);
-    }
-  }
-
-  /** Takes the link to `id` off `origin`'s tree, and off the shared one. */
-  #toLazy(origin: string, id: string): void {
-    for (const links of [this.#links(origin), this.#shared]) {
-      if (links.eager.delete(id) && this.#known.has(id)) links.lazy.add(id);
-    }
-  }
-
-  /** Due work: grafts for messages announced but not received, and batched announcements. */
+  /** Due work: retransmissions and batched acknowledgements. */
   tick(now: number): TreeSend[] {
-    this.#refresh();
     const sends: TreeSend[] = [];
-    if (now >= this.#missingDue) {
-      const grafts = new Map<string, Map<string, number[]>>();
+    if (now >= this.#pendingDue) {
       let due = Infinity;
-      for (const [id, m] of this.#missing) {
-        if (m.deadline > now) {
-          due = Math.min(due, m.deadline);
-          continue;
-        }
-        if (m.attempts >= MAX_GRAFTS) {
-          this.#missing.delete(id); // anti-entropy will bring it
-          continue;
-        }
-        const to = m.announcers[m.attempts % m.announcers.length]!;
-        m.attempts++;
-        // A graft takes a round trip: wait longer than the first time before the next, and
-        // longer still after a few (a lossy stretch; anti-entropy may bring it meanwhile).
-        m.deadline = now + (m.attempts <= QUICK_GRAFTS ? 2 : 10) * this.config.graftTimeoutMs;
-        due = Math.min(due, m.deadline);
-        let byOrigin = grafts.get(to);
-        if (!byOrigin) grafts.set(to, byOrigin = new Map());
-        let seqs = byOrigin.get(m.origin);
-        if (!seqs) byOrigin.set(m.origin, seqs = []);
-        seqs.push(m.seq);
+      const retry: Pending[] = [];
+      for (const p of this.#pending.values()) {
+        if (p.deadline <= now || p.echoAt <= now) retry.push(p);
+        else due = Math.min(due, p.deadline, p.echoAt);
       }
-      this.#missingDue = due;
-      for (const [to, byOrigin] of grafts) {
-        for (const [origin, seqs] of byOrigin) {
-          this.#toEager(origin, to);
-          seqs.sort((a, b) => a - b);
+      this.#pendingDue = due;
+      // Random loss leaves some copies unacknowledged; an overload delays this member's own
+      // timers too: the retransmissions come due long after their time.
+      let first = Infinity;
+      for (const p of retry) first = Math.min(first, p.deadline);
+      const congested = retry.length > CONGESTED / 4 && now - first > this.rto;
+      retry.forEach((p, i) => {
+        if (congested && i >= CONGESTED) {
+          p.deadline = now + this.rto; // later: retransmitting adds to an overload
+          p.echoAt = Infinity;
+          this.#pendingDue = Math.min(this.#pendingDue, p.deadline);
+        } else sends.push(...this.#retry(p, now, congested));
+      });
+    }
+    if (now >= this.#ackDue) {
+      const acks = this.#acks;
+      this.#acks = new Map();
+      this.#ackDue = Infinity;
+      for (const [to, byOrigin] of acks) {
+        for (const [origin, list] of byOrigin) {
+          const seqs = [...new Set(list)].sort((a, b) => a - b);
           for (let i = 0; i < seqs.length; i += MAX_SEQS) {
-            this.counters.grafts += Math.min(MAX_SEQS, seqs.length - i);
-            sends.push({
-              to,
-              message: { type: "graft", origin, seqs: seqs.slice(i, i + MAX_SEQS) },
-            });
+            const part = seqs.slice(i, i + MAX_SEQS);
+            this.counters.acked += part.length;
+            sends.push({ to, message: { type: "ihave", origin, hop: 0, seqs: part } });
           }
         }
       }
     }
-    if (now >= this.#nextSweep) {
-      // Once a second: forget prune timestamps past their timeout, and the trees of origins
-      // quiet for `cacheMs` (their next message starts from the shared tree again).
-      this.#nextSweep = now + 1000;
-      for (const [key, at] of this.#prunedAt) {
-        if (now - at >= 2 * this.config.lazyDelayMs) this.#prunedAt.delete(key);
-      }
-      for (const [origin, links] of this.#byOrigin) {
-        if (now - links.used >= this.config.cacheMs) this.#byOrigin.delete(origin);
-      }
-    }
-    if (now >= this.#pruneDue || now >= this.#lazyQueue.due) {
-      for (const [to, origins] of this.#prunes) {
-        for (const origin of origins) {
-          this.counters.prunes++;
-          sends.push({ to, message: { type: "prune", origin } });
-        }
-      }
-      this.#prunes.clear();
-      this.#pruneDue = Infinity;
-    }
-    sends.push(...this.#lazyQueue.take(now, this.counters));
-    sends.push(...this.#safetyQueue.take(now, this.counters));
     this.#expire(now);
     return sends;
   }
 
   /** When {@linkcode TreeBroadcast.tick} next has work to do (Infinity: nothing pending). */
   nextWakeAt(): number {
-    return Math.min(this.#missingDue, this.#lazyQueue.due, this.#safetyQueue.due, this.#pruneDue);
+    return Math.min(this.#pendingDue, this.#ackDue);
   }
 
-  /** Messages announced to this member and not received yet. */
-  get missing(): number {
-    return this.#missing.size;
+  #ack(to: string, m: TreeMessage, now: number, delay: number): void {
+    if (to === this.overlay.self) return;
+    let byOrigin = this.#acks.get(to);
+    if (!byOrigin) this.#acks.set(to, byOrigin = new Map());
+    const seqs = byOrigin.get(m.origin);
+    if (seqs) seqs.push(m.seq);
+    else byOrigin.set(m.origin, [m.seq]);
+    this.#ackDue = Math.min(this.#ackDue, now + delay);
   }
 
-  /** Takes neighbour changes from the overlay: new neighbours start eager. */
-  #refresh(): void {
-    if (this.#overlayVersion === this.overlay.version) return;
-    this.#overlayVersion = this.overlay.version;
-    const now = new Set(this.overlay.neighbors());
-    for (const id of now) {
-      if (this.#known.has(id)) continue;
-      // A new neighbour starts eager on the shared tree (the next new origin's message
-      // reaches it at once, and the first duplicate prunes the link if the tree does not
-      // need it) and lazy on the trees of origins already heard (it grafts what it needs).
-      this.#shared.eager.add(id);
-      for (const links of this.#byOrigin.values()) links.lazy.add(id);
-    }
-    for (const id of this.#known) {
-      if (now.has(id)) continue;
-      for (const links of [this.#shared, ...this.#byOrigin.values()]) {
-        links.eager.delete(id);
-        links.lazy.delete(id);
+  /** Jacobson's estimator (RFC 6298), one for lone messages, one for bursts: a sample, in ms. */
+  #measure(sample: number, burst: boolean): void {
+    // The minimum follows a longer round trip slowly (a route that changed).
+    this.#minRtt = sample < this.#minRtt ? sample : this.#minRtt + (sample - this.#minRtt) / 64;
+    if (burst) {
+      if (this.#burstSrtt === undefined) {
+        this.#burstSrtt = sample;
+        this.#burstRttvar = sample / 4;
+      } else {
+        this.#burstRttvar = 0.75 * this.#burstRttvar + 0.25 * Math.abs(this.#burstSrtt - sample);
+        this.#burstSrtt = 0.875 * this.#burstSrtt + 0.125 * sample;
       }
+    } else if (this.#srtt === undefined) {
+      this.#srtt = sample;
+      this.#rttvar = sample / 4;
+    } else {
+      this.#rttvar = 0.75 * this.#rttvar + 0.25 * Math.abs(this.#srtt - sample);
+      this.#srtt = 0.875 * this.#srtt + 0.125 * sample;
     }
-    this.#known = now;
   }
 
-  /** Sends `m` to the eager neighbours but `from`, and queues its id for the lazy ones. */
-  #push(m: TreeMessage, from: string | undefined, now: number): TreeSend[] {
+  /** Sends the cached message to each of `to` not sent to yet, awaiting acknowledgements. */
+  #sendAll(cached: Cached, id: string, to: readonly string[], now: number): TreeSend[] {
     const sends: TreeSend[] = [];
-    const links = this.#links(m.origin);
-    links.used = now;
-    for (const to of links.eager) {
-      if (to === from) continue;
-      sends.push({ to, message: m });
-      // Datagrams get lost: announce it there too, later, in case this copy was.
-      this.#safetyQueue.add(to, m, now);
+    const self = this.overlay.self;
+    const rto = cached.burst ? this.burstRto : this.rto;
+    for (const t of to) {
+      if (t === self || t === cached.message.origin || cached.sentTo.has(t)) continue;
+      cached.sentTo.add(t);
+      sends.push({ to: t, message: cached.message });
+      if (this.#pending.size >= MAX_PENDING) continue;
+      const deadline = now + rto;
+      this.#pending.set(`${t}\n${id}`, {
+        to: t,
+        id,
+        message: cached.message,
+        sentAt: now,
+        deadline,
+        attempts: 0,
+        echoAt: Infinity,
+      });
+      this.#pendingDue = Math.min(this.#pendingDue, deadline);
     }
-    for (const to of links.lazy) if (to !== from) this.#lazyQueue.add(to, m, now);
     return sends;
   }
 
-  #remember(id: string, m: TreeMessage, now: number): void {
+  /** A copy not acknowledged in time: send it again, or to whom the tree now names. */
+  #retry(p: Pending, now: number, congested: boolean): TreeSend[] {
+    if (p.echoAt <= now) {
+      p.echoAt = Infinity;
+      this.#pendingDue = Math.min(this.#pendingDue, p.deadline);
+      return [{ to: p.to, message: p.message }];
+    }
+    const key = `${p.to}\n${p.id}`;
+    const { origin, seq } = p.message;
+    const cached = this.#cache.get(p.id);
+    if (!this.overlay.has(p.to)) {
+      // Gone from the ring: the tree over the members left names who gets it instead.
+      this.#pending.delete(key);
+      return cached ? this.#sendAll(cached, p.id, this.overlay.children(origin, seq), now) : [];
+    }
+    if (p.attempts + 1 >= MAX_ATTEMPTS) {
+      this.#pending.delete(key); // anti-entropy will bring it
+      return [];
+    }
+    p.attempts++;
+    // Losses are mostly random: a few tries one timeout apart; then back off, in case the
+    // link or the member is overloaded, not lossy (the retransmissions would add to it).
+    const rto = cached?.burst ? this.burstRto : this.rto;
+    const steady = congested ? 0 : STEADY_ATTEMPTS;
+    p.deadline = now + rto * 2 ** Math.max(0, p.attempts - steady);
+    this.#pendingDue = Math.min(this.#pendingDue, p.deadline);
+    this.counters.retransmitted++;
+    if (congested) return [{ to: p.to, message: p.message }];
+    // Sent twice, ECHO_MS apart (two datagrams): a link that lost a copy is likely lossy,
+    // and each further loss would cost another timeout.
+    p.echoAt = now + ECHO_MS;
+    this.#pendingDue = Math.min(this.#pendingDue, p.echoAt);
+    const sends: TreeSend[] = [{ to: p.to, message: p.message }];
+    if (p.attempts === TAKEOVER_ATTEMPTS && cached) {
+      // Silent twice: it may be gone. Its children should not wait for SWIM to say so.
+      const before = sends.length;
+      sends.push(...this.#sendAll(cached, p.id, this.overlay.children(origin, seq, p.to), now));
+      this.counters.takenOver += sends.length - before;
+    }
+    return sends;
+  }
+
+  #remember(id: string, m: TreeMessage, now: number): Cached {
     this.#seen.set(id, now);
     let size = 32;
     for (const e of m.entries) size += approxEntryBytes(e, this.#valueBytes);
-    this.#cache.set(id, { message: m, at: now, size });
+    const cached: Cached = { message: m, at: now, size, sentTo: new Set(), burst: false };
+    this.#cache.set(id, cached);
     this.#cacheBytes += size;
     this.#expire(now);
+    return cached;
   }
 
   /** Forgets cached messages past `cacheMs` or the byte budget, and ids past `cacheMs`. */
@@ -637,6 +610,12 @@ export class TreeBroadcast {
     for (const [id, at] of this.#seen) {
       if (at > horizon) break;
       this.#seen.delete(id);
+    }
+    if (this.#lastOf.size > 2 * this.overlay.size + 16) {
+      // Origins that left: forget those quiet for longer than a burst's window.
+      for (const [origin, at] of this.#lastOf) {
+        if (now - at > BURST_WINDOW_MS) this.#lastOf.delete(origin);
+      }
     }
   }
 }

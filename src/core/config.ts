@@ -47,12 +47,15 @@ export interface EngineConfig {
    */
   largeEntryCooldownMs: number;
   /**
-   * Tree broadcast: announcements of received writes wait this long before they go to the
-   * neighbours that are not on the tree, in ms (batched, after the eager copies). Default 50.
+   * Tree broadcast: acknowledgements of received writes wait this long, to be batched, in
+   * ms. Default 10.
    */
-  lazyDelayMs: number;
-  /** Tree broadcast: wait for an announced write before asking for it, in ms. Default 10. */
-  graftTimeoutMs: number;
+  ackDelayMs: number;
+  /**
+   * Tree broadcast: wait this long for an acknowledgement before sending a write again, in
+   * ms, until round trips were measured (the timeout then follows them). Default 100.
+   */
+  retransmitMs: number;
 }
 
 /** The defaults of {@linkcode EngineConfig}. */
@@ -71,8 +74,8 @@ export const DEFAULT_CONFIG: Readonly<EngineConfig> = Object.freeze({
   maxPiggyback: 16,
   reconnectIntervalMs: 5_000,
   largeEntryCooldownMs: 10_000,
-  lazyDelayMs: 50,
-  graftTimeoutMs: 10,
+  ackDelayMs: 15,
+  retransmitMs: 100,
 });
 
 /** Whether `name` is a field of {@linkcode EngineConfig}. */

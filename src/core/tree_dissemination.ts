@@ -44,8 +44,8 @@ export class TreeDissemination implements Dissemination {
     this.#tree = new TreeBroadcast(
       ctx.id,
       {
-        lazyDelayMs: ctx.config.lazyDelayMs,
-        graftTimeoutMs: ctx.config.graftTimeoutMs,
+        ackDelayMs: ctx.config.ackDelayMs,
+        retransmitMs: ctx.config.retransmitMs,
       },
       now,
       (v) => approxSize(v),
@@ -53,7 +53,7 @@ export class TreeDissemination implements Dissemination {
     this.#nextResyncAt = now + ctx.config.gossipIntervalMs;
   }
 
-  /** The tree's counters (duplicates, grafts, prunes, announcements). */
+  /** The tree broadcast (its counters: duplicates, acknowledgements, retransmissions). */
   get tree(): TreeBroadcast {
     return this.#tree;
   }
@@ -115,12 +115,7 @@ export class TreeDissemination implements Dissemination {
       case "ihave":
         this.#tree.receiveIHave(sender, m, now);
         break;
-      case "graft":
-        this.#send(this.#tree.receiveGraft(sender, m, now));
-        break;
-      case "prune":
-        this.#tree.receivePrune(sender, m.origin);
-        break;
+        // `graft` and `prune` (types 24 and 25) are not sent by this release: ignored.
     }
   }
 
@@ -156,19 +151,22 @@ export class TreeDissemination implements Dissemination {
 
   /** Broadcasts entries along the tree, in messages of one datagram each. */
   #broadcast(entries: readonly StoredEntry[], now: number): void {
+    const chunks: StoredEntry[][] = [];
     let chunk: StoredEntry[] = [];
     let bytes = 0;
     for (const e of entries) {
       const size = e.key.length + e.writer.length + 24 + (e.deleted ? 0 : approxSize(e.value));
       if (chunk.length && bytes + size > TREE_CHUNK_BYTES) {
-        this.#send(this.#tree.originate(chunk, now));
+        chunks.push(chunk);
         chunk = [];
         bytes = 0;
       }
       chunk.push(e);
       bytes += size;
     }
-    if (chunk.length) this.#send(this.#tree.originate(chunk, now));
+    if (chunk.length) chunks.push(chunk);
+    const lone = chunks.length === 1;
+    for (const c of chunks) this.#send(this.#tree.originate(c, now, lone));
   }
 
   #send(sends: readonly TreeSend[]): void {
