@@ -134,9 +134,14 @@ test("a cluster upgraded from 0.1.0 one member at a time converges at every step
       assert.deepEqual(kv.stats().dropped, {}, `${step}: ${kv.id} dropped datagrams`);
     }
     sides.forEach((side, i) => {
+      // A member of this release retransmits tree copies nobody acknowledged, so after the
+      // heal part of a new side's writes may come by the tree; an old member's rumors are
+      // not retransmitted, so what old members wrote comes by anti-entropy alone.
+      const writers = sides[1 - i]!.filter((id) =>
+        oldIds.has(id) || side.some((s) => oldIds.has(s))
+      );
       const got = received(side) - before[i]!;
-      const written = sides[1 - i]!.length;
-      assert.ok(got >= written, `${step}: side ${i} got ${got} entries by anti-entropy`);
+      assert.ok(got >= writers.length, `${step}: side ${i} got ${got} entries by anti-entropy`);
     });
     if (olds.length && news.length) {
       assert.ok(sent(news, FULL) > fullBefore, `${step}: new members answered old ones in full`);
