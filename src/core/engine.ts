@@ -264,7 +264,8 @@ export class Engine {
    * Applied at once; pushed as a rumor at the next {@linkcode Engine.flush}.
    */
   write(section: Section, key: string, value: unknown, deleted: boolean, now: number): StoredEntry {
-    const stamp = this.clock.tick(now);
+    // Later than the key's current version, however far ahead that was stamped (hlc.ts).
+    const stamp = this.clock.tickAfter(now, this.store.get(section, key));
     const entry: Entry = {
       section,
       key,
