@@ -30,6 +30,8 @@ export interface DenoGlobal {
   listenDatagram?: (options: DenoAddr) => DenoDatagramConn;
   networkInterfaces?: () => InterfaceAddress[];
   openSync?(path: string): { close(): void };
+  addSignalListener?(signal: "SIGWINCH", handler: () => void): void;
+  removeSignalListener?(signal: "SIGWINCH", handler: () => void): void;
   serve?(options: {
     hostname: string;
     port: number;

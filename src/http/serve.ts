@@ -77,6 +77,23 @@ function descriptorsFree(deno: DenoGlobal): void {
   }
 }
 
+/**
+ * Sets up Deno's signal handling now, while descriptors are free: Deno 2 (ext/signals) opens
+ * its signal pipe when a listener is first added, by the runtime itself too (after the
+ * accept loop failed, say), and panics, uncatchable, when no descriptor is left for it.
+ * SIGWINCH is ignored by default, so listening to it for an instant changes nothing.
+ */
+function signalsReady(deno: DenoGlobal): void {
+  if (!deno.addSignalListener || !deno.removeSignalListener) return;
+  const noop = () => {};
+  try {
+    deno.addSignalListener("SIGWINCH", noop);
+    deno.removeSignalListener("SIGWINCH", noop);
+  } catch {
+    // No signals here (Windows, a sandbox): nothing to prepare.
+  }
+}
+
 function listenDeno(
   deno: DenoGlobal,
   serve: NonNullable<DenoGlobal["serve"]>,
@@ -88,6 +105,7 @@ function listenDeno(
   // Deno cancels the response body when the client goes away; reading request.signal would
   // only earn a warning (it also aborts after every successful response, in Deno 2).
   // https://docs.deno.com/go/unstable-no-legacy-abort
+  signalsReady(deno);
   let inFlight = 0;
   let drained = () => {};
   const handler = (request: Request, info: { completed: Promise<void> }) => {
