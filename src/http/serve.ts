@@ -158,7 +158,15 @@ function listenDeno(
       socketDir = undefined;
     }
   }
-  const path = socketDir === undefined ? undefined : `${socketDir}/http.sock`;
+  let path = socketDir === undefined ? undefined : `${socketDir}/http.sock`;
+  const removeSocketDir = () => {
+    if (socketDir === undefined) return;
+    try {
+      deno.removeSync?.(socketDir, { recursive: true });
+    } catch {
+      // removed already
+    }
+  };
   const listen = (at: number) => {
     if (path !== undefined) {
       try {
@@ -197,7 +205,16 @@ function listenDeno(
     });
     return server;
   };
-  let current = listen(guarded ? 0 : port);
+  let current: ReturnType<typeof listen>;
+  try {
+    current = listen(guarded ? 0 : port);
+  } catch (error) {
+    if (path === undefined) throw error;
+    // No permission to listen on (or connect to) the socket: loopback TCP instead.
+    removeSocketDir();
+    socketDir = path = undefined;
+    current = listen(0);
+  }
   const front = guarded
     ? guard(
       deno,
@@ -224,13 +241,7 @@ function listenDeno(
     } finally {
       // The server has stopped: what it sent last (the end of a stream) is still on its way.
       await front?.closeAll(GRACE_MS);
-      if (socketDir !== undefined) {
-        try {
-          deno.removeSync?.(socketDir, { recursive: true });
-        } catch {
-          // removed already
-        }
-      }
+      removeSocketDir();
     }
   };
   return { port: front ? front.port : current.addr.port, stop };
