@@ -23,6 +23,13 @@ export interface DenoDatagramConn {
   close(): void;
 }
 
+/** A TCP connection of `Deno.listen` or `Deno.connect`. */
+export interface DenoConn {
+  readonly readable: ReadableStream<Uint8Array>;
+  readonly writable: WritableStream<Uint8Array>;
+  close(): void;
+}
+
 /** What this library uses of `Deno`. */
 export interface DenoGlobal {
   readonly version: { readonly deno: string };
@@ -30,9 +37,23 @@ export interface DenoGlobal {
   listenDatagram?: (options: DenoAddr) => DenoDatagramConn;
   networkInterfaces?: () => InterfaceAddress[];
   openSync?(path: string): { close(): void };
+  listen?(options: { hostname: string; port: number; transport: "tcp" }): {
+    readonly addr: { readonly port: number };
+    accept(): Promise<DenoConn>;
+    close(): void;
+  };
+  connect?(
+    options: { hostname: string; port: number } | { transport: "unix"; path: string },
+  ): Promise<DenoConn>;
+  makeTempDirSync?(options: { prefix: string }): string;
+  removeSync?(path: string, options: { recursive: boolean }): void;
+  addSignalListener?(signal: "SIGWINCH", handler: () => void): void;
+  removeSignalListener?(signal: "SIGWINCH", handler: () => void): void;
   serve?(options: {
-    hostname: string;
-    port: number;
+    hostname?: string;
+    port?: number;
+    /** A Unix socket to listen on instead of `hostname` and `port`. */
+    path?: string;
     onListen?: () => void;
     handler: (request: Request, info: { completed: Promise<void> }) => Promise<Response> | Response;
     signal?: AbortSignal;
@@ -63,7 +84,10 @@ export interface BunGlobal {
     hostname: string;
     port: number;
     idleTimeout: number;
-    fetch: (request: Request) => Response | Promise<Response>;
+    fetch: (
+      request: Request,
+      server: { timeout?(request: Request, seconds: number): void },
+    ) => Response | Promise<Response>;
   }): { port: number; stop(closeActiveConnections?: boolean): Promise<void> };
 }
 

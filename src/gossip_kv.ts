@@ -208,6 +208,16 @@ export class GossipKV {
     if (!options || typeof options !== "object") {
       throw new TypeError("GossipKV.start() needs an options object");
     }
+    const { requireEncryption } = options;
+    if (requireEncryption !== undefined && typeof requireEncryption !== "boolean") {
+      throw new TypeError(`requireEncryption must be a boolean, got ${String(requireEncryption)}`);
+    }
+    if (requireEncryption && options.keys === undefined) {
+      throw new TypeError(
+        "requireEncryption is set but no keys are given: pass keys (generateKey() makes one), " +
+          "or leave requireEncryption unset to gossip in plaintext",
+      );
+    }
     const keyring = options.keys === undefined ? undefined : await Keyring.create(options.keys);
     const kv = new GossipKV(options, keyring);
     const storage = kv.#storage;

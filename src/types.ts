@@ -48,6 +48,12 @@ export interface GossipKVOptions extends
    */
   keys?: readonly KeyInput[];
   /**
+   * Refuse plaintext outright: `start()` rejects unless `keys` are given (a member with keys
+   * already drops every plaintext datagram, and `setKeys` never goes back to none). Like
+   * Consul's `encrypt_verify_incoming`. Default `false`.
+   */
+  requireEncryption?: boolean;
+  /**
    * With `keys`: sealed datagrams stamped further than this from our clock (either way) are
    * refused as replays, in ms. Must exceed the clock skew between members. Default 60 s.
    */

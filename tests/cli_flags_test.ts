@@ -64,12 +64,18 @@ function usageError(args: string[], env: Record<string, string>, message: RegExp
 }
 
 test("the flag table covers every flag the parser accepts, each with its GOSSIP_KV_* twin", () => {
-  assert.deepEqual(FLAGS.map((f) => f.name), Object.keys(EVERY_FLAG));
+  assert.deepEqual(
+    FLAGS.filter((f) => f.value !== "").map((f) => f.name),
+    Object.keys(EVERY_FLAG),
+  );
+  assert.deepEqual(FLAGS.filter((f) => f.value === "").map((f) => f.name), [
+    "require-encryption",
+  ]);
   assert.equal(envTwin("http-token"), "GOSSIP_KV_HTTP_TOKEN");
   assert.equal(envTwin("gossip-interval"), "GOSSIP_KV_GOSSIP_INTERVAL");
   const help = helpText();
   for (const f of FLAGS) {
-    assert.ok(help.includes(`--${f.name}=`), `--help lists --${f.name}`);
+    assert.ok(help.includes(`--${f.name}${f.value ? "=" : ""}`), `--help lists --${f.name}`);
     assert.ok(help.includes(envTwin(f.name)), `--help lists ${envTwin(f.name)}`);
   }
 });
@@ -151,6 +157,22 @@ test("a flag wins over its environment twin, for every flag", () => {
     const config = parseFlags([`--${flag}=${value}`], env);
     assert.deepEqual(config, { ...EXPECTED, ...expected }, `--${flag} over ${envTwin(flag)}`);
   }
+});
+
+test("--require-encryption and its twin: set only with a key file, else a usage error", () => {
+  assert.equal(parseFlags([], {}).requireEncryption, undefined);
+  assert.equal(parseFlags(["--require-encryption", "--key-file=/k"], {}).requireEncryption, true);
+  for (const v of ["1", "true", "YES"]) {
+    const config = parseFlags([], { GOSSIP_KV_REQUIRE_ENCRYPTION: v, GOSSIP_KV_KEY_FILE: "/k" });
+    assert.equal(config.requireEncryption, true, v);
+  }
+  for (const v of ["0", "false", "no", ""]) {
+    assert.equal(parseFlags([], { GOSSIP_KV_REQUIRE_ENCRYPTION: v }).requireEncryption, undefined);
+  }
+  usageError(["--require-encryption"], {}, /--require-encryption .*no key file.*--key-file/);
+  usageError([], { GOSSIP_KV_REQUIRE_ENCRYPTION: "1" }, /no key file/);
+  usageError([], { GOSSIP_KV_REQUIRE_ENCRYPTION: "maybe" }, /GOSSIP_KV_REQUIRE_ENCRYPTION must be/);
+  usageError(["--require-encryption=yes", "--key-file=/k"], {}, /takes no value/);
 });
 
 test("an empty environment variable counts as unset; an empty --seeds= means no seeds", () => {

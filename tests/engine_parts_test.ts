@@ -23,6 +23,7 @@ import { MEMBER_KEY_PREFIX, memberRecord, recordAddress, validSys } from "../src
 import { Outbox } from "../src/core/outbox.ts";
 import { seededRandom } from "../src/core/random.ts";
 import { type Entry, hashEntry, type StoredEntry } from "../src/core/store.ts";
+import { meet } from "./_meet.ts";
 
 function entry(key: string, wall: number, value: unknown = 1): StoredEntry {
   return hashEntry({ section: "usr", key, value, wall, logical: 0, writer: "w", deleted: false });
@@ -137,9 +138,7 @@ test("another dissemination scheme replaces rumor mongering behind the interface
     return e;
   };
   const a = make("a"), b = make("b");
-  a.receive("b", { cluster: "c", sender: "b", messages: [] }, t);
-  b.takeOutput();
-  a.takeOutput();
+  meet(a, b, t);
   log.length = 0;
   a.write("usr", "k", 1, false, t);
   a.flush(t);

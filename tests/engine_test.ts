@@ -4,6 +4,7 @@ import { approxSize, Engine } from "../src/core/engine.ts";
 import { seededRandom } from "../src/core/random.ts";
 import { syncRoot } from "../src/core/sync.ts";
 import type { Message } from "../src/core/messages.ts";
+import { meet } from "./_meet.ts";
 
 function engine(id: string, now: number): Engine {
   const e = new Engine({ id, address: id }, now, seededRandom(id));
@@ -38,11 +39,7 @@ function roundWithEntriesInFlight(a: Engine, b: Engine, key: string, now: number
 
 function pair(now: number): [Engine, Engine] {
   const a = engine("a", now), b = engine("b", now);
-  // Introduce them, and let b learn a's record, so that only user data differs.
-  b.receive("a", { cluster: "c", sender: "a", messages: [] }, now);
-  a.receive("b", { cluster: "c", sender: "b", messages: [] }, now);
-  a.takeOutput();
-  b.takeOutput();
+  meet(a, b, now);
   return [a, b];
 }
 
@@ -82,8 +79,7 @@ test("approxSize() tells large values from small ones", () => {
 test("a member forwards small new entries of a rumor, but not large ones", () => {
   const t = 1_000_000;
   const [, b] = pair(t); // b knows a
-  b.receive("c", { cluster: "c", sender: "c", messages: [] }, t);
-  b.takeOutput();
+  meet(b, engine("c", t), t);
   const entry = (key: string, value: unknown) => ({
     section: "usr" as const,
     key,

@@ -24,7 +24,7 @@ test("tick() is strictly monotonic whatever the wall clock does", () => {
   );
 });
 
-test("a stamp made after observing another is later than it", () => {
+test("a stamp made after observing another is later than it, within the lead bound", () => {
   fc.assert(fc.property(
     fc.array(fc.record({ wall: fc.integer({ min: 0, max: 2e6 }), logical: fc.nat(1000) }), {
       maxLength: 50,
@@ -32,12 +32,45 @@ test("a stamp made after observing another is later than it", () => {
     }),
     fc.integer({ min: 0, max: 2e6 }),
     (remotes, now) => {
-      const clock = new HybridClock({ maxDriftMs: 1e9 });
+      const clock = new HybridClock({ maxDriftMs: 1e9, maxLeadMs: 1e9 });
       for (const r of remotes) assert.equal(clock.observe(r, now), true);
       const s = clock.tick(now);
       for (const r of remotes) assert.ok(compareStamps(s, r) > 0);
     },
   ));
+});
+
+test("a stamp far ahead is accepted but moves the clock at most maxLeadMs past the wall", () => {
+  fc.assert(fc.property(
+    fc.array(fc.record({ wall: fc.integer({ min: 0, max: 2e6 }), logical: fc.nat(1000) }), {
+      maxLength: 50,
+      size: "max",
+    }),
+    fc.integer({ min: 0, max: 2e6 }),
+    fc.integer({ min: 0, max: 5_000 }),
+    (remotes, now, maxLeadMs) => {
+      const clock = new HybridClock({ maxDriftMs: 1e9, maxLeadMs });
+      for (const r of remotes) assert.equal(clock.observe(r, now), true);
+      assert.ok(clock.last.wall <= Math.max(now + maxLeadMs, 0));
+      const s = clock.tick(now);
+      for (const r of remotes) {
+        if (r.wall <= now + maxLeadMs) assert.ok(compareStamps(s, r) > 0, "within: causal");
+        // Per key: a write after seeing `r` of that key still wins over it.
+        assert.ok(compareStamps(clock.tickAfter(now, r), r) > 0, "tickAfter is later");
+      }
+    },
+  ));
+});
+
+test("tickAfter() does not adopt the floor: the next stamp of another key is the wall's", () => {
+  const clock = new HybridClock();
+  const ahead = { wall: 1_055_000, logical: 3 };
+  assert.equal(clock.observe(ahead, 1_000_000), true);
+  assert.deepEqual(clock.last, { wall: 1_001_000, logical: 0 });
+  assert.deepEqual(clock.tickAfter(1_002_000, ahead), { wall: 1_055_000, logical: 4 });
+  assert.deepEqual(clock.tickAfter(1_002_000, undefined), { wall: 1_002_000, logical: 1 });
+  assert.throws(() => new HybridClock({ maxLeadMs: -1 }), /maxLeadMs/);
+  assert.equal(new HybridClock({ maxDriftMs: 10 }).maxLeadMs, 10, "at most maxDriftMs");
 });
 
 test("observe() refuses a stamp beyond the drift bound, without adopting it", () => {

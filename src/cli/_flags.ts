@@ -56,6 +56,11 @@ export interface NodeConfig {
   cluster: string;
   /** File of cluster keys, one a line, primary first (`--key-file`). Default: plaintext. */
   keyFile?: string;
+  /**
+   * Refuse to start without a key file (`--require-encryption`): a member that must never
+   * gossip in plaintext. Set only when asked for.
+   */
+  requireEncryption?: boolean;
   /** HTTP API port (`--http-port`); 0 disables the API. Default 8080. */
   httpPort: number;
   /** Address the HTTP API binds (`--http-bind`). Default `"127.0.0.1"`. */
@@ -148,6 +153,12 @@ export const FLAGS: readonly FlagSpec[] = [
     default: "none: gossip in plaintext",
     help: "cluster keys, one a line, primary first; reloaded on change and SIGHUP",
   },
+  {
+    name: "require-encryption",
+    value: "",
+    default: "off",
+    help: "refuse to start without --key-file (as the variable: 1, true or yes)",
+  },
   { name: "http-port", value: "PORT", default: "8080", help: "HTTP API port (0: no API)" },
   { name: "http-bind", value: "ADDR", default: "127.0.0.1", help: "HTTP API bind address" },
   {
@@ -203,7 +214,9 @@ export function envTwin(flag: string): string {
 
 /** The text `--help` prints. */
 export function helpText(): string {
-  const rows = FLAGS.map((f) => [`--${f.name}=${f.value}`, envTwin(f.name)] as const);
+  const rows = FLAGS.map((f) =>
+    [f.value === "" ? `--${f.name}` : `--${f.name}=${f.value}`, envTwin(f.name)] as const
+  );
   const width = Math.max(...rows.map(([flag]) => flag.length));
   return [
     "Usage: gossip-kv agent [flags]      (in the repository: deno task node [flags])",
@@ -262,7 +275,10 @@ export function parseFlags(
   env: Readonly<Record<string, string | undefined>>,
 ): NodeConfig {
   const { flags } = tokenize(args, [
-    ...FLAGS.map((f) => ({ name: f.name, kind: "string" as const })),
+    ...FLAGS.map((f) => ({
+      name: f.name,
+      kind: f.value === "" ? "boolean" as const : "string" as const,
+    })),
     { name: "help", kind: "boolean", short: "h" },
     { name: "version", kind: "boolean" },
   ], { positionals: false });
@@ -296,6 +312,15 @@ export function parseFlags(
       throw new UsageError(`${r.from} ${problem}${got}`);
     }
     return r.value;
+  };
+  /** A boolean flag's twin: 1, true or yes; 0, false or no (or unset). */
+  const envFlag = (flag: string): boolean => {
+    const twin = envTwin(flag);
+    const v = env[twin]?.trim().toLowerCase();
+    if (v === undefined || v === "") return false;
+    if (["1", "true", "yes"].includes(v)) return true;
+    if (["0", "false", "no"].includes(v)) return false;
+    throw new UsageError(`${twin} must be 1, true, yes, 0, false or no, got ${JSON.stringify(v)}`);
   };
   const integer = (flag: string, fallback: number, min: number, max: number, what: string) => {
     const raw = text(
@@ -357,6 +382,15 @@ export function parseFlags(
   // Plaintext gossip lets whoever reaches the port read and write everything: without a key,
   // only this machine (as Consul's dev agent); with one, every interface.
   config.bind = bind ?? (keyFile === undefined ? "127.0.0.1" : "0.0.0.0");
+  if (flags.has("require-encryption") || envFlag("require-encryption")) {
+    if (keyFile === undefined) {
+      throw new UsageError(
+        "--require-encryption refuses plaintext gossip, but no key file is given: set " +
+          "--key-file (gossip-kv keygen makes one)",
+      );
+    }
+    config.requireEncryption = true;
+  }
   const token = text(
     "http-token",
     (v) => (/\s/.test(v) ? "must not contain spaces" : undefined),

@@ -112,6 +112,7 @@ export async function startNode(config: NodeConfig, options: StartOptions): Prom
       ...(config.tombstoneGraceMs !== undefined && { tombstoneGraceMs: config.tombstoneGraceMs }),
       meta: { runtime },
       ...(keyFile && { keys: keyFile.keys }),
+      ...(config.requireEncryption && { requireEncryption: true }),
       ...(config.dataDir !== undefined && {
         storage: fileStorage({
           dir: config.dataDir,

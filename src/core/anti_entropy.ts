@@ -52,7 +52,7 @@ export class AntiEntropy {
     if (now < this.#nextRoundAt) return;
     const { config, membership, random } = this.#ctx;
     this.#nextRoundAt = now + config.gossipIntervalMs;
-    const live = membership.live();
+    const live = membership.partners();
     if (live.length === 0) {
       alone();
       return;

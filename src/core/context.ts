@@ -38,4 +38,6 @@ export interface EngineContext {
   mergeRemote(e: Entry, from: string, now: number): RemoteOutcome;
   /** Reports that member `m` appeared (`previous` undefined) or changed status. */
   memberChanged(m: MemberState, previous: MemberStatus | undefined): void;
+  /** Reports that member `id` left the table (what other parts hold of it goes too). */
+  forgotten(id: string): void;
 }

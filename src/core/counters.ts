@@ -43,6 +43,10 @@ export interface EngineCounters {
   suspicions: number;
   /** Suspicions of this member that it refuted. */
   refutations: number;
+  /** Members named to us that were not held as candidates: no room (see membership.ts). */
+  candidatesRefused: number;
+  /** Candidates dropped because they never answered a ping. */
+  candidatesDropped: number;
 }
 
 /** A zero count for every message type (the record's type makes the list complete). */
@@ -88,5 +92,7 @@ export function newCounters(): EngineCounters {
     probesFailed: 0,
     suspicions: 0,
     refutations: 0,
+    candidatesRefused: 0,
+    candidatesDropped: 0,
   };
 }

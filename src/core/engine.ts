@@ -31,7 +31,7 @@ import { Graveyard } from "./graveyard.ts";
 import { HybridClock } from "./hlc.ts";
 import { approxSize, isLarge, LargeValueCooldown } from "./large_values.ts";
 import { Membership, type MemberState } from "./membership.ts";
-import type { Envelope, MemberStatus, Message } from "./messages.ts";
+import type { Envelope, MemberMessage, MemberStatus, Message } from "./messages.ts";
 import { Outbox, type Outgoing } from "./outbox.ts";
 import { type Random, sample } from "./random.ts";
 import { MEMBER_KEY_PREFIX, memberRecord, recordAddress, validSys } from "./records.ts";
@@ -111,6 +111,11 @@ export interface EngineOptions extends Partial<EngineConfig> {
   readonly dissemination?: DisseminationFactory;
 }
 
+/** The source charged for candidates proposed from held records: no transport makes it. */
+const RECORDS = "\0records";
+/** Proposals of one member from one version of its record, at most. */
+const RECORD_TRIES = 2;
+
 /** The outbox address of the client of {@linkcode Engine.serveClient}: no transport makes it. */
 const CLIENT = "\0client";
 
@@ -140,6 +145,8 @@ export class Engine {
   #pendingRumor: StoredEntry[] = [];
   #nextMaintenanceAt: number;
   #left = false;
+  /** Times each member named by a held record was proposed from it (see #proposeFromRecords). */
+  readonly #recordTries = new Map<string, number>();
 
   constructor(options: EngineOptions, now: number, random: Random) {
     if (typeof options.id !== "string" || options.id.length === 0 || options.id.length > 256) {
@@ -169,6 +176,7 @@ export class Engine {
       outbox: this.#outbox,
       mergeRemote: (e, from, at) => this.#mergeRemote(e, from, at),
       memberChanged: (m, previous) => this.#emitMember(m, previous),
+      forgotten: (id) => this.#antiEntropy.forget(id),
     };
     // Each draws its first round at random (probe first, then anti-entropy), to spread the
     // rounds of a cluster started at once.
@@ -249,7 +257,7 @@ export class Engine {
       const r = this.store.merge(e);
       if (r.outcome !== "applied") continue;
       applied++;
-      if (e.section === "sys") this.#onRecord(r.stored!, now);
+      if (e.section === "sys") this.#onRecord(r.stored!, undefined, now);
     }
     this.#memberChanges = [];
     return applied;
@@ -270,7 +278,8 @@ export class Engine {
    * Applied at once; pushed as a rumor at the next {@linkcode Engine.flush}.
    */
   write(section: Section, key: string, value: unknown, deleted: boolean, now: number): StoredEntry {
-    const stamp = this.clock.tick(now);
+    // Later than the key's current version, however far ahead that was stamped (hlc.ts).
+    const stamp = this.clock.tickAfter(now, this.store.get(section, key));
     const entry: Entry = {
       section,
       key,
@@ -309,7 +318,7 @@ export class Engine {
           this.#swim.onPing(m.seq, m.target, from);
           break;
         case "ack":
-          this.#swim.onAck(m.seq, now);
+          this.#swim.onAck(m.seq, sender, now);
           break;
         case "ping-req":
           this.#swim.onPingReq(m, from, now);
@@ -409,8 +418,8 @@ export class Engine {
   /**
    * Leaves the cluster gracefully: spreads the writes not flushed yet (they were
    * acknowledged), hands its recent writes to `fanout` × 2 live peers (see `#handOff`), then
-   * tells them (and queues the news for the rest) that this member left. After this the
-   * engine ignores every input.
+   * tells them and every candidate (and queues the news for the rest) that this member left.
+   * After this the engine ignores every input.
    */
   leave(now: number): void {
     if (this.#left) return;
@@ -421,6 +430,8 @@ export class Engine {
     for (const peer of sample(this.#random, this.membership.live(), this.config.fanout * 2)) {
       this.#outbox.send(peer.address, update, peer.id);
     }
+    // Members that have not answered us yet may know us already (they admit us first).
+    for (const c of this.membership.candidates()) this.#outbox.send(c.address, update);
     this.#left = true;
   }
 
@@ -552,19 +563,26 @@ export class Engine {
     const stored = r.stored!;
     this.#applied.push(stored);
     this.#emitChange(stored, "remote");
-    if (stored.section === "sys") this.#onRecord(stored, now);
+    if (stored.section === "sys") this.#onRecord(stored, from, now);
     return "applied";
   }
 
-  /** A member's `sys` record changed: discover the member, or rewrite our own record. */
-  #onRecord(e: StoredEntry, now: number): void {
+  /**
+   * A member's `sys` record changed: discover the member, or rewrite our own record. A
+   * record received from transport address `from` names a candidate, admitted once it
+   * answers; one loaded from storage (`from` undefined) a member.
+   */
+  #onRecord(e: StoredEntry, from: string | undefined, now: number): void {
     const id = e.key.slice(MEMBER_KEY_PREFIX.length);
     if (id === this.id) {
       if (e.deleted && !this.#left) this.#writeRecord(now);
       return;
     }
     this.#dissemination.memberChanged?.(id);
-    if (e.deleted) return;
+    if (e.deleted) {
+      this.#recordTries.delete(id);
+      return;
+    }
     const address = recordAddress(e);
     if (address === undefined) return;
     const known = this.membership.get(id);
@@ -572,17 +590,42 @@ export class Engine {
       known.address = address;
       return;
     }
-    const m = this.membership.apply({
-      type: "member",
-      id,
-      address,
-      incarnation: 0,
-      status: "alive",
-    }, now)!;
+    const u: MemberMessage = { type: "member", id, address, incarnation: 0, status: "alive" };
+    if (from !== undefined) {
+      // A new version of the record: its member may be proposed again, this being one try.
+      this.#recordTries.set(id, this.#swim.propose(u, from, now) ? 1 : 0);
+      return;
+    }
+    const m = this.membership.apply(u, now)!;
     this.#emitMember(m, undefined);
   }
 
+  /**
+   * Members named by a `sys` record held here but neither in the table nor candidates (no
+   * room when the record came, or they did not answer): proposed again, each at most
+   * {@linkcode RECORD_TRIES} times per version of its record, so that a member still joins
+   * however many records came at once, and a forged record costs a bounded number of pings.
+   */
+  #proposeFromRecords(now: number): void {
+    const { membership } = this;
+    for (const e of this.store.versions("sys")) {
+      if (e.deleted || !e.key.startsWith(MEMBER_KEY_PREFIX)) continue;
+      const id = e.key.slice(MEMBER_KEY_PREFIX.length);
+      if (id === this.id || membership.candidate(id)) continue;
+      if (membership.get(id)) {
+        this.#recordTries.delete(id);
+        continue;
+      }
+      const tries = this.#recordTries.get(id) ?? 0;
+      const address = recordAddress(e);
+      if (tries >= RECORD_TRIES || address === undefined) continue;
+      const u: MemberMessage = { type: "member", id, address, incarnation: 0, status: "alive" };
+      if (this.#swim.propose(u, RECORDS, now)) this.#recordTries.set(id, tries + 1);
+    }
+  }
+
   #maintain(now: number): void {
+    this.#proposeFromRecords(now);
     this.#largeValues.expire(now);
     const before = this.#collected.length;
     this.counters.tombstonesCollected += this.store.collectTombstones(

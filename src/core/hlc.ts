@@ -8,6 +8,14 @@
  * being adopted: one machine with a bad clock must not drag the whole cluster into the
  * future.
  *
+ * Within that bound, a remote stamp is accepted (the write it carries is applied under its
+ * stamp) but moves this clock at most `maxLeadMs` (1 s) ahead of the local wall clock. So a
+ * forged or badly skewed stamp (55 s ahead, say) does not drag this member's clock, nor through
+ * it every other member's, into the future. Last-writer-wins needs causality per key only: a
+ * local write gets a stamp later than the key's current version too
+ * ({@linkcode HybridClock.tickAfter}), so a write made after seeing another write of the same
+ * key still wins over it, however far ahead that one was stamped.
+ *
  * @module
  */
 
@@ -27,10 +35,18 @@ export function compareStamps(a: Stamp, b: Stamp): number {
 /** Default bound on how far a peer's stamp may be ahead of our wall clock: one minute. */
 export const DEFAULT_MAX_DRIFT_MS = 60_000;
 
+/** Default bound on how far an observed stamp moves the clock ahead of the wall clock: 1 s. */
+export const DEFAULT_MAX_LEAD_MS = 1_000;
+
 /** Options for {@linkcode HybridClock}. */
 export interface HybridClockOptions {
   /** Refuse remote stamps more than this far ahead of the local wall clock. */
   maxDriftMs?: number;
+  /**
+   * An observed stamp moves the clock at most this far ahead of the local wall clock (a
+   * stamp further ahead is still accepted). Default 1 s, at most `maxDriftMs`.
+   */
+  maxLeadMs?: number;
 }
 
 /** A hybrid logical clock. Time is passed in; the clock never reads it itself. */
@@ -38,10 +54,14 @@ export class HybridClock {
   #wall = 0;
   #logical = 0;
   readonly maxDriftMs: number;
+  readonly maxLeadMs: number;
 
   constructor(options: HybridClockOptions = {}) {
     this.maxDriftMs = options.maxDriftMs ?? DEFAULT_MAX_DRIFT_MS;
     if (!(this.maxDriftMs >= 0)) throw new RangeError("maxDriftMs must be a non-negative number");
+    const lead = options.maxLeadMs ?? DEFAULT_MAX_LEAD_MS;
+    if (!(lead >= 0)) throw new RangeError("maxLeadMs must be a non-negative number");
+    this.maxLeadMs = Math.min(lead, this.maxDriftMs);
   }
 
   /** A new stamp for a local event at wall time `now`, later than every stamp seen so far. */
@@ -57,17 +77,31 @@ export class HybridClock {
   }
 
   /**
+   * A new stamp for a local write at wall time `now`: {@linkcode HybridClock.tick}, or just
+   * after `floor` (the current version of the key written) when that is later. A stamp
+   * past `floor` is not adopted by the clock: only writes to that key carry it.
+   */
+  tickAfter(now: number, floor: Stamp | undefined): Stamp {
+    const s = this.tick(now);
+    if (floor === undefined || compareStamps(s, floor) > 0) return s;
+    return { wall: floor.wall, logical: floor.logical + 1 };
+  }
+
+  /**
    * Takes note of a remote stamp at wall time `now`. Returns `false` when the stamp lies
    * more than `maxDriftMs` in the future; the caller must then refuse (and count)
-   * whatever carried it.
+   * whatever carried it. An accepted stamp moves the clock to itself, or to
+   * `now + maxLeadMs` when it lies further ahead.
    */
   observe(remote: Stamp, now: number): boolean {
     if (remote.wall > now + this.maxDriftMs) return false;
+    const lead = Math.floor(now) + this.maxLeadMs;
+    const adopt = remote.wall > lead ? { wall: lead, logical: 0 } : remote;
     if (
-      remote.wall > this.#wall || (remote.wall === this.#wall && remote.logical > this.#logical)
+      adopt.wall > this.#wall || (adopt.wall === this.#wall && adopt.logical > this.#logical)
     ) {
-      this.#wall = remote.wall;
-      this.#logical = remote.logical;
+      this.#wall = adopt.wall;
+      this.#logical = adopt.logical;
     }
     return true;
   }

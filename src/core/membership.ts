@@ -22,6 +22,11 @@ export interface MemberState {
   suspectDeadline: number;
   /** While suspect: when the suspicion started and the members that confirmed it. */
   suspicion: { readonly start: number; readonly by: Set<string> } | undefined;
+  /**
+   * The address of the member whose relayed ack admitted this one, while it has not
+   * answered us directly (see {@linkcode Membership.admit}); `undefined` once it has.
+   */
+  relayed?: string | undefined;
 }
 
 /**
@@ -30,6 +35,48 @@ export interface MemberState {
  * number every receiver drops).
  */
 export const MAX_INCARNATION: number = Number.MAX_SAFE_INTEGER;
+
+/**
+ * A member learned of but not yet heard from by a round trip: it is kept apart from the
+ * member table (never probed, never an anti-entropy or broadcast partner, not in
+ * `members()`) until it answers a ping sent to its address with an unguessable sequence
+ * number. Without keys, anyone can name members; only those that answer get in.
+ */
+export interface Candidate {
+  readonly id: string;
+  address: string;
+  incarnation: number;
+  status: MemberStatus;
+  /** The transport address the candidate was learned from (its own, when it wrote to us). */
+  readonly source: string;
+  /** The sequence number of the pings sent to it; its ack admits it. */
+  readonly seq: number;
+  /** Whether news of it is passed on once it is admitted (it came as a membership update). */
+  relay: boolean;
+  /** Pings sent so far. */
+  pings: number;
+  /** When the next ping is due, then when the candidate is dropped, in ms. */
+  next: number;
+}
+
+/** Candidates held at most ({@linkcode Candidate}): a bound on what naming strangers costs. */
+export const MAX_CANDIDATES = 1024;
+
+/**
+ * Candidates one transport address may have introduced and not yet seen answer: one source
+ * cannot take the room that the others' introductions need.
+ */
+export const MAX_CANDIDATES_PER_SOURCE = 64;
+
+/**
+ * Members that one address may have vouched for (by relaying their ack, for members we
+ * cannot reach directly, such as HTTP-only members behind a bridge) and that have not
+ * answered us directly since: counted by address, as ids cost a stranger nothing.
+ */
+export const MAX_VOUCHED_PER_ADDRESS = 8;
+
+/** Why {@linkcode Membership.propose} did not take a candidate. */
+export type ProposeOutcome = "proposed" | "updated" | "known" | "full" | "ignored";
 
 /**
  * Whether update `u` overrides what we know (`known`), by SWIM's precedence: a higher
@@ -47,6 +94,9 @@ export function overrides(
 export class Membership {
   readonly self: MemberState;
   readonly #members = new Map<string, MemberState>();
+  readonly #candidates = new Map<string, Candidate>();
+  readonly #candidatesBySource = new Map<string, number>();
+  readonly #candidatesBySeq = new Map<number, string>();
   #live: MemberState[] | undefined;
   #suspects: MemberState[] | undefined;
 
@@ -157,6 +207,143 @@ export class Membership {
     if (u.status === "alive" && u.incarnation === this.self.incarnation) return false;
     this.self.incarnation = Math.min(u.incarnation + 1, MAX_INCARNATION);
     return true;
+  }
+
+  /** Candidates waiting to answer ({@linkcode Candidate}), in the order they were learned. */
+  candidates(): IterableIterator<Candidate> {
+    return this.#candidates.values();
+  }
+
+  /** A candidate by id. */
+  candidate(id: string): Candidate | undefined {
+    return this.#candidates.get(id);
+  }
+
+  /** The candidate pinged with sequence number `seq`. */
+  candidateBySeq(seq: number): Candidate | undefined {
+    const id = this.#candidatesBySeq.get(seq);
+    return id === undefined ? undefined : this.#candidates.get(id);
+  }
+
+  /** Members admitted on the word of the member at address `voucher`, not heard directly since. */
+  vouchedBy(voucher: string): number {
+    let n = 0;
+    for (const m of this.#members.values()) if (m.relayed === voucher) n++;
+    return n;
+  }
+
+  /**
+   * Live members heard from directly: the anti-entropy partners (members we reach only
+   * through another are no use as partners, and cannot crowd the others out). All live
+   * members when none is.
+   */
+  partners(): readonly MemberState[] {
+    const live = this.live();
+    if (!live.some((m) => m.relayed !== undefined)) return live;
+    const direct = live.filter((m) => m.relayed === undefined);
+    return direct.length ? direct : live;
+  }
+
+  /**
+   * Takes note of a member not in the table, named by update `u` in a datagram from transport
+   * address `source` (`relay`: as a membership update, passed on once admitted): a new
+   * candidate (`"proposed"`; the caller pings it with `seq`), news of
+   * a candidate already held (`"updated"`), a member already known (`"known"`: use
+   * {@linkcode Membership.apply}), no room (`"full"`: more than {@linkcode MAX_CANDIDATES}, or
+   * {@linkcode MAX_CANDIDATES_PER_SOURCE} from `source`), or nothing to do (`"ignored"`: about
+   * ourselves, or a member we never knew that is dead or left).
+   */
+  propose(
+    u: MemberMessage,
+    source: string,
+    seq: number,
+    next: number,
+    relay = false,
+  ): ProposeOutcome {
+    if (u.id === this.self.id) return "ignored";
+    if (this.#members.has(u.id)) return "known";
+    const held = this.#candidates.get(u.id);
+    if (held) {
+      if (!overrides(u, { incarnation: held.incarnation, status: held.status } as MemberState)) {
+        return "updated";
+      }
+      if (u.status === "dead" || u.status === "left") {
+        this.drop(held.id);
+        return "ignored";
+      }
+      held.incarnation = u.incarnation;
+      held.status = u.status;
+      held.address = u.address;
+      held.relay ||= relay;
+      return "updated";
+    }
+    if (u.status === "dead" || u.status === "left") return "ignored";
+    const fromSource = this.#candidatesBySource.get(source) ?? 0;
+    if (this.#candidates.size >= MAX_CANDIDATES || fromSource >= MAX_CANDIDATES_PER_SOURCE) {
+      return "full";
+    }
+    this.#candidates.set(u.id, {
+      id: u.id,
+      address: u.address,
+      incarnation: u.incarnation,
+      status: u.status,
+      source,
+      seq,
+      relay,
+      pings: 0,
+      next,
+    });
+    this.#candidatesBySource.set(source, fromSource + 1);
+    this.#candidatesBySeq.set(seq, u.id);
+    return "proposed";
+  }
+
+  /** Forgets a candidate. */
+  drop(id: string): Candidate | undefined {
+    const c = this.#candidates.get(id);
+    if (!c) return undefined;
+    this.#candidates.delete(id);
+    if (this.#candidatesBySeq.get(c.seq) === id) this.#candidatesBySeq.delete(c.seq);
+    const n = (this.#candidatesBySource.get(c.source) ?? 1) - 1;
+    if (n > 0) this.#candidatesBySource.set(c.source, n);
+    else this.#candidatesBySource.delete(c.source);
+    return c;
+  }
+
+  /**
+   * Admits a candidate that answered, itself or through the member at address `voucher`
+   * (which relayed its ack): it joins the table as alive at the candidate's last known incarnation, heard
+   * from at `now`. Returns it, and the members that held its
+   * address and are displaced: one address is one member (a restarted process with a new
+   * id), so a stranger answering at one address of its own gets one place, however many
+   * ids it names.
+   */
+  admit(
+    id: string,
+    now: number,
+    voucher?: string,
+  ): { member: MemberState; displaced: MemberState[]; relay: boolean } | undefined {
+    const c = this.drop(id);
+    if (!c || this.#members.has(id)) return undefined;
+    const displaced: MemberState[] = [];
+    for (const m of this.#members.values()) {
+      if (m !== this.self && m.address === c.address) displaced.push(m);
+    }
+    for (const m of displaced) this.forget(m.id);
+    const member: MemberState = {
+      id: c.id,
+      address: c.address,
+      incarnation: c.incarnation,
+      status: "alive",
+      since: now,
+      lastHeard: now,
+      suspectDeadline: 0,
+      suspicion: undefined,
+      relayed: voucher,
+    };
+    this.#members.set(id, member);
+    this.#live = this.#suspects = undefined;
+    return { member, displaced, relay: c.relay };
   }
 
   /** Forgets a member entirely. */

@@ -7,22 +7,13 @@
  */
 
 import type { EngineContext } from "./context.ts";
-import type { MemberState } from "./membership.ts";
+import { type Candidate, MAX_VOUCHED_PER_ADDRESS, type MemberState } from "./membership.ts";
 import type { MemberMessage, PingReqMessage } from "./messages.ts";
 import { sample, shuffle } from "./random.ts";
 import { suspicionTimeout } from "./suspicion.ts";
 
-/**
- * Departed members told to a newcomer at most, the most recent first: as many updates as one
- * datagram piggybacks.
- */
-const MAX_DEPARTED_TOLD = 16;
-
-/** The members that left or are dead, the most recent departures first. */
-function departed(members: Iterable<MemberState>): MemberState[] {
-  const gone = [...members].filter((m) => m.status === "left" || m.status === "dead");
-  return gone.sort((a, b) => b.since - a.since).slice(0, MAX_DEPARTED_TOLD);
-}
+/** Pings sent to a candidate before it is dropped. */
+const CANDIDATE_PINGS = 3;
 
 interface Probe {
   readonly seq: number;
@@ -47,6 +38,7 @@ export class Swim {
   readonly #relays = new Map<number, Relay>();
   #nextProbeAt: number;
   #nextReconnectAt: number;
+  #nextCandidateAt = Infinity;
 
   /** Draws the first probe time at random, to spread the rounds of a cluster started at once. */
   constructor(ctx: EngineContext, now: number) {
@@ -64,22 +56,42 @@ export class Swim {
     );
   }
 
+  /**
+   * Takes note of a member learned of from transport address `source` (by an update, a
+   * `sys` record, or its own datagram): a candidate, pinged at its address, that joins the
+   * table once it answers (see `Candidate` in membership.ts). Returns whether it is held.
+   */
+  propose(u: MemberMessage, source: string, now: number, relay = false): boolean {
+    const { config, counters, membership } = this.#ctx;
+    // A random sequence number: only a member that receives the ping can answer it.
+    const seq = Math.floor(this.#ctx.random() * 0x1_0000_0000);
+    const outcome = membership.propose(u, source, seq, now, relay);
+    if (outcome === "full") counters.candidatesRefused++;
+    if (outcome !== "proposed") return outcome === "updated";
+    this.#pingCandidate(membership.candidate(u.id)!, now);
+    this.#nextCandidateAt = Math.min(this.#nextCandidateAt, now + config.probeTimeoutMs);
+    return true;
+  }
+
   /** Bookkeeping for every envelope: the sender is alive, and learns if we think otherwise. */
   heardFrom(sender: string, from: string, now: number): void {
     const { membership, outbox } = this.#ctx;
     const m = membership.get(sender);
     if (!m) {
-      const added = membership.apply(
-        { type: "member", id: sender, address: from, incarnation: 0, status: "alive" },
-        now,
-      )!;
-      added.lastHeard = now;
-      this.#ctx.memberChanged(added, undefined);
-      // Introduce ourselves to a newcomer, and tell it who is gone: it learns the members
-      // from their `sys` records, which say nothing of a departure, and would otherwise
-      // hold them alive until its own probes fail (tens of seconds in a large cluster).
-      outbox.send(from, membership.update(membership.self));
-      for (const gone of departed(membership.all())) outbox.send(from, membership.update(gone));
+      // A newcomer (or a stranger naming itself): introduce ourselves, and admit it once it
+      // answers a ping at the address it wrote from.
+      if (membership.candidate(sender) === undefined) {
+        const hello: MemberMessage = {
+          type: "member",
+          id: sender,
+          address: from,
+          incarnation: 0,
+          status: "alive",
+        };
+        if (this.propose(hello, from, now)) {
+          outbox.send(from, membership.update(membership.self));
+        }
+      }
       return;
     }
     m.lastHeard = now;
@@ -94,13 +106,39 @@ export class Swim {
     if (target === this.#ctx.id) this.#ctx.outbox.send(from, { type: "ack", seq });
   }
 
-  /** An ack: ends our probe, or is relayed to the member that asked us to probe. */
-  onAck(seq: number, now: number): void {
+  /** An ack: admits a candidate, ends our probe, or is relayed to the member that asked. */
+  onAck(seq: number, sender: string, now: number): void {
+    const { membership } = this.#ctx;
+    const c = membership.candidateBySeq(seq);
+    if (c && c.pings > 0) {
+      // Its own ack, or one relayed by a member heard from directly, within what that one
+      // may vouch for: a stranger admitted cannot vouch for a crowd of others.
+      const voucher = sender === c.id ? undefined : membership.get(sender);
+      if (
+        voucher !== undefined &&
+        (voucher.status !== "alive" || voucher.relayed !== undefined ||
+          membership.vouchedBy(voucher.address) >= MAX_VOUCHED_PER_ADDRESS)
+      ) return;
+      if (sender !== c.id && voucher === undefined) return;
+      const admitted = membership.admit(c.id, now, voucher?.address);
+      if (admitted) {
+        for (const d of admitted.displaced) {
+          const previous = d.status;
+          d.status = "dead";
+          this.#ctx.forgotten(d.id);
+          this.#ctx.memberChanged(d, previous);
+        }
+        this.#ctx.memberChanged(admitted.member, undefined);
+        if (admitted.relay) this.broadcast(membership.update(admitted.member));
+      }
+      return;
+    }
     const p = this.#probe;
     if (p && p.seq === seq) {
       p.acked = true;
       this.#probe = undefined;
       p.target.lastHeard = now;
+      if (sender === p.target.id) p.target.relayed = undefined;
       return;
     }
     const relay = this.#relays.get(seq);
@@ -145,7 +183,11 @@ export class Swim {
       return;
     }
     const before = membership.get(u.id);
-    const previous = before?.status;
+    if (!before) {
+      this.propose(u, from, now, true);
+      return;
+    }
+    const previous = before.status;
     const changed = membership.apply(u, now, sender);
     if (!changed) {
       if (
@@ -159,13 +201,62 @@ export class Swim {
     this.broadcast(u);
     if (changed.status === "suspect") this.#confirmSuspicion(changed, u.by ?? sender, now);
     if (previous !== changed.status) this.#ctx.memberChanged(changed, previous);
-    if (!before) outbox.send(changed.address, membership.update(membership.self));
   }
 
-  /** Runs the probe round and the suspicion deadlines due at `now`. */
+  /** Runs the probe round, the suspicion deadlines and the candidates due at `now`. */
   tick(now: number): void {
     this.#tickProbe(now);
     this.#tickSuspicions(now);
+    if (now >= this.#nextCandidateAt) this.#tickCandidates(now);
+  }
+
+  /** Pings a candidate (see {@linkcode Swim.propose}). */
+  #pingCandidate(c: Candidate, now: number): void {
+    const { membership, outbox, random } = this.#ctx;
+    c.pings++;
+    c.next = now + this.#ctx.config.probeTimeoutMs;
+    outbox.send(c.address, { type: "ping", seq: c.seq, target: c.id });
+    if (c.pings === 1) return;
+    // Not answered yet: also ask a member heard from directly, which relays only to a member
+    // it knows at that address (a member we cannot reach, behind a bridge, say).
+    const helpers = membership.partners().filter((m) =>
+      m.status === "alive" && m.relayed === undefined && m.id !== c.id
+    );
+    // The member that named it knows it best; and one other, at random.
+    const introducer = helpers.find((m) => m.address === c.source);
+    const others = helpers.filter((m) => m !== introducer);
+    const asked = [...(introducer ? [introducer] : []), ...sample(random, others, 1)];
+    for (const h of asked) {
+      outbox.send(h.address, {
+        type: "ping-req",
+        seq: c.seq,
+        target: c.id,
+        address: c.address,
+      }, h.id);
+    }
+  }
+
+  /**
+   * Candidates that did not answer: pinged once more a probe timeout after the first ping
+   * (one may be lost), dropped a probe period after the second. A member dropped so comes
+   * back as a candidate when it is named again.
+   */
+  #tickCandidates(now: number): void {
+    const { config, counters, membership } = this.#ctx;
+    let next = Infinity;
+    for (const c of [...membership.candidates()]) {
+      if (c.next <= now) {
+        if (c.pings >= CANDIDATE_PINGS) {
+          membership.drop(c.id);
+          counters.candidatesDropped++;
+          continue;
+        }
+        this.#pingCandidate(c, now);
+        if (c.pings >= CANDIDATE_PINGS) c.next = now + config.probeIntervalMs;
+      }
+      next = Math.min(next, c.next);
+    }
+    this.#nextCandidateAt = next;
   }
 
   /** Pings a random dead member when due, so that partitions heal. */
@@ -186,7 +277,7 @@ export class Swim {
 
   /** When SWIM next has work to do. */
   nextWakeAt(): number {
-    let t = Math.min(this.#nextProbeAt, this.#nextReconnectAt);
+    let t = Math.min(this.#nextProbeAt, this.#nextReconnectAt, this.#nextCandidateAt);
     const p = this.#probe;
     if (p && !p.acked) {
       const { probeIntervalMs, probeTimeoutMs } = this.#ctx.config;

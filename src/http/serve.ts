@@ -5,6 +5,7 @@ import type { Server as NodeServer } from "node:http";
 import type { Socket } from "node:net";
 import { type BunGlobal, bunGlobal, type DenoGlobal, denoGlobal } from "../_runtime.ts";
 import { BOUND_HOSTNAME, SIGNAL } from "./_shared.ts";
+import { guard } from "./_deno_guard.ts";
 
 /** Anything with a fetch handler, such as a Hono app. */
 export interface FetchApp {
@@ -23,6 +24,28 @@ export interface ServeOptions {
   port?: number | undefined;
   /** Closes the server when aborted. */
   signal?: AbortSignal | undefined;
+  /**
+   * A connection must send a complete request head within this, in ms, or it is closed
+   * (slowloris). Node: every request (`headersTimeout`); Deno: the first request of a
+   * connection, later ones fall under `idleTimeoutMs`; Bun has no such timeout, its idle
+   * timeout covers a connection that goes silent. Default 10 s.
+   */
+  headersTimeoutMs?: number | undefined;
+  /**
+   * A connection that moves no byte for this long is closed, in ms; keep it above the
+   * event streams' heartbeat (15 s). Node: between requests (`keepAliveTimeout`); Bun:
+   * `idleTimeout`, whole seconds up to 255. Default 60 s.
+   */
+  idleTimeoutMs?: number | undefined;
+  /** Connections open at most; more are closed at once (Deno and Node). Default 4,096. */
+  maxConnections?: number | undefined;
+}
+
+/** Connection limits of {@linkcode serve}, resolved. */
+interface Limits {
+  headersTimeoutMs: number;
+  idleTimeoutMs: number;
+  maxConnections: number;
 }
 
 /** A running server. */
@@ -77,6 +100,23 @@ function descriptorsFree(deno: DenoGlobal): void {
   }
 }
 
+/**
+ * Sets up Deno's signal handling now, while descriptors are free: Deno 2 (ext/signals) opens
+ * its signal pipe when a listener is first added, by the runtime itself too (after the
+ * accept loop failed, say), and panics, uncatchable, when no descriptor is left for it.
+ * SIGWINCH is ignored by default, so listening to it for an instant changes nothing.
+ */
+function signalsReady(deno: DenoGlobal): void {
+  if (!deno.addSignalListener || !deno.removeSignalListener) return;
+  const noop = () => {};
+  try {
+    deno.addSignalListener("SIGWINCH", noop);
+    deno.removeSignalListener("SIGWINCH", noop);
+  } catch {
+    // No signals here (Windows, a sandbox): nothing to prepare.
+  }
+}
+
 function listenDeno(
   deno: DenoGlobal,
   serve: NonNullable<DenoGlobal["serve"]>,
@@ -84,10 +124,15 @@ function listenDeno(
   port: number,
   h: Handler,
   closing: AbortSignal,
+  limits: Limits,
 ): Listening {
+  // Deno.serve has no header or idle timeout: the guard listens in its place and relays to
+  // it on loopback.
+  const guarded = typeof deno.listen === "function" && typeof deno.connect === "function";
   // Deno cancels the response body when the client goes away; reading request.signal would
   // only earn a warning (it also aborts after every successful response, in Deno 2).
   // https://docs.deno.com/go/unstable-no-legacy-abort
+  signalsReady(deno);
   let inFlight = 0;
   let drained = () => {};
   const handler = (request: Request, info: { completed: Promise<void> }) => {
@@ -101,10 +146,37 @@ function listenDeno(
   const force = new AbortController();
   let stopping = false;
   let delay = 50;
+  // The guard relays to the server through a Unix socket in a directory of its own: not
+  // reachable around the guard, and with small socket buffers (loopback TCP would double
+  // what the kernel holds for a client that does not read). TCP on loopback without the
+  // permission to create it.
+  let socketDir: string | undefined;
+  if (guarded) {
+    try {
+      socketDir = deno.makeTempDirSync?.({ prefix: "gossip-kv-http-" });
+    } catch {
+      socketDir = undefined;
+    }
+  }
+  let path = socketDir === undefined ? undefined : `${socketDir}/http.sock`;
+  const removeSocketDir = () => {
+    if (socketDir === undefined) return;
+    try {
+      deno.removeSync?.(socketDir, { recursive: true });
+    } catch {
+      // removed already
+    }
+  };
   const listen = (at: number) => {
+    if (path !== undefined) {
+      try {
+        deno.removeSync?.(path, { recursive: false });
+      } catch {
+        // not there (yet)
+      }
+    }
     const server = serve({
-      hostname,
-      port: at,
+      ...(path !== undefined ? { path } : { hostname: guarded ? "127.0.0.1" : hostname, port: at }),
       onListen: () => {},
       handler,
       signal: force.signal,
@@ -133,15 +205,46 @@ function listenDeno(
     });
     return server;
   };
-  let current = listen(port);
-  const stop = async () => {
-    stopping = true;
+  let current: ReturnType<typeof listen>;
+  try {
+    current = listen(guarded ? 0 : port);
+  } catch (error) {
+    if (path === undefined) throw error;
+    // No permission to listen on (or connect to) the socket: loopback TCP instead.
+    removeSocketDir();
+    socketDir = path = undefined;
+    current = listen(0);
+  }
+  const front = guarded
+    ? guard(
+      deno,
+      hostname,
+      port,
+      () =>
+        path !== undefined
+          ? { transport: "unix", path }
+          : { hostname: "127.0.0.1", port: current.addr.port },
+      limits,
+    )
+    : undefined;
+  const stopInner = async () => {
     if (inFlight > 0) await graceful(new Promise<void>((resolve) => drained = resolve), () => {});
     if (inFlight === 0) return await current.shutdown();
     force.abort();
     await current.finished.catch(() => {});
   };
-  return { port: current.addr.port, stop };
+  const stop = async () => {
+    stopping = true;
+    front?.stopAccepting();
+    try {
+      await stopInner();
+    } finally {
+      // The server has stopped: what it sent last (the end of a stream) is still on its way.
+      await front?.closeAll(GRACE_MS);
+      removeSocketDir();
+    }
+  };
+  return { port: front ? front.port : current.addr.port, stop };
 }
 
 function listenBun(
@@ -150,11 +253,18 @@ function listenBun(
   port: number,
   h: Handler,
   closing: AbortSignal,
+  limits: Limits,
 ): Listening {
-  // Bun closes connections idle for 10 s by default, event streams included: allow the most
-  // (255 s), well above the heartbeat period. https://bun.sh/docs/api/http#idletimeout
-  const fetch = (request: Request) => h(request, AbortSignal.any([closing, request.signal]));
-  const server = serve({ hostname, port, idleTimeout: 255, fetch });
+  // Bun closes connections idle for 10 s by default, event streams included: the idle
+  // timeout, above the heartbeat period. https://bun.sh/docs/api/http#idletimeout
+  const idleTimeout = Math.min(255, Math.max(1, Math.ceil(limits.idleTimeoutMs / 1000)));
+  const fetch = (request: Request, server: { timeout?(r: Request, s: number): void }) => {
+    // Bun's idle timeout counts what the client sends: an event stream, which only receives,
+    // is exempt (the inspector cuts stalled streams itself).
+    if (request.headers.get("accept")?.includes("text/event-stream")) server.timeout?.(request, 0);
+    return h(request, AbortSignal.any([closing, request.signal]));
+  };
+  const server = serve({ hostname, port, idleTimeout, fetch });
   return { port: server.port, stop: () => graceful(server.stop(false), () => server.stop(true)) };
 }
 
@@ -163,10 +273,25 @@ async function listenNode(
   port: number,
   h: Handler,
   closing: AbortSignal,
+  limits: Limits,
 ): Promise<Listening> {
   const { serve } = await import("@hono/node-server");
   const fetch = (request: Request) => h(request, AbortSignal.any([closing, request.signal]));
-  const server = serve({ fetch, hostname, port }) as NodeServer;
+  const { headersTimeoutMs, idleTimeoutMs } = limits;
+  const server = serve({
+    fetch,
+    hostname,
+    port,
+    serverOptions: {
+      headersTimeout: headersTimeoutMs,
+      // The whole request (not the response): at least the head's time, 5 min by default.
+      requestTimeout: Math.max(300_000, headersTimeoutMs),
+      keepAliveTimeout: idleTimeoutMs,
+      // How often the timeouts above are checked (30 s by default).
+      connectionsCheckingInterval: Math.max(10, Math.min(headersTimeoutMs / 4, 30_000)),
+    },
+  }) as NodeServer;
+  server.maxConnections = limits.maxConnections;
   await new Promise<void>((resolve, reject) => {
     server.once("listening", resolve);
     server.once("error", reject);
@@ -224,6 +349,18 @@ export async function serve(app: FetchApp, options: ServeOptions = {}): Promise<
     throw new RangeError(`port must be an integer from 0 to 65535, got ${port}`);
   }
   options.signal?.throwIfAborted();
+  const limit = (name: keyof Limits, fallback: number) => {
+    const v = options[name] ?? fallback;
+    if (typeof v !== "number" || !(v > 0) || !Number.isFinite(v)) {
+      throw new RangeError(`${name} must be a positive number, got ${String(v)}`);
+    }
+    return v;
+  };
+  const limits: Limits = {
+    headersTimeoutMs: limit("headersTimeoutMs", 10_000),
+    idleTimeoutMs: limit("idleTimeoutMs", 60_000),
+    maxConnections: limit("maxConnections", 4_096),
+  };
   const closing = new AbortController();
   // The bound address travels with each request, so that the inspector's write guard
   // knows it without being told twice.
@@ -231,10 +368,10 @@ export async function serve(app: FetchApp, options: ServeOptions = {}): Promise<
     app.fetch(request, { [SIGNAL]: signal, [BOUND_HOSTNAME]: hostname });
   const deno = denoGlobal(), bun = bunGlobal();
   const listening = typeof deno?.serve === "function"
-    ? listenDeno(deno, deno.serve.bind(deno), hostname, port, handler, closing.signal)
+    ? listenDeno(deno, deno.serve.bind(deno), hostname, port, handler, closing.signal, limits)
     : typeof bun?.serve === "function"
-    ? listenBun(bun.serve.bind(bun), hostname, port, handler, closing.signal)
-    : await listenNode(hostname, port, handler, closing.signal);
+    ? listenBun(bun.serve.bind(bun), hostname, port, handler, closing.signal, limits)
+    : await listenNode(hostname, port, handler, closing.signal, limits);
   let closed: Promise<void> | undefined;
   const close = () => {
     options.signal?.removeEventListener("abort", close);

@@ -1,0 +1,184 @@
+// The connection guard of serve() on Deno: Deno.serve has no header or idle timeout and no
+// connection cap, so serve() listens on the public address itself, closes connections that
+// send no complete request head within headersTimeoutMs or move no byte for idleTimeoutMs,
+// refuses connections past maxConnections, and relays the rest to a Deno.serve on a Unix socket
+// (or loopback).
+// An accept that fails (out of descriptors) is retried after a pause, without listening
+// again. Private to src/http/serve.ts.
+import type { DenoConn, DenoGlobal } from "../_runtime.ts";
+
+/** The guard's limits. */
+export interface GuardLimits {
+  /** A connection must send a complete request head within this, in ms. */
+  headersTimeoutMs: number;
+  /** A connection with no byte either way for this long is closed, in ms. */
+  idleTimeoutMs: number;
+  /** Connections open at most; more are closed as soon as accepted. */
+  maxConnections: number;
+}
+
+interface Relayed {
+  readonly client: DenoConn;
+  inner: DenoConn | undefined;
+  readonly start: number;
+  /** Whether the first request head is complete. */
+  head: boolean;
+  /** The last bytes of the head seen so far (to find its end across chunks). */
+  tail: string;
+  last: number;
+  closed: boolean;
+  /** Resolves once both connections are closed. */
+  readonly ended: Promise<void>;
+  readonly resolve: () => void;
+}
+
+/** A running guard. */
+export interface Guard {
+  readonly port: number;
+  /** Stops accepting. */
+  stopAccepting(): void;
+  /**
+   * Closes every connection once it has relayed what the server sent (the server is
+   * stopping), or after `graceMs`.
+   */
+  closeAll(graceMs: number): Promise<void>;
+}
+
+const END_OF_HEAD = "\r\n\r\n";
+
+/** Listens on `hostname:port` and relays to the server at `target()`. */
+export function guard(
+  deno: DenoGlobal,
+  hostname: string,
+  port: number,
+  target: () => Parameters<NonNullable<DenoGlobal["connect"]>>[0],
+  limits: GuardLimits,
+): Guard {
+  const listener = deno.listen!({ hostname, port, transport: "tcp" });
+  const open = new Set<Relayed>();
+  let accepting = true;
+  const end = (r: Relayed) => {
+    if (r.closed) return;
+    r.closed = true;
+    open.delete(r);
+    r.resolve();
+    for (const c of [r.client, r.inner]) {
+      try {
+        c?.close();
+      } catch {
+        // already closed
+      }
+    }
+  };
+  // One timer checks every connection, a few times per timeout.
+  const tick = Math.max(10, Math.min(limits.headersTimeoutMs, limits.idleTimeoutMs) / 4);
+  const timer = setInterval(() => {
+    const now = Date.now();
+    for (const r of open) {
+      if (!r.head ? now - r.start > limits.headersTimeoutMs : now - r.last > limits.idleTimeoutMs) {
+        end(r);
+      }
+    }
+  }, tick);
+  (timer as { unref?: () => void }).unref?.();
+  const decoder = new TextDecoder("latin1");
+  const relay = async (r: Relayed) => {
+    try {
+      r.inner = await deno.connect!(target());
+    } catch {
+      end(r); // out of descriptors, or the server is stopping
+      return;
+    }
+    const inner = r.inner;
+    if (r.closed) {
+      try {
+        inner.close();
+      } catch {
+        // already closed
+      }
+      return;
+    }
+    const up = new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        r.last = Date.now();
+        if (!r.head) {
+          const text = r.tail + decoder.decode(chunk);
+          if (text.includes(END_OF_HEAD)) r.head = true;
+          else r.tail = text.slice(-3);
+        }
+        controller.enqueue(chunk);
+      },
+    });
+    const down = new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        r.last = Date.now();
+        controller.enqueue(chunk);
+      },
+    });
+    await Promise.allSettled([
+      r.client.readable.pipeThrough(up).pipeTo(inner.writable),
+      inner.readable.pipeThrough(down).pipeTo(r.client.writable),
+    ]);
+    end(r);
+  };
+  (async () => {
+    let delay = 50;
+    while (accepting) {
+      let client: DenoConn;
+      try {
+        client = await listener.accept();
+        delay = 50;
+      } catch {
+        if (!accepting) break;
+        // Out of descriptors (or another passing failure): wait, and accept again.
+        await new Promise((resolve) => setTimeout(resolve, delay));
+        delay = Math.min(delay * 2, 2_000);
+        continue;
+      }
+      if (open.size >= limits.maxConnections) {
+        try {
+          client.close();
+        } catch {
+          // already closed
+        }
+        continue;
+      }
+      const now = Date.now();
+      let resolve = () => {};
+      const ended = new Promise<void>((r) => resolve = r);
+      const r: Relayed = {
+        client,
+        inner: undefined,
+        start: now,
+        head: false,
+        tail: "",
+        last: now,
+        closed: false,
+        ended,
+        resolve,
+      };
+      open.add(r);
+      relay(r);
+    }
+  })();
+  return {
+    port: listener.addr.port,
+    stopAccepting: () => {
+      if (!accepting) return;
+      accepting = false;
+      clearInterval(timer);
+      try {
+        listener.close();
+      } catch {
+        // already closed
+      }
+    },
+    closeAll: async (graceMs) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const late = new Promise<void>((resolve) => timer = setTimeout(resolve, graceMs));
+      await Promise.race([Promise.all([...open].map((r) => r.ended)), late]);
+      clearTimeout(timer);
+      for (const r of [...open]) end(r);
+    },
+  };
+}
