@@ -594,6 +594,7 @@ function mongering(peers: string[], fanout = 2) {
     largeValues,
     mergeRemote: (e) => (store.merge(e).outcome === "applied" ? "applied" : "duplicate"),
     memberChanged: () => {},
+    forgotten: () => {},
   };
   const scheme = new RumorMongering(ctx);
   const sent = () =>

@@ -25,6 +25,7 @@ function setup(
   const membership = new Membership("me", "me:1", now);
   const outbox = new Outbox("me:1", config.maxPiggyback, counters.messagesOut);
   const changes: string[] = [];
+  const forgotten: string[] = [];
   const ctx: EngineContext = {
     id: "me",
     address: "me:1",
@@ -36,12 +37,13 @@ function setup(
     outbox,
     mergeRemote: () => "refused",
     memberChanged: (m, previous) => void changes.push(`${m.id} ${previous} ${m.status}`),
+    forgotten: (id) => void forgotten.push(id),
   };
   const swim = new Swim(ctx, now);
   /** Messages queued since the last call, per address, without piggybacked updates. */
   const sent = (): Record<string, Message[]> =>
     Object.fromEntries(outbox.take(false).map((o) => [o.to, [...o.messages]]));
-  return { ctx, swim, membership, outbox, counters, changes, sent };
+  return { ctx, swim, membership, outbox, counters, changes, forgotten, sent };
 }
 
 const member = (
@@ -175,9 +177,9 @@ test("an acked probe ends without suspicion and marks the target heard", () => {
   membership.apply(member("a"), 0);
   swim.tick(0);
   sent();
-  swim.onAck(2, 100); // not our probe's sequence number
+  swim.onAck(2, "a", 100); // not our probe's sequence number
   assert.equal(membership.get("a")!.lastHeard, 0);
-  swim.onAck(1, 100);
+  swim.onAck(1, "a", 100);
   assert.equal(membership.get("a")!.lastHeard, 100);
   assert.equal(swim.nextWakeAt(), 1_000, "no probe timeout pending");
   swim.tick(600);
@@ -200,7 +202,7 @@ test("probes go round-robin over live members, each once per round", () => {
       | { seq: number; target: string }
       | undefined;
     targets.push(ping!.target);
-    swim.onAck(ping!.seq, now);
+    swim.onAck(ping!.seq, ping!.target, now);
   }
   assert.deepEqual([...targets.slice(0, 3)].sort(), ["a", "b", "c"]);
   assert.deepEqual([...targets.slice(3)].sort(), ["a", "b", "c"]);
@@ -212,7 +214,7 @@ test("a probe target forgotten or dead meanwhile is skipped; with nobody live th
   assert.equal(counters.probes, 0, "nobody to probe");
   for (const id of ["a", "b"]) membership.apply(member(id), 0);
   swim.tick(100); // order [b, a]: probes a
-  swim.onAck(1, 100);
+  swim.onAck(1, "a", 100);
   membership.apply(member("b", "dead"), 150);
   swim.tick(200); // b, next in order, is dead now: a new round
   const ping = Object.values(sent()).flat().filter((m) => m.type === "ping");
@@ -257,7 +259,7 @@ test("the deadline of a pending suspicion bounds nextWakeAt()", () => {
   );
   membership.apply(member("a"), 0);
   swim.tick(0); // probes a: the wake is its timeout, 500
-  swim.onAck(1, 0);
+  swim.onAck(1, "a", 0);
   assert.equal(swim.nextWakeAt(), 1_000);
   swim.onMember(member("s", "suspect", 0, "z"), "a", "a:1", 0);
   const deadline = membership.get("s")!.suspectDeadline;
@@ -369,9 +371,9 @@ test("a ping-req is relayed only to a known member at its known address, and the
   assert.deepEqual(sent(), {});
   swim.onPingReq(req, "r:1", 0);
   assert.deepEqual(sent(), { "t:1": [{ type: "ping", seq: 1, target: "t" }] });
-  swim.onAck(1, 10);
+  swim.onAck(1, "t", 10);
   assert.deepEqual(sent(), { "r:1": [{ type: "ack", seq: 42 }] });
-  swim.onAck(1, 10);
+  swim.onAck(1, "t", 10);
   assert.deepEqual(sent(), {}, "relayed once");
 });
 
@@ -383,10 +385,10 @@ test("a relay is forgotten once its probe period ended, and not before", () => {
   swim.onPingReq({ ...req, seq: 10 }, "r:1", 500); // relay seq 2, expires at 1500
   sent();
   swim.expireRelays(999);
-  swim.onAck(1, 999);
+  swim.onAck(1, "t", 999);
   assert.deepEqual(sent(), { "r:1": [{ type: "ack", seq: 9 }] });
   swim.expireRelays(1_500);
-  swim.onAck(2, 1_500);
+  swim.onAck(2, "t", 1_500);
   assert.deepEqual(sent(), {}, "expired at 1500");
 });
 
@@ -461,7 +463,7 @@ test("a member forgotten after it was put in the probe order is not probed", () 
   const { swim, membership, sent } = setup({ probeIntervalMs: 100 }, () => 0);
   for (const id of ["a", "b"]) membership.apply(member(id), 0);
   swim.tick(0); // order [b, a]: probes a
-  swim.onAck(1, 0);
+  swim.onAck(1, "a", 0);
   membership.forget("b");
   membership.apply(member("b"), 50); // a new member under the same id: not the one in the order
   sent();

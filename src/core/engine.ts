@@ -116,6 +116,12 @@ const RECORDS = "\0records";
 /** Proposals of one member from one version of its record, at most. */
 const RECORD_TRIES = 2;
 
+/**
+ * Local writes held at most while no member is known to push them to (see
+ * {@linkcode Engine.flush}); anti-entropy carries the older ones.
+ */
+const HELD_ALONE = 1_024;
+
 /** The outbox address of the client of {@linkcode Engine.serveClient}: no transport makes it. */
 const CLIENT = "\0client";
 
@@ -300,6 +306,12 @@ export class Engine {
     if (this.#pendingRumor.length === 0) return;
     // Only the versions still current: a key written twice is pushed once.
     const entries = this.#pendingRumor.filter((e) => this.store.get(e.section, e.key) === e);
+    if (this.membership.live().length === 0 && !this.#left) {
+      // Nobody to push to yet (a member joining admits its seed once it answers a ping):
+      // held, the newest HELD_ALONE, until the envelope that admits a first member.
+      this.#pendingRumor = entries.slice(-HELD_ALONE);
+      return;
+    }
     this.#pendingRumor = [];
     if (entries.length === 0) return;
     this.#dissemination.publish(entries, now);
@@ -348,6 +360,8 @@ export class Engine {
       }
     }
     this.#dissemination.endEnvelope(sender, now);
+    // Writes held while alone go out as soon as this envelope admitted a first member.
+    if (this.#pendingRumor.length) this.flush(now);
   }
 
   /**
