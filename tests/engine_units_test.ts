@@ -71,6 +71,26 @@ function outgoing(e: Engine, type?: Message["type"]): [string, Message][] {
   );
 }
 
+/** The ping `e` queued for address `to` (taking the output), or `undefined`. */
+function pingTo(e: Engine, to: string): { seq: number; target: string } | undefined {
+  const found = outgoing(e, "ping").find(([address]) => address === to);
+  return found?.[1] as { seq: number; target: string } | undefined;
+}
+
+/**
+ * Makes member `peer` (at `peer:1`) a member of `e` as a stranger becomes one: it writes to
+ * `e`, which pings it at that address, and it answers. Takes the output.
+ */
+function meet(e: Engine, peer: string, now = 0): void {
+  e.receive(`${peer}:1`, envelope(peer), now);
+  assert.equal(e.membership.get(peer), undefined, `${peer} is a candidate until it answers`);
+  const ping = pingTo(e, `${peer}:1`);
+  assert.ok(ping, `${peer} pinged`);
+  e.receive(`${peer}:1`, envelope(peer, [{ type: "ack", seq: ping.seq }]), now);
+  assert.equal(e.membership.get(peer)?.status, "alive", `${peer} admitted`);
+  e.takeOutput();
+}
+
 test("a member id is 1 to 256 characters", () => {
   const message = "Member id must be a string of 1 to 256 characters";
   assert.throws(() => engine(""), { name: "TypeError", message });
@@ -92,6 +112,7 @@ test("start() writes the member's own record and greets every seed but itself", 
     host: "a",
     port: 1,
     protocol: "v1",
+    sync: 2,
   });
   assert.deepEqual([own.writer, own.wall, own.deleted], ["a", 1_000, false]);
   const out = e.takeOutput();
@@ -125,8 +146,7 @@ test("seeds can be replaced, and the engine keeps its own copy", () => {
 test("a local write is applied at once, reported, and pushed once at the next flush", () => {
   const a = engine("a", { fanout: 3 });
   a.start(0);
-  a.receive("b:1", envelope("b"), 0);
-  a.takeOutput();
+  meet(a, "b");
   const first = a.write("usr", "k", 1, false, 10);
   const second = a.write("usr", "k", 2, false, 11);
   const gone = a.write("usr", "j", "ignored", true, 12);
@@ -152,8 +172,7 @@ test("a local write is applied at once, reported, and pushed once at the next fl
 test("a write superseded by a remote version before the flush is not pushed", () => {
   const a = engine("a");
   a.start(0);
-  a.receive("b:1", envelope("b"), 0);
-  a.takeOutput();
+  meet(a, "b");
   a.write("usr", "k", 1, false, 10);
   a.receive("b:1", envelope("b", [{ type: "entries", entries: [usr("k", 2, 20, "b")] }]), 20);
   a.takeOutput();
@@ -179,9 +198,9 @@ test("a member ignores its own looped-back datagrams, and every input once it le
 test("each message goes to its part, and is counted by type", () => {
   const a = engine("a", { probeIntervalMs: 1_000 });
   a.start(0);
-  a.receive("b:1", envelope("b"), 0);
-  a.receive("c:1", envelope("c"), 0);
-  a.takeOutput();
+  meet(a, "b");
+  meet(a, "c");
+  const acks = a.counters.messagesIn.ack;
   a.receive("b:1", envelope("b", [{ type: "ping", seq: 5, target: "a" }]), 1);
   assert.deepEqual(outgoing(a), [["b:1", { type: "ack", seq: 5 }]]);
   a.receive("b:1", envelope("b", [{ type: "ping-req", seq: 6, target: "c", address: "c:1" }]), 2);
@@ -194,7 +213,8 @@ test("each message goes to its part, and is counted by type", () => {
     envelope("b", [{ type: "member", id: "d", address: "d:1", incarnation: 2, status: "alive" }]),
     4,
   );
-  assert.equal(a.membership.get("d")?.incarnation, 2);
+  assert.equal(a.membership.candidate("d")?.incarnation, 2, "a candidate until it answers");
+  assert.ok(pingTo(a, "d:1"), "pinged at its address");
   a.receive("b:1", envelope("b", [{ type: "rumor", hop: 0, entries: [usr("r", 1, 5)] }]), 5);
   a.receive("b:1", envelope("b", [{ type: "entries", entries: [usr("e", 1, 5)] }]), 5);
   assert.deepEqual([a.entry("usr", "r")?.value, a.entry("usr", "e")?.value], [1, 1]);
@@ -210,7 +230,7 @@ test("each message goes to its part, and is counted by type", () => {
     [
       a.counters.messagesIn.ping,
       a.counters.messagesIn["ping-req"],
-      a.counters.messagesIn.ack,
+      a.counters.messagesIn.ack - acks,
       a.counters.messagesIn.member,
       a.counters.messagesIn.rumor,
       a.counters.messagesIn.entries,
@@ -250,14 +270,17 @@ test("the dissemination scheme sees its messages, the end of each envelope and m
   ];
   a.receive("b:1", envelope("b", kinds), 1);
   assert.deepEqual(log, [
-    "member b",
     "rumor b b:1",
     "tree b b:1",
     "ihave b b:1",
     "graft b b:1",
     "prune b b:1",
     "end b",
-  ]);
+  ], "b is a candidate: no member change yet");
+  log.length = 0;
+  const ping = pingTo(a, "b:1")!;
+  a.receive("b:1", envelope("b", [{ type: "ack", seq: ping.seq }]), 2);
+  assert.deepEqual(log, ["member b", "end b"], "admitted once it answers");
 });
 
 test("a remote entry too far ahead of the clock is refused and counted", () => {
@@ -283,6 +306,7 @@ test("a member record written by another member is refused and counted", () => {
   assert.equal(a.memberRecord("x"), undefined);
   assert.equal(a.counters.refusedInvalid, 1);
   assert.equal(a.membership.get("x"), undefined);
+  assert.equal(a.membership.candidate("x"), undefined, "not even a candidate");
 });
 
 test("another member's record makes it known; a known one's address follows its record", () => {
@@ -290,9 +314,14 @@ test("another member's record makes it known; a known one's address follows its 
   a.start(0);
   a.takeOutput();
   a.receive("b:1", envelope("b", [{ type: "entries", entries: [record("x", 5)] }]), 10);
+  assert.equal(a.membership.get("x"), undefined, "a candidate until it answers");
+  const ping = pingTo(a, "x:1")!;
+  assert.equal(ping.target, "x");
+  a.receive("x:1", envelope("x", [{ type: "ack", seq: ping.seq }]), 10);
   const x = a.membership.get("x")!;
   assert.deepEqual([x.address, x.status, x.incarnation, x.since], ["x:1", "alive", 0, 10]);
   const changes = a.takeOutput().memberChanges;
+  assert.deepEqual(changes.filter((c) => c.id === "x").length, 1);
   assert.deepEqual(changes.find((c) => c.id === "x"), {
     id: "x",
     address: "x:1",
@@ -437,11 +466,18 @@ test("maintenance runs every gossip interval: tombstones collected after the gra
 test("dead and left members are forgotten after forgetAfterMs, their records tombstoned", () => {
   const a = engine("a", { forgetAfterMs: 1_000, gossipIntervalMs: 1 }, 0);
   a.start(0);
+  meet(a, "b");
   a.receive(
     "b:1",
     envelope("b", [{ type: "entries", entries: [record("x", 0), record("y", 0)] }]),
     0,
   );
+  const pings = outgoing(a, "ping");
+  for (const id of ["x", "y"]) {
+    const [, ping] = pings.find(([to]) => to === `${id}:1`)! as [string, { seq: number }];
+    a.receive(`${id}:1`, envelope(id, [{ type: "ack", seq: ping.seq }]), 0);
+  }
+  assert.ok(a.membership.get("x") && a.membership.get("y"), "admitted");
   a.receive(
     "b:1",
     envelope("b", [
@@ -470,8 +506,7 @@ test("dead and left members are forgotten after forgetAfterMs, their records tom
 test("leave() tells fanout × 2 live peers, then the member ignores every input", () => {
   const a = engine("a", { fanout: 2 });
   a.start(0);
-  for (const id of ["b", "c", "d", "e", "f", "g"]) a.receive(`${id}:1`, envelope(id), 0);
-  a.takeOutput();
+  for (const id of ["b", "c", "d", "e", "f", "g"]) meet(a, id);
   a.leave(10);
   a.leave(11);
   assert.equal(a.membership.self.status, "left");
@@ -494,12 +529,16 @@ test("leave() tells fanout × 2 live peers, then the member ignores every input"
 test("a member that left sends its farewell without piggybacked news", () => {
   const a = engine("a", { fanout: 1 });
   a.start(0);
-  a.receive("b:1", envelope("b"), 0);
+  meet(a, "b");
+  meet(a, "c");
   a.receive(
     "c:1",
     envelope("c", [{ type: "member", id: "n", address: "n:1", incarnation: 0, status: "alive" }]),
     0,
   );
+  // Admitted, news of n is queued to piggyback.
+  a.receive("n:1", envelope("n", [{ type: "ack", seq: pingTo(a, "n:1")!.seq }]), 0);
+  assert.equal(a.membership.get("n")?.status, "alive");
   a.takeOutput();
   a.leave(1);
   const out = a.takeOutput().outgoing;
@@ -510,8 +549,7 @@ test("a member that left sends its farewell without piggybacked news", () => {
 test("an edge client's user entries are merged and spread; its sys entries are refused", () => {
   const a = engine("a");
   a.start(0);
-  a.receive("b:1", envelope("b"), 0);
-  a.takeOutput();
+  meet(a, "b");
   const replies = a.serveClient([
     { type: "entries", entries: [usr("k", 1, 5, "client"), record("x", 5)] },
     { type: "rumor", hop: 0, entries: [usr("r", 2, 5, "client")] },

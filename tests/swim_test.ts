@@ -88,15 +88,27 @@ test("a membership update is piggybacked retransmitMult × ceil(log10(N + 1)) ti
   assert.equal(count(10), 6, "N = 10: log10(11) rounds up to 2");
 });
 
-test("a datagram from an unknown sender adds it alive and introduces us; a known one is marked heard", () => {
+test("a datagram from an unknown sender makes it a candidate, pinged and introduced to; its ack admits it", () => {
   const { swim, membership, changes, sent } = setup();
   swim.heardFrom("x", "x:9", 50);
+  assert.equal(membership.get("x"), undefined, "not a member before it answers");
+  const c = membership.candidate("x")!;
+  assert.deepEqual([c.address, c.source, c.pings, c.relay], ["x:9", "x:9", 1, false]);
+  assert.deepEqual(sent(), {
+    "x:9": [{ type: "ping", seq: c.seq, target: "x" }, membership.update(membership.self)],
+  });
+  swim.heardFrom("x", "x:9", 60);
+  assert.deepEqual(sent(), {}, "a candidate is pinged and introduced to once");
+  assert.deepEqual(changes, []);
+  swim.onAck(c.seq + 1, "x", 65);
+  assert.equal(membership.get("x"), undefined, "only the ack of its ping admits it");
+  swim.onAck(c.seq, "x", 70);
   const x = membership.get("x")!;
-  assert.deepEqual([x.address, x.status, x.lastHeard, x.since], ["x:9", "alive", 50, 50]);
+  assert.deepEqual([x.address, x.status, x.lastHeard, x.since], ["x:9", "alive", 70, 70]);
+  assert.equal(membership.candidate("x"), undefined);
   assert.deepEqual(changes, ["x undefined alive"]);
-  assert.deepEqual(sent(), { "x:9": [membership.update(membership.self)] });
-  swim.heardFrom("x", "x:9", 70);
-  assert.equal(x.lastHeard, 70);
+  swim.heardFrom("x", "x:9", 80);
+  assert.equal(x.lastHeard, 80);
   assert.deepEqual(sent(), {}, "nothing to tell a known live member");
   assert.equal(changes.length, 1);
 });
@@ -234,6 +246,7 @@ test("a failed probe whose target was forgotten meanwhile suspects nobody", () =
 test("a suspect is declared dead at its deadline, not a millisecond before", () => {
   const { swim, membership, changes, outbox } = setup({ probeIntervalMs: 1_000 });
   membership.apply(member("a"), 0);
+  membership.apply(member("s", "alive", 3), 0);
   swim.onMember(member("s", "suspect", 3, "a"), "a", "a:1", 0);
   const s = membership.get("s")!;
   const deadline = s.suspectDeadline;
@@ -261,6 +274,7 @@ test("the deadline of a pending suspicion bounds nextWakeAt()", () => {
   swim.tick(0); // probes a: the wake is its timeout, 500
   swim.onAck(1, "a", 0);
   assert.equal(swim.nextWakeAt(), 1_000);
+  membership.apply(member("s"), 0);
   swim.onMember(member("s", "suspect", 0, "z"), "a", "a:1", 0);
   const deadline = membership.get("s")!.suspectDeadline;
   membership.get("s")!.suspectDeadline = 700;
@@ -309,14 +323,22 @@ test("our own probe failure confirms a suspicion we heard of, once", () => {
   assert.equal(counters.suspicions, 1);
 });
 
-test("news of a new member is spread, reported and answered with our own record", () => {
+test("news of a new member makes it a candidate; once it answers it is reported and spread", () => {
   const { swim, membership, changes, outbox } = setup();
   swim.onMember(member("n", "alive", 4), "x", "x:1", 10);
+  assert.equal(membership.get("n"), undefined, "not a member before it answers");
+  const c = membership.candidate("n")!;
+  assert.deepEqual([c.incarnation, c.source, c.relay], [4, "x:1", true]);
+  assert.deepEqual(changes, []);
+  assert.deepEqual(outbox.take(true).map((o) => [o.to, o.messages]), [
+    ["n:1", [{ type: "ping", seq: c.seq, target: "n" }]],
+  ], "pinged, and no news of it spread yet");
+  swim.onAck(c.seq, "n", 15);
   assert.equal(membership.get("n")!.incarnation, 4);
   assert.deepEqual(changes, ["n undefined alive"]);
+  outbox.send("n:1", { type: "ack", seq: 0 }, "n");
   const out = outbox.take(true);
-  assert.deepEqual(out.map((o) => o.to), ["n:1"]);
-  assert.deepEqual(out[0]!.messages, [membership.update(membership.self), member("n", "alive", 4)]);
+  assert.deepEqual(out[0]!.messages, [{ type: "ack", seq: 0 }, member("n", "alive", 4)]);
   // Old news changes nothing and is not spread again.
   swim.onMember(member("n", "alive", 3), "x", "x:1", 20);
   assert.deepEqual(changes, ["n undefined alive"]);
