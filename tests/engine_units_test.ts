@@ -169,6 +169,53 @@ test("a local write is applied at once, reported, and pushed once at the next fl
   assert.deepEqual(outgoing(a), [], "nothing pending");
 });
 
+test("writes made before any member is admitted are held, and pushed by the envelope that admits the first", () => {
+  const a = engine("a", { seeds: ["b:1"] });
+  a.start(0);
+  a.takeOutput();
+  const first = a.write("usr", "k", 1, false, 1);
+  a.flush(1);
+  assert.deepEqual(outgoing(a), [], "nobody to push to");
+  // The seed answers the greeting: a candidate, pinged, until it answers the ping.
+  a.receive("b:1", envelope("b"), 2);
+  const out = outgoing(a);
+  assert.deepEqual(out.filter(([, m]) => m.type === "rumor"), [], "still nobody");
+  const [, ping] = out.find(([to, m]) => to === "b:1" && m.type === "ping")! as [
+    string,
+    { seq: number },
+  ];
+  const second = a.write("usr", "j", 2, false, 3);
+  a.flush(3);
+  a.receive("b:1", envelope("b", [{ type: "ack", seq: ping.seq }]), 4);
+  const pushed = outgoing(a, "rumor");
+  assert.deepEqual(pushed.map(([to]) => to), ["b:1"]);
+  assert.deepEqual((pushed[0]![1] as RumorMessage).entries, [first, second]);
+  a.flush(5);
+  assert.deepEqual(outgoing(a), [], "pushed once");
+});
+
+test("a member alone holds its newest 1,024 writes for the first member admitted", () => {
+  const a = engine("a");
+  a.start(0);
+  a.takeOutput();
+  for (let i = 0; i < 1_030; i++) {
+    a.write("usr", `k${i}`, i, false, 1 + i);
+    a.flush(1 + i);
+  }
+  a.write("usr", "k1029", "again", false, 2_000); // the held version superseded
+  a.receive("b:1", envelope("b"), 2_001);
+  const [, ping] = outgoing(a, "ping").find(([to]) => to === "b:1")! as [string, { seq: number }];
+  a.receive("b:1", envelope("b", [{ type: "ack", seq: ping.seq }]), 2_002);
+  const entries = outgoing(a, "rumor").filter(([to]) => to === "b:1")
+    .flatMap(([, m]) => (m as RumorMessage).entries);
+  assert.equal(entries.length, 1_024);
+  assert.deepEqual(entries.slice(0, 2).map((e) => e.key), ["k6", "k7"], "the oldest dropped");
+  assert.deepEqual([entries.at(-1)!.key, entries.at(-1)!.value], ["k1029", "again"]);
+  assert.equal(entries.filter((e) => e.key === "k1029").length, 1, "current versions only");
+  a.flush(2_003);
+  assert.deepEqual(outgoing(a, "rumor"), [], "pushed once");
+});
+
 test("a write superseded by a remote version before the flush is not pushed", () => {
   const a = engine("a");
   a.start(0);
