@@ -149,6 +149,8 @@ export class Engine {
   #applied: StoredEntry[] = [];
   #collected: StoredEntry[] = [];
   #pendingRumor: StoredEntry[] = [];
+  /** Whether the writes pending were held for want of a member (see {@linkcode Engine.flush}). */
+  #heldAlone = false;
   #nextMaintenanceAt: number;
   #left = false;
   /** Times each member named by a held record was proposed from it (see #proposeFromRecords). */
@@ -310,8 +312,10 @@ export class Engine {
       // Nobody to push to yet (a member joining admits its seed once it answers a ping):
       // held, the newest HELD_ALONE, until the envelope that admits a first member.
       this.#pendingRumor = entries.slice(-HELD_ALONE);
+      this.#heldAlone = this.#pendingRumor.length > 0;
       return;
     }
+    this.#heldAlone = false;
     this.#pendingRumor = [];
     if (entries.length === 0) return;
     this.#dissemination.publish(entries, now);
@@ -361,7 +365,7 @@ export class Engine {
     }
     this.#dissemination.endEnvelope(sender, now);
     // Writes held while alone go out as soon as this envelope admitted a first member.
-    if (this.#pendingRumor.length) this.flush(now);
+    if (this.#heldAlone) this.flush(now);
   }
 
   /**
