@@ -115,9 +115,12 @@ export function guard(
         controller.enqueue(chunk);
       },
     });
-    await Promise.allSettled([
-      r.client.readable.pipeThrough(up).pipeTo(inner.writable),
-      inner.readable.pipeThrough(down).pipeTo(r.client.writable),
+    // Either side closing ends the connection (HTTP clients do not half-close): the server
+    // then sees its client go at once, as it would without the guard.
+    const settled = (p: Promise<void>) => p.then(() => {}, () => {});
+    await Promise.race([
+      settled(r.client.readable.pipeThrough(up).pipeTo(inner.writable)),
+      settled(inner.readable.pipeThrough(down).pipeTo(r.client.writable)),
     ]);
     end(r);
   };
