@@ -21,6 +21,10 @@
  *   batches what it learned from one envelope forwards it here.
  * - `tick(now)` / `nextWakeAt()`: optional periodic work and when it is next due (after
  *   SWIM's probe and suspicions, before the anti-entropy round, in `Engine.tick`).
+ * - `settlingUntil()` (optional): until when (ms) writes this member recently sent or
+ *   received may still be on their way to other members. Anti-entropy waits for them (a
+ *   little: see `anti_entropy.ts`) rather than descend the Merkle tree for roots that
+ *   differ only by a write still travelling.
  * Whatever a scheme misses, anti-entropy repairs; a scheme only decides how fast writes
  * spread and at what cost.
  *
@@ -69,6 +73,8 @@ export interface Dissemination {
   tick?(now: number): void;
   /** When {@linkcode Dissemination.tick} next has work to do. */
   nextWakeAt?(): number;
+  /** Until when writes this member recently sent or received may still be travelling. */
+  settlingUntil?(): number;
 }
 
 /** Builds a dissemination scheme for an engine. */

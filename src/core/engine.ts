@@ -173,7 +173,12 @@ export class Engine {
     // Each draws its first round at random (probe first, then anti-entropy), to spread the
     // rounds of a cluster started at once.
     this.#swim = new Swim(ctx, now);
-    this.#antiEntropy = new AntiEntropy(ctx, this.#largeValues, now);
+    this.#antiEntropy = new AntiEntropy(
+      ctx,
+      this.#largeValues,
+      now,
+      () => this.#dissemination.settlingUntil?.() ?? -Infinity,
+    );
     const dissemination = options.dissemination ?? ((c) => new TreeDissemination(c, now));
     this.#dissemination = dissemination({ ...ctx, largeValues: this.#largeValues });
     this.#nextMaintenanceAt = now + config.gossipIntervalMs;

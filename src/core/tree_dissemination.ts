@@ -21,6 +21,9 @@ import type { StoredEntry } from "./store.ts";
  */
 export const TREE_PROTOCOL = 1;
 
+/** Retransmission timeouts a write may still be travelling after it was last seen fresh. */
+const SETTLE_RTOS = 4;
+
 /** Entries (roughly, in bytes) per tree message: one datagram each, under any sane MTU. */
 const TREE_CHUNK_BYTES = 1000;
 
@@ -37,6 +40,8 @@ export class TreeDissemination implements Dissemination {
   #fresh: StoredEntry[] = [];
   #hop = -1;
   #nextResyncAt: number;
+  /** When a write was last broadcast from here or first received here (ms). */
+  #lastFreshAt = -Infinity;
 
   /** The scheme, on the engine's shared state. */
   constructor(ctx: DisseminationContext, now: number) {
@@ -85,6 +90,7 @@ export class TreeDissemination implements Dissemination {
       }
     }
     if (small.length) {
+      this.#lastFreshAt = now;
       this.#broadcast(small, now);
       this.#rumor(small, 0, undefined);
     }
@@ -106,6 +112,7 @@ export class TreeDissemination implements Dissemination {
         const r = this.#tree.receiveTree(sender, m, now);
         this.#send(r.sends);
         if (!r.fresh) break;
+        this.#lastFreshAt = now;
         for (const e of m.entries) {
           if (this.#ctx.mergeRemote(e, from, now) === "applied") counters.rumorEntriesNew++;
           else counters.rumorEntriesDuplicate++;
@@ -126,6 +133,7 @@ export class TreeDissemination implements Dissemination {
     // Large values are not forwarded (see `RumorMongering`).
     const forward = fresh.filter((e) => !isLarge(e));
     if (forward.length === 0) return;
+    this.#lastFreshAt = now;
     // The rumor came from a member that does not speak the tree (or did not know yet that
     // we do): the tree carries what is new to its members, and the rumor goes on among
     // the members that do not speak it.
@@ -147,6 +155,15 @@ export class TreeDissemination implements Dissemination {
 
   nextWakeAt(): number {
     return Math.min(this.#nextResyncAt, this.#tree.nextWakeAt());
+  }
+
+  /**
+   * A write broadcast from here, or first received here, reaches the rest of its tree
+   * within a few round trips, or a few retransmission timeouts when copies are lost: until
+   * {@linkcode SETTLE_RTOS} timeouts after the last one, it may still be travelling.
+   */
+  settlingUntil(): number {
+    return this.#lastFreshAt + SETTLE_RTOS * this.#tree.rto;
   }
 
   /** Broadcasts entries along the tree, in messages of one datagram each. */
