@@ -4,11 +4,12 @@
  *
  * A round that starts while a write is still travelling finds roots that differ only
  * because the broadcast has not reached one side yet, and would descend the tree for
- * nothing. The dissemination scheme says until when what this member recently sent or
- * received may still be travelling (`settlingUntil`); until then, by at most
+ * nothing. The dissemination scheme says which writes this member recently sent or
+ * received may still be travelling, and until when (`settling`); until then, by at most
  * {@linkcode SETTLE_FRACTION} of the gossip interval:
  * - a round that comes due waits (once; the round after it is not moved);
- * - a peer's root that differs from ours is not descended at once: we send our own root
+ * - a peer's root that differs from ours, with entry counts that differ by no more than
+ *   those writes, is not descended at once: we send our own root
  *   to that peer when the wait is over, and the peer, which opened a round with us lately,
  *   answers it without waiting. Equal by then (the broadcast arrived), it costs one
  *   `sync-root` each way; still different, the descent runs as always.
@@ -18,6 +19,7 @@
  */
 
 import type { EngineContext } from "./context.ts";
+import type { Settling } from "./dissemination.ts";
 import type { LargeValueCooldown } from "./large_values.ts";
 import type { EntriesMessage, Message } from "./messages.ts";
 import type { StoredEntry } from "./store.ts";
@@ -44,6 +46,9 @@ export interface SyncState {
  */
 export const SETTLE_FRACTION = 0.25;
 
+/** No write travelling (the default of a scheme that does not say). */
+export const NOTHING_SETTLING: Settling = Object.freeze({ entries: 0, until: -Infinity });
+
 /** A message of the Merkle descent (everything `syncReply` answers but `entries`). */
 export type SyncMessage = Extract<Message, { type: `sync-${string}` }>;
 
@@ -53,7 +58,7 @@ export class AntiEntropy {
   readonly states: Map<string, SyncState> = new Map();
   readonly #ctx: EngineContext;
   readonly #large: LargeValueCooldown;
-  readonly #settlingUntil: () => number;
+  readonly #settling: (now: number) => Settling;
   #nextRoundAt: number;
   /** Whether the round due at `#nextRoundAt` already waited for a broadcast. */
   #waited = false;
@@ -63,27 +68,29 @@ export class AntiEntropy {
 
   /**
    * Draws the first round time at random, to spread the rounds of a cluster started at
-   * once. `settlingUntil` tells until when writes this member recently sent or received may
-   * still be travelling (see the module; never, by default).
+   * once. `settling` tells which writes this member recently sent or received may still be
+   * travelling (see the module; none, by default).
    */
   constructor(
     ctx: EngineContext,
     large: LargeValueCooldown,
     now: number,
-    settlingUntil: () => number = () => -Infinity,
+    settling: (now: number) => Settling = () => NOTHING_SETTLING,
   ) {
     this.#ctx = ctx;
     this.#large = large;
-    this.#settlingUntil = settlingUntil;
+    this.#settling = settling;
     this.#nextRoundAt = now + Math.floor(ctx.random() * ctx.config.gossipIntervalMs);
   }
 
-  /** Until when to wait for a broadcast in flight, at most a fraction of the interval. */
-  #waitUntil(now: number): number {
-    return Math.min(
-      this.#settlingUntil(),
-      now + this.#ctx.config.gossipIntervalMs * SETTLE_FRACTION,
-    );
+  /**
+   * Until when to wait for writes in flight, at most a fraction of the interval (`now`: no
+   * wait), when they are at least `differ` entries.
+   */
+  #waitUntil(now: number, differ = 0): number {
+    const s = this.#settling(now);
+    if (s.entries === 0 || s.entries < differ) return now;
+    return Math.min(s.until, now + this.#ctx.config.gossipIntervalMs * SETTLE_FRACTION);
   }
 
   /**
@@ -142,12 +149,13 @@ export class AntiEntropy {
   }
 
   /**
-   * Whether to answer a peer's differing root later, with our own root: a broadcast is
-   * still travelling, and the peer is a live member that did not open this round in answer
+   * Whether to answer a peer's differing root later, with our own root: writes are still
+   * travelling, at least as many entries as the two stores' counts differ by (a member
+   * that lacks more was not just overtaken by a broadcast), and the peer is a live member that did not open this round in answer
    * to one of ours (it would wait in turn).
    */
-  #waitsToAnswer(sender: string, now: number): boolean {
-    const until = this.#waitUntil(now);
+  #waitsToAnswer(sender: string, count: number, now: number): boolean {
+    const until = this.#waitUntil(now, Math.abs(count - this.#ctx.store.root().count));
     if (now >= until) return false;
     const m = this.#ctx.membership.get(sender);
     if (!m || (m.status !== "alive" && m.status !== "suspect")) return false;
@@ -182,7 +190,9 @@ export class AntiEntropy {
       counters.syncInSync++;
       this.#state(sender).lastInSync = now;
     }
-    if (m.type === "sync-root" && replies.length > 0 && this.#waitsToAnswer(sender, now)) return;
+    if (m.type === "sync-root" && replies.length > 0 && this.#waitsToAnswer(sender, m.count, now)) {
+      return;
+    }
     for (let r of replies) {
       if (r.type === "entries") {
         // syncReply answers with the store's own (hashed) entries.

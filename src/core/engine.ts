@@ -21,7 +21,7 @@
  * @module
  */
 
-import { AntiEntropy, type SyncState } from "./anti_entropy.ts";
+import { AntiEntropy, NOTHING_SETTLING, type SyncState } from "./anti_entropy.ts";
 import { type EngineConfig, resolveConfig } from "./config.ts";
 import type { EngineContext, RemoteOutcome } from "./context.ts";
 import { type EngineCounters, newCounters } from "./counters.ts";
@@ -177,7 +177,7 @@ export class Engine {
       ctx,
       this.#largeValues,
       now,
-      () => this.#dissemination.settlingUntil?.() ?? -Infinity,
+      (at) => this.#dissemination.settling?.(at) ?? NOTHING_SETTLING,
     );
     const dissemination = options.dissemination ?? ((c) => new TreeDissemination(c, now));
     this.#dissemination = dissemination({ ...ctx, largeValues: this.#largeValues });

@@ -9,7 +9,12 @@
  */
 
 import { TreeBroadcast, type TreeSend } from "./broadcast.ts";
-import type { Dissemination, DisseminationContext, DisseminationMessage } from "./dissemination.ts";
+import type {
+  Dissemination,
+  DisseminationContext,
+  DisseminationMessage,
+  Settling,
+} from "./dissemination.ts";
 import { approxSize, isLarge } from "./large_values.ts";
 import { MEMBER_KEY_PREFIX } from "./records.ts";
 import { sample } from "./random.ts";
@@ -22,7 +27,7 @@ import type { StoredEntry } from "./store.ts";
 export const TREE_PROTOCOL = 1;
 
 /** Retransmission timeouts a write may still be travelling after it was last seen fresh. */
-const SETTLE_RTOS = 4;
+const SETTLE_RTOS = 2;
 
 /** Entries (roughly, in bytes) per tree message: one datagram each, under any sane MTU. */
 const TREE_CHUNK_BYTES = 1000;
@@ -40,8 +45,8 @@ export class TreeDissemination implements Dissemination {
   #fresh: StoredEntry[] = [];
   #hop = -1;
   #nextResyncAt: number;
-  /** When a write was last broadcast from here or first received here (ms). */
-  #lastFreshAt = -Infinity;
+  /** Writes broadcast from here or first received here lately: [when, entries], in order. */
+  readonly #recent = new RecentWrites();
 
   /** The scheme, on the engine's shared state. */
   constructor(ctx: DisseminationContext, now: number) {
@@ -90,7 +95,7 @@ export class TreeDissemination implements Dissemination {
       }
     }
     if (small.length) {
-      this.#lastFreshAt = now;
+      this.#recent.push(now, small.length);
       this.#broadcast(small, now);
       this.#rumor(small, 0, undefined);
     }
@@ -112,7 +117,7 @@ export class TreeDissemination implements Dissemination {
         const r = this.#tree.receiveTree(sender, m, now);
         this.#send(r.sends);
         if (!r.fresh) break;
-        this.#lastFreshAt = now;
+        this.#recent.push(now, m.entries.length);
         for (const e of m.entries) {
           if (this.#ctx.mergeRemote(e, from, now) === "applied") counters.rumorEntriesNew++;
           else counters.rumorEntriesDuplicate++;
@@ -133,7 +138,7 @@ export class TreeDissemination implements Dissemination {
     // Large values are not forwarded (see `RumorMongering`).
     const forward = fresh.filter((e) => !isLarge(e));
     if (forward.length === 0) return;
-    this.#lastFreshAt = now;
+    this.#recent.push(now, forward.length);
     // The rumor came from a member that does not speak the tree (or did not know yet that
     // we do): the tree carries what is new to its members, and the rumor goes on among
     // the members that do not speak it.
@@ -159,11 +164,13 @@ export class TreeDissemination implements Dissemination {
 
   /**
    * A write broadcast from here, or first received here, reaches the rest of its tree
-   * within a few round trips, or a few retransmission timeouts when copies are lost: until
-   * {@linkcode SETTLE_RTOS} timeouts after the last one, it may still be travelling.
+   * within a few round trips, or a retransmission timeout or two when copies are lost: for
+   * {@linkcode SETTLE_RTOS} timeouts after it was seen here, it may still be travelling.
    */
-  settlingUntil(): number {
-    return this.#lastFreshAt + SETTLE_RTOS * this.#tree.rto;
+  settling(now: number): Settling {
+    const horizon = SETTLE_RTOS * this.#tree.rto;
+    this.#recent.dropBefore(now - horizon);
+    return { entries: this.#recent.entries, until: this.#recent.lastAt + horizon };
   }
 
   /** Broadcasts entries along the tree, in messages of one datagram each. */
@@ -212,5 +219,41 @@ export class TreeDissemination implements Dissemination {
   #hopLimit(): number {
     const n = this.#ctx.membership.size;
     return 2 * Math.ceil(Math.log(Math.max(2, n)) / Math.log(this.#ctx.config.fanout + 1)) + 2;
+  }
+}
+
+/** Counts of entries by time, oldest first; writes at the same ms share one slot. */
+class RecentWrites {
+  #at: number[] = [];
+  #n: number[] = [];
+  #head = 0;
+  /** Entries in the slots kept. */
+  entries = 0;
+
+  /** When the newest slot was noted (-Infinity: none). */
+  get lastAt(): number {
+    return this.#at.length > this.#head ? this.#at[this.#at.length - 1]! : -Infinity;
+  }
+
+  push(at: number, n: number): void {
+    const last = this.#at.length - 1;
+    if (last >= this.#head && this.#at[last] === at) this.#n[last]! += n;
+    else {
+      this.#at.push(at);
+      this.#n.push(n);
+    }
+    this.entries += n;
+  }
+
+  dropBefore(t: number): void {
+    while (this.#head < this.#at.length && this.#at[this.#head]! < t) {
+      this.entries -= this.#n[this.#head]!;
+      this.#head++;
+    }
+    if (this.#head > 64 && this.#head * 2 > this.#at.length) {
+      this.#at = this.#at.slice(this.#head);
+      this.#n = this.#n.slice(this.#head);
+      this.#head = 0;
+    }
   }
 }
