@@ -90,7 +90,11 @@ export class AntiEntropy {
   #waitUntil(now: number, differ = 0): number {
     const s = this.#settling(now);
     if (s.entries === 0 || s.entries < differ) return now;
-    return Math.min(s.until, now + this.#ctx.config.gossipIntervalMs * SETTLE_FRACTION);
+    return Math.min(s.until, now + this.#maxWait());
+  }
+
+  #maxWait(): number {
+    return this.#ctx.config.gossipIntervalMs * SETTLE_FRACTION;
   }
 
   /**
@@ -151,16 +155,17 @@ export class AntiEntropy {
   /**
    * Whether to answer a peer's differing root later, with our own root: writes are still
    * travelling, at least as many entries as the two stores' counts differ by (a member
-   * that lacks more was not just overtaken by a broadcast), and the peer is a live member that did not open this round in answer
-   * to one of ours (it would wait in turn).
+   * that lacks more was not just overtaken by a broadcast), and the peer is a live member
+   * whose root does not answer one of ours (it waited already).
    */
   #waitsToAnswer(sender: string, count: number, now: number): boolean {
     const until = this.#waitUntil(now, Math.abs(count - this.#ctx.store.root().count));
     if (now >= until) return false;
     const m = this.#ctx.membership.get(sender);
     if (!m || (m.status !== "alive" && m.status !== "suspect")) return false;
+    // A root that comes within two waits of ours may answer ours after a wait: answer it now.
     const started = this.states.get(sender)?.lastStarted ?? 0;
-    if (started > 0 && now - started <= this.#ctx.config.gossipIntervalMs) return false;
+    if (started > 0 && now - started <= 2 * this.#maxWait()) return false;
     const at = Math.min(this.#answerLater.get(sender) ?? Infinity, until);
     this.#answerLater.set(sender, at);
     this.#answerDue = Math.min(this.#answerDue, at);
