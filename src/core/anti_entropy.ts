@@ -2,10 +2,24 @@
  * Anti-entropy bookkeeping: when to open a round and with whom, the replies to a peer's
  * round (the descent itself is `sync.ts`), and the last exchange with each peer.
  *
+ * A round that starts while a write is still travelling finds roots that differ only
+ * because the broadcast has not reached one side yet, and would descend the tree for
+ * nothing. The dissemination scheme says which writes this member recently sent or
+ * received may still be travelling, and until when (`settling`); until then, by at most
+ * {@linkcode SETTLE_FRACTION} of the gossip interval:
+ * - a round that comes due waits (once; the round after it is not moved);
+ * - a peer's root that differs from ours, with entry counts that differ by no more than
+ *   those writes, is not descended at once: we send our own root
+ *   to that peer when the wait is over, and the peer, which opened a round with us lately,
+ *   answers it without waiting. Equal by then (the broadcast arrived), it costs one
+ *   `sync-root` each way; still different, the descent runs as always.
+ * Repair is so delayed by at most twice that fraction of the gossip interval.
+ *
  * @module
  */
 
 import type { EngineContext } from "./context.ts";
+import type { Settling } from "./dissemination.ts";
 import type { LargeValueCooldown } from "./large_values.ts";
 import type { EntriesMessage, Message } from "./messages.ts";
 import type { StoredEntry } from "./store.ts";
@@ -26,6 +40,15 @@ export interface SyncState {
   entriesSent: number;
 }
 
+/**
+ * The longest wait, as a fraction of the gossip interval, of a round (or of the answer to a
+ * peer's root) while a broadcast is still travelling.
+ */
+export const SETTLE_FRACTION = 0.25;
+
+/** No write travelling (the default of a scheme that does not say). */
+export const NOTHING_SETTLING: Settling = Object.freeze({ entries: 0, until: -Infinity });
+
 /** A message of the Merkle descent (everything `syncReply` answers but `entries`). */
 export type SyncMessage = Extract<Message, { type: `sync-${string}` }>;
 
@@ -35,13 +58,43 @@ export class AntiEntropy {
   readonly states: Map<string, SyncState> = new Map();
   readonly #ctx: EngineContext;
   readonly #large: LargeValueCooldown;
+  readonly #settling: (now: number) => Settling;
   #nextRoundAt: number;
+  /** Whether the round due at `#nextRoundAt` already waited for a broadcast. */
+  #waited = false;
+  /** Peers whose differing root we answer with our own root later: id → when. */
+  readonly #answerLater = new Map<string, number>();
+  #answerDue = Infinity;
 
-  /** Draws the first round time at random, to spread the rounds of a cluster started at once. */
-  constructor(ctx: EngineContext, large: LargeValueCooldown, now: number) {
+  /**
+   * Draws the first round time at random, to spread the rounds of a cluster started at
+   * once. `settling` tells which writes this member recently sent or received may still be
+   * travelling (see the module; none, by default).
+   */
+  constructor(
+    ctx: EngineContext,
+    large: LargeValueCooldown,
+    now: number,
+    settling: (now: number) => Settling = () => NOTHING_SETTLING,
+  ) {
     this.#ctx = ctx;
     this.#large = large;
+    this.#settling = settling;
     this.#nextRoundAt = now + Math.floor(ctx.random() * ctx.config.gossipIntervalMs);
+  }
+
+  /**
+   * Until when to wait for writes in flight, at most a fraction of the interval (`now`: no
+   * wait), when they are at least `differ` entries.
+   */
+  #waitUntil(now: number, differ = 0): number {
+    const s = this.#settling(now);
+    if (s.entries === 0 || s.entries < differ) return now;
+    return Math.min(s.until, now + this.#maxWait());
+  }
+
+  #maxWait(): number {
+    return this.#ctx.config.gossipIntervalMs * SETTLE_FRACTION;
   }
 
   /**
@@ -49,23 +102,74 @@ export class AntiEntropy {
    * gone), calls `alone` instead, every round.
    */
   tick(now: number, alone: () => void): void {
+    if (now >= this.#answerDue) this.#answerRoots(now);
     if (now < this.#nextRoundAt) return;
     const { config, membership, random } = this.#ctx;
-    this.#nextRoundAt = now + config.gossipIntervalMs;
     const live = membership.partners();
     if (live.length === 0) {
+      this.#nextRoundAt = now + config.gossipIntervalMs;
       alone();
       return;
     }
+    if (!this.#waited) {
+      const until = this.#waitUntil(now);
+      if (now < until) {
+        // A broadcast is still travelling: our root likely differs from the peer's by it.
+        this.#waited = true;
+        this.#nextRoundAt = until;
+        return;
+      }
+    }
+    this.#waited = false;
+    this.#nextRoundAt = now + config.gossipIntervalMs;
     const peer = live[Math.floor(random() * live.length)]!;
-    this.#ctx.counters.syncRounds++;
-    this.#state(peer.id).lastStarted = now;
-    this.#ctx.outbox.send(peer.address, syncRoot(this.#ctx.store), peer.id);
+    this.#open(peer.id, peer.address, now);
   }
 
-  /** When the next round is due. */
+  /** When the next round, or a root answered later, is due. */
   nextWakeAt(): number {
-    return this.#nextRoundAt;
+    return Math.min(this.#nextRoundAt, this.#answerDue);
+  }
+
+  #open(id: string, address: string, now: number): void {
+    this.#ctx.counters.syncRounds++;
+    this.#state(id).lastStarted = now;
+    this.#ctx.outbox.send(address, syncRoot(this.#ctx.store), id);
+  }
+
+  /** Sends our root to the peers whose differing root waited for a broadcast. */
+  #answerRoots(now: number): void {
+    let due = Infinity;
+    for (const [id, at] of this.#answerLater) {
+      if (at > now) {
+        due = Math.min(due, at);
+        continue;
+      }
+      this.#answerLater.delete(id);
+      const m = this.#ctx.membership.get(id);
+      if (m && (m.status === "alive" || m.status === "suspect")) this.#open(id, m.address, now);
+    }
+    this.#answerDue = due;
+  }
+
+  /**
+   * Whether to answer a peer's differing root later, with our own root: writes are still
+   * travelling, at least as many entries as the two stores' counts differ by (a member
+   * that lacks more was not just overtaken by a broadcast), and the peer is a live member
+   * whose root does not answer one of ours (it waited already).
+   */
+  #waitsToAnswer(sender: string, count: number, now: number): boolean {
+    const until = this.#waitUntil(now, Math.abs(count - this.#ctx.store.root().count));
+    if (now >= until) return false;
+    const m = this.#ctx.membership.get(sender);
+    if (!m || (m.status !== "alive" && m.status !== "suspect")) return false;
+    // A root that comes within two waits of ours may answer ours after a wait: answer it now.
+    const started = this.states.get(sender)?.lastStarted ?? 0;
+    if (started > 0 && now - started <= 2 * this.#maxWait()) return false;
+    const at = Math.min(this.#answerLater.get(sender) ?? Infinity, until);
+    this.#answerLater.set(sender, at);
+    this.#answerDue = Math.min(this.#answerDue, at);
+    return true;
   }
 
   /** Entries a peer sent in answer to a round: merged under the store's rules. */
@@ -91,6 +195,9 @@ export class AntiEntropy {
       counters.syncInSync++;
       this.#state(sender).lastInSync = now;
     }
+    if (m.type === "sync-root" && replies.length > 0 && this.#waitsToAnswer(sender, m.count, now)) {
+      return;
+    }
     for (let r of replies) {
       if (r.type === "entries") {
         // syncReply answers with the store's own (hashed) entries.
@@ -110,6 +217,7 @@ export class AntiEntropy {
   /** Forgets a member's state (the member was forgotten). */
   forget(id: string): void {
     this.states.delete(id);
+    this.#answerLater.delete(id);
   }
 
   /** Whether the peer's `sys` record says it speaks the compact descent. */

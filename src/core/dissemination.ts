@@ -21,6 +21,10 @@
  *   batches what it learned from one envelope forwards it here.
  * - `tick(now)` / `nextWakeAt()`: optional periodic work and when it is next due (after
  *   SWIM's probe and suspicions, before the anti-entropy round, in `Engine.tick`).
+ * - `settling(now)` (optional): the writes this member recently broadcast or received
+ *   that may still be on their way to other members: how many entries, and until when.
+ *   Anti-entropy waits for them (a little: see `anti_entropy.ts`) rather than descend the
+ *   Merkle tree for roots that differ only by writes still travelling.
  * Whatever a scheme misses, anti-entropy repairs; a scheme only decides how fast writes
  * spread and at what cost.
  *
@@ -69,6 +73,16 @@ export interface Dissemination {
   tick?(now: number): void;
   /** When {@linkcode Dissemination.tick} next has work to do. */
   nextWakeAt?(): number;
+  /** Writes recently sent or received here that may still be travelling (see the module). */
+  settling?(now: number): Settling;
+}
+
+/** Writes that may still be travelling: see {@linkcode Dissemination.settling}. */
+export interface Settling {
+  /** Entries broadcast or received lately (0: none may still be travelling). */
+  readonly entries: number;
+  /** Until when the last of them may still be travelling, in ms. */
+  readonly until: number;
 }
 
 /** Builds a dissemination scheme for an engine. */

@@ -21,7 +21,7 @@
  * @module
  */
 
-import { AntiEntropy, type SyncState } from "./anti_entropy.ts";
+import { AntiEntropy, NOTHING_SETTLING, type SyncState } from "./anti_entropy.ts";
 import { type EngineConfig, resolveConfig } from "./config.ts";
 import type { EngineContext, RemoteOutcome } from "./context.ts";
 import { type EngineCounters, newCounters } from "./counters.ts";
@@ -189,7 +189,12 @@ export class Engine {
     // Each draws its first round at random (probe first, then anti-entropy), to spread the
     // rounds of a cluster started at once.
     this.#swim = new Swim(ctx, now);
-    this.#antiEntropy = new AntiEntropy(ctx, this.#largeValues, now);
+    this.#antiEntropy = new AntiEntropy(
+      ctx,
+      this.#largeValues,
+      now,
+      (at) => this.#dissemination.settling?.(at) ?? NOTHING_SETTLING,
+    );
     const dissemination = options.dissemination ?? ((c) => new TreeDissemination(c, now));
     this.#dissemination = dissemination({ ...ctx, largeValues: this.#largeValues });
     this.#nextMaintenanceAt = now + config.gossipIntervalMs;

@@ -9,7 +9,12 @@
  */
 
 import { TreeBroadcast, type TreeSend } from "./broadcast.ts";
-import type { Dissemination, DisseminationContext, DisseminationMessage } from "./dissemination.ts";
+import type {
+  Dissemination,
+  DisseminationContext,
+  DisseminationMessage,
+  Settling,
+} from "./dissemination.ts";
 import { approxSize, isLarge } from "./large_values.ts";
 import { MEMBER_KEY_PREFIX } from "./records.ts";
 import { sample } from "./random.ts";
@@ -20,6 +25,9 @@ import type { StoredEntry } from "./store.ts";
  * broadcast. Members without it get rumors instead.
  */
 export const TREE_PROTOCOL = 1;
+
+/** Retransmission timeouts a write may still be travelling after it was last seen fresh. */
+const SETTLE_RTOS = 2;
 
 /** Entries (roughly, in bytes) per tree message: one datagram each, under any sane MTU. */
 const TREE_CHUNK_BYTES = 1000;
@@ -37,6 +45,8 @@ export class TreeDissemination implements Dissemination {
   #fresh: StoredEntry[] = [];
   #hop = -1;
   #nextResyncAt: number;
+  /** Writes broadcast from here or first received here lately: [when, entries], in order. */
+  readonly #recent = new RecentWrites();
 
   /** The scheme, on the engine's shared state. */
   constructor(ctx: DisseminationContext, now: number) {
@@ -85,6 +95,7 @@ export class TreeDissemination implements Dissemination {
       }
     }
     if (small.length) {
+      this.#recent.push(now, small.length);
       this.#broadcast(small, now);
       this.#rumor(small, 0, undefined);
     }
@@ -106,6 +117,7 @@ export class TreeDissemination implements Dissemination {
         const r = this.#tree.receiveTree(sender, m, now);
         this.#send(r.sends);
         if (!r.fresh) break;
+        this.#recent.push(now, m.entries.length);
         for (const e of m.entries) {
           if (this.#ctx.mergeRemote(e, from, now) === "applied") counters.rumorEntriesNew++;
           else counters.rumorEntriesDuplicate++;
@@ -126,6 +138,7 @@ export class TreeDissemination implements Dissemination {
     // Large values are not forwarded (see `RumorMongering`).
     const forward = fresh.filter((e) => !isLarge(e));
     if (forward.length === 0) return;
+    this.#recent.push(now, forward.length);
     // The rumor came from a member that does not speak the tree (or did not know yet that
     // we do): the tree carries what is new to its members, and the rumor goes on among
     // the members that do not speak it.
@@ -147,6 +160,17 @@ export class TreeDissemination implements Dissemination {
 
   nextWakeAt(): number {
     return Math.min(this.#nextResyncAt, this.#tree.nextWakeAt());
+  }
+
+  /**
+   * A write broadcast from here, or first received here, reaches the rest of its tree
+   * within a few round trips, or a retransmission timeout or two when copies are lost: for
+   * {@linkcode SETTLE_RTOS} timeouts after it was seen here, it may still be travelling.
+   */
+  settling(now: number): Settling {
+    const horizon = SETTLE_RTOS * this.#tree.rto;
+    this.#recent.dropBefore(now - horizon);
+    return { entries: this.#recent.entries, until: this.#recent.lastAt + horizon };
   }
 
   /** Broadcasts entries along the tree, in messages of one datagram each. */
@@ -195,5 +219,41 @@ export class TreeDissemination implements Dissemination {
   #hopLimit(): number {
     const n = this.#ctx.membership.size;
     return 2 * Math.ceil(Math.log(Math.max(2, n)) / Math.log(this.#ctx.config.fanout + 1)) + 2;
+  }
+}
+
+/** Counts of entries by time, oldest first; writes at the same ms share one slot. */
+class RecentWrites {
+  #at: number[] = [];
+  #n: number[] = [];
+  #head = 0;
+  /** Entries in the slots kept. */
+  entries = 0;
+
+  /** When the newest slot was noted (-Infinity: none). */
+  get lastAt(): number {
+    return this.#at.length > this.#head ? this.#at[this.#at.length - 1]! : -Infinity;
+  }
+
+  push(at: number, n: number): void {
+    const last = this.#at.length - 1;
+    if (last >= this.#head && this.#at[last] === at) this.#n[last]! += n;
+    else {
+      this.#at.push(at);
+      this.#n.push(n);
+    }
+    this.entries += n;
+  }
+
+  dropBefore(t: number): void {
+    while (this.#head < this.#at.length && this.#at[this.#head]! < t) {
+      this.entries -= this.#n[this.#head]!;
+      this.#head++;
+    }
+    if (this.#head > 64 && this.#head * 2 > this.#at.length) {
+      this.#at = this.#at.slice(this.#head);
+      this.#n = this.#n.slice(this.#head);
+      this.#head = 0;
+    }
   }
 }
