@@ -148,7 +148,10 @@ test("a cluster upgraded from 0.1.0 one member at a time converges at every step
     } else if (news.length) {
       assert.equal(sent(news, FULL), fullBefore, `${step}: no full descent among new members`);
     }
-    if (news.length > 1) {
+    if (news.length > 1 && olds.length === 0) {
+      // Both sides new: what one side wrote is missing on the other, and members of this
+      // release repair it between themselves in the compact descent. (With old members on
+      // the other side, the new ones hold the same writes and have nothing to descend.)
       assert.ok(sent(news, COMPACT) > compactBefore, `${step}: new members spoke compact`);
     }
   };
