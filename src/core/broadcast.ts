@@ -22,20 +22,22 @@
  *   rule: retransmitted copies are not measured), doubling it each time, at most
  *   {@linkcode MAX_ATTEMPTS} times; after {@linkcode TAKEOVER_ATTEMPTS} it also sends to the
  *   members the silent one would have sent to, and a member removed from the ring is
- *   replaced by those the tree now names. A lost copy costs a timeout, a dead relay about
- *   three; whatever still misses, anti-entropy repairs.
+ *   replaced by those the tree now names. A lost copy costs a timeout, a dead relay
+ *   about two; whatever still misses, anti-entropy repairs.
  * - **Congestion control.** A member silent since a copy was sent to it (no `ihave` at
  *   all) is either gone or slower than the timeout (an overloaded event loop, a full
  *   receive buffer): its due copies are not all sent again, only the oldest, once, as a
- *   probe; the others wait for the probe's answer. Its timeout doubles with every silent
- *   round (up to 4 times the estimate) and stays doubled for the copies sent to it after
- *   (Karn's algorithm: when every copy times out, no round trip is measured and the
- *   estimate alone would never grow); every acknowledgement from it halves the factor
- *   again. Echoes go only to members backed off twice at most. Only a member silent for
- *   {@linkcode TAKEOVER_ROUNDS} rounds has its children taken over. Without this, a
- *   round trip longer than the timeout turns every copy into several (retransmissions,
- *   their echoes, the takeovers of members that were only slow), and they add to the
- *   overload that delayed the acknowledgements.
+ *   probe; the others wait for the probe's answer, and their acknowledgements, when they
+ *   come, are round trips measured (Karn's rule ignores only copies sent twice: without
+ *   the wait, when every copy times out, no round trip is measured and the timeout never
+ *   grows). The probe's timeout doubles with every silent round, up to 4 times the
+ *   estimate; every acknowledgement from the member halves the factor again. Echoes go
+ *   only to members backed off twice at most. A silent member's children are taken over
+ *   when others answered meanwhile (a crash, a partition), or after
+ *   {@linkcode TAKEOVER_ROUNDS} silent rounds when nobody did (then this member is the
+ *   slow one). Without this, a round trip longer than the timeout turned every copy into
+ *   several (retransmissions, their echoes, the takeovers of members that were only
+ *   slow), and they added to the overload that delayed the acknowledgements.
  *
  * The state machine is pure: it takes `now` and returns what to send, to member ids.
  *
@@ -360,6 +362,8 @@ export class TreeBroadcast {
   readonly #lastOf = new Map<string, number>();
   /** The members copies went to lately (see {@linkcode Peer}). */
   readonly #peers = new Map<string, Peer>();
+  /** When any member last acknowledged anything here. */
+  #heardAt = -Infinity;
   readonly #valueBytes: (v: unknown) => number;
 
   constructor(
@@ -473,6 +477,7 @@ export class TreeBroadcast {
   /** An acknowledgement from `from`: its copies of those messages need no retransmission. */
   receiveIHave(from: string, m: IHaveMessage, now: number): void {
     const peer = this.#peers.get(from);
+    this.#heardAt = now;
     if (peer) {
       // Heard: alive. Its answer may be late, not a loss: the backoff comes down by half.
       peer.heardAt = now;
@@ -547,7 +552,7 @@ export class TreeBroadcast {
           p.deadline = peer.probeUntil;
           p.echoAt = Infinity;
           this.#pendingDue = Math.min(this.#pendingDue, p.deadline);
-          if (peer.silentRounds >= TAKEOVER_ROUNDS) sends.push(...this.#takeOver(p, now));
+          if (this.#gone(p, peer)) sends.push(...this.#takeOver(p, now));
           continue;
         }
         if (congested && sent >= CONGESTED) {
@@ -631,7 +636,7 @@ export class TreeBroadcast {
       cached.sentTo.add(t);
       sends.push({ to: t, message: cached.message });
       if (this.#pending.size >= MAX_PENDING) continue;
-      const deadline = now + this.rtoOf(t, cached.burst);
+      const deadline = now + (cached.burst ? this.burstRto : this.rto);
       this.#peer(t);
       this.#pending.set(`${t}\n${id}`, {
         to: t,
@@ -681,8 +686,7 @@ export class TreeBroadcast {
     const peer = this.#peer(p.to);
     // Its children are taken over once it has been silent long enough to be gone, not
     // merely slow (a takeover costs up to 2 copies, each awaiting an acknowledgement).
-    const takeover = p.attempts >= TAKEOVER_ATTEMPTS &&
-      peer.heardAt < p.sentAt && peer.silentRounds >= TAKEOVER_ROUNDS;
+    const takeover = p.attempts >= TAKEOVER_ATTEMPTS && this.#gone(p, peer);
     const sends: TreeSend[] = [{ to: p.to, message: p.message }];
     // Sent twice, ECHO_MS apart (two datagrams): a link that lost a copy is likely lossy,
     // and each further loss would cost another timeout. Not to a member that backed off:
@@ -693,6 +697,16 @@ export class TreeBroadcast {
     }
     if (takeover) sends.push(...this.#takeOver(p, now));
     return sends;
+  }
+
+  /**
+   * Whether the member of `p` seems gone, not slow: silent since `p` was sent, through a
+   * round while others answered since (a partition, a crash), or through
+   * {@linkcode TAKEOVER_ROUNDS} rounds (when nobody answers, this member is the slow one).
+   */
+  #gone(p: Pending, peer: Peer): boolean {
+    if (peer.heardAt >= p.sentAt || peer.silentRounds === 0) return false;
+    return peer.silentRounds >= TAKEOVER_ROUNDS || this.#heardAt > p.sentAt;
   }
 
   /** Sends `p`'s message to the children of its silent member (once). */
