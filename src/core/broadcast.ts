@@ -26,18 +26,18 @@
  *   about two; whatever still misses, anti-entropy repairs.
  * - **Congestion control.** A member silent since a copy was sent to it (no `ihave` at
  *   all) is either gone or slower than the timeout (an overloaded event loop, a full
- *   receive buffer): its due copies are not all sent again, only the oldest, once, as a
- *   probe; the others wait for the probe's answer, and their acknowledgements, when they
- *   come, are round trips measured (Karn's rule ignores only copies sent twice: without
- *   the wait, when every copy times out, no round trip is measured and the timeout never
- *   grows). The probe's timeout doubles with every silent round, up to 4 times the
- *   estimate; every acknowledgement from the member halves the factor again. Echoes go
- *   only to members backed off twice at most. A silent member's children are taken over
- *   when others answered meanwhile (a crash, a partition), or after
- *   {@linkcode TAKEOVER_ROUNDS} silent rounds when nobody did (then this member is the
- *   slow one). Without this, a round trip longer than the timeout turned every copy into
- *   several (retransmissions, their echoes, the takeovers of members that were only
- *   slow), and they added to the overload that delayed the acknowledgements.
+ *   receive buffer). When nobody else answered either since that copy went (or the
+ *   retransmissions come due late: this member's own timers are late), it is likely the
+ *   slow case: of its due copies only the oldest is sent again, as a probe, and the others
+ *   wait for the probe's answer; their acknowledgements, when they come, are round trips
+ *   measured (Karn's rule ignores only copies sent twice: without the wait, when every copy
+ *   times out, no round trip is measured and the timeout never grows), and the member's
+ *   factor doubles (up to 4; its retransmissions wait that many timeouts) and halves with
+ *   every acknowledgement from it. A silent member's children are taken over when others
+ *   answered meanwhile (a crash, a partition), or after {@linkcode TAKEOVER_ROUNDS} silent
+ *   rounds when nobody did. Without this, a round trip longer than the timeout turned every
+ *   copy into several (retransmissions, their echoes, the takeovers of members that were
+ *   only slow), and they added to the overload that delayed the acknowledgements.
  *
  * The state machine is pure: it takes `now` and returns what to send, to member ids.
  *
@@ -542,7 +542,8 @@ export class TreeBroadcast {
         const peer = this.#peer(p.to);
         const silent = peer.heardAt < p.lastSentAt && this.overlay.has(p.to);
         const probe = silent && peer.probeUntil <= now;
-        if (silent && !probe) {
+        const alone = congested || this.#heardAt < p.lastSentAt;
+        if (silent && !probe && alone) {
           // A probe is under way: wait for its answer (a round counts as an attempt).
           this.counters.heldBack++;
           if (p.attempts + ++p.held >= MAX_ATTEMPTS) {
@@ -562,14 +563,14 @@ export class TreeBroadcast {
           this.#pendingDue = Math.min(this.#pendingDue, p.deadline);
           continue;
         }
-        if (probe) {
-          // One more silent round of this member: its timeout doubles (Karn's backoff).
-          peer.silentRounds++;
-          peer.backoff = Math.min(MAX_BACKOFF, peer.backoff * 2);
-        }
+        if (probe) peer.silentRounds++;
         sent++;
         sends.push(...this.#retry(p, now, congested));
-        if (probe) peer.probeUntil = p.deadline;
+        if (probe) {
+          peer.probeUntil = p.deadline;
+          // Nobody answered either: late, not lost. Its next timeout doubles (Karn's backoff).
+          if (alone) peer.backoff = Math.min(MAX_BACKOFF, peer.backoff * 2);
+        }
       }
     }
     if (now >= this.#ackDue) {
@@ -689,9 +690,8 @@ export class TreeBroadcast {
     const takeover = p.attempts >= TAKEOVER_ATTEMPTS && this.#gone(p, peer);
     const sends: TreeSend[] = [{ to: p.to, message: p.message }];
     // Sent twice, ECHO_MS apart (two datagrams): a link that lost a copy is likely lossy,
-    // and each further loss would cost another timeout. Not to a member that backed off:
-    // it is slow, not lossy.
-    if (!congested && peer.backoff <= 2) {
+    // and each further loss would cost another timeout.
+    if (!congested) {
       p.echoAt = now + ECHO_MS;
       this.#pendingDue = Math.min(this.#pendingDue, p.echoAt);
     }
