@@ -95,7 +95,7 @@ class TreeNet {
   readonly #queue: { at: number; from: string; send: TreeSend }[] = [];
   readonly #random = seededRandom("tree-net");
 
-  constructor(members: readonly string[], readonly latency = 10) {
+  constructor(members: readonly string[], public latency = 10) {
     for (const id of members) {
       const t = new TreeBroadcast(id, {}, 0);
       for (const other of members) t.overlay.set(other, true);
@@ -285,23 +285,61 @@ test("the tree messages survive the wire: encode, decode, and bad ones are refus
   assert.deepEqual(r.envelope.messages, messages);
 });
 
-test("retransmissions come due late, many at once: each goes once, 32 at most a tick", () => {
+test("retransmissions come due late, many at once: one probe a silent member, 32 at most a tick", () => {
   const a = new TreeBroadcast("a", { retransmitMs: 40 }, 0);
   for (let i = 0; i < 40; i++) a.overlay.set(`m${i}`, true);
   let copies = 0;
-  for (let i = 0; i < 20; i++) copies += a.originate([], 0).length;
+  const peers = new Set<string>();
+  for (let i = 0; i < 20; i++) {
+    for (const s of a.originate([], 0)) {
+      copies++;
+      peers.add(s.to);
+    }
+  }
   assert.equal(a.unacknowledged, copies);
   // The event loop was stuck for a second: every copy is overdue, none acknowledged.
   const sends = a.tick(1_000);
-  assert.equal(sends.length, 32, "no echo, no takeover, the rest later");
-  assert.equal(new Set(sends.map((s) => `${s.to} ${(s.message as { seq: number }).seq}`)).size, 32);
+  assert.equal(sends.length, Math.min(32, peers.size), "one copy a member, no echo, no takeover");
+  assert.equal(new Set(sends.map((s) => s.to)).size, sends.length);
   assert.equal(a.counters.takenOver, 0);
-  // On time and few: the echo (a second copy, 1 ms later) and the takeover.
+  assert.ok(a.counters.heldBack >= copies - 32, "the others wait for the probes' answers");
+  // On time and few: the echo (a second copy, 1 ms later); the takeover of the silent
+  // members' children after their second silent round.
   const b = new TreeBroadcast("b", { retransmitMs: 40 }, 0);
   for (let i = 0; i < 40; i++) b.overlay.set(`m${i}`, true);
   const first = b.originate([], 0);
-  const resent = b.tick(40);
-  assert.ok(resent.length > first.length, "retransmissions and the silent members' children");
-  assert.ok(b.counters.takenOver > 0);
+  assert.equal(b.tick(40).length, first.length, "the retransmissions");
   assert.equal(b.tick(41).length, first.length, "the echoes");
+  // Nobody answers: each silent round doubles their next timeout (40, 40, 80 ms); the
+  // takeover comes with the third, not before.
+  let at = 41, again: TreeSend[] = [];
+  while (b.counters.takenOver === 0 && at < 10_000) again = b.tick(at = b.nextWakeAt());
+  assert.equal(at, 40 + 40 + 80);
+  assert.ok(again.length > first.length, "retransmissions and the silent members' children");
+});
+
+test("round trips grow past the timeout (an overloaded loop): copies do not multiply", () => {
+  const members = ids(16);
+  const net = new TreeNet(members, 2);
+  // A quick network first: the round trips measured are short, and so is the timeout.
+  for (let i = 0; i < 16; i++) net.broadcast(members[i]!, `w${i}`);
+  for (let i = 0; i < 50; i++) net.broadcast("m0", `v${i}`, false);
+  net.run();
+  const before = [...net.treeOut.values()].reduce((a, b) => a + b, 0);
+  // Then every hop takes 40 ms, a round trip 80 ms: every copy's acknowledgement is late.
+  net.latency = 40;
+  for (let i = 0; i < 100; i++) net.broadcast("m1", `b${i}`, false);
+  net.run();
+  for (let i = 0; i < 100; i++) assert.ok(net.everyoneHas(`b${i}`));
+  const copies = [...net.treeOut.values()].reduce((a, b) => a + b, 0) - before;
+  const sum = (f: (t: TreeBroadcast) => number) =>
+    [...net.nodes.values()].reduce((a, t) => a + f(t), 0);
+  const needed = 100 * 15;
+  // Before congestion control: 25,350 copies (17 times the need), every copy resent,
+  // echoed and taken over; now 4,850.
+  assert.ok(copies <= 4 * needed, `${copies} copies for ${needed} needed`);
+  const takenOver = sum((t) => t.counters.takenOver);
+  assert.ok(takenOver <= 0.4 * needed, `${takenOver} copies to children of slow members`);
+  assert.ok(sum((t) => t.counters.heldBack) > 0, "a probe went, the other copies waited");
+  for (const t of net.nodes.values()) assert.equal(t.unacknowledged, 0);
 });

@@ -508,3 +508,34 @@ test("a suspicion relayed by another member counts its suspecter, not the relay"
   });
   assert.equal(membership.get("e")!.suspectDeadline, 100 + timeout);
 });
+
+test("a probe's verdict on a late tick waits as long again: the acks may be unread yet", () => {
+  const { swim, membership, counters } = setup({ probeIntervalMs: 1_000 });
+  membership.apply(member("a"), 0);
+  membership.apply(member("b"), 0);
+  swim.tick(0); // probes a (the order is shuffled with random() = 0)
+  swim.tick(500);
+  // The event loop was busy: the tick due at 1,000 runs at 1,300. The ack is read after it.
+  swim.tick(1_300);
+  assert.equal(counters.probesFailed, 0, "no verdict on a late tick");
+  assert.equal(swim.nextWakeAt(), 1_600, "it waits 300 ms more");
+  swim.onAck(1, 1_310);
+  swim.tick(1_600);
+  assert.equal(counters.suspicions, 0);
+  // Without an ack, ticks on time give the verdict one probe period after the next probe.
+  let now = 1_600;
+  while (counters.probes < 2) swim.tick(now = swim.nextWakeAt());
+  const sentAt = now;
+  while (counters.probesFailed === 0) swim.tick(now = swim.nextWakeAt());
+  assert.equal(now, sentAt + 1_000);
+  assert.equal(counters.suspicions, 1);
+});
+
+test("late ticks postpone a verdict by at most 4 probe periods", () => {
+  const { swim, membership, counters } = setup({ probeIntervalMs: 1_000 });
+  membership.apply(member("a"), 0);
+  swim.tick(0);
+  let now = 0;
+  while (counters.probesFailed === 0 && now < 20_000) swim.tick(now = swim.nextWakeAt() + 900);
+  assert.ok(now <= 1_000 + 4 * 1_000 + 900, `verdict at ${now}`);
+});

@@ -22,8 +22,22 @@
  *   rule: retransmitted copies are not measured), doubling it each time, at most
  *   {@linkcode MAX_ATTEMPTS} times; after {@linkcode TAKEOVER_ATTEMPTS} it also sends to the
  *   members the silent one would have sent to, and a member removed from the ring is
- *   replaced by those the tree now names. A lost copy costs a timeout, a dead relay at
- *   most two; whatever still misses, anti-entropy repairs.
+ *   replaced by those the tree now names. A lost copy costs a timeout, a dead relay
+ *   about two; whatever still misses, anti-entropy repairs.
+ * - **Congestion control.** A member silent since a copy was sent to it (no `ihave` at
+ *   all) is either gone or slower than the timeout (an overloaded event loop, a full
+ *   receive buffer). When nobody else answered either since that copy went (or the
+ *   retransmissions come due late: this member's own timers are late), it is likely the
+ *   slow case: of its due copies only the oldest is sent again, as a probe, and the others
+ *   wait for the probe's answer; their acknowledgements, when they come, are round trips
+ *   measured (Karn's rule ignores only copies sent twice: without the wait, when every copy
+ *   times out, no round trip is measured and the timeout never grows), and the member's
+ *   factor doubles (up to 4; its retransmissions wait that many timeouts) and halves with
+ *   every acknowledgement from it. A silent member's children are taken over when others
+ *   answered meanwhile (a crash, a partition), or after {@linkcode TAKEOVER_ROUNDS} silent
+ *   rounds when nobody did. Without this, a round trip longer than the timeout turned every
+ *   copy into several (retransmissions, their echoes, the takeovers of members that were
+ *   only slow), and they added to the overload that delayed the acknowledgements.
  *
  * The state machine is pure: it takes `now` and returns what to send, to member ids.
  *
@@ -62,6 +76,10 @@ export const MAX_ATTEMPTS = 8;
 const STEADY_ATTEMPTS = 3;
 /** Retransmissions after which a sender also sends to the silent member's children. */
 export const TAKEOVER_ATTEMPTS = 1;
+/** Retransmission rounds a member stays silent through before its children are taken over. */
+export const TAKEOVER_ROUNDS = 3;
+/** The largest factor a silent member's retransmission timeout is multiplied by. */
+const MAX_BACKOFF = 4;
 /** Copies waiting for an acknowledgement at most (beyond, they are sent once). */
 const MAX_PENDING = 20_000;
 /** Sequence numbers in one `ihave` at most (the codec's bound). */
@@ -238,10 +256,28 @@ interface Pending {
   readonly id: string;
   readonly message: TreeMessage;
   readonly sentAt: number;
+  /** When it was last sent (the first time or again). */
+  lastSentAt: number;
   deadline: number;
   attempts: number;
   /** When the second copy of a retransmission goes (Infinity: none due). */
   echoAt: number;
+  /** Rounds it waited for the answer to another copy's probe (see the module). */
+  held: number;
+  /** Whether the children of `to` were sent it already. */
+  takenOver?: boolean;
+}
+
+/** What a sender knows of one member it sends copies to. */
+interface Peer {
+  /** When it last acknowledged anything here. */
+  heardAt: number;
+  /** Factor of its retransmission timeout: doubled by a silent round, halved by a sample. */
+  backoff: number;
+  /** Retransmission rounds it has been silent through in a row (probes unanswered). */
+  silentRounds: number;
+  /** Until when its last probe awaits an answer (its due copies wait till then). */
+  probeUntil: number;
 }
 
 interface Cached {
@@ -266,6 +302,8 @@ export interface TreeCounters {
   retransmitted: number;
   /** Copies sent to the children of a member that did not acknowledge. */
   takenOver: number;
+  /** Due retransmissions held back: their member was silent and one copy went as a probe. */
+  heldBack: number;
 }
 
 function idOf(origin: string, seq: number): string {
@@ -299,6 +337,7 @@ export class TreeBroadcast {
     acked: 0,
     retransmitted: 0,
     takenOver: 0,
+    heldBack: 0,
   };
   #seq: number;
   /** Message ids seen → when first seen (insertion order is time order). */
@@ -321,6 +360,10 @@ export class TreeBroadcast {
   #minRtt = Infinity;
   /** When a message of each origin was last sent or received here. */
   readonly #lastOf = new Map<string, number>();
+  /** The members copies went to lately (see {@linkcode Peer}). */
+  readonly #peers = new Map<string, Peer>();
+  /** When any member last acknowledged anything here. */
+  #heardAt = -Infinity;
   readonly #valueBytes: (v: unknown) => number;
 
   constructor(
@@ -433,6 +476,14 @@ export class TreeBroadcast {
 
   /** An acknowledgement from `from`: its copies of those messages need no retransmission. */
   receiveIHave(from: string, m: IHaveMessage, now: number): void {
+    const peer = this.#peers.get(from);
+    this.#heardAt = now;
+    if (peer) {
+      // Heard: alive. Its answer may be late, not a loss: the backoff comes down by half.
+      peer.heardAt = now;
+      peer.silentRounds = 0;
+      peer.backoff = Math.max(1, peer.backoff / 2);
+    }
     for (const seq of m.seqs) {
       const key = `${from}\n${idOf(m.origin, seq)}`;
       const p = this.#pending.get(key);
@@ -440,6 +491,28 @@ export class TreeBroadcast {
       this.#pending.delete(key);
       if (p.attempts === 0) this.#measure(now - p.sentAt, this.#cache.get(p.id)?.burst === true);
     }
+  }
+
+  /** The retransmission timeout of copies to `to` now (its backoff included), in ms. */
+  rtoOf(to: string, burst = false): number {
+    const base = burst ? this.burstRto : this.rto;
+    return Math.min(MAX_RTO, base * (this.#peers.get(to)?.backoff ?? 1));
+  }
+
+  #peer(id: string): Peer {
+    let peer = this.#peers.get(id);
+    if (!peer) {
+      this.#peers.set(
+        id,
+        peer = {
+          heardAt: -Infinity,
+          backoff: 1,
+          silentRounds: 0,
+          probeUntil: -Infinity,
+        },
+      );
+    }
+    return peer;
   }
 
   /** Due work: retransmissions and batched acknowledgements. */
@@ -458,13 +531,47 @@ export class TreeBroadcast {
       let first = Infinity;
       for (const p of retry) first = Math.min(first, p.deadline);
       const congested = retry.length > CONGESTED / 4 && now - first > this.rto;
-      retry.forEach((p, i) => {
-        if (congested && i >= CONGESTED) {
-          p.deadline = now + this.rto; // later: retransmitting adds to an overload
+      // A member silent since a copy went to it gets one copy again this tick, a probe; its
+      // other due copies wait for the probe's answer (see the module: congestion control).
+      let sent = 0;
+      for (const p of retry) {
+        if (p.echoAt <= now) {
+          sends.push(...this.#retry(p, now, congested));
+          continue;
+        }
+        const peer = this.#peer(p.to);
+        const silent = peer.heardAt < p.lastSentAt && this.overlay.has(p.to);
+        const probe = silent && peer.probeUntil <= now;
+        const alone = congested || this.#heardAt < p.lastSentAt;
+        if (silent && !probe && alone) {
+          // A probe is under way: wait for its answer (a round counts as an attempt).
+          this.counters.heldBack++;
+          if (p.attempts + ++p.held >= MAX_ATTEMPTS) {
+            this.#pending.delete(`${p.to}\n${p.id}`); // anti-entropy will bring it
+            continue;
+          }
+          p.deadline = peer.probeUntil;
           p.echoAt = Infinity;
           this.#pendingDue = Math.min(this.#pendingDue, p.deadline);
-        } else sends.push(...this.#retry(p, now, congested));
-      });
+          if (this.#gone(p, peer)) sends.push(...this.#takeOver(p, now));
+          continue;
+        }
+        if (congested && sent >= CONGESTED) {
+          // Later: retransmitting adds to an overload.
+          p.deadline = now + this.rtoOf(p.to);
+          p.echoAt = Infinity;
+          this.#pendingDue = Math.min(this.#pendingDue, p.deadline);
+          continue;
+        }
+        if (probe) peer.silentRounds++;
+        sent++;
+        sends.push(...this.#retry(p, now, congested));
+        if (probe) {
+          peer.probeUntil = p.deadline;
+          // Nobody answered either: late, not lost. Its next timeout doubles (Karn's backoff).
+          if (alone) peer.backoff = Math.min(MAX_BACKOFF, peer.backoff * 2);
+        }
+      }
     }
     if (now >= this.#ackDue) {
       const acks = this.#acks;
@@ -525,20 +632,22 @@ export class TreeBroadcast {
   #sendAll(cached: Cached, id: string, to: readonly string[], now: number): TreeSend[] {
     const sends: TreeSend[] = [];
     const self = this.overlay.self;
-    const rto = cached.burst ? this.burstRto : this.rto;
     for (const t of to) {
       if (t === self || t === cached.message.origin || cached.sentTo.has(t)) continue;
       cached.sentTo.add(t);
       sends.push({ to: t, message: cached.message });
       if (this.#pending.size >= MAX_PENDING) continue;
-      const deadline = now + rto;
+      const deadline = now + (cached.burst ? this.burstRto : this.rto);
+      this.#peer(t);
       this.#pending.set(`${t}\n${id}`, {
         to: t,
         id,
         message: cached.message,
         sentAt: now,
+        lastSentAt: now,
         deadline,
         attempts: 0,
+        held: 0,
         echoAt: Infinity,
       });
       this.#pendingDue = Math.min(this.#pendingDue, deadline);
@@ -566,25 +675,49 @@ export class TreeBroadcast {
       return [];
     }
     p.attempts++;
+    p.lastSentAt = now;
     // Losses are mostly random: a few tries one timeout apart; then back off, in case the
     // link or the member is overloaded, not lossy (the retransmissions would add to it).
     const rto = cached?.burst ? this.burstRto : this.rto;
     const steady = congested ? 0 : STEADY_ATTEMPTS;
-    p.deadline = now + rto * 2 ** Math.max(0, p.attempts - steady);
+    const backoff = Math.max(this.#peer(p.to).backoff, 2 ** Math.max(0, p.attempts - steady));
+    p.deadline = now + Math.min(MAX_RTO, rto * backoff);
     this.#pendingDue = Math.min(this.#pendingDue, p.deadline);
     this.counters.retransmitted++;
-    if (congested) return [{ to: p.to, message: p.message }];
+    const peer = this.#peer(p.to);
+    // Its children are taken over once it has been silent long enough to be gone, not
+    // merely slow (a takeover costs up to 2 copies, each awaiting an acknowledgement).
+    const takeover = p.attempts >= TAKEOVER_ATTEMPTS && this.#gone(p, peer);
+    const sends: TreeSend[] = [{ to: p.to, message: p.message }];
     // Sent twice, ECHO_MS apart (two datagrams): a link that lost a copy is likely lossy,
     // and each further loss would cost another timeout.
-    p.echoAt = now + ECHO_MS;
-    this.#pendingDue = Math.min(this.#pendingDue, p.echoAt);
-    const sends: TreeSend[] = [{ to: p.to, message: p.message }];
-    if (p.attempts === TAKEOVER_ATTEMPTS && cached) {
-      // Silent twice: it may be gone. Its children should not wait for SWIM to say so.
-      const before = sends.length;
-      sends.push(...this.#sendAll(cached, p.id, this.overlay.children(origin, seq, p.to), now));
-      this.counters.takenOver += sends.length - before;
+    if (!congested) {
+      p.echoAt = now + ECHO_MS;
+      this.#pendingDue = Math.min(this.#pendingDue, p.echoAt);
     }
+    if (takeover) sends.push(...this.#takeOver(p, now));
+    return sends;
+  }
+
+  /**
+   * Whether the member of `p` seems gone, not slow: silent since `p` was sent, through a
+   * round while others answered since (a partition, a crash), or through
+   * {@linkcode TAKEOVER_ROUNDS} rounds (when nobody answers, this member is the slow one).
+   */
+  #gone(p: Pending, peer: Peer): boolean {
+    if (peer.heardAt >= p.sentAt || peer.silentRounds === 0) return false;
+    return peer.silentRounds >= TAKEOVER_ROUNDS || this.#heardAt > p.sentAt;
+  }
+
+  /** Sends `p`'s message to the children of its silent member (once). */
+  #takeOver(p: Pending, now: number): TreeSend[] {
+    const cached = this.#cache.get(p.id);
+    if (p.takenOver || !cached) return [];
+    // Silent for rounds: it may be gone. Its children should not wait for SWIM to say so.
+    p.takenOver = true;
+    const { origin, seq } = p.message;
+    const sends = this.#sendAll(cached, p.id, this.overlay.children(origin, seq, p.to), now);
+    this.counters.takenOver += sends.length;
     return sends;
   }
 
@@ -610,6 +743,9 @@ export class TreeBroadcast {
     for (const [id, at] of this.#seen) {
       if (at > horizon) break;
       this.#seen.delete(id);
+    }
+    if (this.#peers.size > 2 * this.overlay.size + 16) {
+      for (const id of this.#peers.keys()) if (!this.overlay.has(id)) this.#peers.delete(id);
     }
     if (this.#lastOf.size > 2 * this.overlay.size + 16) {
       // Origins that left: forget those quiet for longer than a burst's window.

@@ -3,6 +3,11 @@
  * timeout rule of `suspicion.ts`), refutation, and reconnection to dead members. Owns the
  * probe in flight, the probe order, the relays, the sequence numbers and their timers.
  *
+ * A probe fails on a tick that comes on time. When this member's own timers run late (an
+ * event loop busy with a burst of data), the acks may be waiting, unread, in its socket:
+ * the verdict waits as long again as the tick was late (in all up to
+ * {@linkcode MAX_LATE_FACTOR} probe periods), and the target is not suspected for it.
+ *
  * @module
  */
 
@@ -21,7 +26,14 @@ interface Probe {
   readonly sentAt: number;
   indirect: boolean;
   acked: boolean;
+  /** How late (ms) this member's timers ran while the probe was in flight. */
+  late: number;
 }
+
+/** A probe's verdict waits this many probe periods at most for late timers. */
+export const MAX_LATE_FACTOR = 4;
+/** A tick later than this (ms) is late: the event loop was busy. */
+const LATE_MS = 20;
 
 interface Relay {
   readonly requester: string;
@@ -281,7 +293,8 @@ export class Swim {
     const p = this.#probe;
     if (p && !p.acked) {
       const { probeIntervalMs, probeTimeoutMs } = this.#ctx.config;
-      t = Math.min(t, p.indirect ? p.sentAt + probeIntervalMs : p.sentAt + probeTimeoutMs);
+      const at = p.sentAt + p.late;
+      t = Math.min(t, p.indirect ? at + probeIntervalMs : p.sentAt + probeTimeoutMs);
     }
     for (const m of this.#ctx.membership.suspects()) {
       if (m.suspectDeadline) t = Math.min(t, m.suspectDeadline);
@@ -376,7 +389,14 @@ export class Swim {
           p.target.id,
         );
       }
-      if (now >= p.sentAt + config.probeIntervalMs) {
+      const verdict = p.sentAt + p.late + config.probeIntervalMs;
+      const late = now - verdict, room = MAX_LATE_FACTOR * config.probeIntervalMs - p.late;
+      if (now < verdict) {
+        // Not yet.
+      } else if (late > LATE_MS && room > late) {
+        // This tick is late: the acks may be unread yet. Wait as long again.
+        p.late += Math.min(room, 2 * late);
+      } else {
         this.#probe = undefined;
         this.#ctx.counters.probesFailed++;
         if (membership.get(p.target.id) === p.target) this.#suspect(p.target, now);
@@ -388,7 +408,7 @@ export class Swim {
     const target = this.#nextProbeTarget();
     if (!target) return;
     const seq = this.#nextSeq();
-    this.#probe = { seq, target, sentAt: now, indirect: false, acked: false };
+    this.#probe = { seq, target, sentAt: now, indirect: false, acked: false, late: 0 };
     this.#ctx.counters.probes++;
     outbox.send(target.address, { type: "ping", seq, target: target.id }, target.id);
   }
