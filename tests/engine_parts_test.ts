@@ -167,8 +167,8 @@ test("the defaults are the documented ones, and every field is a config key", ()
     maxPiggyback: 16,
     reconnectIntervalMs: 5_000,
     largeEntryCooldownMs: 10_000,
-    lazyDelayMs: 50,
-    graftTimeoutMs: 10,
+    ackDelayMs: 15,
+    retransmitMs: 100,
   });
   assert.ok(Object.isFrozen(DEFAULT_CONFIG));
   for (const k of Object.keys(DEFAULT_CONFIG)) assert.equal(isConfigKey(k), true, k);
@@ -217,6 +217,9 @@ test("every counter starts at 0, messages counted per type in both directions", 
     "sync-branch",
     "sync-leaf",
     "sync-want",
+    "sync-nodes",
+    "sync-stamps",
+    "sync-pull",
   ];
   assert.deepEqual(Object.keys(c.messagesIn), types);
   assert.deepEqual(Object.keys(c.messagesOut), types);
