@@ -3,6 +3,8 @@
 //   npm run mutation               every group, then docs/mutation.md
 //   npm run mutation -- core-data  one group (names below), then docs/mutation.md
 //   npm run mutation -- --report   only rewrite docs/mutation.md from the last reports
+//   npm run mutation -- wire --files src/wire/crypto.ts,src/wire/sealing.ts
+//                                  some modules of one group (the others keep their figures)
 //   npm run mutation -- --verify core-parts
 //                                  plant each survivor of a group's last run by hand in a
 //                                  scratch copy and run all of the group's tests on it: a
@@ -120,9 +122,16 @@ export const GROUPS = {
   },
 };
 
-function run(name) {
+/**
+ * Runs Stryker on group `name`, or on some of its modules only (`only`: the other modules
+ * keep the figures of their last run).
+ */
+function run(name, only) {
   const group = GROUPS[name];
   if (!group) throw new Error(`No group ${name}: one of ${Object.keys(GROUPS).join(", ")}`);
+  const outside = only?.filter((f) => owner(f) !== name) ?? [];
+  if (outside.length) throw new Error(`Not modules of group ${name}: ${outside.join(", ")}`);
+  const part = only ? `${name}-part` : name;
   mkdirSync(reports, { recursive: true });
   const config = {
     $schema: "./node_modules/@stryker-mutator/core/schema/stryker-schema.json",
@@ -133,7 +142,7 @@ function run(name) {
       testFiles: group.tests.filter((t) => existsSync(join(root, t))),
       nodeArgs: ["--import", "tsx", "--test-reporter=tap"],
     },
-    mutate: group.mutate,
+    mutate: only ?? group.mutate,
     coverageAnalysis: "perTest",
     // No "// @ts-nocheck" added to the sandbox's files (tsx does not type-check, and the
     // vendored cbor-x files must stay byte for byte those of the npm package).
@@ -152,15 +161,18 @@ function run(name) {
       ".stryker-tmp-*",
     ],
     reporters: ["json", "clear-text", "progress"],
-    jsonReporter: { fileName: join("reports", "mutation", `${name}.json`) },
-    tempDirName: `.stryker-tmp-${name}`,
+    jsonReporter: { fileName: join("reports", "mutation", `${part}.json`) },
+    tempDirName: `.stryker-tmp-${part}`,
     cleanTempDir: "always",
   };
-  const file = join(reports, `${name}.config.json`);
+  const file = join(reports, `${part}.config.json`);
   writeFileSync(file, JSON.stringify(config, null, 2));
   const stryker = join(root, "node_modules", ".bin", "stryker");
   const nice = spawnSync("nice", ["true"]).status === 0;
   const started = Date.now();
+  // The commit measured is the one checked out when the run starts (Stryker copies the tree).
+  const commit = spawnSync("git", ["rev-parse", "--short", "HEAD"], { cwd: root, encoding: "utf8" })
+    .stdout.trim();
   const r = spawnSync(nice ? "nice" : stryker, [
     ...(nice ? ["-n", "19", stryker] : []),
     "run",
@@ -170,11 +182,14 @@ function run(name) {
     stdio: "inherit",
   });
   if (r.status !== 0) throw new Error(`Stryker failed on ${name} (exit ${r.status})`);
-  summarize(name, join(reports, `${name}.json`), Date.now() - started);
+  summarize(name, join(reports, `${part}.json`), Date.now() - started, commit, only !== undefined);
 }
 
-/** Condenses Stryker's JSON report of group `name` into tests/mutation/results/<name>.json. */
-function summarize(name, path, ms) {
+/**
+ * Condenses Stryker's JSON report of group `name` into tests/mutation/results/<name>.json;
+ * a run of some of its modules (`partial`) replaces only theirs, each noting its commit.
+ */
+function summarize(name, path, ms, commit, partial) {
   const json = JSON.parse(readFileSync(path, "utf8"));
   const files = {};
   for (const [file, { mutants, source }] of Object.entries(json.files)) {
@@ -192,16 +207,40 @@ function summarize(name, path, ms) {
         });
       } else f.other++;
     }
-    files[file] = f;
+    files[file] = partial ? { commit, ...f } : f;
   }
-  const commit = spawnSync("git", ["rev-parse", "--short", "HEAD"], { cwd: root, encoding: "utf8" })
-    .stdout.trim();
   mkdirSync(results, { recursive: true });
+  const previous = join(results, `${name}.json`);
+  if (partial && existsSync(previous)) {
+    const old = JSON.parse(readFileSync(previous, "utf8"));
+    for (const [file, f] of Object.entries(old.files)) {
+      if (!files[file] && owner(file) === name) {
+        files[file] = { commit: f.commit ?? old.commit, ...f };
+      }
+    }
+    ms = undefined;
+  }
   writeFileSync(
     join(results, `${name}.json`),
-    JSON.stringify({ group: name, commit, minutes: Math.round(ms / 60_000), files }, null, 2) +
+    JSON.stringify(
+      {
+        group: name,
+        commit,
+        ...(ms === undefined ? {} : { minutes: Math.round(ms / 60_000) }),
+        files,
+      },
+      null,
+      2,
+    ) +
       "\n",
   );
+}
+
+/** The group that mutates `file` now. */
+function owner(file) {
+  return Object.entries(GROUPS).find(([, g]) =>
+    g.mutate.some((p) => p === file || (p.endsWith("/*.ts") && file.startsWith(p.slice(0, -4))))
+  )?.[0];
 }
 
 /** Surviving mutants judged equivalent: "file:line:column mutator" → why. */
@@ -245,13 +284,9 @@ function report() {
       JSON.parse(readFileSync(join(results, f), "utf8"))
     )
     : [];
-  // A module mutated by a group it has since left is reported from its current group only.
-  const owner = (file) =>
-    Object.entries(GROUPS).find(([, g]) =>
-      g.mutate.some((p) => p === file || (p.endsWith("/*.ts") && file.startsWith(p.slice(0, -4))))
-    )?.[0];
   for (const summary of summaries) {
     for (const [file, f] of Object.entries(summary.files)) {
+      // A module mutated by a group it has since left is reported from its current group only.
       if (owner(file) !== summary.group) continue;
       const n = {
         killed: f.killed,
@@ -298,6 +333,14 @@ function report() {
     `Groups measured: ${
       measured.map((g) => {
         const s = summaries.find((x) => x.group === g);
+        const at = {};
+        for (const [file, f] of Object.entries(s.files)) {
+          (at[f.commit ?? s.commit] ??= []).push(file.split("/").at(-1));
+        }
+        const commits = Object.entries(at);
+        if (commits.length > 1) {
+          return `${g} (${commits.map(([c, files]) => `${files.join(", ")} at ${c}`).join("; ")})`;
+        }
         return `${g} (at ${s.commit}${s.minutes ? `, ${s.minutes} min` : ""})`;
       }).join(", ")
     }. Not measured yet: ${
@@ -401,7 +444,10 @@ if (args[0] === "--verify") {
   for (const name of args.slice(1)) verify(name);
   process.exit(0);
 }
-if (!args.includes("--report")) {
+if (args[1] === "--files") {
+  // npm run mutation -- wire --files src/wire/crypto.ts,src/wire/sealing.ts
+  run(args[0], args[2].split(","));
+} else if (!args.includes("--report")) {
   for (const name of args.length ? args : Object.keys(GROUPS)) run(name);
 }
 report();
