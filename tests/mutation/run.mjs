@@ -243,6 +243,30 @@ function owner(file) {
   )?.[0];
 }
 
+/**
+ * The modules changed since the commit their figures were measured on (a commit written
+ * `≤c` is one at or before `c`): their scores and survivor lines describe an older file.
+ */
+function changedSince(summaries) {
+  const changed = [];
+  for (const s of summaries) {
+    for (const [file, f] of Object.entries(s.files)) {
+      if (owner(file) !== s.group) continue;
+      const commit = f.commit ?? s.commit;
+      const r = spawnSync("git", ["diff", "--quiet", commit.replace("≤", ""), "HEAD", "--", file], {
+        cwd: root,
+      });
+      if (r.status === 1) changed.push(`\`${file}\` (measured at ${commit})`);
+    }
+  }
+  if (!changed.length) return ["Every module is measured on its current code.", ""];
+  return [
+    `Changed since they were measured, so their figures and survivor lines (line numbers, code)`,
+    `describe an older file: ${changed.sort().join(", ")}.`,
+    "",
+  ];
+}
+
 /** Surviving mutants judged equivalent: "file:line:column mutator" → why. */
 function equivalents() {
   return JSON.parse(readFileSync(join(root, "tests", "mutation", "equivalent.json"), "utf8"));
@@ -347,6 +371,7 @@ function report() {
       Object.keys(GROUPS).filter((g) => !measured.includes(g)).join(", ") || "none"
     }. A test written after a group's last run counts only from its next run.`,
     "",
+    ...changedSince(summaries),
     "## Scores by directory",
     "",
     "| directory | killed | timeout | survived | no coverage | equivalent | score |",
