@@ -61,6 +61,8 @@ export const GROUPS = {
       "tests/random_test.ts",
       "tests/sync_test.ts",
       "tests/sync_compact_test.ts",
+      "tests/engine_units_test.ts",
+      "tests/engine_parts_test.ts",
     ],
   },
   "core-broadcast": {
