@@ -107,6 +107,7 @@ export const GROUPS = {
       "tests/exchange_test.ts",
       "tests/boundaries_test.ts",
       "tests/wire_bounds_test.ts",
+      "tests/wire_cbor_test.ts",
       "tests/sync_compact_test.ts",
     ],
   },
