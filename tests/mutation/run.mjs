@@ -63,6 +63,7 @@ export const GROUPS = {
       "tests/sync_compact_test.ts",
       "tests/engine_units_test.ts",
       "tests/engine_parts_test.ts",
+      "tests/anti_entropy_test.ts",
     ],
   },
   "core-broadcast": {
