@@ -171,3 +171,27 @@ test("entries still in flight to a peer leave no empty entries message", () => {
   assert.deepEqual(sync(deliver(e, "b", [leaf], 3)), [], "still in flight: nothing to send");
   assert.equal(e.syncStates.get("b")!.entriesSent, 1);
 });
+
+test("a forgotten member's anti-entropy state goes with it", () => {
+  const e = new Engine(
+    { id: "a", address: "a:1", forgetAfterMs: 1_000, gossipIntervalMs: 1, probeIntervalMs: 1e9 },
+    0,
+    seededRandom("a"),
+  );
+  e.start(0);
+  deliver(e, "x", [{ type: "entries", entries: [usr("k", 1)] }], 0);
+  deliver(e, "b", [], 0);
+  assert.equal(e.syncStates.get("x")!.entriesReceived, 1);
+  deliver(
+    e,
+    "b",
+    [{ type: "member", id: "x", address: "x:1", incarnation: 0, status: "dead" }],
+    100,
+  );
+  e.tick(1_099);
+  assert.ok(e.syncStates.has("x"), "not yet");
+  e.tick(1_100);
+  assert.equal(e.membership.get("x"), undefined);
+  assert.equal(e.syncStates.has("x"), false);
+  assert.ok(e.syncStates.has("b") || e.membership.get("b"), "a live member stays");
+});
