@@ -64,6 +64,7 @@ export const GROUPS = {
       "tests/engine_units_test.ts",
       "tests/engine_parts_test.ts",
       "tests/anti_entropy_test.ts",
+      "tests/sync_edges_test.ts",
     ],
   },
   "core-broadcast": {
