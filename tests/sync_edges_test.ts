@@ -7,7 +7,7 @@ import { readLane, writeHash } from "../src/core/hash.ts";
 import { FANOUT } from "../src/core/merkle.ts";
 import type { Message } from "../src/core/messages.ts";
 import { type Entry, Store } from "../src/core/store.ts";
-import { syncReply } from "../src/core/sync.ts";
+import { RETRY, STAMP_BYTES, syncReply, syncRoot } from "../src/core/sync.ts";
 import { reconcile } from "./_reconcile.ts";
 
 function usr(key: string, wall = 1, writer = "w"): Entry {
@@ -78,4 +78,80 @@ test("walls beyond the descriptor's range read as equal: both versions cross, th
     assert.equal(a.get("usr", "k")!.wall, base + 20);
     assert.deepEqual(a.root(), b.root());
   }
+});
+
+type Compact = Extract<Message, { type: "sync-nodes" | "sync-stamps" | "sync-pull" }>;
+const SALT = 0x1234;
+
+test("a leaf described again under the retry salt is not described a third time", () => {
+  const c = storeOf([usr("x"), usr("y")]);
+  const opening = syncReply(c, syncRoot(storeOf([usr("z")])), { salt: SALT })[0] as Compact;
+  assert.equal(opening.type, "sync-stamps");
+  // c shown its own versions: all equal, so it describes the leaf again, once.
+  const again = syncReply(c, opening) as Compact[];
+  assert.deepEqual(again.map((m) => [m.type, m.salt]), [["sync-stamps", SALT | RETRY]]);
+  assert.deepEqual(syncReply(c, again[0]!), []);
+});
+
+test("a pull naming no key we hold gets no reply", () => {
+  const c = storeOf([usr("x")]);
+  const data = Uint8Array.of(0, 0, 0xff, 0xff);
+  const ids = syncReply(c, syncRoot(storeOf([usr("z")])), { salt: SALT })[0] as Compact;
+  const own = (ids.nodes[0]!.data[0]! << 8) | ids.nodes[0]!.data[1]!;
+  assert.ok(own !== 0 && own !== 0xffff, "this salt gives x another id");
+  assert.deepEqual(
+    syncReply(c, { type: "sync-pull", salt: SALT, level: 0, nodes: [{ index: 0, data }] }),
+    [],
+  );
+});
+
+test("two versions under one key id: the one left over is pulled", () => {
+  const c = storeOf([usr("x", 5)]);
+  const mine = (syncReply(c, syncRoot(storeOf([usr("z")])), { salt: SALT })[0] as Compact)
+    .nodes[0]!.data;
+  // Theirs: a newer version under x's id, then x's own descriptor.
+  const newer = mine.slice();
+  newer[7] = newer[7]! + 64; // the stamp's low bytes: one ms later
+  const data = new Uint8Array(2 * STAMP_BYTES);
+  data.set(newer, 0);
+  data.set(mine, STAMP_BYTES);
+  const replies = syncReply(c, {
+    type: "sync-stamps",
+    salt: SALT,
+    level: 0,
+    nodes: [{ index: 0, data }],
+  }) as Compact[];
+  assert.deepEqual(replies.map((m) => m.type), ["sync-pull"]);
+  assert.deepEqual([...replies[0]!.nodes[0]!.data], [...mine.subarray(0, 2)]);
+});
+
+test("a node answered with both entries and a description asks for no retry", () => {
+  const keys = Array.from({ length: 40 }, (_, i) => usr(`k${i}`));
+  const mine = storeOf(keys);
+  const children = mine.children(0, 0);
+  // Theirs: our root's children, one missing (they hold nothing there), one byte wrong.
+  const full = syncReply(mine, syncRoot(storeOf([usr("z")])), { salt: SALT })[0] as Compact;
+  assert.equal(full.type, "sync-nodes");
+  const data = full.nodes[0]!.data.slice();
+  const mask = (data[0]! << 8) | data[1]!;
+  const present = children.flatMap((c, i) => (c.count > 0 ? [i] : []));
+  assert.equal(mask, present.reduce((m, i) => m | (1 << i), 0));
+  // Drop the first present child from the mask, and change the byte of the second.
+  const [gone, wrong] = present;
+  const bytes = [...data.subarray(2)];
+  bytes[1] = bytes[1]! ^ 0xff;
+  bytes.splice(0, 1);
+  const theirs = Uint8Array.of((mask & ~(1 << gone!)) >>> 8, mask & ~(1 << gone!) & 0xff, ...bytes);
+  const replies = syncReply(mine, {
+    type: "sync-nodes",
+    salt: SALT,
+    level: 0,
+    nodes: [{ index: 0, data: theirs }],
+  });
+  assert.ok(replies.some((m) => m.type === "entries"));
+  assert.ok(
+    replies.some((m) => "nodes" in m && m.nodes.some((n) => n.index === wrong)),
+    "the changed child described",
+  );
+  assert.ok(replies.every((m) => !("salt" in m) || (m.salt & RETRY) === 0), "no retry");
 });
