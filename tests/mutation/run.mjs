@@ -278,6 +278,15 @@ function equivalents() {
 }
 
 /**
+ * Survivors of a group's last run that a test written since kills, each planted by hand:
+ * "file:line:column mutator" → the test. They count as killed from the group's next run.
+ */
+function killedSince() {
+  const path = join(root, "tests", "mutation", "killed.json");
+  return existsSync(path) ? JSON.parse(readFileSync(path, "utf8")) : {};
+}
+
+/**
  * Scores measured on the suite as it was before the tests written for them (same groups,
  * same mutants), kept in tests/mutation/before.json: a list of
  * `{ note, scores: { "src/core/x.ts": { killed, timeout, survived, noCoverage } } }`.
@@ -305,6 +314,7 @@ function beforeSection(rows, pct) {
 
 function report() {
   const explained = equivalents();
+  const later = killedSince();
   const rows = [];
   const survivors = [];
   const measured = Object.keys(GROUPS).filter((g) => existsSync(join(results, `${g}.json`)));
@@ -329,7 +339,7 @@ function report() {
         if (explained[s.where]) n.equivalent++;
         else if (s.status === "Survived") n.survived++;
         else n.noCoverage++;
-        survivors.push({ ...s, why: explained[s.where] });
+        survivors.push({ ...s, why: explained[s.where], later: later[s.where] });
       }
       const valid = n.killed + n.timeout + n.survived + n.noCoverage;
       const score = (100 * (n.killed + n.timeout)) / Math.max(1, valid);
@@ -413,14 +423,21 @@ function report() {
     "## Surviving mutants",
     "",
     "Each one either explained as equivalent (no test can tell it from the original) or still",
-    "open (a test to write).",
+    "open: a test to write, or one written since the run (planted by hand in a scratch copy, and",
+    "killed by the test named; it counts in the score from the group's next run).",
     "",
     "| where | mutant | verdict |",
     "|---|---|---|",
     ...survivors.map((s) =>
       `| \`${s.where}\` | \`${s.code.replaceAll("|", "\\|").slice(0, 80)}\` → \`${
         String(s.replacement).replaceAll("|", "\\|").replaceAll("\n", " ").slice(0, 60)
-      }\` | ${s.why ? `equivalent: ${s.why}` : `open (${s.status})`} |`
+      }\` | ${
+        s.why
+          ? `equivalent: ${s.why}`
+          : s.later
+          ? `open (${s.status}) in the run; killed since, planted by hand: ${s.later}`
+          : `open (${s.status})`
+      } |`
     ),
     "",
   ];
