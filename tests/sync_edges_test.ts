@@ -7,7 +7,7 @@ import { readLane, writeHash } from "../src/core/hash.ts";
 import { FANOUT } from "../src/core/merkle.ts";
 import type { Message } from "../src/core/messages.ts";
 import { type Entry, Store } from "../src/core/store.ts";
-import { RETRY, STAMP_BYTES, syncReply, syncRoot } from "../src/core/sync.ts";
+import { digestByte, RETRY, STAMP_BYTES, syncReply, syncRoot } from "../src/core/sync.ts";
 import { reconcile } from "./_reconcile.ts";
 
 function usr(key: string, wall = 1, writer = "w"): Entry {
@@ -154,4 +154,30 @@ test("a node answered with both entries and a description asks for no retry", ()
     "the changed child described",
   );
   assert.ok(replies.every((m) => !("salt" in m) || (m.salt & RETRY) === 0), "no retry");
+});
+
+test("a child they hold and we do not is asked for, whatever byte they send for it", () => {
+  const keys = Array.from({ length: 5 }, (_, i) => usr(`k${i}`));
+  const mine = storeOf(keys);
+  const children = mine.children(0, 0);
+  const empty = children.findIndex((c) => c.count === 0);
+  assert.ok(empty >= 0, "five keys leave a child empty");
+  // Theirs: every child present; for the one we lack, the byte an empty child would have.
+  const bytes = children.map((c) => digestByte(SALT, c.a, c.b));
+  bytes[empty] = digestByte(SALT, 0, 0);
+  const theirs = Uint8Array.of(0xff, 0xff, ...bytes);
+  const replies = syncReply(mine, {
+    type: "sync-nodes",
+    salt: SALT,
+    level: 0,
+    nodes: [{ index: 0, data: theirs }],
+  });
+  // Every child we lack is asked for with an empty leaf, the one whose byte matches too.
+  const lacking = children.flatMap((c, i) => (c.count === 0 ? [[i, 0]] : []));
+  assert.deepEqual(
+    replies.map((m) =>
+      "nodes" in m ? [m.type, m.nodes.map((n) => [n.index, n.data.length])] : m.type
+    ),
+    [["sync-stamps", lacking]],
+  );
 });
