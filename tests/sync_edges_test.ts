@@ -181,3 +181,21 @@ test("a child they hold and we do not is asked for, whatever byte they send for 
     [["sync-stamps", lacking]],
   );
 });
+
+test("a pull sends only the keys it names, even a key whose id is 0", () => {
+  // Under salt 3381 the key "x0" has the id 0 (found by search).
+  const c = storeOf([usr("x0")]);
+  const opening = syncReply(c, syncRoot(storeOf([usr("z")])), { salt: 3381 })[0] as Compact;
+  assert.deepEqual([...opening.nodes[0]!.data.subarray(0, 2)], [0, 0]);
+  const pull = (...ids: number[]): Message => ({
+    type: "sync-pull",
+    salt: 3381,
+    level: 0,
+    nodes: [{ index: 0, data: Uint8Array.from(ids) }],
+  });
+  assert.deepEqual(syncReply(c, pull(0x12, 0x34)), []);
+  assert.deepEqual(
+    syncReply(c, pull(0x12, 0x34, 0, 0)).map((m) => m.type === "entries" && m.entries[0]!.key),
+    ["x0"],
+  );
+});
