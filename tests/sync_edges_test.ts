@@ -199,3 +199,15 @@ test("a pull sends only the keys it names, even a key whose id is 0", () => {
     ["x0"],
   );
 });
+
+test("a node's versions are described in the order of their key ids, whatever the salt", () => {
+  const c = storeOf([usr("p"), usr("q")]);
+  for (let salt = 0; salt < 32; salt++) {
+    const opening = syncReply(c, syncRoot(storeOf([usr("z")])), { salt })[0] as Compact;
+    const data = opening.nodes[0]!.data;
+    assert.equal(data.length, 2 * STAMP_BYTES);
+    const first = (data[0]! << 8) | data[1]!;
+    const second = (data[STAMP_BYTES]! << 8) | data[STAMP_BYTES + 1]!;
+    assert.ok(first <= second, `salt ${salt}: ${first} before ${second}`);
+  }
+});
