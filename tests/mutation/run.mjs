@@ -264,8 +264,28 @@ function changedSince(summaries) {
       if (r.status === 1) changed.push(`\`${file}\` (measured at ${commit})`);
     }
   }
-  if (!changed.length) return ["Every module is measured on its current code.", ""];
+  const unmeasured = [];
+  for (const s of summaries) {
+    for (const pattern of GROUPS[s.group]?.mutate ?? []) {
+      const files = pattern.endsWith("/*.ts")
+        ? readdirSync(join(root, pattern.slice(0, -5)))
+          .filter((f) => f.endsWith(".ts") && !f.endsWith(".d.ts"))
+          .map((f) => `${pattern.slice(0, -4)}${f}`)
+        : [pattern];
+      for (const f of files) if (existsSync(join(root, f)) && !s.files[f]) unmeasured.push(f);
+    }
+  }
+  const never = unmeasured.length
+    ? [
+      `Never measured yet (added after their group's last run): ${
+        unmeasured.sort().map((f) => `\`${f}\``).join(", ")
+      }.`,
+      "",
+    ]
+    : [];
+  if (!changed.length) return ["Every module is measured on its current code.", "", ...never];
   return [
+    ...never,
     `Changed since they were measured, so their figures and survivor lines (line numbers, code)`,
     `describe an older file: ${changed.sort().join(", ")}.`,
     "",
