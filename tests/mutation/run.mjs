@@ -277,7 +277,7 @@ function changedSince(summaries) {
   }
   const never = unmeasured.length
     ? [
-      `Never measured yet (added after their group's last run): ${
+      `Not in their group's last run (added since, or only types: nothing to mutate): ${
         unmeasured.sort().map((f) => `\`${f}\``).join(", ")
       }.`,
       "",
