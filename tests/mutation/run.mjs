@@ -3,6 +3,8 @@
 //   npm run mutation               every group, then docs/mutation.md
 //   npm run mutation -- core-data  one group (names below), then docs/mutation.md
 //   npm run mutation -- --report   only rewrite docs/mutation.md from the last reports
+//   npm run mutation -- wire --files src/wire/crypto.ts,src/wire/sealing.ts
+//                                  some modules of one group (the others keep their figures)
 //   npm run mutation -- --verify core-parts
 //                                  plant each survivor of a group's last run by hand in a
 //                                  scratch copy and run all of the group's tests on it: a
@@ -58,6 +60,11 @@ export const GROUPS = {
       "tests/engine_test.ts",
       "tests/random_test.ts",
       "tests/sync_test.ts",
+      "tests/sync_compact_test.ts",
+      "tests/engine_units_test.ts",
+      "tests/engine_parts_test.ts",
+      "tests/anti_entropy_test.ts",
+      "tests/sync_edges_test.ts",
     ],
   },
   "core-broadcast": {
@@ -101,6 +108,9 @@ export const GROUPS = {
       "tests/sealing_test.ts",
       "tests/exchange_test.ts",
       "tests/boundaries_test.ts",
+      "tests/wire_bounds_test.ts",
+      "tests/wire_cbor_test.ts",
+      "tests/sync_compact_test.ts",
     ],
   },
   "storage": {
@@ -117,9 +127,16 @@ export const GROUPS = {
   },
 };
 
-function run(name) {
+/**
+ * Runs Stryker on group `name`, or on some of its modules only (`only`: the other modules
+ * keep the figures of their last run).
+ */
+function run(name, only) {
   const group = GROUPS[name];
   if (!group) throw new Error(`No group ${name}: one of ${Object.keys(GROUPS).join(", ")}`);
+  const outside = only?.filter((f) => owner(f) !== name) ?? [];
+  if (outside.length) throw new Error(`Not modules of group ${name}: ${outside.join(", ")}`);
+  const part = only ? `${name}-part` : name;
   mkdirSync(reports, { recursive: true });
   const config = {
     $schema: "./node_modules/@stryker-mutator/core/schema/stryker-schema.json",
@@ -130,7 +147,7 @@ function run(name) {
       testFiles: group.tests.filter((t) => existsSync(join(root, t))),
       nodeArgs: ["--import", "tsx", "--test-reporter=tap"],
     },
-    mutate: group.mutate,
+    mutate: only ?? group.mutate,
     coverageAnalysis: "perTest",
     // No "// @ts-nocheck" added to the sandbox's files (tsx does not type-check, and the
     // vendored cbor-x files must stay byte for byte those of the npm package).
@@ -138,17 +155,29 @@ function run(name) {
     concurrency: Number(process.env.STRYKER_CONCURRENCY ?? 1),
     timeoutMS: 5_000,
     timeoutFactor: 1.5,
-    ignorePatterns: ["docs", "deployment", "bench", "examples", "reports", ".scratch", ".ci"],
+    ignorePatterns: [
+      "docs",
+      "deployment",
+      "bench",
+      "examples",
+      "reports",
+      ".scratch",
+      ".ci",
+      ".stryker-tmp-*",
+    ],
     reporters: ["json", "clear-text", "progress"],
-    jsonReporter: { fileName: join("reports", "mutation", `${name}.json`) },
-    tempDirName: `.stryker-tmp-${name}`,
+    jsonReporter: { fileName: join("reports", "mutation", `${part}.json`) },
+    tempDirName: `.stryker-tmp-${part}`,
     cleanTempDir: "always",
   };
-  const file = join(reports, `${name}.config.json`);
+  const file = join(reports, `${part}.config.json`);
   writeFileSync(file, JSON.stringify(config, null, 2));
   const stryker = join(root, "node_modules", ".bin", "stryker");
   const nice = spawnSync("nice", ["true"]).status === 0;
   const started = Date.now();
+  // The commit measured is the one checked out when the run starts (Stryker copies the tree).
+  const commit = spawnSync("git", ["rev-parse", "--short", "HEAD"], { cwd: root, encoding: "utf8" })
+    .stdout.trim();
   const r = spawnSync(nice ? "nice" : stryker, [
     ...(nice ? ["-n", "19", stryker] : []),
     "run",
@@ -158,11 +187,14 @@ function run(name) {
     stdio: "inherit",
   });
   if (r.status !== 0) throw new Error(`Stryker failed on ${name} (exit ${r.status})`);
-  summarize(name, join(reports, `${name}.json`), Date.now() - started);
+  summarize(name, join(reports, `${part}.json`), Date.now() - started, commit, only !== undefined);
 }
 
-/** Condenses Stryker's JSON report of group `name` into tests/mutation/results/<name>.json. */
-function summarize(name, path, ms) {
+/**
+ * Condenses Stryker's JSON report of group `name` into tests/mutation/results/<name>.json;
+ * a run of some of its modules (`partial`) replaces only theirs, each noting its commit.
+ */
+function summarize(name, path, ms, commit, partial) {
   const json = JSON.parse(readFileSync(path, "utf8"));
   const files = {};
   for (const [file, { mutants, source }] of Object.entries(json.files)) {
@@ -180,21 +212,98 @@ function summarize(name, path, ms) {
         });
       } else f.other++;
     }
-    files[file] = f;
+    files[file] = partial ? { commit, ...f } : f;
   }
-  const commit = spawnSync("git", ["rev-parse", "--short", "HEAD"], { cwd: root, encoding: "utf8" })
-    .stdout.trim();
   mkdirSync(results, { recursive: true });
+  const previous = join(results, `${name}.json`);
+  if (partial && existsSync(previous)) {
+    const old = JSON.parse(readFileSync(previous, "utf8"));
+    for (const [file, f] of Object.entries(old.files)) {
+      if (!files[file] && owner(file) === name) {
+        files[file] = { commit: f.commit ?? old.commit, ...f };
+      }
+    }
+    ms = undefined;
+  }
   writeFileSync(
     join(results, `${name}.json`),
-    JSON.stringify({ group: name, commit, minutes: Math.round(ms / 60_000), files }, null, 2) +
+    JSON.stringify(
+      {
+        group: name,
+        commit,
+        ...(ms === undefined ? {} : { minutes: Math.round(ms / 60_000) }),
+        files,
+      },
+      null,
+      2,
+    ) +
       "\n",
   );
+}
+
+/** The group that mutates `file` now. */
+function owner(file) {
+  return Object.entries(GROUPS).find(([, g]) =>
+    g.mutate.some((p) => p === file || (p.endsWith("/*.ts") && file.startsWith(p.slice(0, -4))))
+  )?.[0];
+}
+
+/**
+ * The modules changed since the commit their figures were measured on (a commit written
+ * `≤c` is one at or before `c`): their scores and survivor lines describe an older file.
+ */
+function changedSince(summaries) {
+  const changed = [];
+  for (const s of summaries) {
+    for (const [file, f] of Object.entries(s.files)) {
+      if (owner(file) !== s.group) continue;
+      const commit = f.commit ?? s.commit;
+      const r = spawnSync("git", ["diff", "--quiet", commit.replace("≤", ""), "HEAD", "--", file], {
+        cwd: root,
+      });
+      if (r.status === 1) changed.push(`\`${file}\` (measured at ${commit})`);
+    }
+  }
+  const unmeasured = [];
+  for (const s of summaries) {
+    for (const pattern of GROUPS[s.group]?.mutate ?? []) {
+      const files = pattern.endsWith("/*.ts")
+        ? readdirSync(join(root, pattern.slice(0, -5)))
+          .filter((f) => f.endsWith(".ts") && !f.endsWith(".d.ts"))
+          .map((f) => `${pattern.slice(0, -4)}${f}`)
+        : [pattern];
+      for (const f of files) if (existsSync(join(root, f)) && !s.files[f]) unmeasured.push(f);
+    }
+  }
+  const never = unmeasured.length
+    ? [
+      `Not in their group's last run (added since, or only types: nothing to mutate): ${
+        unmeasured.sort().map((f) => `\`${f}\``).join(", ")
+      }.`,
+      "",
+    ]
+    : [];
+  if (!changed.length) return ["Every module is measured on its current code.", "", ...never];
+  return [
+    ...never,
+    `Changed since they were measured, so their figures and survivor lines (line numbers, code)`,
+    `describe an older file: ${changed.sort().join(", ")}.`,
+    "",
+  ];
 }
 
 /** Surviving mutants judged equivalent: "file:line:column mutator" → why. */
 function equivalents() {
   return JSON.parse(readFileSync(join(root, "tests", "mutation", "equivalent.json"), "utf8"));
+}
+
+/**
+ * Survivors of a group's last run that a test written since kills, each planted by hand:
+ * "file:line:column mutator" → the test. They count as killed from the group's next run.
+ */
+function killedSince() {
+  const path = join(root, "tests", "mutation", "killed.json");
+  return existsSync(path) ? JSON.parse(readFileSync(path, "utf8")) : {};
 }
 
 /**
@@ -225,6 +334,7 @@ function beforeSection(rows, pct) {
 
 function report() {
   const explained = equivalents();
+  const later = killedSince();
   const rows = [];
   const survivors = [];
   const measured = Object.keys(GROUPS).filter((g) => existsSync(join(results, `${g}.json`)));
@@ -233,13 +343,9 @@ function report() {
       JSON.parse(readFileSync(join(results, f), "utf8"))
     )
     : [];
-  // A module mutated by a group it has since left is reported from its current group only.
-  const owner = (file) =>
-    Object.entries(GROUPS).find(([, g]) =>
-      g.mutate.some((p) => p === file || (p.endsWith("/*.ts") && file.startsWith(p.slice(0, -4))))
-    )?.[0];
   for (const summary of summaries) {
     for (const [file, f] of Object.entries(summary.files)) {
+      // A module mutated by a group it has since left is reported from its current group only.
       if (owner(file) !== summary.group) continue;
       const n = {
         killed: f.killed,
@@ -253,7 +359,7 @@ function report() {
         if (explained[s.where]) n.equivalent++;
         else if (s.status === "Survived") n.survived++;
         else n.noCoverage++;
-        survivors.push({ ...s, why: explained[s.where] });
+        survivors.push({ ...s, why: explained[s.where], later: later[s.where] });
       }
       const valid = n.killed + n.timeout + n.survived + n.noCoverage;
       const score = (100 * (n.killed + n.timeout)) / Math.max(1, valid);
@@ -286,12 +392,21 @@ function report() {
     `Groups measured: ${
       measured.map((g) => {
         const s = summaries.find((x) => x.group === g);
+        const at = {};
+        for (const [file, f] of Object.entries(s.files)) {
+          (at[f.commit ?? s.commit] ??= []).push(file.split("/").at(-1));
+        }
+        const commits = Object.entries(at);
+        if (commits.length > 1) {
+          return `${g} (${commits.map(([c, files]) => `${files.join(", ")} at ${c}`).join("; ")})`;
+        }
         return `${g} (at ${s.commit}${s.minutes ? `, ${s.minutes} min` : ""})`;
       }).join(", ")
     }. Not measured yet: ${
       Object.keys(GROUPS).filter((g) => !measured.includes(g)).join(", ") || "none"
     }. A test written after a group's last run counts only from its next run.`,
     "",
+    ...changedSince(summaries),
     "## Scores by directory",
     "",
     "| directory | killed | timeout | survived | no coverage | equivalent | score |",
@@ -328,14 +443,21 @@ function report() {
     "## Surviving mutants",
     "",
     "Each one either explained as equivalent (no test can tell it from the original) or still",
-    "open (a test to write).",
+    "open: a test to write, or one written since the run (planted by hand in a scratch copy, and",
+    "killed by the test named; it counts in the score from the group's next run).",
     "",
     "| where | mutant | verdict |",
     "|---|---|---|",
     ...survivors.map((s) =>
       `| \`${s.where}\` | \`${s.code.replaceAll("|", "\\|").slice(0, 80)}\` → \`${
         String(s.replacement).replaceAll("|", "\\|").replaceAll("\n", " ").slice(0, 60)
-      }\` | ${s.why ? `equivalent: ${s.why}` : `open (${s.status})`} |`
+      }\` | ${
+        s.why
+          ? `equivalent: ${s.why}`
+          : s.later
+          ? `open (${s.status}) in the run; killed since, planted by hand: ${s.later}`
+          : `open (${s.status})`
+      } |`
     ),
     "",
   ];
@@ -389,7 +511,10 @@ if (args[0] === "--verify") {
   for (const name of args.slice(1)) verify(name);
   process.exit(0);
 }
-if (!args.includes("--report")) {
+if (args[1] === "--files") {
+  // npm run mutation -- wire --files src/wire/crypto.ts,src/wire/sealing.ts
+  run(args[0], args[2].split(","));
+} else if (!args.includes("--report")) {
   for (const name of args.length ? args : Object.keys(GROUPS)) run(name);
 }
 report();
