@@ -108,7 +108,6 @@ test("start() writes the member's own record and greets every seed but itself", 
   const own = e.memberRecord("a")!;
   assert.deepEqual(own.value, {
     runtime: "test",
-    sync: 2,
     address: "a:1",
     host: "a",
     port: 1,

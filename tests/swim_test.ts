@@ -519,7 +519,7 @@ test("a probe's verdict on a late tick waits as long again: the acks may be unre
   swim.tick(1_300);
   assert.equal(counters.probesFailed, 0, "no verdict on a late tick");
   assert.equal(swim.nextWakeAt(), 1_600, "it waits 300 ms more");
-  swim.onAck(1, 1_310);
+  swim.onAck(1, "a", 1_310);
   swim.tick(1_600);
   assert.equal(counters.suspicions, 0);
   // Without an ack, ticks on time give the verdict one probe period after the next probe.
