@@ -110,6 +110,7 @@ export const GROUPS = {
       "tests/boundaries_test.ts",
       "tests/wire_bounds_test.ts",
       "tests/wire_cbor_test.ts",
+      "tests/sealing_window_test.ts",
       "tests/sync_compact_test.ts",
     ],
   },
