@@ -48,7 +48,7 @@ export interface EngineConfig {
   largeEntryCooldownMs: number;
   /**
    * Tree broadcast: acknowledgements of received writes wait this long, to be batched, in
-   * ms. Default 10.
+   * ms. Default 15.
    */
   ackDelayMs: number;
   /**
