@@ -27,6 +27,8 @@ export interface DenoDatagramConn {
 export interface DenoConn {
   readonly readable: ReadableStream<Uint8Array>;
   readonly writable: WritableStream<Uint8Array>;
+  read(p: Uint8Array): Promise<number | null>;
+  write(p: Uint8Array): Promise<number>;
   close(): void;
 }
 

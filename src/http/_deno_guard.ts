@@ -17,6 +17,9 @@ export interface GuardLimits {
   maxConnections: number;
 }
 
+/** Bytes relayed from the server to a client at a time (see the relay in `guard`). */
+const RELAY_CHUNK = 16 * 1024;
+
 interface Relayed {
   readonly client: DenoConn;
   inner: DenoConn | undefined;
@@ -109,18 +112,23 @@ export function guard(
         controller.enqueue(chunk);
       },
     });
-    const down = new TransformStream<Uint8Array, Uint8Array>({
-      transform(chunk, controller) {
+    // Towards the client, one small buffer at a time: a client that does not read holds at
+    // most RELAY_CHUNK bytes here, and the server's own stream budgets see it as slow.
+    const down = async (client: DenoConn) => {
+      const buf = new Uint8Array(RELAY_CHUNK);
+      for (;;) {
+        const n = await inner.read(buf);
+        if (n === null) return;
         r.last = Date.now();
-        controller.enqueue(chunk);
-      },
-    });
+        for (let off = 0; off < n;) off += await client.write(buf.subarray(off, n));
+      }
+    };
     // Either side closing ends the connection (HTTP clients do not half-close): the server
     // then sees its client go at once, as it would without the guard.
     const settled = (p: Promise<void>) => p.then(() => {}, () => {});
     await Promise.race([
       settled(r.client.readable.pipeThrough(up).pipeTo(inner.writable)),
-      settled(inner.readable.pipeThrough(down).pipeTo(r.client.writable)),
+      settled(down(r.client)),
     ]);
     end(r);
   };

@@ -949,13 +949,25 @@ async function strangerDatagrams(early: Captured[], fresh: Captured[]) {
   }
   // Replays to a member that never saw them (neither sender nor destination): authentic,
   // fresh and unseen there, so the replay window cannot tell them from the original.
+  // A datagram is sealed once for all the peers it goes to: each of them has seen its nonce.
+  const seenBy = new Map<string, Set<number>>();
+  for (const c of sealed) {
+    const key = c.payload.join(",");
+    const set = seenBy.get(key) ?? new Set<number>();
+    set.add(byAddress(c.dst));
+    seenBy.set(key, set);
+  }
   let cross = 0;
   for (const c of sealed.slice(0, 50)) {
     const src = byAddress(c.src), dst = byAddress(c.dst);
+    const key = c.payload.join(",");
+    const seen = seenBy.get(key) ?? new Set<number>();
+    seenBy.set(key, seen);
     const other = [...members.keys()].find((i) =>
-      i !== src && i !== dst && i !== (cross % MEMBERS)
+      i !== src && i !== dst && !seen.has(i) && i !== (cross % MEMBERS)
     );
     if (other === undefined || src < 0 || dst < 0) continue;
+    seen.add(other); // a second copy of the same datagram would be a replay there
     add(other, c.payload, "replayed to another member", undefined);
     cross++;
   }
@@ -1582,11 +1594,12 @@ async function scenarioSkewPlaintext(rows: Row[]): Promise<void> {
     ],
     [
       "the others' next stamps",
-      adopted.map((o) => `+${secs(o)}`).join(", ") + " (HLC follows, bounded)",
+      adopted.map((o) => `+${secs(o)}`).join(", ") +
+      " (the clock moves at most maxLeadMs, 1 s, past the wall)",
     ],
   );
   check(
-    adopted.every((o) => o > 20_000 && o <= 61_000),
+    adopted.every((o) => o >= 0 && o <= 1_500),
     `the others' stamps after a +30 s write: ${adopted}`,
   );
 }
