@@ -957,6 +957,9 @@ async function strangerDatagrams(early: Captured[], fresh: Captured[]) {
     set.add(byAddress(c.dst));
     seenBy.set(key, set);
   }
+  // Cross replays per member: one may still have seen its datagram, sealed once for several
+  // peers, in a copy the capture missed; it then drops it as replayed, rightly.
+  const crossTo = new Map<string, number>();
   let cross = 0;
   for (const c of sealed.slice(0, 50)) {
     const src = byAddress(c.src), dst = byAddress(c.dst);
@@ -969,9 +972,10 @@ async function strangerDatagrams(early: Captured[], fresh: Captured[]) {
     if (other === undefined || src < 0 || dst < 0) continue;
     seen.add(other); // a second copy of the same datagram would be a replay there
     add(other, c.payload, "replayed to another member", undefined);
+    crossTo.set(to(other), (crossTo.get(to(other)) ?? 0) + 1);
     cross++;
   }
-  return { list, expected, oldest, cross };
+  return { list, expected, oldest, cross, crossTo };
 }
 
 let earlyCapture: Captured[] = [];
@@ -998,7 +1002,7 @@ async function scenarioStranger(rows: Row[]): Promise<void> {
   }
   const fresh = await capture("fresh", 3_000);
   check(await until(() => sameRoot(members), 20_000), "not converged before the stranger");
-  const { list, expected, oldest, cross } = await strangerDatagrams(earlyCapture, fresh);
+  const { list, expected, oldest, cross, crossTo } = await strangerDatagrams(earlyCapture, fresh);
   const file = join(options.work, "stranger.json");
   writeFileSync(file, JSON.stringify(list));
   const rootsBefore = await roots(members);
@@ -1027,13 +1031,18 @@ async function scenarioStranger(rows: Row[]): Promise<void> {
   for (const [i, m] of members.entries()) {
     const d = drops(delta(before[i]!, after[i]!));
     const e = expected.get(`${dataIp(i)}:${GOSSIP_PORT}`) ?? {};
+    const slack = (r: string) =>
+      r === "replayed" ? crossTo.get(`${dataIp(i)}:${GOSSIP_PORT}`) ?? 0 : 0;
     for (const [r, v] of Object.entries(d)) got[r] = (got[r] ?? 0) + v;
     for (const [r, v] of Object.entries(e)) {
       want[r] = (want[r] ?? 0) + v;
-      if ((d[r] ?? 0) !== v) problems.push(`${m.id} dropped ${d[r] ?? 0} as ${r}, expected ${v}`);
+      const n = d[r] ?? 0;
+      if (n < v || n > v + slack(r)) problems.push(`${m.id} dropped ${n} as ${r}, expected ${v}`);
     }
     for (const r of Object.keys(d)) {
-      if (!(r in e)) problems.push(`${m.id} dropped ${d[r]} as ${r}, expected none`);
+      if (!(r in e) && d[r]! > slack(r)) {
+        problems.push(`${m.id} dropped ${d[r]} as ${r}, expected none`);
+      }
     }
   }
   const accepted = after.reduce(
