@@ -18,7 +18,7 @@ export interface GuardLimits {
 }
 
 /** Bytes relayed from the server to a client at a time (see the relay in `guard`). */
-const RELAY_CHUNK = 16 * 1024;
+const RELAY_CHUNK = 4 * 1024;
 
 interface Relayed {
   readonly client: DenoConn;
