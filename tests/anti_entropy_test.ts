@@ -9,6 +9,7 @@ import { MEMBER_KEY_PREFIX } from "../src/core/records.ts";
 import { RETRY, syncReply, syncRoot } from "../src/core/sync.ts";
 import { seededRandom } from "../src/core/random.ts";
 import { Store } from "../src/core/store.ts";
+import { meet } from "./_meet.ts";
 
 const INTERVAL = 100;
 
@@ -34,17 +35,6 @@ function member(id: string, now = 0) {
 function deliver(to: Engine, from: string, messages: Message[], now: number): Message[] {
   to.receive(`${from}:1`, { cluster: "c", sender: from, messages }, now);
   return to.takeOutput().outgoing.filter((o) => o.to === `${from}:1`).flatMap((o) => o.messages);
-}
-
-/**
- * Has `to` admit member `id`: `to` hears from it, pings it (a candidate is admitted only once
- * it answers, see `Candidate` in membership.ts), and gets its ack.
- */
-function admit(to: Engine, id: string, now: number): void {
-  const ping = deliver(to, id, [], now).find((m) => m.type === "ping" && m.target === id);
-  assert.ok(ping && ping.type === "ping", `${to.id} pings ${id}`);
-  deliver(to, id, [{ type: "ack", seq: ping.seq }], now);
-  assert.ok(to.membership.get(id), `${to.id} admitted ${id}`);
 }
 
 const usr = (key: string, wall: number): Entry => ({
@@ -81,7 +71,7 @@ function rounds(e: Engine, from: number, to: number): [number, string][] {
 
 test("a round opens every interval exactly, with a random live peer, counted and remembered", () => {
   const { e } = member("a");
-  for (const p of ["b", "c", "d"]) admit(e, p, 0);
+  for (const p of ["b", "c", "d"]) meet(e, p, 0);
   const seen = rounds(e, 0, 3_000);
   assert.equal(seen.length, 30);
   for (let i = 1; i < seen.length; i++) assert.equal(seen[i]![0] - seen[i - 1]![0], INTERVAL);
@@ -190,9 +180,9 @@ test("a forgotten member's anti-entropy state goes with it", () => {
     seededRandom("a"),
   );
   e.start(0);
-  admit(e, "x", 0);
+  meet(e, "x", 0);
   deliver(e, "x", [{ type: "entries", entries: [usr("k", 1)] }], 0);
-  admit(e, "b", 0);
+  meet(e, "b", 0);
   assert.equal(e.syncStates.get("x")!.entriesReceived, 1);
   deliver(
     e,

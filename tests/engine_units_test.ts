@@ -24,6 +24,7 @@ import { Outbox } from "../src/core/outbox.ts";
 import { seededRandom } from "../src/core/random.ts";
 import { type Entry, Store } from "../src/core/store.ts";
 import { syncReply, syncRoot } from "../src/core/sync.ts";
+import { meet } from "./_meet.ts";
 
 const rumors = (c: DisseminationContext) => new RumorMongering(c);
 
@@ -75,20 +76,6 @@ function outgoing(e: Engine, type?: Message["type"]): [string, Message][] {
 function pingTo(e: Engine, to: string): { seq: number; target: string } | undefined {
   const found = outgoing(e, "ping").find(([address]) => address === to);
   return found?.[1] as { seq: number; target: string } | undefined;
-}
-
-/**
- * Makes member `peer` (at `peer:1`) a member of `e` as a stranger becomes one: it writes to
- * `e`, which pings it at that address, and it answers. Takes the output.
- */
-function meet(e: Engine, peer: string, now = 0): void {
-  e.receive(`${peer}:1`, envelope(peer), now);
-  assert.equal(e.membership.get(peer), undefined, `${peer} is a candidate until it answers`);
-  const ping = pingTo(e, `${peer}:1`);
-  assert.ok(ping, `${peer} pinged`);
-  e.receive(`${peer}:1`, envelope(peer, [{ type: "ack", seq: ping.seq }]), now);
-  assert.equal(e.membership.get(peer)?.status, "alive", `${peer} admitted`);
-  e.takeOutput();
 }
 
 test("a member id is 1 to 256 characters", () => {
