@@ -194,6 +194,46 @@ export function format<F extends string>(
   return given as F;
 }
 
+/** The help lines of the flags {@linkcode keyView} reads (`keys` and `watch`). */
+export const KEY_VIEW_HELP = [
+  "  --prefix=P         only keys that start with P",
+  "  --format=FORMAT    text (default) or json",
+  CLIENT_HELP,
+].join("\n");
+
+/** Which keys a command shows, from which member, and how. */
+export interface KeyView {
+  /** The member. */
+  readonly to: Target;
+  /** Only keys that start with this (`--prefix`), if given. */
+  readonly prefix: string | undefined;
+  /** One line of text per key or change, or JSON (`--format`). */
+  readonly how: "text" | "json";
+}
+
+/**
+ * Reads the arguments of a command that takes only `--prefix`, `--format=text|json` and the
+ * client flags (`keys`, `watch`); on `--help`, prints its help and returns `undefined`.
+ */
+export function keyView(command: Command, args: readonly string[], io: Io): KeyView | undefined {
+  const tokens = clientTokens(args, [
+    { name: "prefix", kind: "string" },
+    { name: "format", kind: "string" },
+  ]);
+  if (tokens.flags.has("help")) {
+    io.out(command.help);
+    return undefined;
+  }
+  positionals(tokens, `gossip-kv ${command.name} [flags]`, []);
+  const how = format(tokens, ["text", "json"] as const);
+  const prefix = tokens.flags.get("prefix");
+  return {
+    to: target(tokens, io.env),
+    prefix: typeof prefix === "string" ? prefix : undefined,
+    how,
+  };
+}
+
 /** Refuses positionals beyond `names` (and requires them all), for a usage error that lists them. */
 export function positionals(tokens: Tokens, usage: string, names: readonly string[]): string[] {
   const got = tokens.positionals;

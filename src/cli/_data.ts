@@ -7,8 +7,9 @@ import {
   type Command,
   expectOk,
   Failure,
-  format,
   getJson,
+  KEY_VIEW_HELP,
+  keyView,
   positionals,
   target,
 } from "./_client.ts";
@@ -142,25 +143,14 @@ export const keys: Command = {
     `Lists the keys holding a value, sorted, one a line (or a JSON array); at most ${MAX_KEYS}:`,
     "beyond that, a warning on standard error says to narrow them with --prefix.",
     "",
-    "  --prefix=P         only keys that start with P",
-    "  --format=FORMAT    text (default) or json",
-    CLIENT_HELP,
+    KEY_VIEW_HELP,
   ].join("\n"),
   async run(args, io) {
-    const tokens = clientTokens(args, [
-      { name: "prefix", kind: "string" },
-      { name: "format", kind: "string" },
-    ]);
-    if (tokens.flags.has("help")) {
-      io.out(this.help);
-      return 0;
-    }
-    positionals(tokens, "gossip-kv keys [flags]", []);
-    const how = format(tokens, ["text", "json"] as const);
-    const prefix = tokens.flags.get("prefix");
-    const to = target(tokens, io.env);
+    const view = keyView(this, args, io);
+    if (view === undefined) return 0;
+    const { to, prefix, how } = view;
     const query = new URLSearchParams({ limit: String(MAX_KEYS) });
-    if (typeof prefix === "string") query.set("prefix", prefix);
+    if (prefix !== undefined) query.set("prefix", prefix);
     const list = await getJson<{ entries: { key: string }[]; truncated: boolean }>(
       to,
       `/usr?${query}`,

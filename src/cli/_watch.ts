@@ -1,16 +1,6 @@
 // `gossip-kv watch`: follows a member's /events stream (Server-Sent Events) and prints one
 // line per change, until interrupted. Private to src/cli.ts.
-import {
-  call,
-  CLIENT_HELP,
-  clientTokens,
-  type Command,
-  expectOk,
-  Failure,
-  format,
-  positionals,
-  target,
-} from "./_client.ts";
+import { call, type Command, expectOk, Failure, KEY_VIEW_HELP, keyView } from "./_client.ts";
 
 /** A change as the member's `change` event carries it. */
 interface ChangeEvent {
@@ -74,24 +64,13 @@ export const watch: Command = {
     "--format=json, one JSON object a line: key, value, deleted, origin, writer, wall.",
     "Runs until interrupted (exit 0); exits 1 if the member ends the stream.",
     "",
-    "  --prefix=P         only keys that start with P",
-    "  --format=FORMAT    text (default) or json",
-    CLIENT_HELP,
+    KEY_VIEW_HELP,
   ].join("\n"),
   async run(args, io) {
-    const tokens = clientTokens(args, [
-      { name: "prefix", kind: "string" },
-      { name: "format", kind: "string" },
-    ]);
-    if (tokens.flags.has("help")) {
-      io.out(this.help);
-      return 0;
-    }
-    positionals(tokens, "gossip-kv watch [flags]", []);
-    const how = format(tokens, ["text", "json"] as const);
-    const prefix = tokens.flags.get("prefix");
-    const to = target(tokens, io.env);
-    const query = typeof prefix === "string" ? `?${new URLSearchParams({ prefix })}` : "";
+    const view = keyView(this, args, io);
+    if (view === undefined) return 0;
+    const { to, prefix, how } = view;
+    const query = prefix === undefined ? "" : `?${new URLSearchParams({ prefix })}`;
     if (io.signal.aborted) return 0;
     try {
       const res = await call(to, "GET", `/events${query}`, { signal: io.signal });
