@@ -1,7 +1,8 @@
-// Helpers of the edge tests that run real processes: UDP members started with the `node`
-// command (one Deno, one Bun, one Node, each with --http-token), the replica bundled with
-// esbuild for workerd, and workerd, `deno serve` or Bun.serve running it. Every process is
-// killed by the test that started it.
+// Helpers of the tests that run real processes: members started with the `node` command
+// (one Deno, one Bun, one Node), the replica bundled with esbuild for workerd, and workerd,
+// `deno serve` or Bun.serve running it (the edge tests), and the `gossip-kv` subcommands run
+// against members (tests/cli_commands_test.ts). Every process is killed by the test that
+// started it.
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { createSocket } from "node:dgram";
@@ -57,28 +58,43 @@ export async function freePort(kind: "udp" | "tcp"): Promise<number> {
   }
 }
 
-/** A child process with its output collected. */
+/** The environment of a child: this one without GOSSIP_KV_*, plus `extra`. */
+export function childEnv(extra: Record<string, string> = {}): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) {
+    if (v !== undefined && !k.startsWith("GOSSIP_KV_")) env[k] = v;
+  }
+  return { ...env, ...extra };
+}
+
+/**
+ * A child process with its output collected (after a first line `--- ` and its command line),
+ * in a process group of its own, as a shell starts a command: a signal goes to the whole
+ * group, a task runner or `tsx` and the process it starts alike.
+ */
 export class Proc {
   log = "";
-  readonly exited: Promise<void>;
+  /** Resolves with the exit code (`null` when a signal ended it) once it exited. */
+  readonly exited: Promise<number | null>;
   #done = false;
   readonly #pid: number | undefined;
 
   constructor(readonly name: string, argv: string[], cwd = ROOT) {
-    const env: Record<string, string> = {};
-    for (const [k, v] of Object.entries(process.env)) {
-      if (v !== undefined && !k.startsWith("GOSSIP_KV_")) env[k] = v;
-    }
     this.log = `--- ${argv.join(" ")}\n`;
-    const child = spawn(argv[0]!, argv.slice(1), { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn(argv[0]!, argv.slice(1), {
+      cwd,
+      env: childEnv(),
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true,
+    });
     this.#pid = child.pid;
     child.stdout.on("data", (d) => (this.log += String(d)));
     child.stderr.on("data", (d) => (this.log += String(d)));
-    this.exited = new Promise<void>((resolve) => {
-      child.once("close", () => resolve());
+    this.exited = new Promise<number | null>((resolve) => {
+      child.once("close", (code) => resolve(code));
       child.once("error", (error) => {
         this.log += `spawn failed: ${error.message}\n`;
-        resolve();
+        resolve(null);
       });
     }).finally(() => (this.#done = true));
   }
@@ -97,15 +113,23 @@ export class Proc {
     }
   }
 
-  /** Kills the process (process.kill: see cli_process_test.ts) and waits for its exit. */
-  async stop(): Promise<void> {
-    if (!this.#done && this.#pid !== undefined) {
-      try {
-        process.kill(this.#pid, "SIGKILL");
-      } catch {
-        // It exited in the meantime.
-      }
+  /**
+   * Sends `signal` to its process group. process.kill, not child.kill: Deno's
+   * node:child_process (2.9) reports a child that was sent a signal with child.kill() as
+   * killed by it, even when it handled the signal and exited 0 (see cli_process_test.ts).
+   */
+  signal(signal: NodeJS.Signals): void {
+    if (this.#done || this.#pid === undefined) return;
+    try {
+      process.kill(-this.#pid, signal);
+    } catch {
+      // It exited in the meantime.
     }
+  }
+
+  /** Kills the process group and waits for the process's exit. */
+  async stop(): Promise<void> {
+    this.signal("SIGKILL");
     await this.exited;
   }
 }
@@ -127,30 +151,51 @@ function cliCommand(runtime: Runtime): string[] {
   }
 }
 
-/** One member started with the `node` command, with its HTTP API on loopback. */
+/**
+ * One member started with the `node` command on 127.0.0.1, gossip at UDP `port`, its HTTP API
+ * at `httpPort`, with `args` besides.
+ */
 export class CliMember {
   proc: Proc | undefined;
 
   constructor(
     readonly runtime: Runtime,
     readonly id: string,
-    readonly args: string[],
+    readonly port: number,
     readonly httpPort: number,
+    readonly args: string[],
   ) {}
 
+  /** Its HTTP API as host:port. */
+  get addr(): string {
+    return `127.0.0.1:${this.httpPort}`;
+  }
+
   get url(): string {
-    return `http://127.0.0.1:${this.httpPort}`;
+    return `http://${this.addr}`;
+  }
+
+  /** What it printed so far. */
+  get log(): string {
+    return this.proc?.log ?? "";
   }
 
   async start(): Promise<void> {
     const argv = [
       ...cliCommand(this.runtime),
       `--id=${this.id}`,
+      "--bind=127.0.0.1",
+      `--port=${this.port}`,
       `--http-port=${this.httpPort}`,
       ...this.args,
     ];
     this.proc = new Proc(this.id, argv);
     await this.proc.waitFor(`Started member ${this.id} `);
+  }
+
+  /** Sends `signal` to the member's process group. */
+  signal(signal: NodeJS.Signals): void {
+    this.proc?.signal(signal);
   }
 
   async stop(): Promise<void> {
@@ -164,6 +209,18 @@ export class CliMember {
   /** The value of `key` here, or undefined when absent. */
   async value(key: string): Promise<unknown> {
     return await valueAt(this.url, key);
+  }
+
+  /** A sample of /metrics by name and labels (0 when absent). */
+  async metric(name: string, labels: Record<string, string>): Promise<number> {
+    const text = await (await this.fetch("/metrics")).text();
+    for (const line of text.split("\n")) {
+      if (!line.startsWith(`${name}{`)) continue;
+      if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) {
+        return Number(line.slice(line.lastIndexOf(" ") + 1));
+      }
+    }
+    return 0;
   }
 }
 
@@ -202,20 +259,24 @@ export async function writeAt(
   return res.status;
 }
 
-/** One Deno, one Bun and one Node member on 127.0.0.1, seeded with each other, with a token. */
-export async function udpCluster(tag: string, token: string): Promise<CliMember[]> {
+/**
+ * One Deno, one Bun and one Node member on 127.0.0.1, seeded with each other, gossiping every
+ * 200 ms, member `i` with `args(i)` besides.
+ */
+export async function udpCluster(
+  tag: string,
+  args: (i: number) => string[] = () => [],
+): Promise<CliMember[]> {
   const ports = await Promise.all(RUNTIMES.map(() => freePort("udp")));
   const seeds = ports.map((p) => `127.0.0.1:${p}`).join(",");
   const members: CliMember[] = [];
   for (const [i, runtime] of RUNTIMES.entries()) {
     members.push(
-      new CliMember(runtime, `${runtime}-${tag}`, [
-        "--bind=127.0.0.1",
-        `--port=${ports[i]}`,
+      new CliMember(runtime, `${runtime}-${tag}`, ports[i]!, await freePort("tcp"), [
         `--seeds=${seeds}`,
         "--gossip-interval=200",
-        `--http-token=${token}`,
-      ], await freePort("tcp")),
+        ...args(i),
+      ]),
     );
   }
   try {
@@ -232,7 +293,7 @@ export async function until(
   what: string,
   check: () => Promise<boolean> | boolean,
   procs: readonly { proc?: Proc | undefined }[],
-  ms = 60_000,
+  ms = 90_000,
 ): Promise<void> {
   const deadline = Date.now() + ms;
   let last: unknown;

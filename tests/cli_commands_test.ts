@@ -4,8 +4,7 @@
 // tokenizing, the version, the key file edits, exit codes of bad input.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
-import { createSocket } from "node:dgram";
+import { spawn } from "node:child_process";
 import {
   cpSync,
   mkdirSync,
@@ -16,11 +15,8 @@ import {
   symlinkSync,
   writeFileSync,
 } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import process from "node:process";
-import { fileURLToPath } from "node:url";
 import { tokenize } from "../src/cli/_args.ts";
 import { keyring } from "../src/cli/_keyring.ts";
 import { VERSION } from "../src/cli/_version.ts";
@@ -28,20 +24,23 @@ import type { Io } from "../src/cli/_client.ts";
 import { fingerprint } from "../src/cli/_keys.ts";
 import { UsageError } from "../src/cli.ts";
 import { generateKey, parseKeyFile } from "../src/wire/crypto.ts";
-
-type Runtime = "deno" | "bun" | "node";
-const RUNTIMES: readonly Runtime[] = ["deno", "bun", "node"];
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const bin = (name: string) => join(ROOT, "node_modules", ".bin", name);
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+import {
+  bin,
+  childEnv,
+  CliMember,
+  freePort,
+  Proc,
+  ROOT,
+  type Runtime,
+  RUNTIMES,
+  SLOW as EDGE_SLOW,
+  udpCluster,
+  until,
+} from "./_edge.ts";
 
 // As tests/cli_process_test.ts: the processes are the same whichever runner runs this file,
 // so npm test runs the process tests under Node only.
-const runner = process.env.GOSSIP_KV_TEST_RUNTIME;
-const skip = runner !== undefined && runner !== "node" &&
-  `the processes are one Deno, one Bun and one Node whichever runner starts them: ` +
-    `npm test runs this file under Node only (here: ${runner})`;
-const SLOW = { skip, timeout: 300_000 };
+const SLOW = { ...EDGE_SLOW, timeout: 300_000 };
 
 /** `gossip-kv` on `runtime`, from the checkout (`deno task node` is the agent on Deno). */
 function gossipKv(runtime: Runtime, cli = join(ROOT, "src", "cli.ts")): string[] {
@@ -53,15 +52,6 @@ function gossipKv(runtime: Runtime, cli = join(ROOT, "src", "cli.ts")): string[]
     case "node":
       return [bin("tsx"), cli];
   }
-}
-
-/** The environment of a child: this one without GOSSIP_KV_*, plus `extra`. */
-function childEnv(extra: Record<string, string> = {}): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) {
-    if (v !== undefined && !k.startsWith("GOSSIP_KV_")) env[k] = v;
-  }
-  return { ...env, ...extra };
 }
 
 interface Ran {
@@ -94,148 +84,6 @@ function run(
   });
 }
 
-const taken = new Set<number>();
-async function freePort(kind: "udp" | "tcp"): Promise<number> {
-  for (;;) {
-    const port = await new Promise<number>((resolve, reject) => {
-      if (kind === "udp") {
-        const socket = createSocket("udp4");
-        socket.once("error", reject);
-        socket.bind(0, "127.0.0.1", () => {
-          const { port } = socket.address();
-          socket.close(() => resolve(port));
-        });
-      } else {
-        const server = createServer();
-        server.once("error", reject);
-        server.listen(0, "127.0.0.1", () => {
-          const address = server.address();
-          server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-        });
-      }
-    });
-    if (!taken.has(port)) {
-      taken.add(port);
-      return port;
-    }
-  }
-}
-
-/** One agent process, in a process group of its own. */
-class Agent {
-  log = "";
-  child: ChildProcess | undefined;
-  exited: Promise<number | null> = Promise.resolve(null);
-
-  constructor(
-    readonly runtime: Runtime,
-    readonly id: string,
-    readonly port: number,
-    readonly httpPort: number,
-    readonly args: string[],
-  ) {}
-
-  get addr(): string {
-    return `127.0.0.1:${this.httpPort}`;
-  }
-
-  async start(): Promise<void> {
-    const argv = [
-      ...gossipKv(this.runtime),
-      "agent",
-      `--id=${this.id}`,
-      `--port=${this.port}`,
-      `--http-port=${this.httpPort}`,
-      "--gossip-interval=200",
-      ...this.args,
-    ];
-    const child = spawn(argv[0]!, argv.slice(1), {
-      cwd: ROOT,
-      env: childEnv(),
-      stdio: ["ignore", "pipe", "pipe"],
-      detached: true,
-    });
-    this.child = child;
-    child.stdout!.on("data", (d) => (this.log += String(d)));
-    child.stderr!.on("data", (d) => (this.log += String(d)));
-    this.exited = new Promise((resolve) => child.once("close", (code) => resolve(code)));
-    const deadline = Date.now() + 90_000;
-    while (!this.log.includes(`Started member ${this.id} `)) {
-      if (child.exitCode !== null || Date.now() > deadline) {
-        throw new Error(`${this.id} did not start:\n${this.log}`);
-      }
-      await sleep(50);
-    }
-  }
-
-  signal(signal: NodeJS.Signals): void {
-    if (this.child?.pid === undefined || this.child.exitCode !== null) return;
-    try {
-      process.kill(-this.child.pid, signal);
-    } catch {
-      // Gone already.
-    }
-  }
-
-  async stop(): Promise<void> {
-    this.signal("SIGKILL");
-    await this.exited;
-  }
-
-  /** A counter of /metrics by name and labels (0 when absent). */
-  async metric(name: string, labels: Record<string, string>): Promise<number> {
-    const text = await (await fetch(`http://${this.addr}/metrics`)).text();
-    for (const line of text.split("\n")) {
-      if (!line.startsWith(`${name}{`)) continue;
-      if (Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) {
-        return Number(line.slice(line.lastIndexOf(" ") + 1));
-      }
-    }
-    return 0;
-  }
-}
-
-async function until(what: string, check: () => Promise<boolean>, logs: () => string) {
-  const deadline = Date.now() + 90_000;
-  let last: unknown;
-  for (;;) {
-    try {
-      if (await check()) return;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) {
-      assert.fail(`Gave up waiting for ${what} (last error: ${last})\n${logs()}`);
-    }
-    await sleep(250);
-  }
-}
-
-/** One Deno, one Bun and one Node agent on loopback, each seeded with all three. */
-async function cluster(tag: string, args: (i: number) => string[] = () => []): Promise<Agent[]> {
-  const ports = await Promise.all(RUNTIMES.map(() => freePort("udp")));
-  const seeds = ports.map((p) => `127.0.0.1:${p}`).join(",");
-  const agents: Agent[] = [];
-  for (const [i, runtime] of RUNTIMES.entries()) {
-    agents.push(
-      new Agent(runtime, `${runtime}-${tag}`, ports[i]!, await freePort("tcp"), [
-        `--seeds=${seeds}`,
-        ...args(i),
-      ]),
-    );
-  }
-  try {
-    await Promise.all(agents.map((a) => a.start()));
-  } catch (error) {
-    await Promise.all(agents.map((a) => a.stop()));
-    throw error;
-  }
-  return agents;
-}
-
-const logsOf = (agents: readonly Agent[]) => () =>
-  agents.map((a) => `== ${a.id} ==\n${a.log}`).join("\n");
-
 interface MemberLine {
   id: string;
   address: string;
@@ -249,14 +97,13 @@ test(
   "every client subcommand, run on Deno, Bun and Node, works against a three-member cluster",
   SLOW,
   async () => {
-    const agents = await cluster("cmds");
-    const logs = logsOf(agents);
-    const [first, second, third] = agents as [Agent, Agent, Agent];
+    const agents = await udpCluster("cmds");
+    const [first, second, third] = agents as [CliMember, CliMember, CliMember];
     try {
       await Promise.all(RUNTIMES.map(async (runtime, i) => {
         const cli = (args: string[], input?: string) =>
           run([...gossipKv(runtime), ...args], input === undefined ? {} : { input });
-        const at = (agent: Agent) => `--http-addr=${agent.addr}`;
+        const at = (agent: CliMember) => `--http-addr=${agent.addr}`;
         const ok = (r: Ran, what: string) =>
           assert.equal(r.code, 0, `${runtime} ${what}: ${r.stdout}${r.stderr}`);
 
@@ -272,7 +119,7 @@ test(
               m.self === (a === agents[i])
             )
           );
-        }, logs);
+        }, agents);
         const table = await cli(["members", at(first)]);
         ok(table, "members");
         const rows = table.stdout.trimEnd().split("\n");
@@ -291,13 +138,13 @@ test(
         await until(`${runtime}: the writes on the third member`, async () => {
           const r = await cli(["get", key, at(third)]);
           return r.code === 0 && r.stdout === '{"n":[1,2]}\n';
-        }, logs);
+        }, agents);
         const raw = await cli(["get", `from ${runtime}/raw`, "--raw", at(second)]);
         assert.equal(raw.stdout, "plain text\n");
         await until(`${runtime}: the piped value`, async () => {
           const r = await cli(["get", `from ${runtime}/stdin`, at(first)]);
           return r.stdout === '"piped"\n';
-        }, logs);
+        }, agents);
 
         // keys, with a prefix, as text and JSON.
         await until(`${runtime}: keys lists the three`, async () => {
@@ -308,7 +155,7 @@ test(
               `from ${runtime}/raw`,
               `from ${runtime}/stdin`,
             ]);
-        }, logs);
+        }, agents);
         const text = await cli(["keys", `--prefix=from ${runtime}/r`, at(second)]);
         assert.equal(text.stdout, `from ${runtime}/raw\n`);
 
@@ -320,7 +167,7 @@ test(
             if (r.code !== 1 || !/is absent/.test(r.stderr)) return false;
           }
           return true;
-        }, logs);
+        }, agents);
 
         // info: the member's own view, as JSON parsed back.
         const view = await cli(["info", "--format=json", at(agents[i]!)]);
@@ -357,33 +204,18 @@ test(
   "watch, on Deno, Bun and Node, prints a write made through another member, and ends with 0 on SIGINT; an agent with --log-format=json logs JSON lines",
   SLOW,
   async () => {
-    const agents = await cluster("watch", (i) => (i === 2 ? ["--log-format=json"] : []));
-    const logs = logsOf(agents);
-    const watchers: { runtime: Runtime; out: string; exit: Promise<number | null>; pid: number }[] =
-      [];
+    const agents = await udpCluster("watch", (i) => (i === 2 ? ["--log-format=json"] : []));
+    const watchers: Proc[] = [];
     try {
       for (const [i, runtime] of RUNTIMES.entries()) {
-        const argv = [
-          ...gossipKv(runtime),
-          "watch",
-          "--prefix=watched/",
-          `--http-addr=${agents[(i + 1) % 3]!.addr}`,
-        ];
-        const child = spawn(argv[0]!, argv.slice(1), {
-          cwd: ROOT,
-          env: childEnv(),
-          stdio: ["ignore", "pipe", "pipe"],
-          detached: true,
-        });
-        const w = {
-          runtime,
-          out: "",
-          pid: child.pid!,
-          exit: new Promise<number | null>((resolve) => child.once("close", resolve)),
-        };
-        child.stdout!.on("data", (d) => (w.out += String(d)));
-        child.stderr!.on("data", (d) => (w.out += String(d)));
-        watchers.push(w);
+        watchers.push(
+          new Proc(`watch ${runtime}`, [
+            ...gossipKv(runtime),
+            "watch",
+            "--prefix=watched/",
+            `--http-addr=${agents[(i + 1) % 3]!.addr}`,
+          ]),
+        );
       }
       // Writes go on until each watcher has seen one (a watcher may still be connecting).
       let n = 0;
@@ -400,13 +232,14 @@ test(
           assert.equal(r.code, 0, r.stderr);
           await run([...gossipKv("bun"), "put", "other", "1", `--http-addr=${agents[0]!.addr}`]);
           return watchers.every((w) =>
-            /^\S+Z set "watched\/\d+" = "seen" \(by deno-watch\)$/m.test(w.out)
+            /^\S+Z set "watched\/\d+" = "seen" \(by deno-watch\)$/m.test(w.log)
           );
         },
-        () => `${logs()}\n${watchers.map((w) => `== watch ${w.runtime} ==\n${w.out}`).join("\n")}`,
+        [...agents, ...watchers.map((proc) => ({ proc }))],
       );
-      for (const w of watchers) assert.doesNotMatch(w.out, /"other"/, "--prefix filters");
-      const lines = agents[2]!.log.trimEnd().split("\n").map((l) => JSON.parse(l));
+      for (const w of watchers) assert.doesNotMatch(w.log, /"other"/, "--prefix filters");
+      // Every line after the command line Proc logs first.
+      const lines = agents[2]!.log.trimEnd().split("\n").slice(1).map((l) => JSON.parse(l));
       for (const line of lines) {
         assert.equal(typeof line.time, "string");
         assert.ok(["error", "warn", "info", "debug"].includes(line.level), line.level);
@@ -418,17 +251,10 @@ test(
         ),
         agents[2]!.log,
       );
-      for (const w of watchers) process.kill(-w.pid, "SIGINT");
-      for (const w of watchers) assert.equal(await w.exit, 0, `${w.runtime}: ${w.out}`);
+      for (const w of watchers) w.signal("SIGINT");
+      for (const w of watchers) assert.equal(await w.exited, 0, `${w.name}: ${w.log}`);
     } finally {
-      for (const w of watchers) {
-        try {
-          process.kill(-w.pid, "SIGKILL");
-        } catch {
-          // Exited.
-        }
-      }
-      await Promise.all(agents.map((a) => a.stop()));
+      await Promise.all([...watchers, ...agents].map((p) => p.stop()));
     }
   },
 );
@@ -442,8 +268,7 @@ test(
     const newKey = generateKey();
     const files = RUNTIMES.map((r) => join(dir, `${r}.keys`));
     for (const f of files) writeFileSync(f, `# cluster key\n${oldKey}\n`, { mode: 0o600 });
-    const agents = await cluster("keyring", (i) => [`--key-file=${files[i]}`, "--cluster=kr"]);
-    const logs = logsOf(agents);
+    const agents = await udpCluster("keyring", (i) => [`--key-file=${files[i]}`, "--cluster=kr"]);
     try {
       await until("the three to see each other", async () => {
         for (const a of agents) {
@@ -453,7 +278,7 @@ test(
           if (list.filter((m) => m.status === "alive").length !== 3) return false;
         }
         return true;
-      }, logs);
+      }, agents);
       let reloads = 0;
       // Each step on every member's file (with the CLI of that member's runtime), then a
       // SIGHUP, and the next step only once all three reloaded.
@@ -477,7 +302,7 @@ test(
             Promise.resolve(
               agents.every((a) => (a.log.match(/Cluster keys reloaded/g)?.length ?? 0) >= reloads),
             ),
-          logs,
+          agents,
         );
       };
       await step(["install", "-"], `${newKey}\n`);
@@ -508,7 +333,7 @@ test(
           if ((await res.json()) !== true) return false;
         }
         return true;
-      }, logs);
+      }, agents);
       for (const a of agents) {
         for (const reason of ["unauthenticated", "plaintext", "replay"]) {
           assert.equal(
@@ -576,7 +401,7 @@ test(
     assert.ok(files.includes("src/cli.ts"), `the package holds src/cli.ts: ${files.join(" ")}`);
     const dir = mkdtempSync(join(tmpdir(), "gossip-kv-published-"));
     const port = await freePort("udp");
-    const agent = new Agent("deno", "published", port, await freePort("tcp"), []);
+    const agent = new CliMember("deno", "published", port, await freePort("tcp"), []);
     try {
       for (const f of files) {
         mkdirSync(dirname(join(dir, f)), { recursive: true });

@@ -45,7 +45,7 @@ test(
     let members: CliMember[] = [];
     let workerd: Proc | undefined;
     try {
-      members = await udpCluster("edge", TOKEN);
+      members = await udpCluster("edge", () => [`--http-token=${TOKEN}`]);
       const [m0, m1, m2] = members as [CliMember, CliMember, CliMember];
       writeFileSync(
         join(scratch.dir, "entry.js"),
