@@ -179,6 +179,102 @@ function ids(from: number, to: number): string[] {
   return Array.from({ length: to - from }, (_, i) => `m${from + i}`);
 }
 
+/** A writer for write `i`, taken in turn from `writers`; none when that member is not running. */
+function inTurn(c: Cluster, writers: readonly string[]): (i: number) => string | undefined {
+  return (i) => {
+    const id = writers[i % writers.length]!;
+    return c.members.has(id) ? id : undefined;
+  };
+}
+
+/**
+ * Writes a burst and settles within `settleMs`; logs the delivery (`label`, then `more()`) and
+ * asserts that at least 85% of the entries came by the tree.
+ */
+async function burstAndSettle(
+  c: Cluster,
+  model: Reference,
+  label: string,
+  options: BurstOptions & { settleMs?: number; more?: () => string },
+): Promise<void> {
+  const delivery = new Delivery(c);
+  await burst(c, model, options);
+  const took = settle(c, model, options.settleMs ?? SETTLE_MS);
+  const d = delivery.since(c);
+  console.log(
+    `${label}: reference on all ${c.members.size} after ${took} ms; ` +
+      `by tree ${d.tree}, by anti-entropy ≤ ${d.sync} (${(100 * d.share).toFixed(1)}% tree)` +
+      (options.more?.() ?? ""),
+  );
+  assert.ok(d.share >= 0.85, `only ${(100 * d.share).toFixed(1)}% of the entries came by the tree`);
+}
+
+/**
+ * Events that change a burst's members. `writers` (the burst's writers, see
+ * {@linkcode inTurn}) gains those that join, and a writer that leaves writes once more
+ * (`last-ID`) right before, in the same turn.
+ */
+function churn(c: Cluster, model: Reference, writers: string[]) {
+  return {
+    join: (id: string, through: string) => async () => {
+      await c.add(id, { seeds: [through] });
+      writers.push(id); // and writes from then on
+    },
+    leave: (id: string) => async () => {
+      if (writers.includes(id)) {
+        await write(c, model, id, `last-${id}`, -1);
+        writers.splice(writers.indexOf(id), 1);
+      }
+      await c.leave(id);
+    },
+    crash: (id: string) => () => c.crash(id),
+  };
+}
+
+/** Before write `at`, member `id` stops (a graceful close or a crash) for `downMs`. */
+type Restart = readonly [at: number, id: string, graceful: boolean, downMs: number];
+
+/** Five members restart: two close gracefully, three crash; some come back at once, some 300 ms later. */
+const RESTARTS: readonly Restart[] = [
+  [50, "m10", true, 0],
+  [100, "m20", false, 0],
+  [150, "m30", false, 300],
+  [200, "m40", true, 300],
+  [250, "m47", false, 0],
+];
+
+/**
+ * The restarting members (and m1 to m6) write their share of a burst while they run; each
+ * one restarts as `restarts` say, through another running member, with `around.options`.
+ * `around.before` runs as it stops, `around.after` once it is back. Then the burst settles.
+ */
+async function restartsDuringBurst(
+  c: Cluster,
+  model: Reference,
+  label: string,
+  restarts: readonly Restart[],
+  around: {
+    before?: (id: string) => Promise<void>;
+    options?: (id: string) => Partial<GossipKVOptions>;
+    after?: (id: string) => Promise<void>;
+  },
+): Promise<void> {
+  const restarting = [...new Set(restarts.map(([, id]) => id))];
+  const events = Object.fromEntries(restarts.map(([at, id, graceful, downMs]) => [at, async () => {
+    await around.before?.(id);
+    if (graceful) await c.leave(id);
+    else await c.crash(id);
+    c.run(downMs);
+    await c.add(id, { seeds: [seedFor(c, id)], ...around.options?.(id) });
+    await around.after?.(id);
+  }]));
+  await burstAndSettle(c, model, label, {
+    writer: inTurn(c, [...ids(1, 7), ...restarting]),
+    events,
+  });
+  assert.equal(c.members.size, N);
+}
+
 /** The running members that hold member `id` alive or suspect. */
 function holdingLive(c: Cluster, id: string): string[] {
   return [...c.members.values()].filter((kv) =>
@@ -195,85 +291,28 @@ function seedFor(c: Cluster, id: string): string {
 test("10% of the members restart without storage during a burst, writing while they run", async () => {
   const c = await formed(101);
   const model = new Reference();
-  // Five members restart: two close gracefully, three crash; some come back at once, some
-  // 300 ms later; m40 restarts twice, 500 ms apart. They write their share of the burst
-  // while they run (each write leaves before the next, so a crash loses none), and once
-  // more as soon as they are back, empty.
-  const writers = [...ids(1, 7), "m10", "m20", "m30", "m40", "m47"];
-  const restart = (id: string, graceful: boolean, downMs: number) => async () => {
-    if (graceful) await c.leave(id);
-    else await c.crash(id);
-    c.run(downMs);
-    await c.add(id, { seeds: [seedFor(c, id)] });
-    await write(c, model, id, `after-restart-${id}-${c.now}`, -1);
-  };
-  const delivery = new Delivery(c);
-  await burst(c, model, {
-    writer: (i) => {
-      const id = writers[i % writers.length]!;
-      return c.members.has(id) ? id : undefined;
-    },
-    events: {
-      50: restart("m10", true, 0),
-      100: restart("m20", false, 0),
-      150: restart("m30", false, 300),
-      200: restart("m40", true, 300),
-      300: restart("m40", false, 0),
-      250: restart("m47", false, 0),
-    },
-  });
-  const took = settle(c, model, SETTLE_MS);
-  const d = delivery.since(c);
-  console.log(
-    `restarts without storage: reference on all ${c.members.size} after ${took} ms; ` +
-      `by tree ${d.tree}, by anti-entropy ≤ ${d.sync} (${(100 * d.share).toFixed(1)}% tree)`,
-  );
-  assert.equal(c.members.size, N);
-  assert.ok(d.share >= 0.85, `only ${(100 * d.share).toFixed(1)}% of the entries came by the tree`);
+  // m40 restarts twice, 500 ms apart. Each restarted member writes once more as soon as it
+  // is back, empty (each write leaves before the next, so a crash loses none).
+  await restartsDuringBurst(c, model, "restarts without storage", [
+    ...RESTARTS,
+    [300, "m40", false, 0],
+  ], { after: (id) => write(c, model, id, `after-restart-${id}-${c.now}`, -1) });
   await c.close();
 });
 
 test("10% of the members restart from their storage during a burst, writing up to the crash", async () => {
-  const restarting = ["m10", "m20", "m30", "m40", "m47"];
-  const storages = new Map(restarting.map((id) => [id, new MemoryStorage()]));
+  const storages = new Map(RESTARTS.map(([, id]) => [id, new MemoryStorage()]));
   const c = await formed(103, {}, (id) => {
     const storage = storages.get(id);
     return storage ? { storage } : {};
   });
   const model = new Reference();
   // Each restarting member writes, then stops in the same turn: the write is durable on its
-  // storage but was never sent. It comes back from the storage at once or 300 ms later.
-  const restart = (id: string, graceful: boolean, downMs: number) => async () => {
-    await write(c, model, id, `before-stop-${id}-${c.now}`, -1);
-    if (graceful) await c.leave(id);
-    else await c.crash(id);
-    c.run(downMs);
-    await c.add(id, { seeds: [seedFor(c, id)], storage: storages.get(id)! });
-  };
-  const writers = [...ids(1, 7), ...restarting];
-  const delivery = new Delivery(c);
-  await burst(c, model, {
-    // The restarting members write their share of the burst while they run.
-    writer: (i) => {
-      const id = writers[i % writers.length]!;
-      return c.members.has(id) ? id : undefined;
-    },
-    events: {
-      50: restart("m10", true, 0),
-      100: restart("m20", false, 0),
-      150: restart("m30", false, 300),
-      200: restart("m40", true, 300),
-      250: restart("m47", false, 0),
-    },
+  // storage but was never sent. It comes back from the storage.
+  await restartsDuringBurst(c, model, "restarts from storage", RESTARTS, {
+    before: (id) => write(c, model, id, `before-stop-${id}-${c.now}`, -1),
+    options: (id) => ({ storage: storages.get(id)! }),
   });
-  const took = settle(c, model, SETTLE_MS);
-  const d = delivery.since(c);
-  console.log(
-    `restarts from storage: reference on all ${c.members.size} after ${took} ms; ` +
-      `by tree ${d.tree}, by anti-entropy ≤ ${d.sync} (${(100 * d.share).toFixed(1)}% tree)`,
-  );
-  assert.equal(c.members.size, N);
-  assert.ok(d.share >= 0.85, `only ${(100 * d.share).toFixed(1)}% of the entries came by the tree`);
   await c.close();
 });
 
@@ -281,24 +320,13 @@ test("members join, leave and crash during a burst", async () => {
   const c = await formed(104);
   const model = new Reference();
   const writers = ids(1, 7);
-  const joined: string[] = [];
-  const join = (id: string, through: string) => async () => {
-    await c.add(id, { seeds: [through] });
-    joined.push(id);
-    writers.push(id); // and writes from then on
-  };
+  const { join, leave, crash } = churn(c, model, writers);
+  const joined = ["j0", "j1", "j2", "j3", "j4"];
+  const joinedByTree = () =>
+    joined.reduce((n, id) => n + c.get(id).stats().engine.rumorEntriesNew, 0);
   // m3, a writer, leaves right after a write of its own, in the same turn.
-  const leave = (id: string) => async () => {
-    if (writers.includes(id)) {
-      await write(c, model, id, `last-${id}`, -1);
-      writers.splice(writers.indexOf(id), 1);
-    }
-    await c.leave(id);
-  };
-  const crash = (id: string) => () => c.crash(id);
-  const delivery = new Delivery(c);
-  await burst(c, model, {
-    writer: (i) => writers[i % writers.length],
+  await burstAndSettle(c, model, "joins, leaves, crashes", {
+    writer: inTurn(c, writers),
     events: {
       30: join("j0", "m0"),
       60: leave("m11"),
@@ -311,20 +339,11 @@ test("members join, leave and crash during a burst", async () => {
       270: leave("m12"),
       300: join("j4", "m40"),
     },
+    more: () => `; the 5 that joined got ${joinedByTree()} entries by the tree`,
   });
-  const took = settle(c, model, SETTLE_MS);
-  const d = delivery.since(c);
-  let tree = 0;
-  for (const id of joined) tree += c.get(id).stats().engine.rumorEntriesNew;
-  console.log(
-    `joins, leaves, crashes: reference on all ${c.members.size} after ${took} ms; ` +
-      `by tree ${d.tree}, by anti-entropy ≤ ${d.sync} (${(100 * d.share).toFixed(1)}% tree); ` +
-      `the 5 that joined got ${tree} entries by the tree`,
-  );
   assert.equal(c.members.size, N);
-  assert.ok(d.share >= 0.85, `only ${(100 * d.share).toFixed(1)}% of the entries came by the tree`);
   // Those who joined mid-burst get the rest of it by the tree too, not only by anti-entropy.
-  assert.ok(tree > 0);
+  assert.ok(joinedByTree() > 0);
   // Those who joined after a member left learned it from its `sys` record: none holds it live.
   for (const id of ["m3", "m11", "m12"]) assert.deepEqual(holdingLive(c, id), [], `${id} left`);
   await c.close();
@@ -388,17 +407,8 @@ test("a partition during a burst, then heal", async () => {
 test("30% loss during a burst", async () => {
   const c = await formed(106);
   const model = new Reference();
-  const writers = ids(1, 7);
-  const delivery = new Delivery(c);
   c.net.loss = 0.3;
-  await burst(c, model, { writer: (i) => writers[i % writers.length] });
-  const took = settle(c, model, SETTLE_MS);
-  const d = delivery.since(c);
-  console.log(
-    `30% loss: reference on all ${c.members.size} after ${took} ms; ` +
-      `by tree ${d.tree}, by anti-entropy ≤ ${d.sync} (${(100 * d.share).toFixed(1)}% tree)`,
-  );
-  assert.ok(d.share >= 0.85, `only ${(100 * d.share).toFixed(1)}% of the entries came by the tree`);
+  await burstAndSettle(c, model, "30% loss", { writer: inTurn(c, ids(1, 7)) });
   await c.close();
 });
 
@@ -406,40 +416,24 @@ test("30% loss while members restart, join, leave and crash during a burst", asy
   const c = await formed(109);
   const model = new Reference();
   const writers = [...ids(1, 7), "m10"];
-  const delivery = new Delivery(c);
+  const { join, leave, crash } = churn(c, model, writers);
   c.net.loss = 0.3;
-  await burst(c, model, {
-    writer: (i) => {
-      const id = writers[i % writers.length]!;
-      return c.members.has(id) ? id : undefined;
-    },
+  await burstAndSettle(c, model, "30% loss with churn", {
+    writer: inTurn(c, writers),
     events: {
-      50: () => c.crash("m10"),
+      50: crash("m10"),
       80: async () => void await c.add("m10", { seeds: ["m0"] }),
-      120: async () => {
-        await c.add("j0", { seeds: ["m30"] });
-        writers.push("j0");
-      },
-      160: async () => {
-        await write(c, model, "m6", "last-m6", -1);
-        writers.splice(writers.indexOf("m6"), 1);
-        await c.leave("m6");
-      },
-      200: () => c.crash("m12"),
+      120: join("j0", "m30"),
+      160: leave("m6"),
+      200: crash("m12"),
       240: async () => {
-        await c.leave("m13");
+        await leave("m13")();
         await c.add("j1", { seeds: ["m40"] });
       },
     },
+    settleMs: LOSSY_SETTLE_MS,
   });
-  const took = settle(c, model, LOSSY_SETTLE_MS);
-  const d = delivery.since(c);
-  console.log(
-    `30% loss with churn: reference on all ${c.members.size} after ${took} ms; ` +
-      `by tree ${d.tree}, by anti-entropy ≤ ${d.sync} (${(100 * d.share).toFixed(1)}% tree)`,
-  );
   assert.equal(c.members.size, N - 1); // three gone, two joined
-  assert.ok(d.share >= 0.85, `only ${(100 * d.share).toFixed(1)}% of the entries came by the tree`);
   await c.close();
 });
 
