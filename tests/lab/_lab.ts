@@ -17,6 +17,14 @@ export const GOSSIP_PORT = 7946;
 export const HTTP_PORT = 8080;
 
 export const netnsOf = (i: number): string => `gkv${RUN}-m${i}`;
+/** The command line that runs `argv` in host `i` (its network namespace). */
+export const inHost = (i: number, argv: readonly string[]): string[] => [
+  "ip",
+  "netns",
+  "exec",
+  netnsOf(i),
+  ...argv,
+];
 export const dataIp = (i: number): string => `10.213.0.${10 + i}`;
 export const controlIp = (i: number): string => `10.214.0.${10 + i}`;
 /** The switch-side veth end of host `i`'s data interface. */
@@ -202,17 +210,13 @@ export class Member {
 
   /** Starts the process in its host; resolves once it logged its start line. */
   async start(common: string[], options: MemberOptions = {}): Promise<void> {
-    const argv = [
-      "ip",
-      "netns",
-      "exec",
-      netnsOf(this.host),
+    const argv = inHost(this.host, [
       ...memberCommand(this.runtime, options.dataDir, options.root, options.profile),
       `--id=${this.id}`,
       ...common,
       ...(options.dataDir === undefined ? [] : [`--data-dir=${options.dataDir}`]),
       ...(options.args ?? []),
-    ];
+    ]);
     const env = childEnv({ GOSSIP_KV_HTTP_TOKEN: this.token, ...options.env });
     this.#log(
       `--- ${new Date().toISOString()} ${

@@ -72,6 +72,7 @@ import {
   GOSSIP_PORT,
   HOSTS,
   HTTP_PORT,
+  inHost,
   LabFailure,
   libfaketime,
   type Listed,
@@ -80,7 +81,6 @@ import {
   type MemberOptions,
   metric,
   type Metrics,
-  netnsOf,
   portOf,
   readPcap,
   ROOT,
@@ -133,10 +133,31 @@ const options = {
   membersFrom: undefined as string | undefined,
   profile: undefined as string | undefined,
 };
-const positive = (name: string, value: string): number => {
+/** The number a flag gives: more than 0 if `above0`, else 0 or more. */
+const numberOf = (name: string, value: string, above0 = true): number => {
   const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name}=${value}: a positive number?`);
+  if (value === "" || !Number.isFinite(n) || n < 0 || (above0 && n === 0)) {
+    throw new Error(`--${name}=${value}: ${above0 ? "a positive number" : "a number, 0 or more"}?`);
+  }
   return n;
+};
+type NumberOption = {
+  [K in keyof typeof options]: typeof options[K] extends number ? K : never;
+}[keyof typeof options];
+/** The flags that set a number: the option each sets, and whether it must be above 0. */
+const NUMBER_FLAGS: Readonly<Record<string, readonly [NumberOption, boolean]>> = {
+  "load-rate": ["loadRate", false],
+  "load-seconds": ["loadSeconds", false],
+  "stress-rate": ["stressRate", false],
+  "stress-seconds": ["stressSeconds", false],
+  "load-grace": ["loadGraceMs", false],
+  "load-settle": ["loadSettleMs", false],
+  "capacity-seconds": ["capacitySeconds", true],
+  "capacity-converge": ["capacityConvergeMs", true],
+  "hostile-readers": ["hostileReaders", false],
+  "hostile-fragments": ["hostileFragments", false],
+  "hostile-big": ["hostileBig", false],
+  "hostile-rate": ["hostileRate", true],
 };
 for (const arg of process.argv.slice(2)) {
   const [name, value = ""] = arg.replace(/^--/, "").split(/=(.*)/s);
@@ -154,24 +175,6 @@ for (const arg of process.argv.slice(2)) {
         }),
       );
       break;
-    case "load-rate":
-      options.loadRate = Number(value);
-      break;
-    case "load-seconds":
-      options.loadSeconds = Number(value);
-      break;
-    case "stress-rate":
-      options.stressRate = Number(value);
-      break;
-    case "stress-seconds":
-      options.stressSeconds = Number(value);
-      break;
-    case "load-grace":
-      options.loadGraceMs = Number(value);
-      break;
-    case "load-settle":
-      options.loadSettleMs = Number(value);
-      break;
     case "load-plaintext":
       options.loadPlaintext = true;
       break;
@@ -183,25 +186,7 @@ for (const arg of process.argv.slice(2)) {
       options.figures = value;
       break;
     case "capacity-rates":
-      options.capacityRates = value.split(",").map((v) => positive(name, v));
-      break;
-    case "capacity-seconds":
-      options.capacitySeconds = positive(name, value);
-      break;
-    case "capacity-converge":
-      options.capacityConvergeMs = positive(name, value);
-      break;
-    case "hostile-readers":
-      options.hostileReaders = Number(value);
-      break;
-    case "hostile-fragments":
-      options.hostileFragments = Number(value);
-      break;
-    case "hostile-big":
-      options.hostileBig = Number(value);
-      break;
-    case "hostile-rate":
-      options.hostileRate = positive(name, value);
+      options.capacityRates = value.split(",").map((v) => numberOf(name, v));
       break;
     case "members-from":
       if (!/^[\w./-]+$/.test(value)) throw new Error(`--members-from=${value}: a git revision?`);
@@ -213,8 +198,12 @@ for (const arg of process.argv.slice(2)) {
       break;
     case "keep":
       break;
-    default:
-      throw new Error(`Unknown option ${arg}`);
+    default: {
+      const flag = name === undefined ? undefined : NUMBER_FLAGS[name];
+      if (flag === undefined) throw new Error(`Unknown option ${arg}`);
+      const [option, above0] = flag;
+      options[option] = numberOf(name!, value, above0);
+    }
   }
 }
 if (!options.work) throw new Error("--work=DIR is required (tests/lab/run.sh passes it)");
@@ -431,27 +420,27 @@ function heal(hosts: readonly number[]): void {
   trySh(["ip", "link", "del", "br1"]);
 }
 
+/** tc adding or deleting the root queueing discipline of host `i`'s data interface. */
+const rootQdisc = (i: number, verb: "add" | "del", args: readonly string[] = []) =>
+  inHost(i, ["tc", "qdisc", verb, "dev", "eth0", "root", ...args]);
+
+/** The command line of lab script tests/lab/`name` with `args`, on this Node with tsx. */
+const labScript = (name: string, args: readonly string[]): string[] => [
+  process.execPath,
+  "--import",
+  "tsx",
+  join(ROOT, "tests", "lab", name),
+  ...args,
+];
+
 /** A share as tc writes it: 0.3 → "30%". */
 const percent = (share: number) => `${Math.round(share * 1000) / 10}%`;
 
 const IMPAIRMENT = { loss: 0.3, delayMs: 100, jitterMs: 50, duplicate: 0.05, reorder: 0.1 };
 
 function netemAvailable(): boolean {
-  const ns = netnsOf(HOSTS - 1);
-  const ok = trySh([
-    "ip",
-    "netns",
-    "exec",
-    ns,
-    "tc",
-    "qdisc",
-    "add",
-    "dev",
-    "eth0",
-    "root",
-    "netem",
-  ]);
-  if (ok) trySh(["ip", "netns", "exec", ns, "tc", "qdisc", "del", "dev", "eth0", "root"]);
+  const ok = trySh(rootQdisc(HOSTS - 1, "add", ["netem"]));
+  if (ok) trySh(rootQdisc(HOSTS - 1, "del"));
   return ok;
 }
 
@@ -478,26 +467,13 @@ async function impair(): Promise<Impairment> {
       percent(reorder),
     ];
     for (let i = 0; i < MEMBERS; i++) {
-      sh([
-        "ip",
-        "netns",
-        "exec",
-        netnsOf(i),
-        "tc",
-        "qdisc",
-        "add",
-        "dev",
-        "eth0",
-        "root",
-        "netem",
-        ...args,
-      ]);
+      sh(rootQdisc(i, "add", ["netem", ...args]));
     }
     return {
       how: `tc netem on each host's eth0: ${args.join(" ")}`,
       stop() {
         for (let i = 0; i < MEMBERS; i++) {
-          trySh(["ip", "netns", "exec", netnsOf(i), "tc", "qdisc", "del", "dev", "eth0", "root"]);
+          trySh(rootQdisc(i, "del"));
         }
         return Promise.resolve({});
       },
@@ -1009,17 +985,7 @@ async function scenarioStranger(rows: Row[]): Promise<void> {
   const statusesBefore = await Promise.all(members.map((m) => m.statuses()));
   const before = await metricsOf(members);
   const t0 = Date.now();
-  const out = sh([
-    "ip",
-    "netns",
-    "exec",
-    netnsOf(HOSTS - 1),
-    process.execPath,
-    "--import",
-    "tsx",
-    join(ROOT, "tests", "lab", "stranger.ts"),
-    file,
-  ]);
+  const out = sh(inHost(HOSTS - 1, labScript("stranger.ts", [file])));
   const sendMs = Date.now() - t0;
   await sleep(3_000);
   const after = await metricsOf(members);
@@ -1232,17 +1198,18 @@ async function scenarioHostile(rows: Row[]): Promise<void> {
   });
   await sleep(2_000);
   // The slow readers, from the stranger's host, over the control network.
-  const slow = spawn("ip", [
-    "netns",
-    "exec",
-    netnsOf(HOSTS - 1),
-    process.execPath,
-    join(ROOT, "tests", "lab", "slow_clients_child.mjs"),
-    String(HTTP_PORT),
-    "/events",
-    String(readers),
-    controlIp(target),
-  ], { stdio: ["ignore", "pipe", "inherit"] });
+  const slow = spawn(
+    "ip",
+    inHost(HOSTS - 1, [
+      process.execPath,
+      join(ROOT, "tests", "lab", "slow_clients_child.mjs"),
+      String(HTTP_PORT),
+      "/events",
+      String(readers),
+      controlIp(target),
+    ]).slice(1),
+    { stdio: ["ignore", "pipe", "inherit"] },
+  );
   let opened = 0;
   let forged: { sent: Record<string, number>; errors: number; received: Record<string, number> };
   const bigMs: number[] = [];
@@ -1264,18 +1231,18 @@ async function scenarioHostile(rows: Row[]): Promise<void> {
     writeFileSync(file, JSON.stringify(list));
     forgerFrom = Date.now() - t0;
     const forger = new Promise<string>((resolve, reject) => {
-      const p = spawn("ip", [
-        "netns",
-        "exec",
-        netnsOf(HOSTS - 1),
-        process.execPath,
-        "--import",
-        "tsx",
-        join(ROOT, "tests", "lab", "stranger.ts"),
-        file,
-        `--listen=${FORGER_PORT}`,
-        "--linger=3000",
-      ], { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] });
+      const p = spawn(
+        "ip",
+        inHost(
+          HOSTS - 1,
+          labScript("stranger.ts", [
+            file,
+            `--listen=${FORGER_PORT}`,
+            "--linger=3000",
+          ]),
+        ).slice(1),
+        { cwd: ROOT, stdio: ["ignore", "pipe", "inherit"] },
+      );
       let out = "";
       p.stdout!.on("data", (d) => (out += String(d)));
       p.once("close", (code) => {
@@ -1662,25 +1629,29 @@ async function scenarioLoad(
   const t0 = Date.now();
   const clients = members.map((m, i) => {
     const out = join(options.work, `${tag}-${m.id}.json`);
-    const proc = spawn("ip", [
-      "netns",
-      "exec",
-      netnsOf(i),
-      process.execPath,
-      "--import",
-      "tsx",
-      join(ROOT, "tests", "lab", "load.ts"),
-      `--url=${m.url}`,
-      `--rate=${rate / MEMBERS}`,
-      `--seconds=${seconds}`,
-      "--keys=1000",
-      `--prefix=${prefix}${m.id}/`,
-      "--delete=0.2",
-      "--min=100",
-      "--max=10000",
-      "--concurrency=32",
-      `--out=${out}`,
-    ], { cwd: ROOT, env: { ...process.env, LAB_TOKEN: TOKEN }, stdio: ["ignore", "pipe", "pipe"] });
+    const proc = spawn(
+      "ip",
+      inHost(
+        i,
+        labScript("load.ts", [
+          `--url=${m.url}`,
+          `--rate=${rate / MEMBERS}`,
+          `--seconds=${seconds}`,
+          "--keys=1000",
+          `--prefix=${prefix}${m.id}/`,
+          "--delete=0.2",
+          "--min=100",
+          "--max=10000",
+          "--concurrency=32",
+          `--out=${out}`,
+        ]),
+      ).slice(1),
+      {
+        cwd: ROOT,
+        env: { ...process.env, LAB_TOKEN: TOKEN },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
     let log = "";
     proc.stdout.on("data", (d) => (log += String(d)));
     proc.stderr.on("data", (d) => (log += String(d)));
