@@ -245,6 +245,8 @@ test("every counter starts at 0, messages counted per type in both directions", 
     probesFailed: 0,
     suspicions: 0,
     refutations: 0,
+    candidatesProposed: 0,
+    candidatesAdmitted: 0,
     candidatesRefused: 0,
     candidatesDropped: 0,
   });

@@ -4,6 +4,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createInspector } from "../src/http/mod.ts";
 import { HttpTransport } from "../src/transport/http.ts";
+import { MAX_CANDIDATES_PER_SOURCE } from "../src/core/membership.ts";
+import { Wire } from "../src/wire/wire.ts";
 import { Cluster } from "./_cluster.ts";
 
 interface Family {
@@ -128,6 +130,39 @@ test("/metrics counts dropped datagrams by reason, and the HTTP transport's traf
   assert.equal(value(families, "dropped_datagrams_total", 'member="a",reason="bad-magic"'), 1);
   assert.equal(value(families, "http_datagrams_total", 'member="a",outcome="received"'), 1);
   assert.equal(value(families, "http_datagrams_total", 'member="a",outcome="failed"'), 0);
+  await c.close();
+});
+
+test("/metrics counts membership candidates by outcome: proposed, admitted, refused, dropped", async () => {
+  const c = new Cluster({ latencyMs: 2 });
+  const a = await c.add("a");
+  await c.add("b");
+  // A stranger that never answers names itself and more members than one source may propose.
+  const ghost = new Wire({ cluster: "default", sender: "ghost" });
+  const named = Array.from({ length: MAX_CANDIDATES_PER_SOURCE + 10 }, (_, i) => ({
+    type: "member" as const,
+    id: `g${i}`,
+    address: `g${i}`,
+    incarnation: 0,
+    status: "alive" as const,
+  }));
+  for (const d of ghost.encode(named)) c.net.deliver("ghost", "a", d);
+  c.run(30_000);
+  const families = parse(await (await createInspector(a).request("/metrics")).text());
+  const family = families.get("gossip_kv_candidates_total")!;
+  assert.equal(family.type, "counter");
+  assert.match(family.help, /candidates until they answer a ping/);
+  const e = a.stats().engine;
+  const sample = (outcome: string) =>
+    value(families, "candidates_total", `member="a",outcome="${outcome}"`);
+  assert.deepEqual(
+    ["proposed", "admitted", "refused", "dropped"].map(sample),
+    [e.candidatesProposed, e.candidatesAdmitted, e.candidatesRefused, e.candidatesDropped],
+  );
+  assert.equal(e.candidatesAdmitted, 1, "b, which answered");
+  assert.equal(e.candidatesProposed, 1 + MAX_CANDIDATES_PER_SOURCE, "b, and the ghost's share");
+  assert.ok(e.candidatesRefused >= 10, `refused past the share: ${e.candidatesRefused}`);
+  assert.equal(e.candidatesDropped, MAX_CANDIDATES_PER_SOURCE, "none of the ghost's answered");
   await c.close();
 });
 

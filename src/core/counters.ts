@@ -43,6 +43,10 @@ export interface EngineCounters {
   suspicions: number;
   /** Suspicions of this member that it refuted. */
   refutations: number;
+  /** Members named to us, held as candidates until they answer a ping (see membership.ts). */
+  candidatesProposed: number;
+  /** Candidates admitted to the member table: they answered. */
+  candidatesAdmitted: number;
   /** Members named to us that were not held as candidates: no room (see membership.ts). */
   candidatesRefused: number;
   /** Candidates dropped because they never answered a ping. */
@@ -92,6 +96,8 @@ export function newCounters(): EngineCounters {
     probesFailed: 0,
     suspicions: 0,
     refutations: 0,
+    candidatesProposed: 0,
+    candidatesAdmitted: 0,
     candidatesRefused: 0,
     candidatesDropped: 0,
   };

@@ -80,6 +80,7 @@ export class Swim {
     const outcome = membership.propose(u, source, seq, now, relay);
     if (outcome === "full") counters.candidatesRefused++;
     if (outcome !== "proposed") return outcome === "updated";
+    counters.candidatesProposed++;
     this.#pingCandidate(membership.candidate(u.id)!, now);
     this.#nextCandidateAt = Math.min(this.#nextCandidateAt, now + config.probeTimeoutMs);
     return true;
@@ -134,6 +135,7 @@ export class Swim {
       if (sender !== c.id && voucher === undefined) return;
       const admitted = membership.admit(c.id, now, voucher?.address);
       if (admitted) {
+        this.#ctx.counters.candidatesAdmitted++;
         for (const d of admitted.displaced) {
           const previous = d.status;
           d.status = "dead";

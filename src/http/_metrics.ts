@@ -147,6 +147,18 @@ export function metricsText(
     e.refutations,
   ]]);
   m.family(
+    "candidates_total",
+    "counter",
+    "Members named to this member, held as candidates until they answer a ping, by outcome: " +
+      "proposed, admitted (answered), refused (no room), dropped (never answered).",
+    [
+      [{ outcome: "proposed" }, e.candidatesProposed],
+      [{ outcome: "admitted" }, e.candidatesAdmitted],
+      [{ outcome: "refused" }, e.candidatesRefused],
+      [{ outcome: "dropped" }, e.candidatesDropped],
+    ],
+  );
+  m.family(
     "members",
     "gauge",
     "Members known, by status (this one included).",
