@@ -343,7 +343,7 @@ test("a member record written by another member is refused and counted", () => {
   assert.equal(a.membership.candidate("x"), undefined, "not even a candidate");
 });
 
-test("another member's record makes it known; a known one's address follows its record", () => {
+test("another member's record makes it known; a known one moves to its record's address once it answers there", () => {
   const a = engine("a");
   a.start(0);
   a.takeOutput();
@@ -369,6 +369,13 @@ test("another member's record makes it known; a known one's address follows its 
     11,
   );
   assert.equal(a.membership.get("x"), x);
+  assert.equal(x.address, "x:1", "until the new address answers for x");
+  const move = pingTo(a, "x:2")!;
+  assert.equal(move.target, "x");
+  a.receive("x:2", envelope("x", [{ type: "ack", seq: move.seq + 1 }]), 11);
+  assert.equal(x.address, "x:1", "not on a wrong sequence number");
+  a.receive("x:2", envelope("x", [{ type: "ack", seq: move.seq }]), 11);
+  assert.equal(a.membership.get("x"), x);
   assert.equal(x.address, "x:2");
   assert.deepEqual(a.takeOutput().memberChanges.filter((c) => c.id === "x"), []);
   // Records naming no address, and deleted records, make nobody known.
@@ -390,7 +397,7 @@ test("another member's record makes it known; a known one's address follows its 
   assert.ok(a.memberRecord("z")?.deleted, "the tombstone is kept all the same");
 });
 
-test("a member whose own record was deleted elsewhere writes it again, unless it left", () => {
+test("a member whose own record was deleted or readdressed elsewhere writes it again, unless it left", () => {
   const a = engine("a");
   a.start(0);
   const own = a.memberRecord("a")!;
@@ -406,6 +413,12 @@ test("a member whose own record was deleted elsewhere writes it again, unless it
   assert.equal(again.deleted, false);
   assert.ok(again.wall === 50 || again.logical > tomb.logical);
   assert.deepEqual((again.value as { address: string }).address, "a:1");
+  // A version of its record it did not write, naming another address: written again too.
+  const forged = { ...record("a", again.wall + 10, { address: "elsewhere:1" }) };
+  a.receive("b:1", envelope("b", [{ type: "entries", entries: [forged] }]), 60);
+  const mine = a.memberRecord("a")!;
+  assert.deepEqual((mine.value as { address: string }).address, "a:1");
+  assert.ok(mine.wall > forged.wall || mine.logical > forged.logical, "newer than the forged one");
   const b = engine("b");
   b.start(0);
   b.leave(1);

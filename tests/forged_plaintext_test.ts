@@ -193,3 +193,69 @@ test("5,000 forged members: none displaces a real anti-entropy partner, and writ
   assert.ok(c.runUntil(() => c.converged(), 10_000) >= 0, "the real members converge");
   await c.close();
 });
+
+/** How `kv` holds member `id`: its address and status. */
+const held = (kv: GossipKV, id: string) => {
+  const m = kv.members().find((x) => x.id === id);
+  return m && `${m.address} ${m.status}`;
+};
+
+test("a forged record or member update does not move a known member to an address that does not answer for it", async () => {
+  const c = new Cluster({ latencyMs: 5, jitterMs: 2 });
+  await c.addMany(3);
+  assert.ok(c.runUntil(() => ["m1", "m2"].every((id) => c.everyoneSees(id, "alive")), 10_000) >= 0);
+  const m1 = c.get("m0").members().find((m) => m.id === "m1")!;
+  const forger = new Wire({ cluster: "default", sender: "evil" });
+  // m1's record, newer than its own, naming an address where nobody listens...
+  const record = {
+    section: "sys" as const,
+    key: "members/m1",
+    value: { address: "nowhere", protocol: "v1" },
+    wall: Math.floor(c.now) + 1,
+    logical: 0,
+    writer: "m1",
+    deleted: false,
+  };
+  // ...and updates at a higher incarnation naming that address, and m2's (which is not m1).
+  const updates = ["nowhere", "m2"].map((address, i) => ({
+    type: "member" as const,
+    id: "m1",
+    address,
+    incarnation: m1.incarnation + 5 + i,
+    status: "alive" as const,
+  }));
+  for (const d of forger.encode([{ type: "entries", entries: [record] }, ...updates])) {
+    c.net.deliver("evil", "m0", d);
+  }
+  // At no point does a member hold m1 elsewhere (a refutation would only repair it later).
+  let seen = "";
+  const moved = () =>
+    ["m0", "m2"].some((id) => {
+      seen = `${id} held m1 as ${held(c.get(id), "m1")}`;
+      return held(c.get(id), "m1") !== "m1 alive";
+    });
+  assert.equal(c.runUntil(moved, 10_000), -1, seen);
+  // m1 still gets writes from the others (its traffic was not sent elsewhere).
+  await c.get("m0").set("after", 1);
+  assert.ok(c.runUntil(() => c.everyoneHas("after", 1), 5_000) >= 0);
+  await c.close();
+});
+
+test("a member restarted at a new address is moved there, once that address answers for it", async () => {
+  const c = new Cluster({ latencyMs: 5, jitterMs: 2 });
+  await c.addMany(3);
+  assert.ok(c.runUntil(() => c.everyoneSees("m2", "alive"), 10_000) >= 0);
+  await c.crash("m1");
+  await c.add("m1", { transport: c.net.transport("m1-new"), seeds: ["m0"] });
+  assert.ok(
+    c.runUntil(
+      () => ["m0", "m2"].every((id) => held(c.get(id), "m1") === "m1-new alive"),
+      10_000,
+    ) >=
+      0,
+    `m0: ${held(c.get("m0"), "m1")}, m2: ${held(c.get("m2"), "m1")}`,
+  );
+  await c.get("m2").set("to the moved member", 1);
+  assert.ok(c.runUntil(() => c.everyoneHas("to the moved member", 1), 5_000) >= 0);
+  await c.close();
+});

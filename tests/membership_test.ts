@@ -127,12 +127,12 @@ test("a member starts alive at incarnation 0, and news about itself is not appli
   assert.equal(m.size, 1);
 });
 
-test("a new incarnation with the same status keeps the status's start time", () => {
+test("a new incarnation with the same status keeps the status's start time, and the address", () => {
   const m = new Membership("self", "s", 0);
   m.apply(update("x", 1, "alive"), 5);
   m.apply({ ...update("x", 2, "alive"), address: "x:2" }, 9);
   const x = m.get("x")!;
-  assert.deepEqual([x.incarnation, x.since, x.address], [2, 5, "x:2"]);
+  assert.deepEqual([x.incarnation, x.since, x.address], [2, 5, "x:1"], "moved only by answering");
   m.apply(update("x", 2, "suspect"), 11);
   assert.equal(x.since, 11);
   assert.deepEqual(m.suspects().map((s) => s.id), ["x"]);
@@ -197,4 +197,28 @@ test("the recipient's own news is not taken twice", () => {
   q.push(update("x", 0, "alive"), 3);
   q.push(update("y", 0, "alive"), 3);
   assert.deepEqual(q.take(3, "y").map((u) => u.id), ["y", "x"]);
+});
+
+test("a known member named at another address moves there only once it answers there", () => {
+  const m = new Membership("self", "s", 0);
+  m.apply(update("x", 1, "alive"), 0);
+  m.apply({ ...update("y", 0, "alive"), address: "x:2" }, 0);
+  const x = m.get("x")!;
+  const to = (address: string) => ({ ...update("x", 1, "alive"), address });
+  assert.equal(m.propose(to("x:2"), "z:1", 7, 0), "known", "not a new member");
+  assert.equal(m.propose(to("x:1"), "z:1", 7, 0, false, true), "ignored", "already there");
+  assert.equal(m.propose(to("w:1"), "z:1", 7, 0, false, true), "proposed");
+  assert.equal(m.propose({ ...update("q", 0, "alive") }, "z:1", 8, 0, false, true), "ignored");
+  assert.equal(x.address, "x:1", "until it answers");
+  assert.equal(m.candidate("x")?.move, true);
+  assert.deepEqual(m.live().map((l) => l.id), ["x", "y"], "still a member meanwhile");
+  m.drop("x");
+  assert.equal(m.propose(to("x:2"), "z:1", 9, 0, true, true), "proposed");
+  const moved = m.admit("x", 30);
+  assert.equal(moved?.member, x, "the same member");
+  assert.deepEqual([x.address, x.lastHeard, x.incarnation], ["x:2", 30, 1]);
+  assert.deepEqual(moved.displaced.map((d) => d.id), ["y"], "one address is one member");
+  assert.equal(moved.relay, true);
+  assert.equal(m.get("y"), undefined);
+  assert.equal(m.candidate("x"), undefined);
 });

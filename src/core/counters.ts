@@ -43,7 +43,10 @@ export interface EngineCounters {
   suspicions: number;
   /** Suspicions of this member that it refuted. */
   refutations: number;
-  /** Members named to us, held as candidates until they answer a ping (see membership.ts). */
+  /**
+   * Members named to us (or known ones named at another address), held as candidates until
+   * they answer a ping (see membership.ts).
+   */
   candidatesProposed: number;
   /** Candidates admitted to the member table: they answered. */
   candidatesAdmitted: number;

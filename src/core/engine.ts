@@ -598,7 +598,8 @@ export class Engine {
   #onRecord(e: StoredEntry, from: string | undefined, now: number): void {
     const id = e.key.slice(MEMBER_KEY_PREFIX.length);
     if (id === this.id) {
-      if (e.deleted && !this.#left) this.#writeRecord(now);
+      // Deleted, or naming another address, by anyone but us: written again, newer.
+      if (!this.#left && (e.deleted || recordAddress(e) !== this.address)) this.#writeRecord(now);
       return;
     }
     this.#dissemination.memberChanged?.(id);
@@ -609,11 +610,12 @@ export class Engine {
     const address = recordAddress(e);
     if (address === undefined) return;
     const known = this.membership.get(id);
+    const u: MemberMessage = { type: "member", id, address, incarnation: 0, status: "alive" };
     if (known) {
-      known.address = address;
+      // Another address: the member moves there once that address answers for it.
+      if (address !== known.address) this.#swim.propose(u, from ?? RECORDS, now, false, true);
       return;
     }
-    const u: MemberMessage = { type: "member", id, address, incarnation: 0, status: "alive" };
     if (from !== undefined) {
       // A new version of the record: its member may be proposed again, this being one try.
       this.#recordTries.set(id, this.#swim.propose(u, from, now) ? 1 : 0);

@@ -53,6 +53,11 @@ export interface Candidate {
   readonly seq: number;
   /** Whether news of it is passed on once it is admitted (it came as a membership update). */
   relay: boolean;
+  /**
+   * A member already known, named at another address: moved there once that address
+   * answers, instead of admitted. Until then it is reached at the address it has.
+   */
+  readonly move?: true;
   /** Pings sent so far. */
   pings: number;
   /** When the next ping is due, then when the candidate is dropped, in ms. */
@@ -154,7 +159,9 @@ export class Membership {
   /**
    * Applies an update about another member. Returns the member's state when the update
    * changed anything, `undefined` otherwise. Updates about ourselves are not applied here
-   * (see {@linkcode Membership.refute}).
+   * (see {@linkcode Membership.refute}). The address of a member already known is not
+   * changed: anyone can name another one; it moves once that address answers (see
+   * {@linkcode Membership.propose} with `move`).
    *
    * `sender` is the member the update came from. At {@linkcode MAX_INCARNATION}, where no
    * higher incarnation can refute, a member's own word that it is alive overrides what
@@ -191,7 +198,6 @@ export class Membership {
     known.suspectDeadline = 0;
     known.suspicion = undefined;
     known.incarnation = u.incarnation;
-    known.address = u.address;
     return known;
   }
 
@@ -252,6 +258,9 @@ export class Membership {
    * {@linkcode Membership.apply}), no room (`"full"`: more than {@linkcode MAX_CANDIDATES}, or
    * {@linkcode MAX_CANDIDATES_PER_SOURCE} from `source`), or nothing to do (`"ignored"`: about
    * ourselves, or a member we never knew that is dead or left).
+   *
+   * With `move`, `u` names a member already known at another address: the candidate is that
+   * move (`"ignored"` if the member is not known, or is known at that address already).
    */
   propose(
     u: MemberMessage,
@@ -259,9 +268,13 @@ export class Membership {
     seq: number,
     next: number,
     relay = false,
+    move = false,
   ): ProposeOutcome {
     if (u.id === this.self.id) return "ignored";
-    if (this.#members.has(u.id)) return "known";
+    const known = this.#members.get(u.id);
+    if (move ? known === undefined || known.address === u.address : known !== undefined) {
+      return move ? "ignored" : "known";
+    }
     const held = this.#candidates.get(u.id);
     if (held) {
       if (!overrides(u, { incarnation: held.incarnation, status: held.status } as MemberState)) {
@@ -292,6 +305,7 @@ export class Membership {
       relay,
       pings: 0,
       next,
+      ...(move && { move: true as const }),
     });
     this.#candidatesBySource.set(source, fromSource + 1);
     this.#candidatesBySeq.set(seq, u.id);
@@ -313,7 +327,7 @@ export class Membership {
   /**
    * Admits a candidate that answered, itself or through the member at address `voucher`
    * (which relayed its ack): it joins the table as alive at the candidate's last known incarnation, heard
-   * from at `now`. Returns it, and the members that held its
+   * from at `now` (a move: the member known takes the candidate's address). Returns it, and the members that held its
    * address and are displaced: one address is one member (a restarted process with a new
    * id), so a stranger answering at one address of its own gets one place, however many
    * ids it names.
@@ -324,12 +338,21 @@ export class Membership {
     voucher?: string,
   ): { member: MemberState; displaced: MemberState[]; relay: boolean } | undefined {
     const c = this.drop(id);
-    if (!c || this.#members.has(id)) return undefined;
+    const known = this.#members.get(id);
+    if (!c || (c.move ? known === undefined : known !== undefined)) return undefined;
     const displaced: MemberState[] = [];
     for (const m of this.#members.values()) {
-      if (m !== this.self && m.address === c.address) displaced.push(m);
+      if (m !== this.self && m !== known && m.address === c.address) displaced.push(m);
     }
     for (const m of displaced) this.forget(m.id);
+    if (known !== undefined) {
+      // A move: the member answered at its new address.
+      known.address = c.address;
+      known.relayed = voucher;
+      known.lastHeard = now;
+      this.#live = this.#suspects = undefined;
+      return { member: known, displaced, relay: c.relay };
+    }
     const member: MemberState = {
       id: c.id,
       address: c.address,

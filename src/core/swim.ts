@@ -72,12 +72,14 @@ export class Swim {
    * Takes note of a member learned of from transport address `source` (by an update, a
    * `sys` record, or its own datagram): a candidate, pinged at its address, that joins the
    * table once it answers (see `Candidate` in membership.ts). Returns whether it is held.
+   * With `move`, `u` names a known member at another address: it moves there once that
+   * address answers, so that no third party can send a member's traffic elsewhere.
    */
-  propose(u: MemberMessage, source: string, now: number, relay = false): boolean {
+  propose(u: MemberMessage, source: string, now: number, relay = false, move = false): boolean {
     const { config, counters, membership } = this.#ctx;
     // A random sequence number: only a member that receives the ping can answer it.
     const seq = Math.floor(this.#ctx.random() * 0x1_0000_0000);
-    const outcome = membership.propose(u, source, seq, now, relay);
+    const outcome = membership.propose(u, source, seq, now, relay, move);
     if (outcome === "full") counters.candidatesRefused++;
     if (outcome !== "proposed") return outcome === "updated";
     counters.candidatesProposed++;
@@ -142,7 +144,7 @@ export class Swim {
           this.#ctx.forgotten(d.id);
           this.#ctx.memberChanged(d, previous);
         }
-        this.#ctx.memberChanged(admitted.member, undefined);
+        if (!c.move) this.#ctx.memberChanged(admitted.member, undefined);
         if (admitted.relay) this.broadcast(membership.update(admitted.member));
       }
       return;
@@ -212,7 +214,12 @@ export class Swim {
       }
       return;
     }
-    this.broadcast(u);
+    if (changed.address !== u.address && (u.status === "alive" || u.status === "suspect")) {
+      // Named at another address: it moves there once that address answers for it.
+      this.propose(u, from, now, true, true);
+    } else {
+      this.broadcast(u);
+    }
     if (changed.status === "suspect") this.#confirmSuspicion(changed, u.by ?? sender, now);
     if (previous !== changed.status) this.#ctx.memberChanged(changed, previous);
   }

@@ -149,8 +149,9 @@ export function metricsText(
   m.family(
     "candidates_total",
     "counter",
-    "Members named to this member, held as candidates until they answer a ping, by outcome: " +
-      "proposed, admitted (answered), refused (no room), dropped (never answered).",
+    "Members named to this member (or known ones named at another address), held as " +
+      "candidates until they answer a ping, by outcome: proposed, admitted (answered), " +
+      "refused (no room), dropped (never answered).",
     [
       [{ outcome: "proposed" }, e.candidatesProposed],
       [{ outcome: "admitted" }, e.candidatesAdmitted],
