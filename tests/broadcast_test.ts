@@ -343,3 +343,86 @@ test("round trips grow past the timeout (an overloaded loop): copies do not mult
   assert.ok(sum((t) => t.counters.heldBack) > 0, "a probe went, the other copies waited");
   for (const t of net.nodes.values()) assert.equal(t.unacknowledged, 0);
 });
+
+/** Sequence number of a tree send. */
+const seqOf = (s: TreeSend) => (s.message as { seq: number }).seq;
+const hopOf = (s: TreeSend) => s.message.hop;
+
+test("a copy resent for a loss is marked late; a late copy goes on twice, to every child", () => {
+  const members = ids(40);
+  const a = new TreeBroadcast("m0", { retransmitMs: 40 }, 0);
+  for (const id of members) a.overlay.set(id, true);
+  const first = a.originate([], 0);
+  assert.equal(first.length, 3);
+  const seq = seqOf(first[0]!);
+  for (const s of first) assert.equal(hopOf(s), 0);
+  // Two children answer, the third does not: its copy (or its answer) was lost.
+  const [b, c, d] = first.map((s) => s.to);
+  for (const from of [b!, c!]) {
+    a.receiveIHave(from, { type: "ihave", origin: "m0", hop: 0, seqs: [seq] }, 22);
+  }
+  const again = a.tick(a.nextWakeAt());
+  assert.deepEqual(again.map((s) => s.to), [d], "resent to the silent child only");
+  assert.equal(a.counters.takenOver, 0, "one loss: its children are not taken over yet");
+  assert.equal(hopOf(again[0]!), 2, "marked late by a timeout's hops");
+  const echo = a.tick(a.nextWakeAt());
+  assert.deepEqual(echo.map((s) => [s.to, hopOf(s)]), [[d, 2]], "the echo, late too");
+
+  // Its receiver finds the copy later than its place in the tree: it sends it on twice.
+  const all = overlays(members);
+  const relay = members.find((id) =>
+    id !== "m0" && all.get(id)!.depth("m0", seq) >= 2 && all.get(id)!.children("m0", seq).length
+  )!;
+  const depth = all.get(relay)!.depth("m0", seq);
+  const onTime = new TreeBroadcast(relay, {}, 0);
+  const isLate = new TreeBroadcast(relay, {}, 0);
+  for (const t of [onTime, isLate]) for (const id of members) t.overlay.set(id, true);
+  const m = (hop: number) => ({ type: "tree" as const, origin: "m0", seq, hop, entries: [] });
+  const sent = onTime.receiveTree("m1", m(depth - 1), 100).sends;
+  assert.deepEqual(sent.map((s) => s.to), all.get(relay)!.children("m0", seq));
+  for (const s of sent) assert.equal(hopOf(s), depth, "on time: one hop more");
+  assert.equal(onTime.tick(101).filter((s) => s.message.type === "tree").length, 0);
+  const lateSent = isLate.receiveTree("m1", m(depth - 1 + 2), 100).sends;
+  assert.deepEqual(lateSent.map((s) => s.to), sent.map((s) => s.to));
+  for (const s of lateSent) assert.equal(hopOf(s), depth + 2, "still late by as much");
+  const echoes = isLate.tick(101).filter((s) => s.message.type === "tree");
+  assert.deepEqual(echoes.map((s) => s.to), sent.map((s) => s.to), "each child's second copy");
+});
+
+test("a member's depth in a message's tree is its hops from the origin", () => {
+  for (const n of [2, 16, 100]) {
+    const members = ids(n);
+    const all = overlays(members);
+    for (let seq = 8; seq < 12; seq++) {
+      const depth = new Map([["m1", 0]]);
+      const queue = ["m1"];
+      while (queue.length) {
+        const at = queue.shift()!;
+        for (const c of all.get(at)!.children("m1", seq)) {
+          depth.set(c, depth.get(at)! + 1);
+          queue.push(c);
+        }
+      }
+      for (const id of members) {
+        assert.equal(all.get(id)!.depth("m1", seq), depth.get(id), `N=${n} ${id}`);
+        assert.equal(all.get("m0")!.depth("m1", seq, id), depth.get(id), "in another's view");
+      }
+    }
+  }
+  const o = new Overlay("a");
+  o.set("b", true);
+  assert.equal(o.depth("b", 1, "zz"), 0, "not on the ring");
+});
+
+test("the origin has 3 children for a number divisible by 4, else 2; a lone message takes one", () => {
+  assert.deepEqual([0, 1, 2, 3, 4, 5, 8].map(originFanout), [3, 2, 2, 2, 3, 2, 3]);
+  const a = new TreeBroadcast("a", {}, 0);
+  for (const id of ["b", "c", "d", "e", "f", "g", "h"]) a.overlay.set(id, true);
+  for (let i = 0; i < 5; i++) {
+    const batch = a.originate([], 0, false);
+    const lone = a.originate([], 0);
+    assert.equal(seqOf(lone[0]!) % 4, 0);
+    assert.equal(lone.length, 3);
+    assert.equal(batch.length, originFanout(seqOf(batch[0]!)));
+  }
+});

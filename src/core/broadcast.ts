@@ -75,7 +75,7 @@ export const MAX_ATTEMPTS = 8;
 /** Retransmissions one timeout apart; the later ones wait twice as long each time. */
 const STEADY_ATTEMPTS = 3;
 /** Retransmissions after which a sender also sends to the silent member's children. */
-export const TAKEOVER_ATTEMPTS = 1;
+export const TAKEOVER_ATTEMPTS = 2;
 /** Retransmission rounds a member stays silent through before its children are taken over. */
 export const TAKEOVER_ROUNDS = 3;
 /** The largest factor a silent member's retransmission timeout is multiplied by. */
@@ -107,7 +107,7 @@ const MAX_RTO = 2_000;
 
 /** Children of the origin of message `seq`: 3 for an even number, 2 for an odd one. */
 export function originFanout(seq: number): number {
-  return seq % 2 === 0 ? 3 : 2;
+  return seq % 4 === 0 ? 3 : 2;
 }
 
 /** A tree protocol message for the member with id `to`. */
@@ -237,24 +237,43 @@ export class Overlay {
     if (of === origin) return heads(0, size, originFanout(seq));
     const p = rotated(lowerBound(ring, slot(of)));
     const i = p > o ? p - 1 : p;
-    let lo = 0, hi = size, k = originFanout(seq);
+    let lo = 0, hi = size, k = originFanout(seq), depth = 1;
     for (;;) {
       let g = Math.min(k - 1, Math.floor(((i - lo) * k) / (hi - lo)));
       let [s, e] = part(lo, hi, k, g);
       while (i < s) [s, e] = part(lo, hi, k, --g);
       while (i >= e) [s, e] = part(lo, hi, k, ++g);
-      if (i === s) return heads(s + 1, e, RELAY_FANOUT);
+      if (i === s) {
+        this.#depth = depth;
+        return heads(s + 1, e, RELAY_FANOUT);
+      }
       lo = s + 1;
       hi = e;
       k = RELAY_FANOUT;
+      depth++;
     }
+  }
+
+  #depth = 0;
+
+  /**
+   * Hops from the origin of message `seq` of `origin` to `of` (this member by default) in
+   * this member's view of its tree: 0 for the origin, and for a member not on the ring.
+   */
+  depth(origin: string, seq: number, of: string = this.self): number {
+    this.#depth = 0;
+    if (of !== origin) this.children(origin, seq, of);
+    return this.#depth;
   }
 }
 
 interface Pending {
   readonly to: string;
   readonly id: string;
-  readonly message: TreeMessage;
+  /** The copy sent: once retransmitted for a loss, marked late (see {@linkcode late}). */
+  message: TreeMessage;
+  /** Whether `message` is marked late already. */
+  late: boolean;
   readonly sentAt: number;
   /** When it was last sent (the first time or again). */
   lastSentAt: number;
@@ -288,6 +307,8 @@ interface Cached {
   readonly sentTo: Set<string>;
   /** Whether it came close after another of its origin (see BURST_WINDOW_MS). */
   burst: boolean;
+  /** Whether it came late here (after a retransmission on its way): sent twice onwards. */
+  late: boolean;
 }
 
 /** Counters of {@linkcode TreeBroadcast}, all growing from 0. */
@@ -304,6 +325,14 @@ export interface TreeCounters {
   takenOver: number;
   /** Due retransmissions held back: their member was silent and one copy went as a probe. */
   heldBack: number;
+}
+
+/** Hops a retransmitted copy counts as late by (a timeout is about two hops). */
+const LATE_HOPS = 2;
+
+/** `m` as sent again: its `hop` tells its receiver (and theirs) that it is late. */
+function late(m: TreeMessage): TreeMessage {
+  return { ...m, hop: Math.min(255, m.hop + LATE_HOPS) };
 }
 
 function idOf(origin: string, seq: number): string {
@@ -438,7 +467,7 @@ export class TreeBroadcast {
    */
   originate(entries: readonly Entry[], now: number, lone = true): TreeSend[] {
     this.#seq++;
-    if (lone && this.#seq % 2 !== 0) this.#seq++;
+    if (lone) this.#seq += (4 - (this.#seq % 4)) % 4;
     const message: TreeMessage = {
       type: "tree",
       origin: this.overlay.self,
@@ -469,6 +498,7 @@ export class TreeBroadcast {
     const forward = { ...m, hop: Math.min(255, m.hop + 1) };
     const cached = this.#remember(id, forward, now);
     cached.burst = burst;
+    cached.late = m.hop >= this.overlay.depth(m.origin, m.seq);
     cached.sentTo.add(from);
     const children = this.overlay.children(m.origin, m.seq);
     return { fresh: true, sends: this.#sendAll(cached, id, children, now) };
@@ -628,29 +658,42 @@ export class TreeBroadcast {
     }
   }
 
-  /** Sends the cached message to each of `to` not sent to yet, awaiting acknowledgements. */
-  #sendAll(cached: Cached, id: string, to: readonly string[], now: number): TreeSend[] {
+  /**
+   * Sends the cached message to each of `to` not sent to yet, awaiting acknowledgements;
+   * marked late when `takeover` (these members should have had it from another by now).
+   * A message late here, or marked so, goes twice, {@linkcode ECHO_MS} apart.
+   */
+  #sendAll(
+    cached: Cached,
+    id: string,
+    to: readonly string[],
+    now: number,
+    takeover = false,
+  ): TreeSend[] {
     const sends: TreeSend[] = [];
     const self = this.overlay.self;
+    const message = takeover ? late(cached.message) : cached.message;
     for (const t of to) {
-      if (t === self || t === cached.message.origin || cached.sentTo.has(t)) continue;
+      if (t === self || t === message.origin || cached.sentTo.has(t)) continue;
       cached.sentTo.add(t);
-      sends.push({ to: t, message: cached.message });
+      sends.push({ to: t, message });
       if (this.#pending.size >= MAX_PENDING) continue;
       const deadline = now + (cached.burst ? this.burstRto : this.rto);
       this.#peer(t);
+      const echoAt = cached.late || takeover ? now + ECHO_MS : Infinity;
       this.#pending.set(`${t}\n${id}`, {
         to: t,
         id,
-        message: cached.message,
+        message,
+        late: takeover,
         sentAt: now,
         lastSentAt: now,
         deadline,
         attempts: 0,
         held: 0,
-        echoAt: Infinity,
+        echoAt,
       });
-      this.#pendingDue = Math.min(this.#pendingDue, deadline);
+      this.#pendingDue = Math.min(this.#pendingDue, deadline, echoAt);
     }
     return sends;
   }
@@ -673,6 +716,12 @@ export class TreeBroadcast {
     if (p.attempts + 1 >= MAX_ATTEMPTS) {
       this.#pending.delete(key); // anti-entropy will bring it
       return [];
+    }
+    // Others answered since this copy went (a loss, not a slow member): its receiver gets it
+    // late, and so does the subtree below it; the copy says so, and they send it twice.
+    if (!p.late && !congested && this.#heardAt > p.lastSentAt) {
+      p.message = late(p.message);
+      p.late = true;
     }
     p.attempts++;
     p.lastSentAt = now;
@@ -716,7 +765,13 @@ export class TreeBroadcast {
     // Silent for rounds: it may be gone. Its children should not wait for SWIM to say so.
     p.takenOver = true;
     const { origin, seq } = p.message;
-    const sends = this.#sendAll(cached, p.id, this.overlay.children(origin, seq, p.to), now);
+    const sends = this.#sendAll(
+      cached,
+      p.id,
+      this.overlay.children(origin, seq, p.to),
+      now,
+      true,
+    );
     this.counters.takenOver += sends.length;
     return sends;
   }
@@ -725,7 +780,14 @@ export class TreeBroadcast {
     this.#seen.set(id, now);
     let size = 32;
     for (const e of m.entries) size += approxEntryBytes(e, this.#valueBytes);
-    const cached: Cached = { message: m, at: now, size, sentTo: new Set(), burst: false };
+    const cached: Cached = {
+      message: m,
+      at: now,
+      size,
+      sentTo: new Set(),
+      burst: false,
+      late: false,
+    };
     this.#cache.set(id, cached);
     this.#cacheBytes += size;
     this.#expire(now);
