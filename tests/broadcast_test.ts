@@ -4,6 +4,7 @@ import {
   MAX_ATTEMPTS,
   originFanout,
   Overlay,
+  relayFanout,
   TreeBroadcast,
   type TreeSend,
 } from "../src/core/broadcast.ts";
@@ -43,7 +44,12 @@ function tree(all: Map<string, Overlay>, origin: string, seq: number) {
   return { parent, depth: Math.max(...depth.values()), maxChildren };
 }
 
-test("every message's tree spans the members, 2 children a relay, 3 or 2 its origin", () => {
+/** Hops to the last member of a part of `size` members whose first gets it from its parent. */
+function partDepth(size: number, fanout: number): number {
+  return size <= 0 ? 0 : 1 + partDepth(Math.ceil((size - 1) / fanout), fanout);
+}
+
+test("every message's tree spans the members, 2 or 3 children a relay, 3 or 2 its origin", () => {
   for (const n of [2, 3, 5, 16, 64, 200]) {
     const members = ids(n);
     const all = overlays(members);
@@ -51,12 +57,15 @@ test("every message's tree spans the members, 2 children a relay, 3 or 2 its ori
       const origin = members[seq % n]!;
       const t = tree(all, origin, seq);
       assert.equal(t.parent.size, n - 1, `N=${n} seq ${seq}: spanning`);
-      assert.ok(t.maxChildren <= 2, `N=${n}: a relay with ${t.maxChildren} children`);
+      const r = relayFanout(seq);
+      assert.equal(r, seq % 4 === 0 ? 2 : 3);
+      assert.ok(t.maxChildren <= r, `N=${n}: a relay with ${t.maxChildren} children`);
       const k = originFanout(seq);
       assert.equal(all.get(origin)!.children(origin, seq).length, Math.min(k, n - 1));
-      // The origin's k parts, then halves: 1 + ⌊log2(N / k)⌋ hops at most.
-      const bound = n - 1 <= k ? 1 : 1 + Math.floor(Math.log2((n - 1) / k + 1));
+      // The origin's k parts, each split in r parts by its first member, and so on.
+      const bound = partDepth(Math.ceil((n - 1) / k), r);
       assert.ok(t.depth <= bound, `N=${n} seq ${seq}: depth ${t.depth} > ${bound}`);
+      if (n === 200) assert.equal(t.depth, bound, "no deeper than need be, and as deep");
     }
   }
   // Built in another order, the same tree.
@@ -239,11 +248,18 @@ test("a copy is acknowledged after the ack delay, a duplicate at once", () => {
   assert.equal(a.nextWakeAt(), 110);
   assert.deepEqual(a.tick(110), [{
     to: "b",
-    message: { type: "ihave", origin: "b", hop: 0, seqs: [4] },
+    message: { type: "ihave", origin: "b", hop: 10, seqs: [4] },
   }]);
   assert.equal(a.receiveTree("b", m, 200).fresh, false);
   assert.equal(a.nextWakeAt(), 200, "the sender is retransmitting: at once");
-  assert.equal(a.tick(200).length, 1);
+  assert.deepEqual(a.tick(200).map((s) => s.message.hop), [0], "no wait");
+  // One of a batch (a number not divisible by 4): 2 ms. The `hop` of an `ihave` is the
+  // wait meant, not how late this member's timer ran.
+  assert.ok(a.receiveTree("b", { ...m, seq: 5 }, 300).fresh);
+  assert.equal(a.nextWakeAt(), 302);
+  assert.deepEqual(a.tick(330).map((s) => s.message), [
+    { type: "ihave", origin: "b", hop: 2, seqs: [5] },
+  ]);
 });
 
 test("the retransmission timeout follows the measured round trips", () => {
@@ -425,4 +441,20 @@ test("the origin has 3 children for a number divisible by 4, else 2; a lone mess
     assert.equal(lone.length, 3);
     assert.equal(batch.length, originFanout(seqOf(batch[0]!)));
   }
+});
+
+test("an acknowledgement's wait is left out of the round trip; each timeout adds its own", () => {
+  const a = new TreeBroadcast("a", { ackDelayMs: 15, retransmitMs: 300 }, 0);
+  a.overlay.set("b", true);
+  for (let i = 0; i < 30; i++) {
+    const t = i * 1000;
+    const [send] = a.originate([], t, i % 2 === 0);
+    const seq = seqOf(send!);
+    // The network's round trip is 40 ms; the acknowledgement waited 15 ms (lone) or 2 ms.
+    const wait = seq % 4 === 0 ? 15 : 2;
+    a.receiveIHave("b", { type: "ihave", origin: "a", hop: wait, seqs: [seq] }, t + 40 + wait);
+  }
+  assert.ok(Math.abs(a.rto - (40 + 15 + 2)) < 0.5, `lone: ${a.rto}`);
+  assert.ok(Math.abs(a.burstRto - (40 + 2 + 2)) < 0.5, `batch: ${a.burstRto}`);
+  assert.equal(a.unacknowledged, 0);
 });

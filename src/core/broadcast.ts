@@ -68,7 +68,7 @@ export const DEFAULT_TREE_CONFIG: Readonly<TreeConfig> = Object.freeze({
   cacheBytes: 8 * 1024 * 1024,
 });
 
-/** Children of a relay in every tree. */
+/** Children of a relay in the tree of a lone message (see {@linkcode relayFanout}). */
 export const RELAY_FANOUT = 2;
 /** Sends of one copy at most (the first and the retransmissions). */
 export const MAX_ATTEMPTS = 8;
@@ -85,11 +85,10 @@ const MAX_PENDING = 20_000;
 /** Sequence numbers in one `ihave` at most (the codec's bound). */
 const MAX_SEQS = 4096;
 /**
- * A message that follows another of its origin within this many ms is part of a burst: its
- * acknowledgement waits {@linkcode BURST_ACK_MS} only (a burst batches itself), and its
- * sender expects it that much sooner.
+ * The acknowledgement of a message of a batch (see {@linkcode batched}) waits this many ms
+ * only (a burst batches itself), and its sender expects it that much sooner. Every member
+ * tells a batch's message by its number alone, so sender and receiver agree.
  */
-const BURST_WINDOW_MS = 100;
 const BURST_ACK_MS = 2;
 /** Delay between the two copies of a retransmission, in ms. */
 const ECHO_MS = 1;
@@ -105,9 +104,26 @@ const MIN_RTO = 20;
 const MIN_RTO_MARGIN = 2;
 const MAX_RTO = 2_000;
 
-/** Children of the origin of message `seq`: 3 for an even number, 2 for an odd one. */
+/**
+ * Whether message `seq` is one of a batch (several sent in one turn): a number not divisible
+ * by 4. A lone message takes one divisible by 4.
+ */
+export function batched(seq: number): boolean {
+  return seq % 4 !== 0;
+}
+
+/** Children of the origin of message `seq`: 3 for a lone message, 2 for one of a batch. */
 export function originFanout(seq: number): number {
-  return seq % 4 === 0 ? 3 : 2;
+  return batched(seq) ? 2 : 3;
+}
+
+/**
+ * Children of a relay in the tree of message `seq`: {@linkcode RELAY_FANOUT} (2) for a lone
+ * message, 3 for one of a batch (a batch's messages spread the relaying over all members,
+ * and a shallower tree has fewer links to lose a copy on the way to its last member).
+ */
+export function relayFanout(seq: number): number {
+  return batched(seq) ? 3 : RELAY_FANOUT;
 }
 
 /** A tree protocol message for the member with id `to`. */
@@ -245,11 +261,11 @@ export class Overlay {
       while (i >= e) [s, e] = part(lo, hi, k, ++g);
       if (i === s) {
         this.#depth = depth;
-        return heads(s + 1, e, RELAY_FANOUT);
+        return heads(s + 1, e, relayFanout(seq));
       }
       lo = s + 1;
       hi = e;
-      k = RELAY_FANOUT;
+      k = relayFanout(seq);
       depth++;
     }
   }
@@ -305,7 +321,7 @@ interface Cached {
   readonly size: number;
   /** Members this member sent it to. */
   readonly sentTo: Set<string>;
-  /** Whether it came close after another of its origin (see BURST_WINDOW_MS). */
+  /** Whether it is one of a batch (see {@linkcode batched}). */
   burst: boolean;
   /** Whether it came late here (after a retransmission on its way): sent twice onwards. */
   late: boolean;
@@ -376,19 +392,14 @@ export class TreeBroadcast {
   /** Copies waiting for an acknowledgement, by `to` and message id. */
   readonly #pending = new Map<string, Pending>();
   #pendingDue = Infinity;
-  /** Acknowledgements to send: member → origin → sequence numbers. */
-  #acks = new Map<string, Map<string, number[]>>();
+  /** Acknowledgements to send: member → origin → sequence numbers, and the last one's arrival. */
+  #acks = new Map<string, Map<string, { seqs: number[]; at: number }>>();
   #ackDue = Infinity;
-  /** Smoothed round trip and its variation (ms), once measured. */
+  /** Smoothed round trip of the network (an acknowledgement's wait left out), its variation. */
   #srtt: number | undefined;
   #rttvar = 0;
-  /** The same for the copies of bursts (acknowledged after BURST_ACK_MS). */
-  #burstSrtt: number | undefined;
-  #burstRttvar = 0;
   /** The shortest round trip measured lately: the network's, without an ack's wait. */
   #minRtt = Infinity;
-  /** When a message of each origin was last sent or received here. */
-  readonly #lastOf = new Map<string, number>();
   /** The members copies went to lately (see {@linkcode Peer}). */
   readonly #peers = new Map<string, Peer>();
   /** When any member last acknowledged anything here. */
@@ -418,37 +429,26 @@ export class TreeBroadcast {
     this.#seq = (Math.floor(Math.max(0, now) / 1000) % 2 ** 20) * 2048 - 1;
   }
 
-  /** The retransmission timeout now, in ms. */
-  get rto(): number {
+  /**
+   * The retransmission timeout of a copy whose acknowledgement waits up to `wait` ms to be
+   * batched: the network's round trip (Jacobson's estimator, never below the shortest one
+   * measured), that wait, and a margin.
+   */
+  #rtoFor(wait: number): number {
     if (this.#srtt === undefined) return this.config.retransmitMs;
-    // An acknowledgement waits up to `ackDelayMs` to be batched: never expect it sooner
-    // than the network's round trip plus that wait.
-    const rto = Math.max(this.#srtt + 2 * this.#rttvar, this.#minRtt + this.config.ackDelayMs);
-    return Math.min(MAX_RTO, Math.max(MIN_RTO, rto + MIN_RTO_MARGIN));
+    const rtt = Math.max(this.#srtt, this.#minRtt);
+    const rto = rtt + wait + Math.max(4 * this.#rttvar, MIN_RTO_MARGIN);
+    return Math.min(MAX_RTO, Math.max(MIN_RTO, rto));
+  }
+
+  /** The retransmission timeout of a lone message now, in ms. */
+  get rto(): number {
+    return this.#rtoFor(this.config.ackDelayMs);
   }
 
   /** The retransmission timeout of a message of a burst, acknowledged sooner, in ms. */
   get burstRto(): number {
-    if (this.#burstSrtt === undefined) {
-      return Number.isFinite(this.#minRtt)
-        ? Math.min(
-          this.rto,
-          Math.max(MIN_RTO, this.#minRtt + BURST_ACK_MS + Math.max(MIN_RTO_MARGIN, this.#minRtt)),
-        )
-        : this.rto;
-    }
-    const rto = this.#burstSrtt + Math.max(4 * this.#burstRttvar, MIN_RTO_MARGIN);
-    return Math.min(
-      MAX_RTO,
-      Math.max(MIN_RTO, rto, this.#minRtt + BURST_ACK_MS + MIN_RTO_MARGIN),
-    );
-  }
-
-  /** Whether a message of `origin` at `now` follows another closely (and notes it). */
-  #inBurst(origin: string, now: number): boolean {
-    const last = this.#lastOf.get(origin);
-    this.#lastOf.set(origin, now);
-    return last !== undefined && now - last <= BURST_WINDOW_MS;
+    return this.#rtoFor(BURST_ACK_MS);
   }
 
   /** Copies sent and not acknowledged yet. */
@@ -468,6 +468,7 @@ export class TreeBroadcast {
   originate(entries: readonly Entry[], now: number, lone = true): TreeSend[] {
     this.#seq++;
     if (lone) this.#seq += (4 - (this.#seq % 4)) % 4;
+    else if (!batched(this.#seq)) this.#seq++;
     const message: TreeMessage = {
       type: "tree",
       origin: this.overlay.self,
@@ -477,7 +478,7 @@ export class TreeBroadcast {
     };
     const id = idOf(message.origin, message.seq);
     const cached = this.#remember(id, message, now);
-    cached.burst = this.#inBurst(message.origin, now);
+    cached.burst = batched(message.seq);
     return this.#sendAll(cached, id, this.overlay.children(message.origin, message.seq), now);
   }
 
@@ -487,7 +488,7 @@ export class TreeBroadcast {
    */
   receiveTree(from: string, m: TreeMessage, now: number): { fresh: boolean; sends: TreeSend[] } {
     const id = idOf(m.origin, m.seq);
-    const burst = this.#inBurst(m.origin, now);
+    const burst = batched(m.seq);
     this.#ack(from, m, now, burst ? BURST_ACK_MS : this.config.ackDelayMs);
     if (this.#seen.has(id) || m.origin === this.overlay.self) {
       this.counters.duplicates++;
@@ -519,7 +520,9 @@ export class TreeBroadcast {
       const p = this.#pending.get(key);
       if (!p) continue;
       this.#pending.delete(key);
-      if (p.attempts === 0) this.#measure(now - p.sentAt, this.#cache.get(p.id)?.burst === true);
+      if (p.attempts === 0) {
+        this.#measure(now - p.sentAt, m.hop);
+      }
     }
   }
 
@@ -604,16 +607,21 @@ export class TreeBroadcast {
       }
     }
     if (now >= this.#ackDue) {
+      const due = this.#ackDue;
       const acks = this.#acks;
       this.#acks = new Map();
       this.#ackDue = Infinity;
       for (const [to, byOrigin] of acks) {
-        for (const [origin, list] of byOrigin) {
+        for (const [origin, { seqs: list, at }] of byOrigin) {
           const seqs = [...new Set(list)].sort((a, b) => a - b);
+          // `hop` says how long the last of them waited here on purpose (not how late this
+          // member's timers ran: that is part of the round trip): its sender subtracts it
+          // from the round trip, to learn the network's own.
+          const hop = Math.min(255, Math.max(0, Math.floor(Math.min(now, due) - at)));
           for (let i = 0; i < seqs.length; i += MAX_SEQS) {
             const part = seqs.slice(i, i + MAX_SEQS);
             this.counters.acked += part.length;
-            sends.push({ to, message: { type: "ihave", origin, hop: 0, seqs: part } });
+            sends.push({ to, message: { type: "ihave", origin, hop, seqs: part } });
           }
         }
       }
@@ -631,30 +639,28 @@ export class TreeBroadcast {
     if (to === this.overlay.self) return;
     let byOrigin = this.#acks.get(to);
     if (!byOrigin) this.#acks.set(to, byOrigin = new Map());
-    const seqs = byOrigin.get(m.origin);
-    if (seqs) seqs.push(m.seq);
-    else byOrigin.set(m.origin, [m.seq]);
+    const pending = byOrigin.get(m.origin);
+    if (pending) {
+      pending.seqs.push(m.seq);
+      pending.at = now;
+    } else byOrigin.set(m.origin, { seqs: [m.seq], at: now });
     this.#ackDue = Math.min(this.#ackDue, now + delay);
   }
 
-  /** Jacobson's estimator (RFC 6298), one for lone messages, one for bursts: a sample, in ms. */
-  #measure(sample: number, burst: boolean): void {
+  /**
+   * Jacobson's estimator (RFC 6298) of the network's round trip: a round trip in ms, of which
+   * the acknowledgement waited `wait` ms on purpose (its `hop`), to be batched.
+   */
+  #measure(sample: number, wait: number): void {
+    const net = Math.max(0, sample - wait);
     // The minimum follows a longer round trip slowly (a route that changed).
-    this.#minRtt = sample < this.#minRtt ? sample : this.#minRtt + (sample - this.#minRtt) / 64;
-    if (burst) {
-      if (this.#burstSrtt === undefined) {
-        this.#burstSrtt = sample;
-        this.#burstRttvar = sample / 4;
-      } else {
-        this.#burstRttvar = 0.75 * this.#burstRttvar + 0.25 * Math.abs(this.#burstSrtt - sample);
-        this.#burstSrtt = 0.875 * this.#burstSrtt + 0.125 * sample;
-      }
-    } else if (this.#srtt === undefined) {
-      this.#srtt = sample;
-      this.#rttvar = sample / 4;
+    this.#minRtt = net < this.#minRtt ? net : this.#minRtt + (net - this.#minRtt) / 64;
+    if (this.#srtt === undefined) {
+      this.#srtt = net;
+      this.#rttvar = net / 4;
     } else {
-      this.#rttvar = 0.75 * this.#rttvar + 0.25 * Math.abs(this.#srtt - sample);
-      this.#srtt = 0.875 * this.#srtt + 0.125 * sample;
+      this.#rttvar = 0.75 * this.#rttvar + 0.25 * Math.abs(this.#srtt - net);
+      this.#srtt = 0.875 * this.#srtt + 0.125 * net;
     }
   }
 
@@ -808,12 +814,6 @@ export class TreeBroadcast {
     }
     if (this.#peers.size > 2 * this.overlay.size + 16) {
       for (const id of this.#peers.keys()) if (!this.overlay.has(id)) this.#peers.delete(id);
-    }
-    if (this.#lastOf.size > 2 * this.overlay.size + 16) {
-      // Origins that left: forget those quiet for longer than a burst's window.
-      for (const [origin, at] of this.#lastOf) {
-        if (now - at > BURST_WINDOW_MS) this.#lastOf.delete(origin);
-      }
     }
   }
 }
