@@ -394,13 +394,16 @@ test("a copy resent for a loss is marked late; a late copy goes on twice, to eve
   const isLate = new TreeBroadcast(relay, {}, 0);
   for (const t of [onTime, isLate]) for (const id of members) t.overlay.set(id, true);
   const m = (hop: number) => ({ type: "tree" as const, origin: "m0", seq, hop, entries: [] });
-  const sent = onTime.receiveTree("m1", m(depth - 1), 100).sends;
+  const parent = relay === "m1" ? "m2" : "m1";
+  const sent = onTime.receiveTree(parent, m(depth - 1), 100).sends;
   assert.deepEqual(sent.map((s) => s.to), all.get(relay)!.children("m0", seq));
   for (const s of sent) assert.equal(hopOf(s), depth, "on time: one hop more");
   assert.equal(onTime.tick(101).filter((s) => s.message.type === "tree").length, 0);
-  const lateSent = isLate.receiveTree("m1", m(depth - 1 + 2), 100).sends;
+  const lateSent = isLate.receiveTree(parent, m(depth - 1 + 2), 100).sends;
   assert.deepEqual(lateSent.map((s) => s.to), sent.map((s) => s.to));
   for (const s of lateSent) assert.equal(hopOf(s), depth + 2, "still late by as much");
+  assert.equal(isLate.nextWakeAt(), 100, "its sender waits: acknowledged at once");
+  assert.deepEqual(isLate.tick(100).map((s) => [s.to, s.message.type]), [[parent, "ihave"]]);
   const echoes = isLate.tick(101).filter((s) => s.message.type === "tree");
   assert.deepEqual(echoes.map((s) => s.to), sent.map((s) => s.to), "each child's second copy");
 });
@@ -457,4 +460,18 @@ test("an acknowledgement's wait is left out of the round trip; each timeout adds
   assert.ok(Math.abs(a.rto - (40 + 15 + 2)) < 0.5, `lone: ${a.rto}`);
   assert.ok(Math.abs(a.burstRto - (40 + 2 + 2)) < 0.5, `batch: ${a.burstRto}`);
   assert.equal(a.unacknowledged, 0);
+});
+
+test("a copy resent when nobody answered is marked late too, unless its member was slow", () => {
+  const a = new TreeBroadcast("a", { retransmitMs: 40 }, 0);
+  a.overlay.set("b", true);
+  const [first] = a.originate([], 0);
+  assert.equal(hopOf(first!), 0);
+  // Nobody answered anything here, but b was never found slow: likely a loss.
+  assert.deepEqual(a.tick(40).map((s) => [s.to, hopOf(s)]), [["b", 2]]);
+  assert.deepEqual(a.tick(41).map((s) => [s.to, hopOf(s)]), [["b", 2]], "its echo");
+  // b stayed silent through that probe: its timeout backed off, and its copies wait.
+  const [second] = a.originate([], 41);
+  assert.equal(second!.to, "b");
+  assert.ok(a.rtoOf("b") > a.rto, "b's timeout backed off");
 });

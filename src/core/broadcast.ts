@@ -500,6 +500,9 @@ export class TreeBroadcast {
     const cached = this.#remember(id, forward, now);
     cached.burst = burst;
     cached.late = m.hop >= this.overlay.depth(m.origin, m.seq);
+    // A late copy was likely sent again: its sender waits for this answer (and the echo of
+    // the copy, a duplicate, gets another, in a datagram of its own).
+    if (cached.late) this.#ackDue = now;
     cached.sentTo.add(from);
     const children = this.overlay.children(m.origin, m.seq);
     return { fresh: true, sends: this.#sendAll(cached, id, children, now) };
@@ -686,7 +689,7 @@ export class TreeBroadcast {
       if (this.#pending.size >= MAX_PENDING) continue;
       const deadline = now + (cached.burst ? this.burstRto : this.rto);
       this.#peer(t);
-      const echoAt = cached.late || takeover ? now + ECHO_MS : Infinity;
+      const echoAt = cached.late && !takeover ? now + ECHO_MS : Infinity;
       this.#pending.set(`${t}\n${id}`, {
         to: t,
         id,
@@ -723,9 +726,11 @@ export class TreeBroadcast {
       this.#pending.delete(key); // anti-entropy will bring it
       return [];
     }
-    // Others answered since this copy went (a loss, not a slow member): its receiver gets it
-    // late, and so does the subtree below it; the copy says so, and they send it twice.
-    if (!p.late && !congested && this.#heardAt > p.lastSentAt) {
+    // A loss, likely: others answered since this copy went, or its member was not found slow
+    // lately (its timeout never backed off). Its receiver gets it late, and so does the
+    // subtree below it: the copy says so, and they send it twice.
+    const lossy = this.#heardAt > p.lastSentAt || this.#peer(p.to).backoff <= 1;
+    if (!p.late && !congested && lossy) {
       p.message = late(p.message);
       p.late = true;
     }
