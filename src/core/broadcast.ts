@@ -7,23 +7,34 @@
  *   member joining or leaving moves no other member on it.
  * - **A tree per message.** Message `seq` of member `origin` starts the ring at a point
  *   hashed from `(origin, seq)`: the other members, in ring order from that point, form a
- *   row. The origin splits the row into 3 consecutive parts for an even `seq` (2 for an odd
- *   one) and sends the message to the first member of each part; a member that receives it
- *   finds its own part by the same splits, computed from its own member list, and splits
- *   the rest of its part in 2 likewise. Each member sends each message to at most 2 (its
- *   origin 3) members: with N members the last one is `1 + ⌊log2(N/3)⌋` hops away. As the
- *   starting point moves from message to message, so do the members inside the tree: a
- *   burst's relaying is spread over all members, and an origin alternates between 2 and 3
- *   children (a lone message takes an even number: 3 children, one hop less).
+ *   row. A lone message (the only one its origin sent in a turn) takes a number divisible
+ *   by 4, the messages of a batch the other numbers ({@linkcode batched}): every member
+ *   tells them apart by the number alone. The origin splits the row into 3 consecutive
+ *   parts for a lone message (2 for one of a batch) and sends the message to the first
+ *   member of each part; a member that receives it finds its own part by the same splits,
+ *   computed from its own member list, and splits the rest of its part in 2 (3 for a
+ *   batch's message) likewise. A lone message's origin sends it to 3 members, its relays to
+ *   2 at most: `1 + ⌊log2(N/3)⌋` hops to the last member; a batch's origin to 2, its relays
+ *   to 3: about `1 + log3(N/2)` hops. As the starting point moves from message to message,
+ *   so do the members inside the tree: a burst's relaying is spread over all members.
  * - **Acknowledgement and retransmission.** A member acknowledges every copy it receives
- *   to its sender with an `ihave`, `ackDelayMs` later and batched (at once for a duplicate:
- *   its sender is retransmitting). A sender retransmits an unacknowledged copy after a
- *   retransmission timeout estimated from the round trips it measured (Jacobson's; Karn's
- *   rule: retransmitted copies are not measured), doubling it each time, at most
- *   {@linkcode MAX_ATTEMPTS} times; after {@linkcode TAKEOVER_ATTEMPTS} it also sends to the
- *   members the silent one would have sent to, and a member removed from the ring is
- *   replaced by those the tree now names. A lost copy costs a timeout, a dead relay
- *   about two; whatever still misses, anti-entropy repairs.
+ *   to its sender with an `ihave`, batched: `ackDelayMs` later for a lone message, 2 ms
+ *   for a batch's, at once for a duplicate or a late copy (below: its sender is
+ *   retransmitting). The `ihave`'s `hop` is the wait it was meant to have, so the sender
+ *   measures the network's own round trip (Jacobson's estimator; Karn's rule: retransmitted
+ *   copies are not measured) and adds the wait a copy's acknowledgement will have. It
+ *   retransmits an unacknowledged copy after that timeout, twice ({@linkcode ECHO_MS}
+ *   apart: a link that lost a copy is likely lossy), backing off after
+ *   {@linkcode STEADY_ATTEMPTS}, at most {@linkcode MAX_ATTEMPTS} times; after
+ *   {@linkcode TAKEOVER_ATTEMPTS} it also sends to the members the silent one would have
+ *   sent to, and a member removed from the ring is replaced by those the tree now names.
+ * - **Late copies.** A copy sent again for a loss carries `hop` + 2 (a timeout is about
+ *   two hops); a member whose copy's `hop` is at least its own depth in the message's tree
+ *   knows it is late, and sends it on twice to each child ({@linkcode ECHO_MS} apart), and
+ *   so does the subtree below: the members already behind by a timeout are the last ones,
+ *   and a second loss on their way would cost another. The rest of the tree sends once.
+ *   A lost copy so costs one timeout, rarely two; a dead relay about two; whatever still
+ *   misses, anti-entropy repairs.
  * - **Congestion control.** A member silent since a copy was sent to it (no `ihave` at
  *   all) is either gone or slower than the timeout (an overloaded event loop, a full
  *   receive buffer). When nobody else answered either since that copy went (or the
@@ -73,7 +84,7 @@ export const RELAY_FANOUT = 2;
 /** Sends of one copy at most (the first and the retransmissions). */
 export const MAX_ATTEMPTS = 8;
 /** Retransmissions one timeout apart; the later ones wait twice as long each time. */
-const STEADY_ATTEMPTS = 3;
+export const STEADY_ATTEMPTS = 3;
 /** Retransmissions after which a sender also sends to the silent member's children. */
 export const TAKEOVER_ATTEMPTS = 2;
 /** Retransmission rounds a member stays silent through before its children are taken over. */
@@ -90,8 +101,8 @@ const MAX_SEQS = 4096;
  * tells a batch's message by its number alone, so sender and receiver agree.
  */
 const BURST_ACK_MS = 2;
-/** Delay between the two copies of a retransmission, in ms. */
-const ECHO_MS = 1;
+/** Delay between the two copies of a retransmission (or of a late copy), in ms. */
+export const ECHO_MS = 1;
 /**
  * Retransmissions come due a timeout late, several at once: this member is overloaded (its
  * timers run late), and its copies are likely late, not lost. They then back off at once, go
@@ -458,12 +469,13 @@ export class TreeBroadcast {
 
   /**
    * Broadcasts `entries` from this member as one message, sent now to its children in the
-   * message's tree. A `lone` message (the only one of its batch) takes the next even
-   * sequence number, whose tree gives the origin 3 children; the messages of a batch take
-   * numbers in a row (2 and 3 children in turn). Numbers start at 2,048 × the clock's
+   * message's tree. A `lone` message (the only one of its batch) takes the next number
+   * divisible by 4, whose tree gives the origin 3 children; the messages of a batch take the
+   * next numbers that are not (see {@linkcode batched}). Numbers start at 2,048 × the clock's
    * seconds at construction: a member restarted a second or more later does not reuse the
-   * ids of its previous run unless that run sent over 2,048 messages a second on average
-   * (a reused id costs a late delivery by anti-entropy, no loss).
+   * ids of its previous run unless that run used over 2,048 numbers a second on average
+   * (512 lone messages, or 1,536 of batches; a reused id costs a late delivery by
+   * anti-entropy, no loss).
    */
   originate(entries: readonly Entry[], now: number, lone = true): TreeSend[] {
     this.#seq++;
