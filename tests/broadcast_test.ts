@@ -383,6 +383,14 @@ test("a copy resent for a loss is marked late; a late copy goes on twice, to eve
   assert.equal(hopOf(again[0]!), 2, "marked late by a timeout's hops");
   const echo = a.tick(a.nextWakeAt());
   assert.deepEqual(echo.map((s) => [s.to, hopOf(s)]), [[d, 2]], "the echo, late too");
+  // Still silent: resent again, and its children are taken over with this second
+  // retransmission, marked late, and not echoed (their subtrees are).
+  const second = a.tick(a.nextWakeAt());
+  const grandchildren = overlays(members).get("m0")!.children("m0", seq, d);
+  assert.deepEqual(second.map((s) => s.to), [d!, ...grandchildren]);
+  assert.equal(a.counters.takenOver, grandchildren.length);
+  for (const s of second) assert.equal(hopOf(s), 2);
+  assert.deepEqual(a.tick(a.nextWakeAt()).map((s) => s.to), [d], "only its own copy echoed");
 
   // Its receiver finds the copy later than its place in the tree: it sends it on twice.
   const all = overlays(members);
