@@ -281,6 +281,7 @@ interface Peer {
 }
 
 interface Cached {
+  readonly id: string;
   readonly message: TreeMessage;
   readonly at: number;
   readonly size: number;
@@ -340,10 +341,18 @@ export class TreeBroadcast {
     heldBack: 0,
   };
   #seq: number;
-  /** Message ids seen → when first seen (insertion order is time order). */
-  readonly #seen = new Map<string, number>();
+  /** Message ids seen (until `cacheMs` after they were first seen). */
+  readonly #seen = new Set<string>();
   readonly #cache = new Map<string, Cached>();
   #cacheBytes = 0;
+  /**
+   * Messages as they were first seen, oldest first: `#seen` forgets them from `#seenHead`
+   * on, `#cache` from `#cacheHead` on. (Iterating a `Map` from its oldest entry instead
+   * skips every entry deleted since the Map last grew: O(deleted) per call.)
+   */
+  #order: Cached[] = [];
+  #seenHead = 0;
+  #cacheHead = 0;
   /** Copies waiting for an acknowledgement, by `to` and message id. */
   readonly #pending = new Map<string, Pending>();
   #pendingDue = Infinity;
@@ -722,11 +731,12 @@ export class TreeBroadcast {
   }
 
   #remember(id: string, m: TreeMessage, now: number): Cached {
-    this.#seen.set(id, now);
+    this.#seen.add(id);
     let size = 32;
     for (const e of m.entries) size += approxEntryBytes(e, this.#valueBytes);
-    const cached: Cached = { message: m, at: now, size, sentTo: new Set(), burst: false };
+    const cached: Cached = { id, message: m, at: now, size, sentTo: new Set(), burst: false };
     this.#cache.set(id, cached);
+    this.#order.push(cached);
     this.#cacheBytes += size;
     this.#expire(now);
     return cached;
@@ -735,14 +745,27 @@ export class TreeBroadcast {
   /** Forgets cached messages past `cacheMs` or the byte budget, and ids past `cacheMs`. */
   #expire(now: number): void {
     const horizon = now - this.config.cacheMs;
-    for (const [id, c] of this.#cache) {
+    const order = this.#order;
+    while (this.#cacheHead < order.length) {
+      const c = order[this.#cacheHead]!;
       if (c.at > horizon && this.#cacheBytes <= this.config.cacheBytes) break;
-      this.#cache.delete(id);
-      this.#cacheBytes -= c.size;
+      if (this.#cache.get(c.id) === c) {
+        this.#cache.delete(c.id);
+        this.#cacheBytes -= c.size;
+      }
+      this.#cacheHead++;
     }
-    for (const [id, at] of this.#seen) {
-      if (at > horizon) break;
-      this.#seen.delete(id);
+    while (this.#seenHead < order.length) {
+      const c = order[this.#seenHead]!;
+      if (c.at > horizon) break;
+      this.#seen.delete(c.id);
+      this.#seenHead++;
+    }
+    const head = Math.min(this.#cacheHead, this.#seenHead);
+    if (head > 1024 && head * 2 > order.length) {
+      this.#order = order.slice(head);
+      this.#cacheHead -= head;
+      this.#seenHead -= head;
     }
     if (this.#peers.size > 2 * this.overlay.size + 16) {
       for (const id of this.#peers.keys()) if (!this.overlay.has(id)) this.#peers.delete(id);
