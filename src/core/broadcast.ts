@@ -285,8 +285,8 @@ interface Cached {
   readonly message: TreeMessage;
   readonly at: number;
   readonly size: number;
-  /** Members this member sent it to. */
-  readonly sentTo: Set<string>;
+  /** Members this member sent it to (a few: an array costs less than a `Set`). */
+  readonly sentTo: string[];
   /** Whether it came close after another of its origin (see BURST_WINDOW_MS). */
   burst: boolean;
 }
@@ -478,7 +478,7 @@ export class TreeBroadcast {
     const forward = { ...m, hop: Math.min(255, m.hop + 1) };
     const cached = this.#remember(id, forward, now);
     cached.burst = burst;
-    cached.sentTo.add(from);
+    cached.sentTo.push(from);
     const children = this.overlay.children(m.origin, m.seq);
     return { fresh: true, sends: this.#sendAll(cached, id, children, now) };
   }
@@ -642,8 +642,8 @@ export class TreeBroadcast {
     const sends: TreeSend[] = [];
     const self = this.overlay.self;
     for (const t of to) {
-      if (t === self || t === cached.message.origin || cached.sentTo.has(t)) continue;
-      cached.sentTo.add(t);
+      if (t === self || t === cached.message.origin || cached.sentTo.includes(t)) continue;
+      cached.sentTo.push(t);
       sends.push({ to: t, message: cached.message });
       if (this.#pending.size >= MAX_PENDING) continue;
       const deadline = now + (cached.burst ? this.burstRto : this.rto);
@@ -734,7 +734,7 @@ export class TreeBroadcast {
     this.#seen.add(id);
     let size = 32;
     for (const e of m.entries) size += approxEntryBytes(e, this.#valueBytes);
-    const cached: Cached = { id, message: m, at: now, size, sentTo: new Set(), burst: false };
+    const cached: Cached = { id, message: m, at: now, size, sentTo: [], burst: false };
     this.#cache.set(id, cached);
     this.#order.push(cached);
     this.#cacheBytes += size;
