@@ -254,6 +254,18 @@ function envelopeDatagram(
  */
 const batchBytes = new Uint8Array(65_536);
 
+/** cbor-x's buffer (a Node `Buffer` where there is one) as a plain `Uint8Array`, kept. */
+let encoderBuffer: Uint8Array | undefined;
+let encoderView: Uint8Array = new Uint8Array(0);
+
+function plainView(buffer: Uint8Array): Uint8Array {
+  if (buffer !== encoderBuffer) {
+    encoderBuffer = buffer;
+    encoderView = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+  }
+  return encoderView;
+}
+
 /** Options for {@linkcode packDatagrams}. */
 export interface PackOptions {
   readonly cluster: string;
@@ -309,10 +321,11 @@ export function packDatagrams(messages: readonly Message[], options: PackOptions
       return;
     }
     if (used + length > budget) flush();
-    if (length <= 128) {
-      // A short copy by hand: `subarray` would make a view (a Node `Buffer` on Deno and Node).
-      for (let i = 0, j = encoded.start; i < length; i++, j++) batchBytes[used + i] = encoded[j]!;
-    } else batchBytes.set(encoded.subarray(encoded.start, encoded.end), used);
+    const from = plainView(encoded);
+    if (length <= 64) {
+      // A short copy by hand: `subarray` would make a view.
+      for (let i = 0, j = encoded.start; i < length; i++, j++) batchBytes[used + i] = from[j]!;
+    } else batchBytes.set(from.subarray(encoded.start, encoded.end), used);
     used += length;
     count++;
   };

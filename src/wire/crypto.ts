@@ -425,7 +425,15 @@ export class ReplayGuard {
   /** Datagrams sealed further than this from now (either way), in ms, are refused. */
   readonly windowMs: number;
   readonly #maxEntries: number;
-  readonly #seen = new Map<string, number>();
+  readonly #seen = new Set<string>();
+  /**
+   * The nonces of `#seen` and when each expires, in the order they were seen, from `#head`
+   * on. (Iterating the oldest entries of a `Map` instead skips every entry deleted since
+   * the Map last grew: O(deleted) per datagram.)
+   */
+  #keys: string[] = [];
+  #expires: number[] = [];
+  #head = 0;
 
   constructor(options: { windowMs?: number; maxEntries?: number } = {}) {
     this.windowMs = options.windowMs ?? DEFAULT_REPLAY_WINDOW_MS;
@@ -444,13 +452,23 @@ export class ReplayGuard {
         detail: `sealed ${age} ms from now, outside the ${this.windowMs} ms window`,
       };
     }
-    for (const [key, expires] of this.#seen) {
-      if (expires >= now && this.#seen.size < this.#maxEntries) break;
-      this.#seen.delete(key);
+    const keys = this.#keys, expires = this.#expires;
+    while (this.#head < keys.length) {
+      if (expires[this.#head]! >= now && this.#seen.size < this.#maxEntries) break;
+      this.#seen.delete(keys[this.#head]!);
+      this.#head++;
     }
-    const key = String.fromCharCode(...nonce);
+    if (this.#head > 1024 && this.#head * 2 > keys.length) {
+      this.#keys = keys.slice(this.#head);
+      this.#expires = expires.slice(this.#head);
+      this.#head = 0;
+    }
+    let key = "";
+    for (let i = 0; i < nonce.length; i++) key += String.fromCharCode(nonce[i]!);
     if (this.#seen.has(key)) return { reason: "replayed", detail: "nonce seen before" };
-    this.#seen.set(key, timestamp + this.windowMs);
+    this.#seen.add(key);
+    this.#keys.push(key);
+    this.#expires.push(timestamp + this.windowMs);
     return undefined;
   }
 }
