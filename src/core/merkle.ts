@@ -64,13 +64,21 @@ function levelOffset(level: number): number {
   return OFFSET[level]!;
 }
 
+/**
+ * Items of one level-3 bucket, in insertion order: an array while small (a `Set` costs
+ * ~280 bytes even for one item, and a sparse tree has about one item per bucket), a `Set`
+ * past {@linkcode SMALL_BUCKET} items.
+ */
+type Bucket<T> = T[] | Set<T>;
+const SMALL_BUCKET = 16;
+
 /** The Merkle index of a set of items. */
 export class MerkleTree<T extends MerkleItem> {
   #depth = 0;
   #a = new Uint32Array(1);
   #b = new Uint32Array(1);
   #count = new Uint32Array(1);
-  readonly #buckets = new Map<number, Set<T>>();
+  readonly #buckets = new Map<number, Bucket<T>>();
   #size = 0;
 
   /** Number of items in the tree. */
@@ -82,9 +90,11 @@ export class MerkleTree<T extends MerkleItem> {
   add(item: T): void {
     this.#toggle(item, 1);
     const bucket = nodeIndex(item.ka, BUCKET_LEVEL);
-    let set = this.#buckets.get(bucket);
-    if (!set) this.#buckets.set(bucket, set = new Set());
-    set.add(item);
+    const set = this.#buckets.get(bucket);
+    if (!set) this.#buckets.set(bucket, [item]);
+    else if (!Array.isArray(set)) set.add(item);
+    else if (set.length < SMALL_BUCKET) set.push(item);
+    else this.#buckets.set(bucket, new Set(set).add(item));
     this.#size++;
     if (this.#depth < MAX_DENSE_DEPTH && this.#size > 4 * levelWidth(this.#depth + 1)) {
       this.#rebuild(this.#depth + 1);
@@ -95,8 +105,16 @@ export class MerkleTree<T extends MerkleItem> {
   remove(item: T): void {
     const bucket = nodeIndex(item.ka, BUCKET_LEVEL);
     const set = this.#buckets.get(bucket);
-    if (!set?.delete(item)) return;
-    if (set.size === 0) this.#buckets.delete(bucket);
+    if (!set) return;
+    if (Array.isArray(set)) {
+      const i = set.indexOf(item);
+      if (i < 0) return;
+      if (set.length === 1) this.#buckets.delete(bucket);
+      else set.splice(i, 1);
+    } else {
+      if (!set.delete(item)) return;
+      if (set.size === 0) this.#buckets.delete(bucket);
+    }
     this.#toggle(item, -1);
     this.#size--;
   }
