@@ -285,8 +285,11 @@ interface Cached {
   readonly message: TreeMessage;
   readonly at: number;
   readonly size: number;
-  /** Members this member sent it to (a few: an array costs less than a `Set`). */
-  readonly sentTo: string[];
+  /**
+   * Members this member sent it to: a few, in an array of exactly that length (kept as
+   * long as the message; a `Set`, or an array grown by `push`, took ~150 bytes).
+   */
+  sentTo: readonly string[];
   /** Whether it came close after another of its origin (see BURST_WINDOW_MS). */
   burst: boolean;
 }
@@ -478,7 +481,7 @@ export class TreeBroadcast {
     const forward = { ...m, hop: Math.min(255, m.hop + 1) };
     const cached = this.#remember(id, forward, now);
     cached.burst = burst;
-    cached.sentTo.push(from);
+    cached.sentTo = [from];
     const children = this.overlay.children(m.origin, m.seq);
     return { fresh: true, sends: this.#sendAll(cached, id, children, now) };
   }
@@ -643,7 +646,7 @@ export class TreeBroadcast {
     const self = this.overlay.self;
     for (const t of to) {
       if (t === self || t === cached.message.origin || cached.sentTo.includes(t)) continue;
-      cached.sentTo.push(t);
+      cached.sentTo = cached.sentTo.concat(t);
       sends.push({ to: t, message: cached.message });
       if (this.#pending.size >= MAX_PENDING) continue;
       const deadline = now + (cached.burst ? this.burstRto : this.rto);
