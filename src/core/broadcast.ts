@@ -591,9 +591,9 @@ export class TreeBroadcast {
       this.#ackDue = Infinity;
       for (const [to, byOrigin] of acks) {
         for (const [origin, list] of byOrigin) {
-          const seqs = [...new Set(list)].sort((a, b) => a - b);
+          const seqs = list.length === 1 ? list : [...new Set(list)].sort((a, b) => a - b);
           for (let i = 0; i < seqs.length; i += MAX_SEQS) {
-            const part = seqs.slice(i, i + MAX_SEQS);
+            const part = seqs.length <= MAX_SEQS ? seqs : seqs.slice(i, i + MAX_SEQS);
             this.counters.acked += part.length;
             sends.push({ to, message: { type: "ihave", origin, hop: 0, seqs: part } });
           }
@@ -644,12 +644,13 @@ export class TreeBroadcast {
   #sendAll(cached: Cached, id: string, to: readonly string[], now: number): TreeSend[] {
     const sends: TreeSend[] = [];
     const self = this.overlay.self;
+    let deadline = NaN;
     for (const t of to) {
       if (t === self || t === cached.message.origin || cached.sentTo.includes(t)) continue;
       cached.sentTo = cached.sentTo.concat(t);
       sends.push({ to: t, message: cached.message });
       if (this.#pending.size >= MAX_PENDING) continue;
-      const deadline = now + (cached.burst ? this.burstRto : this.rto);
+      if (Number.isNaN(deadline)) deadline = now + (cached.burst ? this.burstRto : this.rto);
       this.#peer(t);
       this.#pending.set(`${t}\n${id}`, {
         to: t,
