@@ -72,6 +72,9 @@ function levelOffset(level: number): number {
 type Bucket<T> = T[] | Set<T>;
 const SMALL_BUCKET = 16;
 
+/** Per-child accumulators of {@linkcode MerkleTree.children}: a, b, count for each child. */
+const childScratch = new Int32Array(3 * FANOUT);
+
 /** The Merkle index of a set of items. */
 export class MerkleTree<T extends MerkleItem> {
   #depth = 0;
@@ -130,15 +133,16 @@ export class MerkleTree<T extends MerkleItem> {
       const o = levelOffset(level) + index;
       return { a: this.#a[o]!, b: this.#b[o]!, count: this.#count[o]! };
     }
-    const d: NodeDigest = { a: 0, b: 0, count: 0 };
-    for (const item of this.items(level, index)) {
-      d.a ^= item.ea;
-      d.b ^= item.eb;
-      d.count++;
+    let a = 0, b = 0, count = 0;
+    for (const set of this.#bucketsUnder(level, index)) {
+      for (const item of set) {
+        if (level > BUCKET_LEVEL && nodeIndex(item.ka, level) !== index) continue;
+        a ^= item.ea;
+        b ^= item.eb;
+        count++;
+      }
     }
-    d.a >>>= 0;
-    d.b >>>= 0;
-    return d;
+    return { a: a >>> 0, b: b >>> 0, count };
   }
 
   /** Digests of the 16 children of node (level, index), which must be above `MAX_LEVEL`. */
@@ -149,13 +153,45 @@ export class MerkleTree<T extends MerkleItem> {
       for (let i = 0; i < FANOUT; i++) out.push(this.node(level + 1, first + i));
       return out;
     }
-    for (let i = 0; i < FANOUT; i++) out.push({ a: 0, b: 0, count: 0 });
-    for (const item of this.items(level, index)) {
-      const d = out[nodeIndex(item.ka, level + 1) - first]!;
-      d.a = (d.a ^ item.ea) >>> 0;
-      d.b = (d.b ^ item.eb) >>> 0;
-      d.count++;
+    // Accumulated as 32-bit integers (no number allocated per item), made unsigned at the end.
+    const acc = childScratch.fill(0);
+    for (const set of this.#bucketsUnder(level, index)) {
+      for (const item of set) {
+        if (level > BUCKET_LEVEL && nodeIndex(item.ka, level) !== index) continue;
+        const i = 3 * (nodeIndex(item.ka, level + 1) - first);
+        acc[i]! ^= item.ea;
+        acc[i + 1]! ^= item.eb;
+        acc[i + 2]!++;
+      }
     }
+    for (let i = 0; i < 3 * FANOUT; i += 3) {
+      out.push({ a: acc[i]! >>> 0, b: acc[i + 1]! >>> 0, count: acc[i + 2]! });
+    }
+    return out;
+  }
+
+  /**
+   * The buckets that hold the items under node (level, index): for a node below the bucket
+   * level, its one bucket, whose items the caller filters by `nodeIndex`.
+   */
+  #bucketsUnder(level: number, index: number): Bucket<T>[] {
+    const out: Bucket<T>[] = [];
+    if (level <= BUCKET_LEVEL) {
+      const shift = BITS_PER_LEVEL * (BUCKET_LEVEL - level);
+      const from = index << shift;
+      const to = (index + 1) << shift;
+      if (to - from > this.#buckets.size) {
+        for (const [bucket, set] of this.#buckets) if (bucket >= from && bucket < to) out.push(set);
+      } else {
+        for (let bucket = from; bucket < to; bucket++) {
+          const set = this.#buckets.get(bucket);
+          if (set) out.push(set);
+        }
+      }
+      return out;
+    }
+    const set = this.#buckets.get(index >>> (BITS_PER_LEVEL * (level - BUCKET_LEVEL)));
+    if (set) out.push(set);
     return out;
   }
 
