@@ -344,14 +344,18 @@ export class TreeBroadcast {
     heldBack: 0,
   };
   #seq: number;
-  /** Message ids seen (until `cacheMs` after they were first seen). */
-  readonly #seen = new Set<string>();
+  /**
+   * Message ids seen are kept `cacheMs` after they were first seen: those of `#cache`, and
+   * those it dropped sooner for its byte budget, here (one table less to fill per message).
+   */
+  readonly #seenOnly = new Set<string>();
   readonly #cache = new Map<string, Cached>();
   #cacheBytes = 0;
   /**
-   * Messages as they were first seen, oldest first: `#seen` forgets them from `#seenHead`
-   * on, `#cache` from `#cacheHead` on. (Iterating a `Map` from its oldest entry instead
-   * skips every entry deleted since the Map last grew: O(deleted) per call.)
+   * Messages as they were first seen, oldest first: their ids are forgotten from
+   * `#seenHead` on, `#cache` drops them from `#cacheHead` on. (Iterating a `Map` from its
+   * oldest entry instead skips every entry deleted since the Map last grew: O(deleted) per
+   * call.)
    */
   #order: Cached[] = [];
   #seenHead = 0;
@@ -472,7 +476,7 @@ export class TreeBroadcast {
     const id = idOf(m.origin, m.seq);
     const burst = this.#inBurst(m.origin, now);
     this.#ack(from, m, now, burst ? BURST_ACK_MS : this.config.ackDelayMs);
-    if (this.#seen.has(id) || m.origin === this.overlay.self) {
+    if (this.#seen(id) || m.origin === this.overlay.self) {
       this.counters.duplicates++;
       this.#ackDue = now; // its sender is retransmitting: acknowledge at once
       return { fresh: false, sends: [] };
@@ -734,8 +738,12 @@ export class TreeBroadcast {
     return sends;
   }
 
+  /** Whether message `id` was seen within `cacheMs`. */
+  #seen(id: string): boolean {
+    return this.#cache.has(id) || this.#seenOnly.has(id);
+  }
+
   #remember(id: string, m: TreeMessage, now: number): Cached {
-    this.#seen.add(id);
     let size = 32;
     for (const e of m.entries) size += approxEntryBytes(e, this.#valueBytes);
     const cached: Cached = { id, message: m, at: now, size, sentTo: [], burst: false };
@@ -750,20 +758,22 @@ export class TreeBroadcast {
   #expire(now: number): void {
     const horizon = now - this.config.cacheMs;
     const order = this.#order;
+    while (this.#seenHead < order.length) {
+      const c = order[this.#seenHead]!;
+      if (c.at > horizon) break;
+      this.#seenOnly.delete(c.id);
+      this.#seenHead++;
+    }
     while (this.#cacheHead < order.length) {
       const c = order[this.#cacheHead]!;
       if (c.at > horizon && this.#cacheBytes <= this.config.cacheBytes) break;
       if (this.#cache.get(c.id) === c) {
         this.#cache.delete(c.id);
         this.#cacheBytes -= c.size;
+        // Dropped before its id is forgotten (the byte budget): its id stays seen.
+        if (this.#cacheHead >= this.#seenHead) this.#seenOnly.add(c.id);
       }
       this.#cacheHead++;
-    }
-    while (this.#seenHead < order.length) {
-      const c = order[this.#seenHead]!;
-      if (c.at > horizon) break;
-      this.#seen.delete(c.id);
-      this.#seenHead++;
     }
     const head = Math.min(this.#cacheHead, this.#seenHead);
     if (head > 1024 && head * 2 > order.length) {
