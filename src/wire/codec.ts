@@ -316,7 +316,8 @@ export function packDatagrams(messages: readonly Message[], options: PackOptions
         visit({ ...m, nodes: m.nodes.slice(half) });
         return;
       }
-      const bytes = encoded.slice(encoded.start, encoded.end);
+      // A copy (`Buffer.slice` would not copy): the next encode writes over cbor-x's buffer.
+      const bytes = plainView(encoded).slice(encoded.start, encoded.end);
       out.push(...fragment(envelopeDatagram(prefix, bytes, bytes.length, 1), options));
       return;
     }
