@@ -11,14 +11,41 @@ import type { GossipKVStats } from "./types.ts";
 /** What {@linkcode Traffic.snapshot} reports: the traffic fields of the member's stats. */
 export type TrafficCounts = Omit<GossipKVStats, "engine" | "dropped">;
 
-/** Share each datagram's bytes among its messages' types. */
-function addShares(
-  byType: Record<string, number>,
-  messages: readonly { readonly type: MessageType }[],
-  bytes: number,
-): void {
-  const share = bytes / messages.length;
-  for (const m of messages) byType[m.type] = (byType[m.type] ?? 0) + share;
+/**
+ * Bytes by message type, in a typed array: adding a fraction of a datagram to a record's
+ * number field for every message allocated a number each time (and its keyed access by a
+ * variable name was slow).
+ */
+class BytesByType {
+  readonly #index = new Map<string, number>();
+  readonly #types: string[] = [];
+  #bytes = new Float64Array(32);
+
+  /** Shares a datagram's `bytes` among its messages' types. */
+  addShares(messages: readonly { readonly type: MessageType }[], bytes: number): void {
+    const share = bytes / messages.length;
+    for (const m of messages) {
+      let i = this.#index.get(m.type);
+      if (i === undefined) {
+        i = this.#types.length;
+        this.#types.push(m.type);
+        this.#index.set(m.type, i);
+        if (i >= this.#bytes.length) {
+          const grown = new Float64Array(2 * this.#bytes.length);
+          grown.set(this.#bytes);
+          this.#bytes = grown;
+        }
+      }
+      this.#bytes[i]! += share;
+    }
+  }
+
+  /** The types seen so far and their bytes. */
+  toRecord(): Record<string, number> {
+    const out: Record<string, number> = {};
+    this.#types.forEach((type, i) => out[type] = this.#bytes[i]!);
+    return out;
+  }
 }
 
 /** Traffic counters of one member. All grow from 0. */
@@ -29,8 +56,8 @@ export class Traffic {
   #bytesOut = 0;
   #sendErrors = 0;
   #sendsDropped = 0;
-  readonly #bytesOutByType: Record<string, number> = {};
-  readonly #bytesInByType: Record<string, number> = {};
+  readonly #bytesOutByType = new BytesByType();
+  readonly #bytesInByType = new BytesByType();
   #lastConvergenceLagMs: number | null = null;
 
   /** A datagram of `bytes` bytes arrived (refused ones included). */
@@ -41,7 +68,7 @@ export class Traffic {
 
   /** The messages of a datagram of `bytes` bytes (as received) were accepted. */
   receivedMessages(messages: readonly { readonly type: MessageType }[], bytes: number): void {
-    addShares(this.#bytesInByType, messages, bytes);
+    this.#bytesInByType.addShares(messages, bytes);
   }
 
   /** A datagram of `bytes` bytes was handed to the transport. */
@@ -52,7 +79,7 @@ export class Traffic {
 
   /** `messages` left in datagrams of `bytes` bytes in all. */
   sentMessages(messages: readonly { readonly type: MessageType }[], bytes: number): void {
-    addShares(this.#bytesOutByType, messages, bytes);
+    this.#bytesOutByType.addShares(messages, bytes);
   }
 
   /** The transport failed to send a datagram. */
@@ -77,8 +104,8 @@ export class Traffic {
       datagramsOut: this.#datagramsOut,
       bytesIn: this.#bytesIn,
       bytesOut: this.#bytesOut,
-      bytesOutByType: { ...this.#bytesOutByType },
-      bytesInByType: { ...this.#bytesInByType },
+      bytesOutByType: this.#bytesOutByType.toRecord(),
+      bytesInByType: this.#bytesInByType.toRecord(),
       sendErrors: this.#sendErrors,
       sendsDropped: this.#sendsDropped,
       lastConvergenceLagMs: this.#lastConvergenceLagMs,

@@ -121,34 +121,38 @@ export class VirtualTime implements Clock, Scheduler {
     return a.at < b.at || (a.at === b.at && a.seq < b.seq);
   }
 
+  // Sift with a hole: each level moves one timer, not two (no swap).
   #push(t: Timer): void {
     const h = this.#heap;
+    let i = h.length;
     h.push(t);
-    let i = h.length - 1;
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (!this.#before(h[i]!, h[parent]!)) break;
-      [h[i], h[parent]] = [h[parent]!, h[i]!];
+      const p = h[parent]!;
+      if (!this.#before(t, p)) break;
+      h[i] = p;
       i = parent;
     }
+    h[i] = t;
   }
 
   #pop(): Timer {
     const h = this.#heap;
     const top = h[0]!;
     const last = h.pop()!;
-    if (h.length) {
-      h[0] = last;
+    const n = h.length;
+    if (n) {
       let i = 0;
       for (;;) {
-        const l = 2 * i + 1, r = l + 1;
-        let m = i;
-        if (l < h.length && this.#before(h[l]!, h[m]!)) m = l;
-        if (r < h.length && this.#before(h[r]!, h[m]!)) m = r;
-        if (m === i) break;
-        [h[i], h[m]] = [h[m]!, h[i]!];
-        i = m;
+        const l = 2 * i + 1;
+        if (l >= n) break;
+        const r = l + 1;
+        const c = r < n && this.#before(h[r]!, h[l]!) ? r : l;
+        if (!this.#before(h[c]!, last)) break;
+        h[i] = h[c]!;
+        i = c;
       }
+      h[i] = last;
     }
     return top;
   }

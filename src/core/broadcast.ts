@@ -327,11 +327,15 @@ interface Peer {
 }
 
 interface Cached {
+  readonly id: string;
   readonly message: TreeMessage;
   readonly at: number;
   readonly size: number;
-  /** Members this member sent it to. */
-  readonly sentTo: Set<string>;
+  /**
+   * Members this member sent it to: a few, in an array of exactly that length (kept as
+   * long as the message; a `Set`, or an array grown by `push`, took ~150 bytes).
+   */
+  sentTo: readonly string[];
   /** Whether it is one of a batch (see {@linkcode batched}). */
   burst: boolean;
   /** Whether it came late here (after a retransmission on its way): sent twice onwards. */
@@ -396,10 +400,22 @@ export class TreeBroadcast {
     heldBack: 0,
   };
   #seq: number;
-  /** Message ids seen → when first seen (insertion order is time order). */
-  readonly #seen = new Map<string, number>();
+  /**
+   * Message ids seen are kept `cacheMs` after they were first seen: those of `#cache`, and
+   * those it dropped sooner for its byte budget, here (one table less to fill per message).
+   */
+  readonly #seenOnly = new Set<string>();
   readonly #cache = new Map<string, Cached>();
   #cacheBytes = 0;
+  /**
+   * Messages as they were first seen, oldest first: their ids are forgotten from
+   * `#seenHead` on, `#cache` drops them from `#cacheHead` on. (Iterating a `Map` from its
+   * oldest entry instead skips every entry deleted since the Map last grew: O(deleted) per
+   * call.)
+   */
+  #order: Cached[] = [];
+  #seenHead = 0;
+  #cacheHead = 0;
   /** Copies waiting for an acknowledgement, by `to` and message id. */
   readonly #pending = new Map<string, Pending>();
   #pendingDue = Infinity;
@@ -502,7 +518,7 @@ export class TreeBroadcast {
     const id = idOf(m.origin, m.seq);
     const burst = batched(m.seq);
     this.#ack(from, m, now, burst ? BURST_ACK_MS : this.config.ackDelayMs);
-    if (this.#seen.has(id) || m.origin === this.overlay.self) {
+    if (this.#seen(id) || m.origin === this.overlay.self) {
       this.counters.duplicates++;
       this.#ackDue = now; // its sender is retransmitting: acknowledge at once
       return { fresh: false, sends: [] };
@@ -515,7 +531,7 @@ export class TreeBroadcast {
     // A late copy was likely sent again: its sender waits for this answer (and the echo of
     // the copy, a duplicate, gets another, in a datagram of its own).
     if (cached.late) this.#ackDue = now;
-    cached.sentTo.add(from);
+    cached.sentTo = [from];
     const children = this.overlay.children(m.origin, m.seq);
     return { fresh: true, sends: this.#sendAll(cached, id, children, now) };
   }
@@ -628,13 +644,13 @@ export class TreeBroadcast {
       this.#ackDue = Infinity;
       for (const [to, byOrigin] of acks) {
         for (const [origin, { seqs: list, at }] of byOrigin) {
-          const seqs = [...new Set(list)].sort((a, b) => a - b);
+          const seqs = list.length === 1 ? list : [...new Set(list)].sort((a, b) => a - b);
           // `hop` says how long the last of them waited here on purpose (not how late this
           // member's timers ran: that is part of the round trip): its sender subtracts it
           // from the round trip, to learn the network's own.
           const hop = Math.min(255, Math.max(0, Math.floor(Math.min(now, due) - at)));
           for (let i = 0; i < seqs.length; i += MAX_SEQS) {
-            const part = seqs.slice(i, i + MAX_SEQS);
+            const part = seqs.length <= MAX_SEQS ? seqs : seqs.slice(i, i + MAX_SEQS);
             this.counters.acked += part.length;
             sends.push({ to, message: { type: "ihave", origin, hop, seqs: part } });
           }
@@ -694,12 +710,13 @@ export class TreeBroadcast {
     const sends: TreeSend[] = [];
     const self = this.overlay.self;
     const message = takeover ? late(cached.message) : cached.message;
+    let deadline = NaN;
     for (const t of to) {
-      if (t === self || t === message.origin || cached.sentTo.has(t)) continue;
-      cached.sentTo.add(t);
+      if (t === self || t === message.origin || cached.sentTo.includes(t)) continue;
+      cached.sentTo = cached.sentTo.concat(t);
       sends.push({ to: t, message });
       if (this.#pending.size >= MAX_PENDING) continue;
-      const deadline = now + (cached.burst ? this.burstRto : this.rto);
+      if (Number.isNaN(deadline)) deadline = now + (cached.burst ? this.burstRto : this.rto);
       this.#peer(t);
       const echoAt = cached.late && !takeover ? now + ECHO_MS : Infinity;
       this.#pending.set(`${t}\n${id}`, {
@@ -802,19 +819,25 @@ export class TreeBroadcast {
     return sends;
   }
 
+  /** Whether message `id` was seen within `cacheMs`. */
+  #seen(id: string): boolean {
+    return this.#cache.has(id) || this.#seenOnly.has(id);
+  }
+
   #remember(id: string, m: TreeMessage, now: number): Cached {
-    this.#seen.set(id, now);
     let size = 32;
     for (const e of m.entries) size += approxEntryBytes(e, this.#valueBytes);
     const cached: Cached = {
+      id,
       message: m,
       at: now,
       size,
-      sentTo: new Set(),
+      sentTo: [],
       burst: false,
       late: false,
     };
     this.#cache.set(id, cached);
+    this.#order.push(cached);
     this.#cacheBytes += size;
     this.#expire(now);
     return cached;
@@ -823,14 +846,29 @@ export class TreeBroadcast {
   /** Forgets cached messages past `cacheMs` or the byte budget, and ids past `cacheMs`. */
   #expire(now: number): void {
     const horizon = now - this.config.cacheMs;
-    for (const [id, c] of this.#cache) {
-      if (c.at > horizon && this.#cacheBytes <= this.config.cacheBytes) break;
-      this.#cache.delete(id);
-      this.#cacheBytes -= c.size;
+    const order = this.#order;
+    while (this.#seenHead < order.length) {
+      const c = order[this.#seenHead]!;
+      if (c.at > horizon) break;
+      this.#seenOnly.delete(c.id);
+      this.#seenHead++;
     }
-    for (const [id, at] of this.#seen) {
-      if (at > horizon) break;
-      this.#seen.delete(id);
+    while (this.#cacheHead < order.length) {
+      const c = order[this.#cacheHead]!;
+      if (c.at > horizon && this.#cacheBytes <= this.config.cacheBytes) break;
+      if (this.#cache.get(c.id) === c) {
+        this.#cache.delete(c.id);
+        this.#cacheBytes -= c.size;
+        // Dropped before its id is forgotten (the byte budget): its id stays seen.
+        if (this.#cacheHead >= this.#seenHead) this.#seenOnly.add(c.id);
+      }
+      this.#cacheHead++;
+    }
+    const head = Math.min(this.#cacheHead, this.#seenHead);
+    if (head > 1024 && head * 2 > order.length) {
+      this.#order = order.slice(head);
+      this.#cacheHead -= head;
+      this.#seenHead -= head;
     }
     if (this.#peers.size > 2 * this.overlay.size + 16) {
       for (const id of this.#peers.keys()) if (!this.overlay.has(id)) this.#peers.delete(id);

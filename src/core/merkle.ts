@@ -64,13 +64,24 @@ function levelOffset(level: number): number {
   return OFFSET[level]!;
 }
 
+/**
+ * Items of one level-3 bucket, in insertion order: an array while small (a `Set` costs
+ * ~280 bytes even for one item, and a sparse tree has about one item per bucket), a `Set`
+ * past {@linkcode SMALL_BUCKET} items.
+ */
+type Bucket<T> = T[] | Set<T>;
+const SMALL_BUCKET = 16;
+
+/** Per-child accumulators of {@linkcode MerkleTree.children}: a, b, count for each child. */
+const childScratch = new Int32Array(3 * FANOUT);
+
 /** The Merkle index of a set of items. */
 export class MerkleTree<T extends MerkleItem> {
   #depth = 0;
   #a = new Uint32Array(1);
   #b = new Uint32Array(1);
   #count = new Uint32Array(1);
-  readonly #buckets = new Map<number, Set<T>>();
+  readonly #buckets = new Map<number, Bucket<T>>();
   #size = 0;
 
   /** Number of items in the tree. */
@@ -82,9 +93,11 @@ export class MerkleTree<T extends MerkleItem> {
   add(item: T): void {
     this.#toggle(item, 1);
     const bucket = nodeIndex(item.ka, BUCKET_LEVEL);
-    let set = this.#buckets.get(bucket);
-    if (!set) this.#buckets.set(bucket, set = new Set());
-    set.add(item);
+    const set = this.#buckets.get(bucket);
+    if (!set) this.#buckets.set(bucket, [item]);
+    else if (!Array.isArray(set)) set.add(item);
+    else if (set.length < SMALL_BUCKET) set.push(item);
+    else this.#buckets.set(bucket, new Set(set).add(item));
     this.#size++;
     if (this.#depth < MAX_DENSE_DEPTH && this.#size > 4 * levelWidth(this.#depth + 1)) {
       this.#rebuild(this.#depth + 1);
@@ -95,8 +108,16 @@ export class MerkleTree<T extends MerkleItem> {
   remove(item: T): void {
     const bucket = nodeIndex(item.ka, BUCKET_LEVEL);
     const set = this.#buckets.get(bucket);
-    if (!set?.delete(item)) return;
-    if (set.size === 0) this.#buckets.delete(bucket);
+    if (!set) return;
+    if (Array.isArray(set)) {
+      const i = set.indexOf(item);
+      if (i < 0) return;
+      if (set.length === 1) this.#buckets.delete(bucket);
+      else set.splice(i, 1);
+    } else {
+      if (!set.delete(item)) return;
+      if (set.size === 0) this.#buckets.delete(bucket);
+    }
     this.#toggle(item, -1);
     this.#size--;
   }
@@ -112,15 +133,16 @@ export class MerkleTree<T extends MerkleItem> {
       const o = levelOffset(level) + index;
       return { a: this.#a[o]!, b: this.#b[o]!, count: this.#count[o]! };
     }
-    const d: NodeDigest = { a: 0, b: 0, count: 0 };
-    for (const item of this.items(level, index)) {
-      d.a ^= item.ea;
-      d.b ^= item.eb;
-      d.count++;
+    let a = 0, b = 0, count = 0;
+    for (const set of this.#bucketsUnder(level, index)) {
+      for (const item of set) {
+        if (level > BUCKET_LEVEL && nodeIndex(item.ka, level) !== index) continue;
+        a ^= item.ea;
+        b ^= item.eb;
+        count++;
+      }
     }
-    d.a >>>= 0;
-    d.b >>>= 0;
-    return d;
+    return { a: a >>> 0, b: b >>> 0, count };
   }
 
   /** Digests of the 16 children of node (level, index), which must be above `MAX_LEVEL`. */
@@ -131,13 +153,45 @@ export class MerkleTree<T extends MerkleItem> {
       for (let i = 0; i < FANOUT; i++) out.push(this.node(level + 1, first + i));
       return out;
     }
-    for (let i = 0; i < FANOUT; i++) out.push({ a: 0, b: 0, count: 0 });
-    for (const item of this.items(level, index)) {
-      const d = out[nodeIndex(item.ka, level + 1) - first]!;
-      d.a = (d.a ^ item.ea) >>> 0;
-      d.b = (d.b ^ item.eb) >>> 0;
-      d.count++;
+    // Accumulated as 32-bit integers (no number allocated per item), made unsigned at the end.
+    const acc = childScratch.fill(0);
+    for (const set of this.#bucketsUnder(level, index)) {
+      for (const item of set) {
+        if (level > BUCKET_LEVEL && nodeIndex(item.ka, level) !== index) continue;
+        const i = 3 * (nodeIndex(item.ka, level + 1) - first);
+        acc[i]! ^= item.ea;
+        acc[i + 1]! ^= item.eb;
+        acc[i + 2]!++;
+      }
     }
+    for (let i = 0; i < 3 * FANOUT; i += 3) {
+      out.push({ a: acc[i]! >>> 0, b: acc[i + 1]! >>> 0, count: acc[i + 2]! });
+    }
+    return out;
+  }
+
+  /**
+   * The buckets that hold the items under node (level, index): for a node below the bucket
+   * level, its one bucket, whose items the caller filters by `nodeIndex`.
+   */
+  #bucketsUnder(level: number, index: number): Bucket<T>[] {
+    const out: Bucket<T>[] = [];
+    if (level <= BUCKET_LEVEL) {
+      const shift = BITS_PER_LEVEL * (BUCKET_LEVEL - level);
+      const from = index << shift;
+      const to = (index + 1) << shift;
+      if (to - from > this.#buckets.size) {
+        for (const [bucket, set] of this.#buckets) if (bucket >= from && bucket < to) out.push(set);
+      } else {
+        for (let bucket = from; bucket < to; bucket++) {
+          const set = this.#buckets.get(bucket);
+          if (set) out.push(set);
+        }
+      }
+      return out;
+    }
+    const set = this.#buckets.get(index >>> (BITS_PER_LEVEL * (level - BUCKET_LEVEL)));
+    if (set) out.push(set);
     return out;
   }
 

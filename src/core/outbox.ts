@@ -68,8 +68,9 @@ export class Outbox {
       for (let i = 0; i < messages.length; i++) sent[messages[i]!.type]++;
       outgoing.push({ to, messages });
     }
-    this.#messages.clear();
-    this.#ids.clear();
+    // `clear()` allocates a new table: not for a map already empty (most takes are).
+    if (this.#messages.size) this.#messages.clear();
+    if (this.#ids.size) this.#ids.clear();
     return outgoing;
   }
 }

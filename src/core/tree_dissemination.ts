@@ -18,7 +18,7 @@ import type {
 import { approxSize, isLarge } from "./large_values.ts";
 import { MEMBER_KEY_PREFIX } from "./records.ts";
 import { sample } from "./random.ts";
-import type { StoredEntry } from "./store.ts";
+import type { Entry, StoredEntry } from "./store.ts";
 
 /**
  * The value of the `tree` field of a member's `sys` record when it takes part in the tree
@@ -118,9 +118,19 @@ export class TreeDissemination implements Dissemination {
         this.#send(r.sends);
         if (!r.fresh) break;
         this.#recent.push(now, m.entries.length);
-        for (const e of m.entries) {
-          if (this.#ctx.mergeRemote(e, from, now) === "applied") counters.rumorEntriesNew++;
-          else counters.rumorEntriesDuplicate++;
+        // The message is kept (to forward and retransmit it) as long as the store keeps
+        // what it applied: it keeps the stored versions instead of equal decoded copies
+        // (the same fields, so the same bytes on the wire; half the memory per write).
+        const entries = m.entries as Entry[];
+        for (let i = 0; i < entries.length; i++) {
+          const e = entries[i]!;
+          if (this.#ctx.mergeRemote(e, from, now) !== "applied") {
+            counters.rumorEntriesDuplicate++;
+            continue;
+          }
+          counters.rumorEntriesNew++;
+          const stored = store.get(e.section, e.key);
+          if (stored && sameVersion(stored, e)) entries[i] = stored;
         }
         break;
       }
@@ -220,6 +230,12 @@ export class TreeDissemination implements Dissemination {
     const n = this.#ctx.membership.size;
     return 2 * Math.ceil(Math.log(Math.max(2, n)) / Math.log(this.#ctx.config.fanout + 1)) + 2;
   }
+}
+
+/** Whether two entries are the same version, value included. */
+function sameVersion(a: Entry, b: Entry): boolean {
+  return a.wall === b.wall && a.logical === b.logical && a.writer === b.writer &&
+    a.deleted === b.deleted && a.value === b.value && a.key === b.key && a.section === b.section;
 }
 
 /** Counts of entries by time, oldest first; writes at the same ms share one slot. */

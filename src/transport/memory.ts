@@ -8,6 +8,7 @@
  * @module
  */
 
+import { copyBytes } from "../wire/_slab.ts";
 import { type Random, seededRandom } from "../core/random.ts";
 import { type Clock, type Scheduler, systemClock, systemScheduler, VirtualTime } from "../time.ts";
 import type { DatagramHandler, Transport } from "./types.ts";
@@ -206,7 +207,7 @@ export class MemoryNetwork {
     const copies = this.#random() < this.duplicate ? 2 : 1;
     for (let i = 0; i < copies; i++) {
       // Copy: the receiver must not see later changes to the sender's buffer.
-      const bytes = data.slice();
+      const bytes = copyBytes(data);
       let delay = this.latencyMs + (this.jitterMs ? this.#random() * this.jitterMs : 0);
       if (this.#random() < this.reorder) delay += this.latencyMs + this.jitterMs + 1;
       this.scheduler.setTimeout(() => this.#arrive(from, to, bytes), delay);

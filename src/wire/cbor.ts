@@ -50,6 +50,18 @@ export function encodeCbor(value: unknown): Uint8Array {
   return plainBytes(codec.encode(value));
 }
 
+/** cbor-x's `REUSE_BUFFER_MODE | RESET_BUFFER_MODE`: see {@linkcode encodeCborScratch}. */
+const SCRATCH_MODE = 512 | 1024;
+
+/**
+ * CBOR-encodes a value (already checked) into the encoder's own buffer, without a copy or
+ * a view: the bytes are `[start, end)` of the array returned, valid only until the next
+ * call of any encode function here (the next encode writes over them).
+ */
+export function encodeCborScratch(value: unknown): Uint8Array & { start: number; end: number } {
+  return codec.encode(value, SCRATCH_MODE) as Uint8Array & { start: number; end: number };
+}
+
 /** Decodes one CBOR item; throws on malformed or truncated input. */
 export function decodeCbor(bytes: Uint8Array): unknown {
   return codec.decode(plainBytes(bytes));

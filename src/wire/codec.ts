@@ -30,7 +30,8 @@ import {
   layoutUint,
   MAX_ID_LENGTH,
 } from "./_entry.ts";
-import { concatBytes, decodeCbor, encodeCbor } from "./cbor.ts";
+import { concatBytes, decodeCbor, encodeCbor, encodeCborScratch } from "./cbor.ts";
+import { slabBytes } from "./_slab.ts";
 
 /** First two bytes of every datagram: "GK". */
 export const MAGIC_0 = 0x47;
@@ -184,11 +185,34 @@ export function encodeMessage(m: Message): Uint8Array {
   return encodeCbor(messageToArray(m));
 }
 
-function arrayHeader(n: number): Uint8Array {
-  if (n < 24) return Uint8Array.of(0x80 + n);
-  if (n < 0x100) return Uint8Array.of(0x98, n);
-  if (n < 0x10000) return Uint8Array.of(0x99, n >>> 8, n & 0xff);
-  return Uint8Array.of(0x9a, n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);
+/** Bytes of a CBOR array header for `n` items. */
+function arrayHeaderBytes(n: number): number {
+  return n < 24 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 5;
+}
+
+/** Writes a CBOR array header for `n` items at `o`; returns the offset after it. */
+function writeArrayHeader(out: Uint8Array, o: number, n: number): number {
+  if (n < 24) {
+    out[o] = 0x80 + n;
+    return o + 1;
+  }
+  if (n < 0x100) {
+    out[o] = 0x98;
+    out[o + 1] = n;
+    return o + 2;
+  }
+  if (n < 0x10000) {
+    out[o] = 0x99;
+    out[o + 1] = n >>> 8;
+    out[o + 2] = n & 0xff;
+    return o + 3;
+  }
+  out[o] = 0x9a;
+  out[o + 1] = n >>> 24;
+  out[o + 2] = (n >>> 16) & 0xff;
+  out[o + 3] = (n >>> 8) & 0xff;
+  out[o + 4] = n & 0xff;
+  return o + 5;
 }
 
 /** The 4-byte header of a datagram of `kind`. */
@@ -196,14 +220,50 @@ export function header(kind: number): Uint8Array {
   return Uint8Array.of(MAGIC_0, MAGIC_1, PROTOCOL_VERSION, kind);
 }
 
-/** Builds a kind-0 datagram from already encoded messages. */
-function envelopeDatagram(prefix: readonly Uint8Array[], messages: readonly Uint8Array[]) {
-  return concatBytes([
-    header(Kind.Envelope),
-    arrayHeader(messages.length + 2),
-    ...prefix,
-    ...messages,
-  ]);
+/**
+ * Builds a kind-0 datagram from `count` already encoded messages, `body` back to back,
+ * written once into one array (see `_slab.ts`: a datagram costs no buffer of its own).
+ */
+function envelopeDatagram(
+  prefix: readonly Uint8Array[],
+  body: Uint8Array,
+  bodyEnd: number,
+  count: number,
+): Uint8Array {
+  const items = count + prefix.length;
+  let n = HEADER_BYTES + arrayHeaderBytes(items) + bodyEnd;
+  for (const p of prefix) n += p.length;
+  const out = slabBytes(n);
+  out[0] = MAGIC_0;
+  out[1] = MAGIC_1;
+  out[2] = PROTOCOL_VERSION;
+  out[3] = Kind.Envelope;
+  let o = writeArrayHeader(out, HEADER_BYTES, items);
+  for (const p of prefix) {
+    out.set(p, o);
+    o += p.length;
+  }
+  out.set(bodyEnd === body.length ? body : body.subarray(0, bodyEnd), o);
+  return out;
+}
+
+/**
+ * The encoded messages of the datagram being packed, back to back (a datagram is at most
+ * 65,507 bytes): messages are encoded in cbor-x's own buffer and copied here, and the
+ * datagram is written once from here.
+ */
+const batchBytes = new Uint8Array(65_536);
+
+/** cbor-x's buffer (a Node `Buffer` where there is one) as a plain `Uint8Array`, kept. */
+let encoderBuffer: Uint8Array | undefined;
+let encoderView: Uint8Array = new Uint8Array(0);
+
+function plainView(buffer: Uint8Array): Uint8Array {
+  if (buffer !== encoderBuffer) {
+    encoderBuffer = buffer;
+    encoderView = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+  }
+  return encoderView;
 }
 
 /** Options for {@linkcode packDatagrams}. */
@@ -231,43 +291,44 @@ export function packDatagrams(messages: readonly Message[], options: PackOptions
     throw new RangeError(`MTU of ${mtu} bytes is too small for this cluster name and id`);
   }
   const out: Uint8Array[] = [];
-  let batch: Uint8Array[] = [];
-  let used = 0;
+  let count = 0, used = 0;
   const flush = () => {
-    if (batch.length) out.push(envelopeDatagram(prefix, batch));
-    batch = [];
+    if (count) out.push(envelopeDatagram(prefix, batchBytes, used, count));
+    count = 0;
     used = 0;
   };
-  const add = (bytes: Uint8Array) => {
-    if (bytes.length > budget) {
-      out.push(...fragment(envelopeDatagram(prefix, [bytes]), options));
-      return;
-    }
-    if (used + bytes.length > budget) flush();
-    batch.push(bytes);
-    used += bytes.length;
-  };
   const visit = (m: Message) => {
-    const bytes = encodeMessage(m);
-    if (
-      bytes.length > budget && (m.type === "rumor" || m.type === "entries") && m.entries.length > 1
-    ) {
-      const half = m.entries.length >>> 1;
-      visit({ ...m, entries: m.entries.slice(0, half) });
-      visit({ ...m, entries: m.entries.slice(half) });
+    const encoded = encodeCborScratch(messageToArray(m));
+    const length = encoded.end - encoded.start;
+    if (length > budget) {
+      if ((m.type === "rumor" || m.type === "entries") && m.entries.length > 1) {
+        const half = m.entries.length >>> 1;
+        visit({ ...m, entries: m.entries.slice(0, half) });
+        visit({ ...m, entries: m.entries.slice(half) });
+        return;
+      }
+      if (
+        (m.type === "sync-nodes" || m.type === "sync-stamps" || m.type === "sync-pull") &&
+        m.nodes.length > 1
+      ) {
+        const half = m.nodes.length >>> 1;
+        visit({ ...m, nodes: m.nodes.slice(0, half) });
+        visit({ ...m, nodes: m.nodes.slice(half) });
+        return;
+      }
+      // A copy (`Buffer.slice` would not copy): the next encode writes over cbor-x's buffer.
+      const bytes = plainView(encoded).slice(encoded.start, encoded.end);
+      out.push(...fragment(envelopeDatagram(prefix, bytes, bytes.length, 1), options));
       return;
     }
-    if (
-      bytes.length > budget &&
-      (m.type === "sync-nodes" || m.type === "sync-stamps" || m.type === "sync-pull") &&
-      m.nodes.length > 1
-    ) {
-      const half = m.nodes.length >>> 1;
-      visit({ ...m, nodes: m.nodes.slice(0, half) });
-      visit({ ...m, nodes: m.nodes.slice(half) });
-      return;
-    }
-    add(bytes);
+    if (used + length > budget) flush();
+    const from = plainView(encoded);
+    if (length <= 64) {
+      // A short copy by hand: `subarray` would make a view.
+      for (let i = 0, j = encoded.start; i < length; i++, j++) batchBytes[used + i] = from[j]!;
+    } else batchBytes.set(from.subarray(encoded.start, encoded.end), used);
+    used += length;
+    count++;
   };
   for (const m of messages) visit(m);
   flush();

@@ -11,7 +11,17 @@
  * @module
  */
 
-import { checkHeader, header, HEADER_BYTES, Kind, type Refusal } from "./codec.ts";
+import {
+  checkHeader,
+  header,
+  HEADER_BYTES,
+  Kind,
+  MAGIC_0,
+  MAGIC_1,
+  PROTOCOL_VERSION,
+  type Refusal,
+} from "./codec.ts";
+import { slabBytes } from "./_slab.ts";
 
 export type { Refusal } from "./codec.ts";
 
@@ -290,25 +300,26 @@ export class Keyring {
   sealSync(datagram: Uint8Array, cluster: string, now: number): Uint8Array {
     const nc = this.#syncCipher();
     const primary = this.#keys[0]!;
-    const out = new Uint8Array(PREFIX_BYTES + TIMESTAMP_BYTES + datagram.length + TAG_BYTES);
-    const prefix = sealPrefix(primary);
-    out.set(prefix);
+    // One array for the whole sealed datagram (see `_slab.ts`); the prefix is written in
+    // place, and the plaintext where the ciphertext goes, then encrypted in one call.
+    const out = slabBytes(PREFIX_BYTES + TIMESTAMP_BYTES + datagram.length + TAG_BYTES);
+    writePrefix(out, primary);
+    const prefix = out.subarray(0, PREFIX_BYTES);
     const cipher = nc.createCipheriv(
       "aes-256-gcm",
       primary.sync,
-      prefix.subarray(HEADER_BYTES + KEY_ID_BYTES),
+      out.subarray(HEADER_BYTES + KEY_ID_BYTES, PREFIX_BYTES),
     );
-    cipher.setAAD(aad(prefix, cluster));
-    // The plaintext is written where the ciphertext goes, then encrypted in one call.
+    // The cipher reads the AAD at once: one scratch array serves every call.
+    cipher.setAAD(syncAad(prefix, cluster));
     const plain = out.subarray(PREFIX_BYTES, out.length - TAG_BYTES);
     writeTimestamp(plain, now);
     plain.set(datagram, TIMESTAMP_BYTES);
-    let at = PREFIX_BYTES;
-    for (const part of [cipher.update(plain), cipher.final()]) {
-      out.set(part, at);
-      at += part.length;
-    }
-    out.set(cipher.getAuthTag(), at);
+    const body = cipher.update(plain);
+    out.set(body, PREFIX_BYTES);
+    const tail = cipher.final();
+    if (tail.length) out.set(tail, PREFIX_BYTES + body.length);
+    out.set(cipher.getAuthTag(), PREFIX_BYTES + body.length + tail.length);
     return out;
   }
 
@@ -356,7 +367,10 @@ export class Keyring {
   openSync(sealed: Uint8Array, cluster: string): Opened {
     const nc = this.#syncCipher();
     const keyId = sealed.subarray(HEADER_BYTES, HEADER_BYTES + KEY_ID_BYTES);
-    const candidates = this.#keys.filter((k) => sameBytes(k.id, keyId));
+    const keys = this.#keys;
+    const candidates = keys.length === 1 && sameBytes(keys[0]!.id, keyId)
+      ? keys
+      : keys.filter((k) => sameBytes(k.id, keyId));
     if (candidates.length === 0) {
       return unauthenticated(`sealed with key ${hex(keyId)}, not in the keyring`);
     }
@@ -369,7 +383,7 @@ export class Keyring {
       let plain: Uint8Array;
       try {
         const decipher = nc.createDecipheriv("aes-256-gcm", k.sync, nonce);
-        decipher.setAAD(aad(prefix, cluster));
+        decipher.setAAD(syncAad(prefix, cluster));
         decipher.setAuthTag(tag);
         const head = decipher.update(body);
         const tail = decipher.final();
@@ -377,8 +391,7 @@ export class Keyring {
       } catch {
         continue;
       }
-      const view = new DataView(plain.buffer, plain.byteOffset, TIMESTAMP_BYTES);
-      const timestamp = view.getUint32(0) * 2 ** 32 + view.getUint32(4);
+      const timestamp = readUint32(plain, 0) * 2 ** 32 + readUint32(plain, 4);
       return { status: "opened", datagram: plain.subarray(TIMESTAMP_BYTES), timestamp, nonce };
     }
     return unauthenticated("authentication failed (wrong key, other cluster, or altered)");
@@ -398,6 +411,57 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
+}
+
+/** Reads a big-endian unsigned 32-bit integer at `o`. */
+function readUint32(bytes: Uint8Array, o: number): number {
+  return ((bytes[o]! << 24) | (bytes[o + 1]! << 16) | (bytes[o + 2]! << 8) | bytes[o + 3]!) >>> 0;
+}
+
+/**
+ * Random bytes drawn from the CSPRNG in blocks (each byte used once): a call per nonce
+ * cost more than the rest of sealing but the cipher on Deno.
+ */
+const randomPool = new Uint8Array(4096);
+let randomUsed = randomPool.length;
+
+/** Fills `out` with fresh random bytes (from the pool). */
+function fillRandom(out: Uint8Array): void {
+  if (randomUsed + out.length > randomPool.length) {
+    crypto.getRandomValues(randomPool);
+    randomUsed = 0;
+  }
+  for (let i = 0; i < out.length; i++) out[i] = randomPool[randomUsed + i]!;
+  randomUsed += out.length;
+}
+
+/** Writes the header, key id and a fresh random nonce at the start of `out`. */
+function writePrefix(out: Uint8Array, key: RingKey): void {
+  out[0] = MAGIC_0;
+  out[1] = MAGIC_1;
+  out[2] = PROTOCOL_VERSION;
+  out[3] = Kind.Sealed;
+  out.set(key.id, HEADER_BYTES);
+  fillRandom(out.subarray(HEADER_BYTES + KEY_ID_BYTES, PREFIX_BYTES));
+}
+
+/** The encoded cluster name of the last {@linkcode syncAad} call, and the AAD scratch. */
+let aadCluster = "";
+let aadScratch = new Uint8Array(PREFIX_BYTES);
+
+/**
+ * The AAD of a sealed datagram (its prefix and the cluster name) in a scratch array,
+ * valid until the next call: for the synchronous cipher, which reads it at once.
+ */
+function syncAad(prefix: Uint8Array, cluster: string): Uint8Array {
+  if (cluster !== aadCluster || aadScratch.length === PREFIX_BYTES) {
+    const name = encoder.encode(cluster);
+    aadScratch = new Uint8Array(PREFIX_BYTES + name.length);
+    aadScratch.set(name, PREFIX_BYTES);
+    aadCluster = cluster;
+  }
+  aadScratch.set(prefix);
+  return aadScratch;
 }
 
 /** Header, key id and a fresh random nonce: the bytes a sealed datagram starts with. */
@@ -425,7 +489,15 @@ export class ReplayGuard {
   /** Datagrams sealed further than this from now (either way), in ms, are refused. */
   readonly windowMs: number;
   readonly #maxEntries: number;
-  readonly #seen = new Map<string, number>();
+  readonly #seen = new Set<string>();
+  /**
+   * The nonces of `#seen` and when each expires, in the order they were seen, from `#head`
+   * on. (Iterating the oldest entries of a `Map` instead skips every entry deleted since
+   * the Map last grew: O(deleted) per datagram.)
+   */
+  #keys: string[] = [];
+  #expires: number[] = [];
+  #head = 0;
 
   constructor(options: { windowMs?: number; maxEntries?: number } = {}) {
     this.windowMs = options.windowMs ?? DEFAULT_REPLAY_WINDOW_MS;
@@ -444,13 +516,23 @@ export class ReplayGuard {
         detail: `sealed ${age} ms from now, outside the ${this.windowMs} ms window`,
       };
     }
-    for (const [key, expires] of this.#seen) {
-      if (expires >= now && this.#seen.size < this.#maxEntries) break;
-      this.#seen.delete(key);
+    const keys = this.#keys, expires = this.#expires;
+    while (this.#head < keys.length) {
+      if (expires[this.#head]! >= now && this.#seen.size < this.#maxEntries) break;
+      this.#seen.delete(keys[this.#head]!);
+      this.#head++;
     }
-    const key = String.fromCharCode(...nonce);
+    if (this.#head > 1024 && this.#head * 2 > keys.length) {
+      this.#keys = keys.slice(this.#head);
+      this.#expires = expires.slice(this.#head);
+      this.#head = 0;
+    }
+    let key = "";
+    for (let i = 0; i < nonce.length; i++) key += String.fromCharCode(nonce[i]!);
     if (this.#seen.has(key)) return { reason: "replayed", detail: "nonce seen before" };
-    this.#seen.set(key, timestamp + this.windowMs);
+    this.#seen.add(key);
+    this.#keys.push(key);
+    this.#expires.push(timestamp + this.windowMs);
     return undefined;
   }
 }

@@ -114,13 +114,9 @@ export class SealingPipeline {
       deliver(data, this.#now());
       return;
     }
-    const refuse = (reason: DropReason, detail: string) => {
-      this.#wire.drop(reason, detail);
-      refused?.(reason, detail);
-    };
     const unsealed = checkSealed(data, this.#wire.mtu);
     if (unsealed) {
-      refuse(unsealed.reason, unsealed.detail);
+      this.#refuse(unsealed.reason, unsealed.detail, refused);
       return;
     }
     if (this.#opening >= this.#maxPendingOpens) {
@@ -131,7 +127,7 @@ export class SealingPipeline {
     }
     if (keyring.sync && this.#opening === 0) {
       // A synchronous cipher, and nothing received before still being opened: at once.
-      this.#accept(keyring.openSync(data, this.#wire.cluster), deliver, refuse);
+      this.#accept(keyring.openSync(data, this.#wire.cluster), deliver, refused);
       return;
     }
     // WebCrypto is async and may finish out of order: open at once, deliver in arrival
@@ -141,22 +137,32 @@ export class SealingPipeline {
     opening.catch(() => {}); // handled below, maybe after this turn: not "unhandled"
     this.#inbound = this.#inbound.then(() => opening).then((opened) => {
       this.#opening--;
-      this.#accept(opened, deliver, refuse);
+      this.#accept(opened, deliver, refused);
     }).catch((error) => this.#onError(error));
+  }
+
+  /** Counts a refusal on the wire's drop counters and tells `refused`. */
+  #refuse(
+    reason: DropReason,
+    detail: string,
+    refused: ((reason: DropReason, detail: string) => void) | undefined,
+  ): void {
+    this.#wire.drop(reason, detail);
+    refused?.(reason, detail);
   }
 
   /** Delivers an opened datagram, unless closed, refused by the ring or replayed. */
   #accept(
     opened: Opened,
     deliver: (datagram: Uint8Array, now: number) => void,
-    refuse: (reason: DropReason, detail: string) => void,
+    refused: ((reason: DropReason, detail: string) => void) | undefined,
   ): void {
     if (this.#closed) return;
     const now = this.#now();
     const refusal = opened.status === "dropped"
       ? opened
       : this.#replay.check(opened.nonce, opened.timestamp, now);
-    if (refusal) refuse(refusal.reason, refusal.detail);
+    if (refusal) this.#refuse(refusal.reason, refusal.detail, refused);
     else if (opened.status === "opened") deliver(opened.datagram, now);
   }
 

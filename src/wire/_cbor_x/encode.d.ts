@@ -13,6 +13,7 @@ export interface Options {
 /** cbor-x's encoder (and decoder: it extends `Decoder`). */
 export declare class Encoder {
   constructor(options?: Options);
-  encode(value: unknown): Uint8Array;
+  /** `options` 512 | 1024: the encoder's buffer itself, the bytes at its `start` to `end`. */
+  encode(value: unknown, options?: number): Uint8Array;
   decode(bytes: Uint8Array): unknown;
 }
