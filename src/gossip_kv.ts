@@ -623,13 +623,15 @@ export class GossipKV {
     this.#pump();
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
-    // Writes made in one turn travel together in one rumor.
-    this.#scheduler.setTimeout(() => {
+    // Writes made in one turn travel together in one rumor, sent as soon as the turn ends.
+    const flush = () => {
       this.#flushScheduled = false;
       if (this.#closed) return;
       this.#engine.flush(this.#clock.now());
       this.#pump();
-    }, 0);
+    };
+    if (this.#scheduler.soon) this.#scheduler.soon(flush);
+    else this.#scheduler.setTimeout(flush, 0);
   }
 
   #receive(data: Uint8Array, from: string): void {

@@ -18,15 +18,28 @@ export interface Scheduler {
   setTimeout(callback: () => void, ms: number): unknown;
   /** Cancels a callback by the handle `setTimeout` returned. */
   clearTimeout(handle: unknown): void;
+  /**
+   * Runs `callback` once, as soon as the current turn of the event loop has ended (as
+   * `setImmediate` does). Optional: without it, `setTimeout(callback, 0)` is used.
+   */
+  soon?(callback: () => void): void;
 }
 
 /** The real clock. */
 export const systemClock: Clock = { now: () => Date.now() };
 
-/** The runtime's own timers. */
+declare function setImmediate(callback: () => void): unknown;
+
+/**
+ * The runtime's own timers. `soon` is `setImmediate` where the runtime has it (Node, Bun,
+ * Deno 2): it runs within microseconds, where `setTimeout(callback, 0)` waits 1 ms at least
+ * (Node, Deno) and longer in a busy loop.
+ */
 export const systemScheduler: Scheduler = {
   setTimeout: (callback, ms) => setTimeout(callback, ms),
   clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+  ...(typeof globalThis.setImmediate === "function" &&
+    { soon: (callback: () => void) => void setImmediate(callback) }),
 };
 
 interface Timer {

@@ -222,3 +222,27 @@ test("in real time, the README example converges", async () => {
   assert.equal(a.has("key 1"), false);
   await Promise.all([a.close(), b.close()]);
 });
+
+test("writes go out through scheduler.soon when the scheduler has it, not a 0 ms timer", async () => {
+  const c = new Cluster({ latencyMs: 2, member: { gossipIntervalMs: 60_000 } });
+  const soon: (() => void)[] = [];
+  const a = await c.add("a", {
+    scheduler: {
+      setTimeout: (callback, ms) => c.time.setTimeout(callback, ms),
+      clearTimeout: (handle) => c.time.clearTimeout(handle),
+      soon: (callback) => void soon.push(callback),
+    },
+  });
+  const b = await c.add("b");
+  c.run(1000);
+  await a.set("k", 1);
+  await a.set("j", 2);
+  assert.equal(soon.length, 1, "one flush for the writes of one turn");
+  c.run(100);
+  assert.equal(b.get("k"), undefined, "not sent before the flush runs");
+  soon.shift()!();
+  c.run(100);
+  assert.equal(b.get("k"), 1);
+  assert.equal(b.get("j"), 2);
+  await c.close();
+});

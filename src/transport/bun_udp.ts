@@ -75,14 +75,18 @@ export async function bunUdpTransport(options: UdpTransportOptions = {}): Promis
   return udpTransport("bun", options, {
     bound: { hostname: socket.hostname, port: socket.port },
     listen: (d) => void (deliver = d),
-    async send(data, hostname, port) {
+    send(data, hostname, port) {
+      const sendTo = (host: string) => {
+        if (!socket.send(data, port, host)) {
+          throw new Error(
+            `Send buffer full: datagram to ${formatAddress(hostname, port)} not sent`,
+          );
+        }
+      };
       // Bun's send() takes IP literals only ("Invalid address" for a name): resolve first.
-      const host = isIP(hostname)
-        ? hostname
-        : (await lookup(hostname, { family: v6 ? 0 : 4 })).address;
-      if (!socket.send(data, port, host)) {
-        throw new Error(`Send buffer full: datagram to ${formatAddress(hostname, port)} not sent`);
-      }
+      // An IP literal is sent at once, with no promise.
+      if (isIP(hostname)) return sendTo(hostname);
+      return lookup(hostname, { family: v6 ? 0 : 4 }).then(({ address }) => sendTo(address));
     },
     close: () => socket.close(),
   }, () => Object.values(networkInterfaces()).flatMap((list) => list ?? []));

@@ -62,13 +62,13 @@ export function denoUdpTransport(options: UdpTransportOptions = {}): Promise<Udp
     return Promise.resolve(udpTransport("deno", options, {
       bound: { hostname: conn.addr.hostname, port: conn.addr.port },
       listen: (deliver) => void receiveLoop(conn, deliver, () => closed),
-      send: async (data, hostname, port) => {
-        await conn.send(data, { transport: "udp", hostname, port });
-      },
+      send: (data, hostname, port) => conn.send(data, { transport: "udp", hostname, port }),
       close() {
         closed = true;
         conn.close();
       },
+      // Deno polls I/O only every few dozen immediate turns: bursts wait for timers.
+      timerTurns: true,
     }, () => runtime.networkInterfaces?.() ?? []));
   } catch (error) {
     return Promise.reject(error);

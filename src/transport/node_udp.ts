@@ -15,6 +15,7 @@
 
 import type * as Dgram from "node:dgram";
 import type * as Os from "node:os";
+import { denoGlobal } from "../_runtime.ts";
 import {
   bindOptions,
   isIPv6,
@@ -79,5 +80,7 @@ export async function nodeUdpTransport(options: UdpTransportOptions = {}): Promi
         socket.send(data, port, host, (error) => (error ? reject(error) : resolve()));
       }),
     close: () => new Promise<void>((resolve) => socket.close(() => resolve())),
+    // Deno polls I/O only every few dozen immediate turns: bursts wait for timers there.
+    timerTurns: denoGlobal() !== undefined,
   }, () => Object.values(networkInterfaces()).flatMap((list) => list ?? []));
 }

@@ -130,6 +130,9 @@ export function bindOptions(options: UdpTransportOptions): { hostname: string; p
   return { hostname, port };
 }
 
+/** Peer addresses kept parsed at most (beyond, the cache starts over). */
+const MAX_PARSED_PEERS = 4096;
+
 /** What each adapter provides: a bound socket, in the runtime's own API. */
 export interface BoundSocket {
   /** The address the socket is bound to. */
@@ -137,9 +140,11 @@ export interface BoundSocket {
   /** Starts delivering datagrams to `deliver` (called once). */
   listen(deliver: (data: Uint8Array, hostname: string, port: number) => void): void;
   /** Sends one datagram; throws or rejects when it cannot. */
-  send(data: Uint8Array, hostname: string, port: number): void | Promise<void>;
+  send(data: Uint8Array, hostname: string, port: number): void | Promise<unknown>;
   /** Closes the socket (called once). */
   close(): void | Promise<void>;
+  /** Pace bursts by timers (see `SendQueueOptions`): Deno's native socket. */
+  readonly timerTurns?: boolean;
 }
 
 /**
@@ -162,10 +167,17 @@ export function udpTransport(
     throw error;
   }
   let closed = false;
-  const queue = new SendQueue(async (to, data) => {
-    const { hostname, port } = parseAddress(to);
-    await socket.send(data, hostname, port);
-  });
+  // Parsed once per peer, not once per datagram.
+  const peers = new Map<string, { hostname: string; port: number }>();
+  const queue = new SendQueue((to, data) => {
+    let peer = peers.get(to);
+    if (peer === undefined) {
+      peer = parseAddress(to);
+      if (peers.size >= MAX_PARSED_PEERS) peers.clear();
+      peers.set(to, peer);
+    }
+    return socket.send(data, peer.hostname, peer.port);
+  }, { timerTurns: socket.timerTurns === true });
   return {
     address,
     boundAddress: formatAddress(bound.hostname, bound.port),
@@ -181,7 +193,14 @@ export function udpTransport(
         }
       });
     },
-    send: (to: string, data: Uint8Array) => queue.send(to, data),
+    send(to: string, data: Uint8Array): void | Promise<void> {
+      // Never throws: a datagram that cannot be sent rejects.
+      try {
+        return queue.send(to, data) as void | Promise<void>;
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    },
     close() {
       if (closed) return;
       closed = true;

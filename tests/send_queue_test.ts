@@ -1,0 +1,41 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { SEND_BURST, SendQueue } from "../src/transport/_send_queue.ts";
+
+test("SendQueue sends a burst at once, queues the rest for later turns, small ones first", async () => {
+  const sent: number[] = [];
+  const q = new SendQueue((_to, data) => void sent.push(data.length));
+  const results: (void | Promise<unknown>)[] = [];
+  for (let i = 0; i < SEND_BURST; i++) results.push(q.send("a:1", new Uint8Array(1000)));
+  assert.equal(sent.length, SEND_BURST);
+  assert.ok(results.every((r) => r === undefined), "a synchronous send costs no promise");
+  const later = [q.send("a:1", new Uint8Array(1000)), q.send("a:1", new Uint8Array(10))];
+  assert.equal(sent.length, SEND_BURST);
+  await Promise.all(later);
+  assert.deepEqual(sent.slice(SEND_BURST), [10, 1000]);
+  q.close();
+});
+
+test("SendQueue: a queued datagram whose send throws rejects alone, and the queue goes on", async () => {
+  const sent: string[] = [];
+  const q = new SendQueue((to) => {
+    if (to === "bad") throw new TypeError("bad address");
+    sent.push(to);
+  });
+  for (let i = 0; i < SEND_BURST; i++) q.send("a:1", new Uint8Array(1));
+  const bad = q.send("bad", new Uint8Array(1));
+  const good = q.send("b:2", new Uint8Array(1));
+  await assert.rejects(Promise.resolve(bad), TypeError);
+  await good;
+  assert.equal(sent.at(-1), "b:2");
+  q.close();
+});
+
+test("SendQueue: closing rejects what is queued, and later sends", async () => {
+  const q = new SendQueue(() => Promise.resolve());
+  for (let i = 0; i < SEND_BURST; i++) q.send("a:1", new Uint8Array(1));
+  const queued = q.send("a:1", new Uint8Array(1));
+  q.close();
+  await assert.rejects(Promise.resolve(queued), /closed/);
+  await assert.rejects(Promise.resolve(q.send("a:1", new Uint8Array(1))), /closed/);
+});
