@@ -1,0 +1,549 @@
+// Unit tests of the tree broadcast (src/core/broadcast.ts) one input at a time, on virtual
+// time: the trees (pinned: members of different releases must compute the same ones), the
+// sequence numbers, the round-trip estimators, the retransmission timeline, the probes of a
+// silent member, congestion, takeovers, acknowledgements and the caches, with exact values.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  DEFAULT_TREE_CONFIG,
+  MAX_ATTEMPTS,
+  Overlay,
+  TreeBroadcast,
+  type TreeConfig,
+  type TreeSend,
+} from "../src/core/broadcast.ts";
+import type { IHaveMessage, TreeMessage } from "../src/core/messages.ts";
+import type { Entry } from "../src/core/store.ts";
+
+const ids = (n: number) => Array.from({ length: n }, (_, i) => `m${i}`);
+
+function overlay(self: string, members: readonly string[]): Overlay {
+  const o = new Overlay(self);
+  for (const id of members) o.set(id, true);
+  return o;
+}
+
+/** Member `self` of a tree broadcast holding `members` on its ring. */
+function member(
+  self: string,
+  members: readonly string[],
+  config: Partial<TreeConfig> = {},
+  now = 0,
+): TreeBroadcast {
+  const t = new TreeBroadcast(self, config, now);
+  for (const id of members) t.overlay.set(id, true);
+  return t;
+}
+
+const tree = (origin: string, seq: number, hop = 0, entries: Entry[] = []): TreeMessage => ({
+  type: "tree",
+  origin,
+  seq,
+  hop,
+  entries,
+});
+
+const ihave = (origin: string, ...seqs: number[]): IHaveMessage => ({
+  type: "ihave",
+  origin,
+  hop: 0,
+  seqs,
+});
+
+const seqOf = (s: TreeSend | undefined) => (s!.message as TreeMessage).seq;
+const to = (sends: readonly TreeSend[]) => sends.map((s) => s.to);
+
+/** Every member's children in the tree of (origin, seq), in `o`'s view, as `id>c1,c2`. */
+function shape(o: Overlay, members: readonly string[], origin: string, seq: number): string {
+  return members.flatMap((id) => {
+    const c = o.children(origin, seq, id);
+    return c.length ? [`${id}>${c.join(",")}`] : [];
+  }).join(" ");
+}
+
+// ---------------------------------------------------------------- the trees
+
+test("the trees are pinned: every release computes the same tree for a message", () => {
+  // Members of two releases relay each other's messages: a different ring, start point or
+  // split would leave members out of some trees. These are the trees of this release.
+  const seven = ids(7);
+  const o = overlay("m0", seven);
+  assert.deepEqual([0, 1, 2, 3].map((seq) => shape(o, seven, "m0", seq)), [
+    "m0>m5,m6,m3 m3>m1 m5>m4 m6>m2",
+    "m0>m4,m3 m3>m1,m5 m4>m6,m2",
+    "m0>m2,m1,m4 m1>m5 m2>m3 m4>m6",
+    "m0>m3,m4 m3>m1,m5 m4>m6,m2",
+  ]);
+  const twenty = ids(20);
+  const big = overlay("m0", twenty);
+  assert.deepEqual([0, 1, 2, 3, 4, 5].map((seq) => shape(big, twenty, "m3", seq)), [
+    "m2>m17,m0 m3>m6,m18,m19 m6>m12,m2 m7>m1 m10>m15,m5 m11>m4,m9 m12>m8 m16>m14,m13 m18>m7,m10 m19>m16,m11",
+    "m1>m10,m5 m2>m17,m1 m3>m16,m2 m5>m19 m9>m6,m12 m10>m15 m11>m4 m12>m8 m14>m13,m11 m16>m14,m9 m17>m0,m18 m18>m7",
+    "m2>m17,m0 m3>m16,m6,m18 m6>m12,m2 m7>m1,m10 m11>m4,m9 m12>m8 m14>m13 m15>m5,m19 m16>m14,m11 m18>m7,m15",
+    "m1>m10,m15 m2>m17,m1 m3>m2,m19 m4>m9,m12 m9>m6 m12>m8 m13>m11 m15>m5 m16>m14,m13 m17>m0,m18 m18>m7 m19>m16,m4",
+    "m0>m18 m3>m4,m17,m15 m4>m9,m12 m5>m19,m16 m7>m1,m10 m9>m6 m12>m8,m2 m14>m13,m11 m15>m5,m14 m17>m0,m7",
+    "m0>m18,m7 m3>m17,m16 m5>m19 m6>m12 m7>m1 m8>m2 m9>m6,m8 m10>m15,m5 m11>m4 m14>m13,m11 m16>m14,m9 m17>m0,m10",
+  ]);
+  // A view without the origin (not placed yet): every member it holds is in the row.
+  const without = overlay("m1", seven.slice(1));
+  assert.deepEqual([10, 11].map((seq) => shape(without, seven, "m0", seq)), [
+    "m3>m1 m5>m4 m6>m2",
+    "m3>m1,m5 m4>m6,m2",
+  ]);
+});
+
+test("the start of the row moves with every message: each member heads some trees", () => {
+  const members = ids(12);
+  const o = overlay("m0", members);
+  const heads = new Map<string, number>();
+  for (let seq = 0; seq < 600; seq++) {
+    for (const c of o.children("m0", seq)) heads.set(c, (heads.get(c) ?? 0) + 1);
+  }
+  // 11 others, 2.5 children a message: 136 each on average; the ring's arcs are uneven.
+  assert.equal(heads.size, 11);
+  for (const [id, n] of heads) assert.ok(n > 30 && n < 400, `${id} heads ${n} of 600 trees`);
+});
+
+test("the ring: self always placed, a change counted once, a removed member in no tree", () => {
+  const o = new Overlay("a");
+  assert.deepEqual([o.size, o.version, o.has("a"), o.has("b")], [1, 1, true, false]);
+  assert.deepEqual(o.children("a", 0), [], "alone: nobody to send to");
+  assert.equal(o.set("a", false), false, "self stays");
+  assert.equal(o.set("a", true), false);
+  assert.equal(o.set("b", false), false, "not placed: nothing to remove");
+  assert.equal(o.version, 1);
+  assert.equal(o.set("b", true), true);
+  assert.equal(o.set("b", true), false);
+  assert.deepEqual([o.size, o.version, o.has("b")], [2, 2, true]);
+  assert.deepEqual(o.children("a", 0), ["b"]);
+  assert.deepEqual(o.children("a", 0, "b"), []);
+  assert.deepEqual(o.children("a", 0, "zz"), [], "not on the ring: no children");
+  for (const id of ids(7)) o.set(id, true);
+  assert.equal(o.version, 9);
+  assert.equal(o.set("m3", false), true);
+  assert.deepEqual([o.size, o.version, o.has("m3")], [8, 10, false]);
+  const members = ["a", "b", ...ids(7).filter((id) => id !== "m3")];
+  for (let seq = 0; seq < 30; seq++) {
+    const reached = new Set<string>();
+    const queue = ["a"];
+    while (queue.length) {
+      for (const c of o.children("a", seq, queue.shift()!)) {
+        assert.ok(!reached.has(c) && c !== "m3" && c !== "a");
+        reached.add(c);
+        queue.push(c);
+      }
+    }
+    assert.equal(reached.size, members.length - 1, `seq ${seq}: spans the members left`);
+  }
+});
+
+// ---------------------------------------------------------------- configuration, numbers
+
+test("a tuning is validated: each field a positive finite number, unknown ones ignored", () => {
+  const t = new TreeBroadcast(
+    "a",
+    { ackDelayMs: 5, retransmitMs: undefined } as unknown as Partial<TreeConfig>,
+    0,
+  );
+  assert.deepEqual(t.config, { ...DEFAULT_TREE_CONFIG, ackDelayMs: 5 });
+  assert.ok(Object.isFrozen(t.config));
+  const odd = new TreeBroadcast("a", { colour: "red" } as never, 0);
+  assert.deepEqual(odd.config, DEFAULT_TREE_CONFIG);
+  for (const bad of [0, -1, NaN, Infinity, "5" as unknown as number]) {
+    assert.throws(
+      () => new TreeBroadcast("a", { cacheMs: bad }, 0),
+      (e: unknown) =>
+        e instanceof RangeError && e.message === `cacheMs must be a positive number, got ${bad}`,
+    );
+  }
+  assert.deepEqual(DEFAULT_TREE_CONFIG, {
+    ackDelayMs: 15,
+    retransmitMs: 100,
+    cacheMs: 30_000,
+    cacheBytes: 8 * 1024 * 1024,
+  });
+});
+
+test("sequence numbers start at 2,048 × the clock's seconds, wrap every 2^20 s", () => {
+  const first = (now: number, lone = true) =>
+    seqOf(member("a", ["b"], {}, now).originate([], now, lone)[0]);
+  assert.equal(first(5_999), 5 * 2048);
+  assert.equal(first(5_999, false), 5 * 2048);
+  assert.equal(first(-5_000), 0, "a clock before 1970 starts at 0");
+  assert.equal(first((2 ** 20 + 7) * 1000 + 999), 7 * 2048);
+  const a = member("a", ["b"]);
+  const seqs = [true, false, true, false, false, true, true].map((lone) =>
+    seqOf(a.originate([], 0, lone)[0])
+  );
+  assert.deepEqual(seqs, [0, 1, 2, 3, 4, 6, 8]);
+});
+
+// ---------------------------------------------------------------- round trips
+
+/** Originates a lone message from `t` (to its only peer) at `at`, acknowledged `rtt` later. */
+function measured(t: TreeBroadcast, at: number, rtt: number, lone = true): void {
+  const sends = t.originate([], at, lone);
+  assert.equal(sends.length, 1);
+  t.receiveIHave(sends[0]!.to, ihave(t.overlay.self, seqOf(sends[0])), at + rtt);
+}
+
+test("the retransmission timeout: Jacobson's estimator over the acknowledged first copies", () => {
+  const a = member("a", ["b"]);
+  assert.deepEqual([a.rto, a.burstRto], [100, 100], "nothing measured: retransmitMs");
+  measured(a, 0, 30);
+  // srtt 30, rttvar 7.5: max(30 + 15, min 30 + ack delay 15) + 2.
+  assert.deepEqual([a.rto, a.burstRto], [47, 47]);
+  measured(a, 1_000, 50);
+  // rttvar 0.75 × 7.5 + 0.25 × 20 = 10.625, srtt 0.875 × 30 + 0.125 × 50 = 32.5.
+  assert.equal(a.rto, 32.5 + 2 * 10.625 + 2);
+  measured(a, 2_000, 10);
+  // rttvar 13.59375, srtt 29.6875; the minimum drops to 10 at once.
+  assert.equal(a.rto, 29.6875 + 2 * 13.59375 + 2);
+  // No burst measured: the minimum round trip + 2 + max(2, itself), under the rto.
+  assert.equal(a.burstRto, 10 + 2 + 10);
+  // An acknowledgement from another member, or of a message not pending, measures nothing.
+  const [send] = a.originate([], 3_000);
+  a.receiveIHave("c", ihave("a", seqOf(send)), 3_001);
+  a.receiveIHave("b", ihave("a", seqOf(send) + 1), 3_001);
+  a.receiveIHave("b", ihave("z", seqOf(send)), 3_001);
+  assert.equal(a.rto, 29.6875 + 2 * 13.59375 + 2);
+  assert.equal(a.unacknowledged, 1);
+});
+
+test("the minimum round trip follows longer ones slowly, and bounds the timeout from below", () => {
+  const a = member("a", ["b"], { ackDelayMs: 100 });
+  for (let i = 0; i < 40; i++) measured(a, i * 1_000, 4);
+  // srtt 4, rttvar ~0: the network's 4 ms plus the 100 ms an acknowledgement may wait.
+  assert.equal(a.rto, 4 + 100 + 2);
+  measured(a, 50_000, 68);
+  // srtt 12, rttvar ~16: 44 ms; the minimum moves 1/64 of the way: 4 + 64 / 64 = 5.
+  assert.equal(a.rto, 5 + 100 + 2);
+  measured(a, 51_000, 2);
+  assert.equal(a.rto, 2 + 100 + 2, "a shorter one: at once");
+  const b = member("b", ["c"], { ackDelayMs: 1 });
+  measured(b, 0, 2);
+  assert.equal(b.rto, 20, "never under 20 ms");
+  const c = member("c", ["d"]);
+  measured(c, 0, 3_000);
+  assert.equal(c.rto, 2_000, "never over 2 s");
+  assert.equal(c.burstRto, 2_000);
+});
+
+test("a burst has its own estimator: acknowledged after 2 ms, expected sooner", () => {
+  const a = member("a", ["b"]);
+  measured(a, 0, 10);
+  assert.deepEqual([a.rto, a.burstRto], [27, 22]);
+  // A message 1 ms after another of its origin is part of a burst.
+  a.originate([], 1_000);
+  measured(a, 1_001, 40, false);
+  // burst srtt 40, rttvar 10: 40 + 4 × 10; the minimum creeps up by 30 / 64.
+  assert.equal(a.burstRto, 80);
+  const min = 10 + 30 / 64;
+  assert.equal(a.rto, Math.max(10 + 2 * 2.5, min + 15) + 2);
+  measured(a, 1_002, 20, false);
+  // rttvar 0.75 × 10 + 0.25 × 20 = 12.5, srtt 37.5.
+  assert.equal(a.burstRto, 37.5 + 4 * 12.5);
+  // Many equal samples: the variation fades, and the minimum + 2 + 2 bounds it.
+  const b = member("b", ["c"]);
+  measured(b, 0, 30);
+  b.originate([], 999);
+  for (let i = 0; i < 30; i++) measured(b, 1_000 + i, 30, false);
+  assert.equal(b.burstRto, 30 + 2 + 2);
+  const c = member("c", ["d"]);
+  c.originate([], 0);
+  measured(c, 1, 3_000, false);
+  assert.equal(c.burstRto, 2_000);
+  const d = member("d", ["e"]);
+  d.originate([], 0);
+  measured(d, 1, 3, false);
+  assert.equal(d.burstRto, 20, "never under 20 ms");
+});
+
+test("a message within 100 ms of another of its origin is part of a burst, not after", () => {
+  // A copy of a burst is expected after the burst timeout (22 ms here), others after the
+  // rto (27 ms): is the second message's copy due `gap` + 22 ms after the first?
+  const burst = (gap: number) => {
+    const a = member("a", ["b"]);
+    measured(a, 0, 10);
+    assert.deepEqual([a.rto, a.burstRto], [27, 22]);
+    a.originate([], 10_000);
+    const [second] = a.originate([], 10_000 + gap);
+    a.receiveIHave("b", ihave("zz", 1), 10_000 + gap); // heard: every due copy goes
+    return a.tick(10_000 + gap + 22).some((s) => seqOf(s) === seqOf(second));
+  };
+  assert.equal(burst(1), true);
+  assert.equal(burst(100), true);
+  assert.equal(burst(101), false, "after 100 ms: a lone message");
+});
+
+// ---------------------------------------------------------------- retransmission
+
+test("a silent member: retransmitted and echoed, its timeout doubling to 4×, 8 sends at most", () => {
+  const a = member("a", ["b"]);
+  assert.equal(a.nextWakeAt(), Infinity);
+  assert.deepEqual(to(a.originate([], 0)), ["b"]);
+  assert.equal(a.unacknowledged, 1);
+  const timeline: string[] = [];
+  for (let i = 0; i < 30 && a.nextWakeAt() < Infinity; i++) {
+    const at = a.nextWakeAt();
+    assert.deepEqual(a.tick(at - 1), [], "nothing before it is due");
+    timeline.push(`${at}:${to(a.tick(at)).join(",")}`);
+  }
+  // Each round: the copy, its echo 1 ms later. The timeout doubles with each silent round
+  // (100, 200, 400, then 400: at most 4×), then with each retransmission past the third,
+  // up to 2 s; the 8th send is never made: anti-entropy will bring it.
+  assert.deepEqual(timeline, [
+    "100:b",
+    "101:b",
+    "200:b",
+    "201:b",
+    "400:b",
+    "401:b",
+    "800:b",
+    "801:b",
+    "1200:b",
+    "1201:b",
+    "1600:b",
+    "1601:b",
+    "2400:b",
+    "2401:b",
+    "4000:",
+  ]);
+  assert.equal(a.counters.retransmitted, MAX_ATTEMPTS - 1);
+  assert.deepEqual([a.unacknowledged, a.counters.takenOver], [0, 0]);
+  assert.equal(a.rtoOf("b"), 400, "4 × the timeout: it stayed silent");
+  a.receiveIHave("b", ihave("a", 0), 5_000);
+  assert.equal(a.rtoOf("b"), 200, "an answer halves it");
+  a.receiveIHave("b", ihave("a", 0), 5_000);
+  a.receiveIHave("b", ihave("a", 0), 5_000);
+  assert.equal(a.rtoOf("b"), 100, "down to 1× at least");
+  assert.equal(a.rtoOf("b", true), 100);
+  assert.equal(a.rtoOf("zz"), 100, "a member never sent to: 1×");
+});
+
+test("a silent member while others answer: its children get the copy at its first retransmission", () => {
+  // The tree of m0's message 0 (pinned above): m0 → m5, m6, m3; m5 → m4.
+  const a = member("m0", ids(7));
+  assert.deepEqual(to(a.originate([], 0)), ["m5", "m6", "m3"]);
+  a.receiveIHave("m6", ihave("m0", 0), 10);
+  a.receiveIHave("m3", ihave("m0", 0), 10);
+  assert.equal(a.rto, 27);
+  assert.equal(a.nextWakeAt(), 100, "deadline set when sent");
+  assert.deepEqual(to(a.tick(100)), ["m5", "m4"], "again, and to its child");
+  assert.deepEqual([a.counters.retransmitted, a.counters.takenOver], [1, 1]);
+  assert.equal(a.rtoOf("m5"), 27, "others answered: not a slow path, no backoff");
+  assert.deepEqual(to(a.tick(101)), ["m5"], "the echo");
+  assert.equal(a.nextWakeAt(), 127);
+  // Later rounds do not take over again.
+  const next = a.tick(127);
+  assert.ok(to(next).includes("m5"));
+  assert.equal(a.counters.takenOver, 1);
+  // A late acknowledgement of a retransmitted copy is not a round trip measured (Karn).
+  a.receiveIHave("m5", ihave("m0", 0), 140);
+  assert.equal(a.rto, 27);
+  a.receiveIHave("m4", ihave("m0", 0), 141);
+  assert.equal(a.unacknowledged, 0);
+});
+
+test("nobody answers: a silent member's children are taken over after 3 silent rounds", () => {
+  const a = member("m0", ids(7));
+  assert.deepEqual(to(a.originate([], 0)), ["m5", "m6", "m3"]);
+  const rounds: string[] = [];
+  while (a.counters.takenOver === 0) {
+    const at = a.nextWakeAt();
+    rounds.push(`${at}:${to(a.tick(at)).join(",")}`);
+  }
+  assert.deepEqual(rounds, [
+    "100:m5,m6,m3",
+    "101:m5,m6,m3",
+    "200:m5,m6,m3",
+    "201:m5,m6,m3",
+    "400:m5,m4,m6,m2,m3,m1",
+  ]);
+  assert.equal(a.counters.takenOver, 3);
+});
+
+test("copies to a silent member wait for one probe's answer; their acknowledgements are measured", () => {
+  const a = member("a", ["b"]);
+  // Three messages at once (the later two in a burst), all to b, none answered.
+  for (let i = 0; i < 3; i++) a.originate([], 0);
+  assert.equal(a.nextWakeAt(), 100);
+  assert.deepEqual(to(a.tick(100)), ["b"], "one probe");
+  assert.equal(a.counters.heldBack, 2);
+  assert.equal(a.counters.retransmitted, 1);
+  assert.deepEqual(to(a.tick(101)), ["b"], "its echo");
+  assert.equal(a.nextWakeAt(), 200, "the others wait as long as the probe");
+  // b answers the two copies held back (first copies: round trips) and not the probe.
+  a.receiveIHave("b", ihave("a", 2, 4), 150);
+  // Two samples of 150 ms: rttvar 37.5, then 0.75 × 37.5.
+  assert.equal(a.burstRto, 150 + 4 * 0.75 * 37.5, "measured");
+  assert.equal(a.unacknowledged, 1);
+  // Heard since the probe went: the probe's copy is retransmitted as usual.
+  assert.deepEqual(to(a.tick(200)), ["b"]);
+  assert.equal(a.counters.heldBack, 2);
+});
+
+test("copies held back round after round count as attempts: 8 at most", () => {
+  const a = member("a", ["b"]);
+  for (let i = 0; i < 3; i++) a.originate([], 0);
+  const sent = new Map<number, number>();
+  let ticks = 0;
+  while (a.nextWakeAt() < Infinity && ticks++ < 100) {
+    for (const s of a.tick(a.nextWakeAt())) sent.set(seqOf(s), (sent.get(seqOf(s)) ?? 0) + 1);
+  }
+  assert.equal(a.unacknowledged, 0);
+  // The probe (message 0): 7 retransmissions and their echoes. Message 4 waited 8 rounds
+  // and was dropped; message 2 waited 7, then was the probe once message 0 was dropped.
+  assert.deepEqual([...sent], [[0, 14], [2, 14]]);
+  assert.equal(a.counters.retransmitted, 14);
+  assert.equal(a.counters.heldBack, 7 + 8);
+});
+
+test("retransmissions due a timeout late, many at once: sent once, no echo, 32 a tick", () => {
+  // b answered since the copies went (not silent): every due copy is retransmitted.
+  const late = (copies: number, at: number) => {
+    const a = member("a", ["b"]);
+    for (let i = 0; i < copies; i++) a.originate([], 0);
+    a.receiveIHave("b", ihave("zz", 1), 5);
+    const sends = a.tick(at);
+    return { a, sends: sends.length, next: a.nextWakeAt() };
+  };
+  // On time (or late by exactly one timeout): retransmitted and echoed 1 ms later.
+  assert.deepEqual([late(9, 200).sends, late(9, 200).next], [9, 201]);
+  assert.deepEqual([late(8, 300).sends, late(8, 300).next], [8, 301], "8 is not many");
+  // 9 due more than a timeout late: congested, no echo; the timeout doubles at once.
+  const c = late(9, 201);
+  assert.deepEqual([c.sends, c.next], [9, 401]);
+  // 40 of them: 32 go, the rest wait one timeout.
+  const d = late(40, 201);
+  assert.deepEqual([d.sends, d.next], [32, 301]);
+  assert.equal(d.a.counters.retransmitted, 32);
+  assert.equal(d.a.tick(301).length, 8);
+});
+
+test("a member removed from the ring: its copy goes to whom the tree over the others names", () => {
+  // Ring of a, b, c, d, e: a's lone message goes to 3 of the 4 others.
+  const build = (config = {}, entries: Entry[] = []) => {
+    const a = member("a", ["b", "c", "d", "e"], config);
+    const first = to(a.originate(entries, 0));
+    assert.equal(first.length, 3);
+    const rest = ["b", "c", "d", "e"].find((id) => !first.includes(id))!;
+    a.overlay.set(first[0]!, false);
+    for (const id of first.slice(1)) a.receiveIHave(id, ihave("a", 0), 10);
+    return { a, rest };
+  };
+  const { a, rest } = build();
+  assert.deepEqual(to(a.tick(100)), [rest], "the tree over 4 members: the 4th is a head now");
+  assert.deepEqual([a.counters.retransmitted, a.counters.takenOver], [0, 0]);
+  assert.equal(a.unacknowledged, 1, "the new head's copy");
+  // The message no longer cached (its bytes over the budget): nothing to send.
+  const e = (value: unknown, deleted = false): Entry => ({
+    section: "usr",
+    key: "k",
+    value,
+    wall: 1,
+    logical: 0,
+    writer: "a",
+    deleted,
+  });
+  // 32 + key 1 + writer 1 + 24 + the value's bytes (a string's length, 16 otherwise).
+  const fits = build({ cacheBytes: 60 }, [e("vv")]);
+  assert.deepEqual(to(fits.a.tick(100)), [fits.rest], "60 bytes: kept");
+  assert.deepEqual(build({ cacheBytes: 59 }, [e("vv")]).a.tick(100), []);
+  assert.deepEqual(to(build({ cacheBytes: 58 }, [e("vvvvvv", true)]).a.tick(100)).length, 1);
+  assert.deepEqual(to(build({ cacheBytes: 74 }, [e(42)]).a.tick(100)).length, 1);
+  assert.deepEqual(build({ cacheBytes: 73 }, [e(42)]).a.tick(100), []);
+  const custom = new TreeBroadcast("a", { cacheBytes: 62 }, 0, () => 4);
+  for (const id of ["b", "c", "d", "e"]) custom.overlay.set(id, true);
+  const first = to(custom.originate([e("x")], 0));
+  custom.overlay.set(first[0]!, false);
+  for (const id of first.slice(1)) custom.receiveIHave(id, ihave("a", 0), 10);
+  assert.equal(custom.tick(100).length, 1, "the caller's measure of a value: 4 bytes");
+});
+
+test("pending copies are bounded: past 20,000, copies are sent once and not awaited", () => {
+  const a = member("a", ["b"]);
+  for (let i = 0; i < 20_001; i++) assert.equal(a.originate([], 0, false).length, 1);
+  assert.equal(a.unacknowledged, 20_000);
+});
+
+// ---------------------------------------------------------------- receiving
+
+test("a fresh message is forwarded to this member's children, never back, hop + 1 up to 255", () => {
+  // m0's message 0: m5 → m4 (pinned above).
+  const m5 = member("m5", ids(7));
+  const r = m5.receiveTree("m0", tree("m0", 0, 3), 0);
+  assert.equal(r.fresh, true);
+  assert.deepEqual(r.sends, [{ to: "m4", message: tree("m0", 0, 4) }]);
+  assert.equal(m5.counters.received, 1);
+  assert.equal(m5.unacknowledged, 1);
+  const capped = member("m5", ids(7)).receiveTree("m0", tree("m0", 0, 255), 0);
+  assert.equal((capped.sends[0]!.message as TreeMessage).hop, 255);
+  // From its child (a takeover's copy): not sent back to it.
+  const m3 = member("m3", ids(7));
+  assert.deepEqual(m3.receiveTree("m1", tree("m0", 0), 0).sends, [], "m3's child is m1");
+  // Its own message, relayed back: a duplicate.
+  const m0 = member("m0", ids(7));
+  const own = m0.receiveTree("m5", tree("m0", 0), 0);
+  assert.deepEqual([own.fresh, own.sends, m0.counters.duplicates], [false, [], 1]);
+  // Nothing sent to the origin, even when the view names it.
+  const m2 = member("m2", ids(7));
+  assert.deepEqual(m2.receiveTree("m6", tree("m1", 7), 0).fresh, true);
+});
+
+test("copies are acknowledged in batches: 15 ms later, 2 in a burst, at once for a duplicate", () => {
+  const a = member("a", ["b", "c"]);
+  a.receiveTree("b", tree("b", 8), 100);
+  assert.equal(a.nextWakeAt(), 115);
+  a.receiveTree("b", tree("b", 5), 110);
+  assert.equal(a.nextWakeAt(), 112, "within 100 ms of b's last message: 2 ms");
+  a.receiveTree("c", tree("b", 5), 111);
+  a.receiveTree("b", tree("c", 3), 111);
+  assert.equal(a.counters.duplicates, 1);
+  assert.equal(a.nextWakeAt(), 111, "a duplicate: at once");
+  assert.deepEqual(a.tick(110), []);
+  assert.deepEqual(a.tick(111).filter((s) => s.message.type === "ihave"), [
+    { to: "b", message: { type: "ihave", origin: "b", hop: 0, seqs: [5, 8] } },
+    { to: "b", message: { type: "ihave", origin: "c", hop: 0, seqs: [3] } },
+    { to: "c", message: { type: "ihave", origin: "b", hop: 0, seqs: [5] } },
+  ]);
+  assert.equal(a.counters.acked, 4);
+  assert.equal(a.nextWakeAt(), Infinity);
+  // Exactly 100 ms after the last one: still a burst; 101: not.
+  a.receiveTree("b", tree("b", 9), 211);
+  assert.equal(a.nextWakeAt(), 213);
+  a.tick(213);
+  a.receiveTree("b", tree("b", 10), 314);
+  assert.equal(a.nextWakeAt(), 329);
+});
+
+test("an acknowledgement holds 4,096 numbers at most, and each number once", () => {
+  const a = member("a", ["b"]);
+  for (let seq = 5_000; seq > 904; seq--) a.receiveTree("b", tree("b", seq), 0);
+  a.receiveTree("b", tree("b", 905), 0);
+  const acks = a.tick(1_000).map((s) => (s.message as IHaveMessage).seqs);
+  assert.deepEqual(acks.map((s) => s.length), [4096]);
+  assert.deepEqual([acks[0]![0], acks[0]!.at(-1)], [905, 5_000]);
+  for (let seq = 10_000; seq < 14_097; seq++) a.receiveTree("b", tree("b", seq), 2_000);
+  const more = a.tick(3_000).map((s) => (s.message as IHaveMessage).seqs);
+  assert.deepEqual(more.map((s) => s.length), [4096, 1]);
+  assert.deepEqual(more[1], [14_096]);
+});
+
+test("a message is remembered for cacheMs: after that, a copy is fresh again", () => {
+  const at = (later: number) => {
+    const a = member("a", ["b"], { cacheMs: 1_000 });
+    a.receiveTree("b", tree("b", 1), 0);
+    a.tick(later);
+    return a.receiveTree("b", tree("b", 1), later).fresh;
+  };
+  assert.equal(at(999), false);
+  assert.equal(at(1_000), true);
+  // Forgotten with the message: the copy a takeover would send.
+  const a = member("m0", ids(7), { cacheMs: 50 });
+  a.originate([], 0);
+  a.receiveIHave("m6", ihave("m0", 0), 10);
+  a.tick(60);
+  assert.deepEqual(to(a.tick(100)), ["m5", "m3"], "retransmitted, no child to take over");
+  assert.equal(a.counters.takenOver, 0);
+});
