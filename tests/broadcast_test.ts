@@ -4,6 +4,7 @@ import {
   MAX_ATTEMPTS,
   originFanout,
   Overlay,
+  relayFanout,
   TreeBroadcast,
   type TreeSend,
 } from "../src/core/broadcast.ts";
@@ -43,7 +44,12 @@ function tree(all: Map<string, Overlay>, origin: string, seq: number) {
   return { parent, depth: Math.max(...depth.values()), maxChildren };
 }
 
-test("every message's tree spans the members, 2 children a relay, 3 or 2 its origin", () => {
+/** Hops to the last member of a part of `size` members whose first gets it from its parent. */
+function partDepth(size: number, fanout: number): number {
+  return size <= 0 ? 0 : 1 + partDepth(Math.ceil((size - 1) / fanout), fanout);
+}
+
+test("every message's tree spans the members, 2 or 3 children a relay, 3 or 2 its origin", () => {
   for (const n of [2, 3, 5, 16, 64, 200]) {
     const members = ids(n);
     const all = overlays(members);
@@ -51,12 +57,15 @@ test("every message's tree spans the members, 2 children a relay, 3 or 2 its ori
       const origin = members[seq % n]!;
       const t = tree(all, origin, seq);
       assert.equal(t.parent.size, n - 1, `N=${n} seq ${seq}: spanning`);
-      assert.ok(t.maxChildren <= 2, `N=${n}: a relay with ${t.maxChildren} children`);
+      const r = relayFanout(seq);
+      assert.equal(r, seq % 4 === 0 ? 2 : 3);
+      assert.ok(t.maxChildren <= r, `N=${n}: a relay with ${t.maxChildren} children`);
       const k = originFanout(seq);
       assert.equal(all.get(origin)!.children(origin, seq).length, Math.min(k, n - 1));
-      // The origin's k parts, then halves: 1 + ⌊log2(N / k)⌋ hops at most.
-      const bound = n - 1 <= k ? 1 : 1 + Math.floor(Math.log2((n - 1) / k + 1));
+      // The origin's k parts, each split in r parts by its first member, and so on.
+      const bound = partDepth(Math.ceil((n - 1) / k), r);
       assert.ok(t.depth <= bound, `N=${n} seq ${seq}: depth ${t.depth} > ${bound}`);
+      if (n === 200) assert.equal(t.depth, bound, "no deeper than need be, and as deep");
     }
   }
   // Built in another order, the same tree.
@@ -239,11 +248,18 @@ test("a copy is acknowledged after the ack delay, a duplicate at once", () => {
   assert.equal(a.nextWakeAt(), 110);
   assert.deepEqual(a.tick(110), [{
     to: "b",
-    message: { type: "ihave", origin: "b", hop: 0, seqs: [4] },
+    message: { type: "ihave", origin: "b", hop: 10, seqs: [4] },
   }]);
   assert.equal(a.receiveTree("b", m, 200).fresh, false);
   assert.equal(a.nextWakeAt(), 200, "the sender is retransmitting: at once");
-  assert.equal(a.tick(200).length, 1);
+  assert.deepEqual(a.tick(200).map((s) => s.message.hop), [0], "no wait");
+  // One of a batch (a number not divisible by 4): 2 ms. The `hop` of an `ihave` is the
+  // wait meant, not how late this member's timer ran.
+  assert.ok(a.receiveTree("b", { ...m, seq: 5 }, 300).fresh);
+  assert.equal(a.nextWakeAt(), 302);
+  assert.deepEqual(a.tick(330).map((s) => s.message), [
+    { type: "ihave", origin: "b", hop: 2, seqs: [5] },
+  ]);
 });
 
 test("the retransmission timeout follows the measured round trips", () => {
@@ -342,4 +358,128 @@ test("round trips grow past the timeout (an overloaded loop): copies do not mult
   assert.ok(takenOver <= 0.4 * needed, `${takenOver} copies to children of slow members`);
   assert.ok(sum((t) => t.counters.heldBack) > 0, "a probe went, the other copies waited");
   for (const t of net.nodes.values()) assert.equal(t.unacknowledged, 0);
+});
+
+/** Sequence number of a tree send. */
+const seqOf = (s: TreeSend) => (s.message as { seq: number }).seq;
+const hopOf = (s: TreeSend) => s.message.hop;
+
+test("a copy resent for a loss is marked late; a late copy goes on twice, to every child", () => {
+  const members = ids(40);
+  const a = new TreeBroadcast("m0", { retransmitMs: 40 }, 0);
+  for (const id of members) a.overlay.set(id, true);
+  const first = a.originate([], 0);
+  assert.equal(first.length, 3);
+  const seq = seqOf(first[0]!);
+  for (const s of first) assert.equal(hopOf(s), 0);
+  // Two children answer, the third does not: its copy (or its answer) was lost.
+  const [b, c, d] = first.map((s) => s.to);
+  for (const from of [b!, c!]) {
+    a.receiveIHave(from, { type: "ihave", origin: "m0", hop: 0, seqs: [seq] }, 22);
+  }
+  const again = a.tick(a.nextWakeAt());
+  assert.deepEqual(again.map((s) => s.to), [d], "resent to the silent child only");
+  assert.equal(a.counters.takenOver, 0, "one loss: its children are not taken over yet");
+  assert.equal(hopOf(again[0]!), 2, "marked late by a timeout's hops");
+  const echo = a.tick(a.nextWakeAt());
+  assert.deepEqual(echo.map((s) => [s.to, hopOf(s)]), [[d, 2]], "the echo, late too");
+  // Still silent: resent again, and its children are taken over with this second
+  // retransmission, marked late, and not echoed (their subtrees are).
+  const second = a.tick(a.nextWakeAt());
+  const grandchildren = overlays(members).get("m0")!.children("m0", seq, d);
+  assert.deepEqual(second.map((s) => s.to), [d!, ...grandchildren]);
+  assert.equal(a.counters.takenOver, grandchildren.length);
+  for (const s of second) assert.equal(hopOf(s), 2);
+  assert.deepEqual(a.tick(a.nextWakeAt()).map((s) => s.to), [d], "only its own copy echoed");
+
+  // Its receiver finds the copy later than its place in the tree: it sends it on twice.
+  const all = overlays(members);
+  const relay = members.find((id) =>
+    id !== "m0" && all.get(id)!.depth("m0", seq) >= 2 && all.get(id)!.children("m0", seq).length
+  )!;
+  const depth = all.get(relay)!.depth("m0", seq);
+  const onTime = new TreeBroadcast(relay, {}, 0);
+  const isLate = new TreeBroadcast(relay, {}, 0);
+  for (const t of [onTime, isLate]) for (const id of members) t.overlay.set(id, true);
+  const m = (hop: number) => ({ type: "tree" as const, origin: "m0", seq, hop, entries: [] });
+  const parent = relay === "m1" ? "m2" : "m1";
+  const sent = onTime.receiveTree(parent, m(depth - 1), 100).sends;
+  assert.deepEqual(sent.map((s) => s.to), all.get(relay)!.children("m0", seq));
+  for (const s of sent) assert.equal(hopOf(s), depth, "on time: one hop more");
+  assert.equal(onTime.tick(101).filter((s) => s.message.type === "tree").length, 0);
+  const lateSent = isLate.receiveTree(parent, m(depth - 1 + 2), 100).sends;
+  assert.deepEqual(lateSent.map((s) => s.to), sent.map((s) => s.to));
+  for (const s of lateSent) assert.equal(hopOf(s), depth + 2, "still late by as much");
+  assert.equal(isLate.nextWakeAt(), 100, "its sender waits: acknowledged at once");
+  assert.deepEqual(isLate.tick(100).map((s) => [s.to, s.message.type]), [[parent, "ihave"]]);
+  const echoes = isLate.tick(101).filter((s) => s.message.type === "tree");
+  assert.deepEqual(echoes.map((s) => s.to), sent.map((s) => s.to), "each child's second copy");
+});
+
+test("a member's depth in a message's tree is its hops from the origin", () => {
+  for (const n of [2, 16, 100]) {
+    const members = ids(n);
+    const all = overlays(members);
+    for (let seq = 8; seq < 12; seq++) {
+      const depth = new Map([["m1", 0]]);
+      const queue = ["m1"];
+      while (queue.length) {
+        const at = queue.shift()!;
+        for (const c of all.get(at)!.children("m1", seq)) {
+          depth.set(c, depth.get(at)! + 1);
+          queue.push(c);
+        }
+      }
+      for (const id of members) {
+        assert.equal(all.get(id)!.depth("m1", seq), depth.get(id), `N=${n} ${id}`);
+        assert.equal(all.get("m0")!.depth("m1", seq, id), depth.get(id), "in another's view");
+      }
+    }
+  }
+  const o = new Overlay("a");
+  o.set("b", true);
+  assert.equal(o.depth("b", 1, "zz"), 0, "not on the ring");
+});
+
+test("the origin has 3 children for a number divisible by 4, else 2; a lone message takes one", () => {
+  assert.deepEqual([0, 1, 2, 3, 4, 5, 8].map(originFanout), [3, 2, 2, 2, 3, 2, 3]);
+  const a = new TreeBroadcast("a", {}, 0);
+  for (const id of ["b", "c", "d", "e", "f", "g", "h"]) a.overlay.set(id, true);
+  for (let i = 0; i < 5; i++) {
+    const batch = a.originate([], 0, false);
+    const lone = a.originate([], 0);
+    assert.equal(seqOf(lone[0]!) % 4, 0);
+    assert.equal(lone.length, 3);
+    assert.equal(batch.length, originFanout(seqOf(batch[0]!)));
+  }
+});
+
+test("an acknowledgement's wait is left out of the round trip; each timeout adds its own", () => {
+  const a = new TreeBroadcast("a", { ackDelayMs: 15, retransmitMs: 300 }, 0);
+  a.overlay.set("b", true);
+  for (let i = 0; i < 30; i++) {
+    const t = i * 1000;
+    const [send] = a.originate([], t, i % 2 === 0);
+    const seq = seqOf(send!);
+    // The network's round trip is 40 ms; the acknowledgement waited 15 ms (lone) or 2 ms.
+    const wait = seq % 4 === 0 ? 15 : 2;
+    a.receiveIHave("b", { type: "ihave", origin: "a", hop: wait, seqs: [seq] }, t + 40 + wait);
+  }
+  assert.ok(Math.abs(a.rto - (40 + 15 + 2)) < 0.5, `lone: ${a.rto}`);
+  assert.ok(Math.abs(a.burstRto - (40 + 2 + 2)) < 0.5, `batch: ${a.burstRto}`);
+  assert.equal(a.unacknowledged, 0);
+});
+
+test("a copy resent when nobody answered is marked late too, unless its member was slow", () => {
+  const a = new TreeBroadcast("a", { retransmitMs: 40 }, 0);
+  a.overlay.set("b", true);
+  const [first] = a.originate([], 0);
+  assert.equal(hopOf(first!), 0);
+  // Nobody answered anything here, but b was never found slow: likely a loss.
+  assert.deepEqual(a.tick(40).map((s) => [s.to, hopOf(s)]), [["b", 2]]);
+  assert.deepEqual(a.tick(41).map((s) => [s.to, hopOf(s)]), [["b", 2]], "its echo");
+  // b stayed silent through that probe: its timeout backed off, and its copies wait.
+  const [second] = a.originate([], 41);
+  assert.equal(second!.to, "b");
+  assert.ok(a.rtoOf("b") > a.rto, "b's timeout backed off");
 });

@@ -5,9 +5,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
+  batched,
   DEFAULT_TREE_CONFIG,
   MAX_ATTEMPTS,
+  originFanout,
   Overlay,
+  relayFanout,
   TreeBroadcast,
   type TreeConfig,
   type TreeSend,
@@ -65,31 +68,52 @@ function shape(o: Overlay, members: readonly string[], origin: string, seq: numb
 
 test("the trees are pinned: every release computes the same tree for a message", () => {
   // Members of two releases relay each other's messages: a different ring, start point or
-  // split would leave members out of some trees. These are the trees of this release.
+  // split would leave members out of some trees. These are the trees of this release: a
+  // lone message (number divisible by 4) has 3 children at its origin, 2 at a relay; a
+  // batch's message 2 at its origin, 3 at a relay.
   const seven = ids(7);
   const o = overlay("m0", seven);
   assert.deepEqual([0, 1, 2, 3].map((seq) => shape(o, seven, "m0", seq)), [
     "m0>m5,m6,m3 m3>m1 m5>m4 m6>m2",
     "m0>m4,m3 m3>m1,m5 m4>m6,m2",
-    "m0>m2,m1,m4 m1>m5 m2>m3 m4>m6",
+    "m0>m2,m5 m2>m3,m1 m5>m4,m6",
     "m0>m3,m4 m3>m1,m5 m4>m6,m2",
   ]);
+  assert.deepEqual(seven.map((id) => o.depth("m0", 0, id)), [0, 2, 2, 1, 2, 1, 1]);
+  assert.deepEqual(seven.map((id) => o.depth("m0", 2, id)), [0, 2, 1, 2, 2, 1, 2]);
+  assert.equal(o.depth("m0", 0, "zz"), 0, "not on the ring");
+  assert.equal(o.depth("m0", 0), 0, "its origin");
+  assert.equal(overlay("m5", seven).depth("m0", 0), 1, "this member by default");
   const twenty = ids(20);
   const big = overlay("m0", twenty);
   assert.deepEqual([0, 1, 2, 3, 4, 5].map((seq) => shape(big, twenty, "m3", seq)), [
     "m2>m17,m0 m3>m6,m18,m19 m6>m12,m2 m7>m1 m10>m15,m5 m11>m4,m9 m12>m8 m16>m14,m13 m18>m7,m10 m19>m16,m11",
-    "m1>m10,m5 m2>m17,m1 m3>m16,m2 m5>m19 m9>m6,m12 m10>m15 m11>m4 m12>m8 m14>m13,m11 m16>m14,m9 m17>m0,m18 m18>m7",
-    "m2>m17,m0 m3>m16,m6,m18 m6>m12,m2 m7>m1,m10 m11>m4,m9 m12>m8 m14>m13 m15>m5,m19 m16>m14,m11 m18>m7,m15",
-    "m1>m10,m15 m2>m17,m1 m3>m2,m19 m4>m9,m12 m9>m6 m12>m8 m13>m11 m15>m5 m16>m14,m13 m17>m0,m18 m18>m7 m19>m16,m4",
+    "m2>m17,m7,m15 m3>m16,m2 m6>m12,m8 m7>m1,m10 m11>m4,m9 m14>m13 m15>m5,m19 m16>m14,m11,m6 m17>m0,m18",
+    "m2>m17,m7,m15 m3>m16,m2 m6>m12,m8 m7>m1,m10 m11>m4,m9 m14>m13 m15>m5,m19 m16>m14,m11,m6 m17>m0,m18",
+    "m2>m17,m18,m10 m3>m2,m19 m6>m12,m8 m10>m15,m5 m11>m4,m9 m16>m14,m13 m17>m0 m18>m7,m1 m19>m16,m11,m6",
     "m0>m18 m3>m4,m17,m15 m4>m9,m12 m5>m19,m16 m7>m1,m10 m9>m6 m12>m8,m2 m14>m13,m11 m15>m5,m14 m17>m0,m7",
-    "m0>m18,m7 m3>m17,m16 m5>m19 m6>m12 m7>m1 m8>m2 m9>m6,m8 m10>m15,m5 m11>m4 m14>m13,m11 m16>m14,m9 m17>m0,m10",
+    "m0>m18 m3>m17,m16 m4>m9,m6 m7>m1,m10 m12>m8,m2 m14>m13,m11 m15>m5,m19 m16>m14,m4,m12 m17>m0,m7,m15",
   ]);
   // A view without the origin (not placed yet): every member it holds is in the row.
   const without = overlay("m1", seven.slice(1));
-  assert.deepEqual([10, 11].map((seq) => shape(without, seven, "m0", seq)), [
-    "m3>m1 m5>m4 m6>m2",
+  assert.deepEqual([10, 11, 12].map((seq) => shape(without, seven, "m0", seq)), [
+    "m1>m5,m4 m6>m2,m3",
     "m3>m1,m5 m4>m6,m2",
+    "m3>m1 m5>m4 m6>m2",
   ]);
+  assert.deepEqual(
+    [0, 1, 2, 3, 4, 5, 7, 8].map((seq) => [batched(seq), originFanout(seq), relayFanout(seq)]),
+    [
+      [false, 3, 2],
+      [true, 2, 3],
+      [true, 2, 3],
+      [true, 2, 3],
+      [false, 3, 2],
+      [true, 2, 3],
+      [true, 2, 3],
+      [false, 3, 2],
+    ],
+  );
 });
 
 test("the start of the row moves with every message: each member heads some trees", () => {
@@ -168,112 +192,86 @@ test("sequence numbers start at 2,048 × the clock's seconds, wrap every 2^20 s"
   const first = (now: number, lone = true) =>
     seqOf(member("a", ["b"], {}, now).originate([], now, lone)[0]);
   assert.equal(first(5_999), 5 * 2048);
-  assert.equal(first(5_999, false), 5 * 2048);
+  assert.equal(first(5_999, false), 5 * 2048 + 1, "a batch's: not divisible by 4");
   assert.equal(first(-5_000), 0, "a clock before 1970 starts at 0");
   assert.equal(first((2 ** 20 + 7) * 1000 + 999), 7 * 2048);
   const a = member("a", ["b"]);
-  const seqs = [true, false, true, false, false, true, true].map((lone) =>
+  const seqs = [true, false, true, false, false, false, false, true, true].map((lone) =>
     seqOf(a.originate([], 0, lone)[0])
   );
-  assert.deepEqual(seqs, [0, 1, 2, 3, 4, 6, 8]);
+  assert.deepEqual(seqs, [0, 1, 4, 5, 6, 7, 9, 12, 16]);
 });
 
 // ---------------------------------------------------------------- round trips
 
-/** Originates a lone message from `t` (to its only peer) at `at`, acknowledged `rtt` later. */
-function measured(t: TreeBroadcast, at: number, rtt: number, lone = true): void {
+/**
+ * Originates a message from `t` (to its only peer) at `at`, acknowledged `rtt` later by an
+ * `ihave` saying it waited `wait` ms.
+ */
+function measured(t: TreeBroadcast, at: number, rtt: number, lone = true, wait = 0): void {
   const sends = t.originate([], at, lone);
   assert.equal(sends.length, 1);
-  t.receiveIHave(sends[0]!.to, ihave(t.overlay.self, seqOf(sends[0])), at + rtt);
+  t.receiveIHave(sends[0]!.to, { ...ihave(t.overlay.self, seqOf(sends[0])), hop: wait }, at + rtt);
 }
 
-test("the retransmission timeout: Jacobson's estimator over the acknowledged first copies", () => {
+test("the retransmission timeout: Jacobson's estimator of the network's round trip, plus the wait", () => {
   const a = member("a", ["b"]);
   assert.deepEqual([a.rto, a.burstRto], [100, 100], "nothing measured: retransmitMs");
   measured(a, 0, 30);
-  // srtt 30, rttvar 7.5: max(30 + 15, min 30 + ack delay 15) + 2.
-  assert.deepEqual([a.rto, a.burstRto], [47, 47]);
+  // srtt 30, rttvar 7.5: 30 + the wait (15, or 2 for a batch's message) + 4 × 7.5.
+  assert.deepEqual([a.rto, a.burstRto], [75, 62]);
   measured(a, 1_000, 50);
   // rttvar 0.75 × 7.5 + 0.25 × 20 = 10.625, srtt 0.875 × 30 + 0.125 × 50 = 32.5.
-  assert.equal(a.rto, 32.5 + 2 * 10.625 + 2);
-  measured(a, 2_000, 10);
-  // rttvar 13.59375, srtt 29.6875; the minimum drops to 10 at once.
-  assert.equal(a.rto, 29.6875 + 2 * 13.59375 + 2);
-  // No burst measured: the minimum round trip + 2 + max(2, itself), under the rto.
-  assert.equal(a.burstRto, 10 + 2 + 10);
+  assert.deepEqual([a.rto, a.burstRto], [32.5 + 15 + 42.5, 32.5 + 2 + 42.5]);
+  measured(a, 2_000, 10, false);
+  // rttvar 13.59375, srtt 29.6875: a batch's message measures the same network.
+  assert.deepEqual([a.rto, a.burstRto], [29.6875 + 15 + 54.375, 29.6875 + 2 + 54.375]);
   // An acknowledgement from another member, or of a message not pending, measures nothing.
   const [send] = a.originate([], 3_000);
   a.receiveIHave("c", ihave("a", seqOf(send)), 3_001);
   a.receiveIHave("b", ihave("a", seqOf(send) + 1), 3_001);
   a.receiveIHave("b", ihave("z", seqOf(send)), 3_001);
-  assert.equal(a.rto, 29.6875 + 2 * 13.59375 + 2);
+  assert.equal(a.rto, 29.6875 + 15 + 54.375);
   assert.equal(a.unacknowledged, 1);
 });
 
-test("the minimum round trip follows longer ones slowly, and bounds the timeout from below", () => {
-  const a = member("a", ["b"], { ackDelayMs: 100 });
-  for (let i = 0; i < 40; i++) measured(a, i * 1_000, 4);
-  // srtt 4, rttvar ~0: the network's 4 ms plus the 100 ms an acknowledgement may wait.
-  assert.equal(a.rto, 4 + 100 + 2);
-  measured(a, 50_000, 68);
-  // srtt 12, rttvar ~16: 44 ms; the minimum moves 1/64 of the way: 4 + 64 / 64 = 5.
-  assert.equal(a.rto, 5 + 100 + 2);
-  measured(a, 51_000, 2);
-  assert.equal(a.rto, 2 + 100 + 2, "a shorter one: at once");
-  const b = member("b", ["c"], { ackDelayMs: 1 });
-  measured(b, 0, 2);
-  assert.equal(b.rto, 20, "never under 20 ms");
-  const c = member("c", ["d"]);
-  measured(c, 0, 3_000);
-  assert.equal(c.rto, 2_000, "never over 2 s");
-  assert.equal(c.burstRto, 2_000);
+test("the wait an acknowledgement says it had is not part of the network's round trip", () => {
+  const a = member("a", ["b"]);
+  measured(a, 0, 40, true, 15);
+  // 25 ms of network: srtt 25, rttvar 6.25.
+  assert.deepEqual([a.rto, a.burstRto], [25 + 15 + 25, 25 + 2 + 25]);
+  const b = member("b", ["c"]);
+  measured(b, 0, 5, true, 15);
+  // Less than its wait (timers): 0 ms of network; 20 ms at least, a margin of 2.
+  assert.deepEqual([b.rto, b.burstRto], [20, 20]);
+  const c = member("c", ["d"], { ackDelayMs: 30 });
+  measured(c, 0, 5, true, 15);
+  assert.equal(c.rto, 0 + 30 + 2);
+  // Following samples move the estimate by 1/8 (and the minimum by 1/64 upwards).
+  const d = member("d", ["e"]);
+  measured(d, 0, 8);
+  measured(d, 1_000, 72);
+  // rttvar 0.75 × 2 + 0.25 × 64 = 17.5, srtt 7 + 9 = 16.
+  assert.equal(d.rto, 16 + 15 + 70);
+  measured(d, 2_000, 16);
+  // rttvar 13.125, srtt 16.
+  assert.equal(d.rto, 16 + 15 + 52.5);
+  const e = member("e", ["f"]);
+  measured(e, 0, 3_000);
+  assert.deepEqual([e.rto, e.burstRto], [2_000, 2_000], "never over 2 s");
 });
 
-test("a burst has its own estimator: acknowledged after 2 ms, expected sooner", () => {
+test("a batch's copy is expected after the batch timeout, a lone one after the rto", () => {
   const a = member("a", ["b"]);
-  measured(a, 0, 10);
-  assert.deepEqual([a.rto, a.burstRto], [27, 22]);
-  // A message 1 ms after another of its origin is part of a burst.
-  a.originate([], 1_000);
-  measured(a, 1_001, 40, false);
-  // burst srtt 40, rttvar 10: 40 + 4 × 10; the minimum creeps up by 30 / 64.
-  assert.equal(a.burstRto, 80);
-  const min = 10 + 30 / 64;
-  assert.equal(a.rto, Math.max(10 + 2 * 2.5, min + 15) + 2);
-  measured(a, 1_002, 20, false);
-  // rttvar 0.75 × 10 + 0.25 × 20 = 12.5, srtt 37.5.
-  assert.equal(a.burstRto, 37.5 + 4 * 12.5);
-  // Many equal samples: the variation fades, and the minimum + 2 + 2 bounds it.
+  measured(a, 0, 30);
+  a.tick(1_000);
+  a.originate([], 10_000, false);
+  assert.equal(a.nextWakeAt(), 10_062);
   const b = member("b", ["c"]);
   measured(b, 0, 30);
-  b.originate([], 999);
-  for (let i = 0; i < 30; i++) measured(b, 1_000 + i, 30, false);
-  assert.equal(b.burstRto, 30 + 2 + 2);
-  const c = member("c", ["d"]);
-  c.originate([], 0);
-  measured(c, 1, 3_000, false);
-  assert.equal(c.burstRto, 2_000);
-  const d = member("d", ["e"]);
-  d.originate([], 0);
-  measured(d, 1, 3, false);
-  assert.equal(d.burstRto, 20, "never under 20 ms");
-});
-
-test("a message within 100 ms of another of its origin is part of a burst, not after", () => {
-  // A copy of a burst is expected after the burst timeout (22 ms here), others after the
-  // rto (27 ms): is the second message's copy due `gap` + 22 ms after the first?
-  const burst = (gap: number) => {
-    const a = member("a", ["b"]);
-    measured(a, 0, 10);
-    assert.deepEqual([a.rto, a.burstRto], [27, 22]);
-    a.originate([], 10_000);
-    const [second] = a.originate([], 10_000 + gap);
-    a.receiveIHave("b", ihave("zz", 1), 10_000 + gap); // heard: every due copy goes
-    return a.tick(10_000 + gap + 22).some((s) => seqOf(s) === seqOf(second));
-  };
-  assert.equal(burst(1), true);
-  assert.equal(burst(100), true);
-  assert.equal(burst(101), false, "after 100 ms: a lone message");
+  b.tick(1_000);
+  b.originate([], 10_000);
+  assert.equal(b.nextWakeAt(), 10_075);
 });
 
 // ---------------------------------------------------------------- retransmission
@@ -321,27 +319,36 @@ test("a silent member: retransmitted and echoed, its timeout doubling to 4×, 8 
   assert.equal(a.rtoOf("zz"), 100, "a member never sent to: 1×");
 });
 
-test("a silent member while others answer: its children get the copy at its first retransmission", () => {
+test("a silent member while others answer: its children get the copy at its second retransmission", () => {
   // The tree of m0's message 0 (pinned above): m0 → m5, m6, m3; m5 → m4.
   const a = member("m0", ids(7));
   assert.deepEqual(to(a.originate([], 0)), ["m5", "m6", "m3"]);
   a.receiveIHave("m6", ihave("m0", 0), 10);
   a.receiveIHave("m3", ihave("m0", 0), 10);
-  assert.equal(a.rto, 27);
+  // Two samples of 10 ms: srtt 10, rttvar 1.875.
+  assert.equal(a.rto, 10 + 15 + 7.5);
   assert.equal(a.nextWakeAt(), 100, "deadline set when sent");
-  assert.deepEqual(to(a.tick(100)), ["m5", "m4"], "again, and to its child");
-  assert.deepEqual([a.counters.retransmitted, a.counters.takenOver], [1, 1]);
-  assert.equal(a.rtoOf("m5"), 27, "others answered: not a slow path, no backoff");
-  assert.deepEqual(to(a.tick(101)), ["m5"], "the echo");
-  assert.equal(a.nextWakeAt(), 127);
-  // Later rounds do not take over again.
-  const next = a.tick(127);
-  assert.ok(to(next).includes("m5"));
-  assert.equal(a.counters.takenOver, 1);
+  const rounds: string[] = [];
+  for (let i = 0; i < 6; i++) {
+    const at = a.nextWakeAt();
+    rounds.push(`${at}:${a.tick(at).map((s) => `${s.to}+${(s.message as TreeMessage).hop}`)}`);
+  }
+  // Sent again marked late (hop + 2), echoed 1 ms later; others answered meanwhile, so
+  // no backoff: the next round one timeout later, with the takeover of its child m4 (late,
+  // not echoed).
+  assert.deepEqual(rounds, [
+    "100:m5+2",
+    "101:m5+2",
+    "132.5:m5+2,m4+2",
+    "133.5:m5+2",
+    "165:m5+2,m4+2",
+    "166:m5+2,m4+2",
+  ]);
+  assert.deepEqual([a.counters.retransmitted, a.counters.takenOver], [4, 1]);
   // A late acknowledgement of a retransmitted copy is not a round trip measured (Karn).
-  a.receiveIHave("m5", ihave("m0", 0), 140);
-  assert.equal(a.rto, 27);
-  a.receiveIHave("m4", ihave("m0", 0), 141);
+  a.receiveIHave("m5", ihave("m0", 0), 170);
+  assert.equal(a.rto, 32.5);
+  a.receiveIHave("m4", ihave("m0", 0), 171);
   assert.equal(a.unacknowledged, 0);
 });
 
@@ -365,7 +372,7 @@ test("nobody answers: a silent member's children are taken over after 3 silent r
 
 test("copies to a silent member wait for one probe's answer; their acknowledgements are measured", () => {
   const a = member("a", ["b"]);
-  // Three messages at once (the later two in a burst), all to b, none answered.
+  // Three lone messages (0, 4, 8) at once, all to b, none answered.
   for (let i = 0; i < 3; i++) a.originate([], 0);
   assert.equal(a.nextWakeAt(), 100);
   assert.deepEqual(to(a.tick(100)), ["b"], "one probe");
@@ -374,9 +381,9 @@ test("copies to a silent member wait for one probe's answer; their acknowledgeme
   assert.deepEqual(to(a.tick(101)), ["b"], "its echo");
   assert.equal(a.nextWakeAt(), 200, "the others wait as long as the probe");
   // b answers the two copies held back (first copies: round trips) and not the probe.
-  a.receiveIHave("b", ihave("a", 2, 4), 150);
-  // Two samples of 150 ms: rttvar 37.5, then 0.75 × 37.5.
-  assert.equal(a.burstRto, 150 + 4 * 0.75 * 37.5, "measured");
+  a.receiveIHave("b", ihave("a", 4, 8), 150);
+  // Two samples of 150 ms: srtt 150, rttvar 0.75 × 37.5.
+  assert.equal(a.rto, 150 + 15 + 4 * 0.75 * 37.5, "measured");
   assert.equal(a.unacknowledged, 1);
   // Heard since the probe went: the probe's copy is retransmitted as usual.
   assert.deepEqual(to(a.tick(200)), ["b"]);
@@ -392,9 +399,9 @@ test("copies held back round after round count as attempts: 8 at most", () => {
     for (const s of a.tick(a.nextWakeAt())) sent.set(seqOf(s), (sent.get(seqOf(s)) ?? 0) + 1);
   }
   assert.equal(a.unacknowledged, 0);
-  // The probe (message 0): 7 retransmissions and their echoes. Message 4 waited 8 rounds
-  // and was dropped; message 2 waited 7, then was the probe once message 0 was dropped.
-  assert.deepEqual([...sent], [[0, 14], [2, 14]]);
+  // The probe (message 0): 7 retransmissions and their echoes. Message 8 waited 8 rounds
+  // and was dropped; message 4 waited 7, then was the probe once message 0 was dropped.
+  assert.deepEqual([...sent], [[0, 14], [4, 14]]);
   assert.equal(a.counters.retransmitted, 14);
   assert.equal(a.counters.heldBack, 7 + 8);
 });
@@ -491,30 +498,51 @@ test("a fresh message is forwarded to this member's children, never back, hop + 
   assert.deepEqual(m2.receiveTree("m6", tree("m1", 7), 0).fresh, true);
 });
 
-test("copies are acknowledged in batches: 15 ms later, 2 in a burst, at once for a duplicate", () => {
+test("copies are acknowledged in batches: 15 ms later, 2 for a batch's, at once for a duplicate", () => {
   const a = member("a", ["b", "c"]);
   a.receiveTree("b", tree("b", 8), 100);
-  assert.equal(a.nextWakeAt(), 115);
+  assert.equal(a.nextWakeAt(), 115, "a lone message: 15 ms");
   a.receiveTree("b", tree("b", 5), 110);
-  assert.equal(a.nextWakeAt(), 112, "within 100 ms of b's last message: 2 ms");
+  assert.equal(a.nextWakeAt(), 112, "a batch's message (not divisible by 4): 2 ms");
   a.receiveTree("c", tree("b", 5), 111);
   a.receiveTree("b", tree("c", 3), 111);
   assert.equal(a.counters.duplicates, 1);
   assert.equal(a.nextWakeAt(), 111, "a duplicate: at once");
   assert.deepEqual(a.tick(110), []);
+  // Each ihave's hop: how long the last copy it answers waited here.
   assert.deepEqual(a.tick(111).filter((s) => s.message.type === "ihave"), [
-    { to: "b", message: { type: "ihave", origin: "b", hop: 0, seqs: [5, 8] } },
+    { to: "b", message: { type: "ihave", origin: "b", hop: 1, seqs: [5, 8] } },
     { to: "b", message: { type: "ihave", origin: "c", hop: 0, seqs: [3] } },
     { to: "c", message: { type: "ihave", origin: "b", hop: 0, seqs: [5] } },
   ]);
   assert.equal(a.counters.acked, 4);
   assert.equal(a.nextWakeAt(), Infinity);
-  // Exactly 100 ms after the last one: still a burst; 101: not.
-  a.receiveTree("b", tree("b", 9), 211);
-  assert.equal(a.nextWakeAt(), 213);
-  a.tick(213);
-  a.receiveTree("b", tree("b", 10), 314);
-  assert.equal(a.nextWakeAt(), 329);
+  // Timers run late: the wait meant is said, not the lateness (up to 255 ms).
+  a.receiveTree("b", tree("b", 12), 200);
+  assert.deepEqual(a.tick(400).map((s) => s.message.hop), [15]);
+  a.receiveTree("b", tree("b", 16), 500);
+  a.receiveTree("b", tree("b", 20), 507.5);
+  assert.deepEqual(a.tick(515).map((s) => s.message.hop), [7]);
+});
+
+test("a copy as late as its depth in the tree is acknowledged at once and sent on twice", () => {
+  // m0's message 0 (pinned): m5 is 1 hop from m0, and sends to m4.
+  const on = (hop: number) => {
+    const m5 = member("m5", ids(7));
+    const r = m5.receiveTree("m0", tree("m0", 0, hop), 1_000);
+    return { r, m5, next: m5.nextWakeAt() };
+  };
+  const early = on(0);
+  assert.deepEqual(early.r.sends, [{ to: "m4", message: tree("m0", 0, 1) }]);
+  assert.equal(early.next, 1_015, "on time: acknowledged after the delay");
+  const late = on(1);
+  assert.deepEqual(late.r.sends, [{ to: "m4", message: tree("m0", 0, 2) }]);
+  assert.equal(late.next, 1_000, "late: acknowledged at once");
+  const sends = late.m5.tick(1_000);
+  assert.deepEqual(sends.map((s) => s.message.type), ["ihave"]);
+  assert.equal(late.m5.nextWakeAt(), 1_001);
+  assert.deepEqual(late.m5.tick(1_001), [{ to: "m4", message: tree("m0", 0, 2) }], "the echo");
+  assert.equal(late.m5.counters.retransmitted, 0);
 });
 
 test("an acknowledgement holds 4,096 numbers at most, and each number once", () => {

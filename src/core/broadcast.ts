@@ -7,23 +7,34 @@
  *   member joining or leaving moves no other member on it.
  * - **A tree per message.** Message `seq` of member `origin` starts the ring at a point
  *   hashed from `(origin, seq)`: the other members, in ring order from that point, form a
- *   row. The origin splits the row into 3 consecutive parts for an even `seq` (2 for an odd
- *   one) and sends the message to the first member of each part; a member that receives it
- *   finds its own part by the same splits, computed from its own member list, and splits
- *   the rest of its part in 2 likewise. Each member sends each message to at most 2 (its
- *   origin 3) members: with N members the last one is `1 + ⌊log2(N/3)⌋` hops away. As the
- *   starting point moves from message to message, so do the members inside the tree: a
- *   burst's relaying is spread over all members, and an origin alternates between 2 and 3
- *   children (a lone message takes an even number: 3 children, one hop less).
+ *   row. A lone message (the only one its origin sent in a turn) takes a number divisible
+ *   by 4, the messages of a batch the other numbers ({@linkcode batched}): every member
+ *   tells them apart by the number alone. The origin splits the row into 3 consecutive
+ *   parts for a lone message (2 for one of a batch) and sends the message to the first
+ *   member of each part; a member that receives it finds its own part by the same splits,
+ *   computed from its own member list, and splits the rest of its part in 2 (3 for a
+ *   batch's message) likewise. A lone message's origin sends it to 3 members, its relays to
+ *   2 at most: `1 + ⌊log2(N/3)⌋` hops to the last member; a batch's origin to 2, its relays
+ *   to 3: about `1 + log3(N/2)` hops. As the starting point moves from message to message,
+ *   so do the members inside the tree: a burst's relaying is spread over all members.
  * - **Acknowledgement and retransmission.** A member acknowledges every copy it receives
- *   to its sender with an `ihave`, `ackDelayMs` later and batched (at once for a duplicate:
- *   its sender is retransmitting). A sender retransmits an unacknowledged copy after a
- *   retransmission timeout estimated from the round trips it measured (Jacobson's; Karn's
- *   rule: retransmitted copies are not measured), doubling it each time, at most
- *   {@linkcode MAX_ATTEMPTS} times; after {@linkcode TAKEOVER_ATTEMPTS} it also sends to the
- *   members the silent one would have sent to, and a member removed from the ring is
- *   replaced by those the tree now names. A lost copy costs a timeout, a dead relay
- *   about two; whatever still misses, anti-entropy repairs.
+ *   to its sender with an `ihave`, batched: `ackDelayMs` later for a lone message, 2 ms
+ *   for a batch's, at once for a duplicate or a late copy (below: its sender is
+ *   retransmitting). The `ihave`'s `hop` is the wait it was meant to have, so the sender
+ *   measures the network's own round trip (Jacobson's estimator; Karn's rule: retransmitted
+ *   copies are not measured) and adds the wait a copy's acknowledgement will have. It
+ *   retransmits an unacknowledged copy after that timeout, twice ({@linkcode ECHO_MS}
+ *   apart: a link that lost a copy is likely lossy), backing off after
+ *   {@linkcode STEADY_ATTEMPTS}, at most {@linkcode MAX_ATTEMPTS} times; after
+ *   {@linkcode TAKEOVER_ATTEMPTS} it also sends to the members the silent one would have
+ *   sent to, and a member removed from the ring is replaced by those the tree now names.
+ * - **Late copies.** A copy sent again for a loss carries `hop` + 2 (a timeout is about
+ *   two hops); a member whose copy's `hop` is at least its own depth in the message's tree
+ *   knows it is late, and sends it on twice to each child ({@linkcode ECHO_MS} apart), and
+ *   so does the subtree below: the members already behind by a timeout are the last ones,
+ *   and a second loss on their way would cost another. The rest of the tree sends once.
+ *   A lost copy so costs one timeout, rarely two; a dead relay about two; whatever still
+ *   misses, anti-entropy repairs.
  * - **Congestion control.** A member silent since a copy was sent to it (no `ihave` at
  *   all) is either gone or slower than the timeout (an overloaded event loop, a full
  *   receive buffer). When nobody else answered either since that copy went (or the
@@ -68,14 +79,14 @@ export const DEFAULT_TREE_CONFIG: Readonly<TreeConfig> = Object.freeze({
   cacheBytes: 8 * 1024 * 1024,
 });
 
-/** Children of a relay in every tree. */
+/** Children of a relay in the tree of a lone message (see {@linkcode relayFanout}). */
 export const RELAY_FANOUT = 2;
 /** Sends of one copy at most (the first and the retransmissions). */
 export const MAX_ATTEMPTS = 8;
 /** Retransmissions one timeout apart; the later ones wait twice as long each time. */
-const STEADY_ATTEMPTS = 3;
+export const STEADY_ATTEMPTS = 3;
 /** Retransmissions after which a sender also sends to the silent member's children. */
-export const TAKEOVER_ATTEMPTS = 1;
+export const TAKEOVER_ATTEMPTS = 2;
 /** Retransmission rounds a member stays silent through before its children are taken over. */
 export const TAKEOVER_ROUNDS = 3;
 /** The largest factor a silent member's retransmission timeout is multiplied by. */
@@ -85,14 +96,13 @@ const MAX_PENDING = 20_000;
 /** Sequence numbers in one `ihave` at most (the codec's bound). */
 const MAX_SEQS = 4096;
 /**
- * A message that follows another of its origin within this many ms is part of a burst: its
- * acknowledgement waits {@linkcode BURST_ACK_MS} only (a burst batches itself), and its
- * sender expects it that much sooner.
+ * The acknowledgement of a message of a batch (see {@linkcode batched}) waits this many ms
+ * only (a burst batches itself), and its sender expects it that much sooner. Every member
+ * tells a batch's message by its number alone, so sender and receiver agree.
  */
-const BURST_WINDOW_MS = 100;
 const BURST_ACK_MS = 2;
-/** Delay between the two copies of a retransmission, in ms. */
-const ECHO_MS = 1;
+/** Delay between the two copies of a retransmission (or of a late copy), in ms. */
+export const ECHO_MS = 1;
 /**
  * Retransmissions come due a timeout late, several at once: this member is overloaded (its
  * timers run late), and its copies are likely late, not lost. They then back off at once, go
@@ -105,9 +115,26 @@ const MIN_RTO = 20;
 const MIN_RTO_MARGIN = 2;
 const MAX_RTO = 2_000;
 
-/** Children of the origin of message `seq`: 3 for an even number, 2 for an odd one. */
+/**
+ * Whether message `seq` is one of a batch (several sent in one turn): a number not divisible
+ * by 4. A lone message takes one divisible by 4.
+ */
+export function batched(seq: number): boolean {
+  return seq % 4 !== 0;
+}
+
+/** Children of the origin of message `seq`: 3 for a lone message, 2 for one of a batch. */
 export function originFanout(seq: number): number {
-  return seq % 2 === 0 ? 3 : 2;
+  return batched(seq) ? 2 : 3;
+}
+
+/**
+ * Children of a relay in the tree of message `seq`: {@linkcode RELAY_FANOUT} (2) for a lone
+ * message, 3 for one of a batch (a batch's messages spread the relaying over all members,
+ * and a shallower tree has fewer links to lose a copy on the way to its last member).
+ */
+export function relayFanout(seq: number): number {
+  return batched(seq) ? 3 : RELAY_FANOUT;
 }
 
 /** A tree protocol message for the member with id `to`. */
@@ -237,24 +264,43 @@ export class Overlay {
     if (of === origin) return heads(0, size, originFanout(seq));
     const p = rotated(lowerBound(ring, slot(of)));
     const i = p > o ? p - 1 : p;
-    let lo = 0, hi = size, k = originFanout(seq);
+    let lo = 0, hi = size, k = originFanout(seq), depth = 1;
     for (;;) {
       let g = Math.min(k - 1, Math.floor(((i - lo) * k) / (hi - lo)));
       let [s, e] = part(lo, hi, k, g);
       while (i < s) [s, e] = part(lo, hi, k, --g);
       while (i >= e) [s, e] = part(lo, hi, k, ++g);
-      if (i === s) return heads(s + 1, e, RELAY_FANOUT);
+      if (i === s) {
+        this.#depth = depth;
+        return heads(s + 1, e, relayFanout(seq));
+      }
       lo = s + 1;
       hi = e;
-      k = RELAY_FANOUT;
+      k = relayFanout(seq);
+      depth++;
     }
+  }
+
+  #depth = 0;
+
+  /**
+   * Hops from the origin of message `seq` of `origin` to `of` (this member by default) in
+   * this member's view of its tree: 0 for the origin, and for a member not on the ring.
+   */
+  depth(origin: string, seq: number, of: string = this.self): number {
+    this.#depth = 0;
+    if (of !== origin) this.children(origin, seq, of);
+    return this.#depth;
   }
 }
 
 interface Pending {
   readonly to: string;
   readonly id: string;
-  readonly message: TreeMessage;
+  /** The copy sent: once retransmitted for a loss, marked late (see {@linkcode late}). */
+  message: TreeMessage;
+  /** Whether `message` is marked late already. */
+  late: boolean;
   readonly sentAt: number;
   /** When it was last sent (the first time or again). */
   lastSentAt: number;
@@ -286,8 +332,10 @@ interface Cached {
   readonly size: number;
   /** Members this member sent it to. */
   readonly sentTo: Set<string>;
-  /** Whether it came close after another of its origin (see BURST_WINDOW_MS). */
+  /** Whether it is one of a batch (see {@linkcode batched}). */
   burst: boolean;
+  /** Whether it came late here (after a retransmission on its way): sent twice onwards. */
+  late: boolean;
 }
 
 /** Counters of {@linkcode TreeBroadcast}, all growing from 0. */
@@ -304,6 +352,14 @@ export interface TreeCounters {
   takenOver: number;
   /** Due retransmissions held back: their member was silent and one copy went as a probe. */
   heldBack: number;
+}
+
+/** Hops a retransmitted copy counts as late by (a timeout is about two hops). */
+const LATE_HOPS = 2;
+
+/** `m` as sent again: its `hop` tells its receiver (and theirs) that it is late. */
+function late(m: TreeMessage): TreeMessage {
+  return { ...m, hop: Math.min(255, m.hop + LATE_HOPS) };
 }
 
 function idOf(origin: string, seq: number): string {
@@ -347,19 +403,14 @@ export class TreeBroadcast {
   /** Copies waiting for an acknowledgement, by `to` and message id. */
   readonly #pending = new Map<string, Pending>();
   #pendingDue = Infinity;
-  /** Acknowledgements to send: member → origin → sequence numbers. */
-  #acks = new Map<string, Map<string, number[]>>();
+  /** Acknowledgements to send: member → origin → sequence numbers, and the last one's arrival. */
+  #acks = new Map<string, Map<string, { seqs: number[]; at: number }>>();
   #ackDue = Infinity;
-  /** Smoothed round trip and its variation (ms), once measured. */
+  /** Smoothed round trip of the network (an acknowledgement's wait left out), its variation. */
   #srtt: number | undefined;
   #rttvar = 0;
-  /** The same for the copies of bursts (acknowledged after BURST_ACK_MS). */
-  #burstSrtt: number | undefined;
-  #burstRttvar = 0;
   /** The shortest round trip measured lately: the network's, without an ack's wait. */
   #minRtt = Infinity;
-  /** When a message of each origin was last sent or received here. */
-  readonly #lastOf = new Map<string, number>();
   /** The members copies went to lately (see {@linkcode Peer}). */
   readonly #peers = new Map<string, Peer>();
   /** When any member last acknowledged anything here. */
@@ -389,37 +440,26 @@ export class TreeBroadcast {
     this.#seq = (Math.floor(Math.max(0, now) / 1000) % 2 ** 20) * 2048 - 1;
   }
 
-  /** The retransmission timeout now, in ms. */
-  get rto(): number {
+  /**
+   * The retransmission timeout of a copy whose acknowledgement waits up to `wait` ms to be
+   * batched: the network's round trip (Jacobson's estimator, never below the shortest one
+   * measured), that wait, and a margin.
+   */
+  #rtoFor(wait: number): number {
     if (this.#srtt === undefined) return this.config.retransmitMs;
-    // An acknowledgement waits up to `ackDelayMs` to be batched: never expect it sooner
-    // than the network's round trip plus that wait.
-    const rto = Math.max(this.#srtt + 2 * this.#rttvar, this.#minRtt + this.config.ackDelayMs);
-    return Math.min(MAX_RTO, Math.max(MIN_RTO, rto + MIN_RTO_MARGIN));
+    const rtt = Math.max(this.#srtt, this.#minRtt);
+    const rto = rtt + wait + Math.max(4 * this.#rttvar, MIN_RTO_MARGIN);
+    return Math.min(MAX_RTO, Math.max(MIN_RTO, rto));
+  }
+
+  /** The retransmission timeout of a lone message now, in ms. */
+  get rto(): number {
+    return this.#rtoFor(this.config.ackDelayMs);
   }
 
   /** The retransmission timeout of a message of a burst, acknowledged sooner, in ms. */
   get burstRto(): number {
-    if (this.#burstSrtt === undefined) {
-      return Number.isFinite(this.#minRtt)
-        ? Math.min(
-          this.rto,
-          Math.max(MIN_RTO, this.#minRtt + BURST_ACK_MS + Math.max(MIN_RTO_MARGIN, this.#minRtt)),
-        )
-        : this.rto;
-    }
-    const rto = this.#burstSrtt + Math.max(4 * this.#burstRttvar, MIN_RTO_MARGIN);
-    return Math.min(
-      MAX_RTO,
-      Math.max(MIN_RTO, rto, this.#minRtt + BURST_ACK_MS + MIN_RTO_MARGIN),
-    );
-  }
-
-  /** Whether a message of `origin` at `now` follows another closely (and notes it). */
-  #inBurst(origin: string, now: number): boolean {
-    const last = this.#lastOf.get(origin);
-    this.#lastOf.set(origin, now);
-    return last !== undefined && now - last <= BURST_WINDOW_MS;
+    return this.#rtoFor(BURST_ACK_MS);
   }
 
   /** Copies sent and not acknowledged yet. */
@@ -429,16 +469,18 @@ export class TreeBroadcast {
 
   /**
    * Broadcasts `entries` from this member as one message, sent now to its children in the
-   * message's tree. A `lone` message (the only one of its batch) takes the next even
-   * sequence number, whose tree gives the origin 3 children; the messages of a batch take
-   * numbers in a row (2 and 3 children in turn). Numbers start at 2,048 × the clock's
+   * message's tree. A `lone` message (the only one of its batch) takes the next number
+   * divisible by 4, whose tree gives the origin 3 children; the messages of a batch take the
+   * next numbers that are not (see {@linkcode batched}). Numbers start at 2,048 × the clock's
    * seconds at construction: a member restarted a second or more later does not reuse the
-   * ids of its previous run unless that run sent over 2,048 messages a second on average
-   * (a reused id costs a late delivery by anti-entropy, no loss).
+   * ids of its previous run unless that run used over 2,048 numbers a second on average
+   * (512 lone messages, or 1,536 of batches; a reused id costs a late delivery by
+   * anti-entropy, no loss).
    */
   originate(entries: readonly Entry[], now: number, lone = true): TreeSend[] {
     this.#seq++;
-    if (lone && this.#seq % 2 !== 0) this.#seq++;
+    if (lone) this.#seq += (4 - (this.#seq % 4)) % 4;
+    else if (!batched(this.#seq)) this.#seq++;
     const message: TreeMessage = {
       type: "tree",
       origin: this.overlay.self,
@@ -448,7 +490,7 @@ export class TreeBroadcast {
     };
     const id = idOf(message.origin, message.seq);
     const cached = this.#remember(id, message, now);
-    cached.burst = this.#inBurst(message.origin, now);
+    cached.burst = batched(message.seq);
     return this.#sendAll(cached, id, this.overlay.children(message.origin, message.seq), now);
   }
 
@@ -458,7 +500,7 @@ export class TreeBroadcast {
    */
   receiveTree(from: string, m: TreeMessage, now: number): { fresh: boolean; sends: TreeSend[] } {
     const id = idOf(m.origin, m.seq);
-    const burst = this.#inBurst(m.origin, now);
+    const burst = batched(m.seq);
     this.#ack(from, m, now, burst ? BURST_ACK_MS : this.config.ackDelayMs);
     if (this.#seen.has(id) || m.origin === this.overlay.self) {
       this.counters.duplicates++;
@@ -469,6 +511,10 @@ export class TreeBroadcast {
     const forward = { ...m, hop: Math.min(255, m.hop + 1) };
     const cached = this.#remember(id, forward, now);
     cached.burst = burst;
+    cached.late = m.hop >= this.overlay.depth(m.origin, m.seq);
+    // A late copy was likely sent again: its sender waits for this answer (and the echo of
+    // the copy, a duplicate, gets another, in a datagram of its own).
+    if (cached.late) this.#ackDue = now;
     cached.sentTo.add(from);
     const children = this.overlay.children(m.origin, m.seq);
     return { fresh: true, sends: this.#sendAll(cached, id, children, now) };
@@ -489,7 +535,9 @@ export class TreeBroadcast {
       const p = this.#pending.get(key);
       if (!p) continue;
       this.#pending.delete(key);
-      if (p.attempts === 0) this.#measure(now - p.sentAt, this.#cache.get(p.id)?.burst === true);
+      if (p.attempts === 0) {
+        this.#measure(now - p.sentAt, m.hop);
+      }
     }
   }
 
@@ -574,16 +622,21 @@ export class TreeBroadcast {
       }
     }
     if (now >= this.#ackDue) {
+      const due = this.#ackDue;
       const acks = this.#acks;
       this.#acks = new Map();
       this.#ackDue = Infinity;
       for (const [to, byOrigin] of acks) {
-        for (const [origin, list] of byOrigin) {
+        for (const [origin, { seqs: list, at }] of byOrigin) {
           const seqs = [...new Set(list)].sort((a, b) => a - b);
+          // `hop` says how long the last of them waited here on purpose (not how late this
+          // member's timers ran: that is part of the round trip): its sender subtracts it
+          // from the round trip, to learn the network's own.
+          const hop = Math.min(255, Math.max(0, Math.floor(Math.min(now, due) - at)));
           for (let i = 0; i < seqs.length; i += MAX_SEQS) {
             const part = seqs.slice(i, i + MAX_SEQS);
             this.counters.acked += part.length;
-            sends.push({ to, message: { type: "ihave", origin, hop: 0, seqs: part } });
+            sends.push({ to, message: { type: "ihave", origin, hop, seqs: part } });
           }
         }
       }
@@ -601,56 +654,67 @@ export class TreeBroadcast {
     if (to === this.overlay.self) return;
     let byOrigin = this.#acks.get(to);
     if (!byOrigin) this.#acks.set(to, byOrigin = new Map());
-    const seqs = byOrigin.get(m.origin);
-    if (seqs) seqs.push(m.seq);
-    else byOrigin.set(m.origin, [m.seq]);
+    const pending = byOrigin.get(m.origin);
+    if (pending) {
+      pending.seqs.push(m.seq);
+      pending.at = now;
+    } else byOrigin.set(m.origin, { seqs: [m.seq], at: now });
     this.#ackDue = Math.min(this.#ackDue, now + delay);
   }
 
-  /** Jacobson's estimator (RFC 6298), one for lone messages, one for bursts: a sample, in ms. */
-  #measure(sample: number, burst: boolean): void {
+  /**
+   * Jacobson's estimator (RFC 6298) of the network's round trip: a round trip in ms, of which
+   * the acknowledgement waited `wait` ms on purpose (its `hop`), to be batched.
+   */
+  #measure(sample: number, wait: number): void {
+    const net = Math.max(0, sample - wait);
     // The minimum follows a longer round trip slowly (a route that changed).
-    this.#minRtt = sample < this.#minRtt ? sample : this.#minRtt + (sample - this.#minRtt) / 64;
-    if (burst) {
-      if (this.#burstSrtt === undefined) {
-        this.#burstSrtt = sample;
-        this.#burstRttvar = sample / 4;
-      } else {
-        this.#burstRttvar = 0.75 * this.#burstRttvar + 0.25 * Math.abs(this.#burstSrtt - sample);
-        this.#burstSrtt = 0.875 * this.#burstSrtt + 0.125 * sample;
-      }
-    } else if (this.#srtt === undefined) {
-      this.#srtt = sample;
-      this.#rttvar = sample / 4;
+    this.#minRtt = net < this.#minRtt ? net : this.#minRtt + (net - this.#minRtt) / 64;
+    if (this.#srtt === undefined) {
+      this.#srtt = net;
+      this.#rttvar = net / 4;
     } else {
-      this.#rttvar = 0.75 * this.#rttvar + 0.25 * Math.abs(this.#srtt - sample);
-      this.#srtt = 0.875 * this.#srtt + 0.125 * sample;
+      this.#rttvar = 0.75 * this.#rttvar + 0.25 * Math.abs(this.#srtt - net);
+      this.#srtt = 0.875 * this.#srtt + 0.125 * net;
     }
   }
 
-  /** Sends the cached message to each of `to` not sent to yet, awaiting acknowledgements. */
-  #sendAll(cached: Cached, id: string, to: readonly string[], now: number): TreeSend[] {
+  /**
+   * Sends the cached message to each of `to` not sent to yet, awaiting acknowledgements;
+   * marked late when `takeover` (these members should have had it from another by now).
+   * A message late here, or marked so, goes twice, {@linkcode ECHO_MS} apart.
+   */
+  #sendAll(
+    cached: Cached,
+    id: string,
+    to: readonly string[],
+    now: number,
+    takeover = false,
+  ): TreeSend[] {
     const sends: TreeSend[] = [];
     const self = this.overlay.self;
+    const message = takeover ? late(cached.message) : cached.message;
     for (const t of to) {
-      if (t === self || t === cached.message.origin || cached.sentTo.has(t)) continue;
+      if (t === self || t === message.origin || cached.sentTo.has(t)) continue;
       cached.sentTo.add(t);
-      sends.push({ to: t, message: cached.message });
+      sends.push({ to: t, message });
       if (this.#pending.size >= MAX_PENDING) continue;
       const deadline = now + (cached.burst ? this.burstRto : this.rto);
       this.#peer(t);
+      const echoAt = cached.late && !takeover ? now + ECHO_MS : Infinity;
       this.#pending.set(`${t}\n${id}`, {
         to: t,
         id,
-        message: cached.message,
+        message,
+        late: takeover,
         sentAt: now,
         lastSentAt: now,
         deadline,
         attempts: 0,
         held: 0,
-        echoAt: Infinity,
+        echoAt,
       });
-      this.#pendingDue = Math.min(this.#pendingDue, deadline);
+      this.#pendingDue = Math.min(this.#pendingDue, deadline, echoAt);
     }
     return sends;
   }
@@ -673,6 +737,14 @@ export class TreeBroadcast {
     if (p.attempts + 1 >= MAX_ATTEMPTS) {
       this.#pending.delete(key); // anti-entropy will bring it
       return [];
+    }
+    // A loss, likely: others answered since this copy went, or its member was not found slow
+    // lately (its timeout never backed off). Its receiver gets it late, and so does the
+    // subtree below it: the copy says so, and they send it twice.
+    const lossy = this.#heardAt > p.lastSentAt || this.#peer(p.to).backoff <= 1;
+    if (!p.late && !congested && lossy) {
+      p.message = late(p.message);
+      p.late = true;
     }
     p.attempts++;
     p.lastSentAt = now;
@@ -716,7 +788,13 @@ export class TreeBroadcast {
     // Silent for rounds: it may be gone. Its children should not wait for SWIM to say so.
     p.takenOver = true;
     const { origin, seq } = p.message;
-    const sends = this.#sendAll(cached, p.id, this.overlay.children(origin, seq, p.to), now);
+    const sends = this.#sendAll(
+      cached,
+      p.id,
+      this.overlay.children(origin, seq, p.to),
+      now,
+      true,
+    );
     this.counters.takenOver += sends.length;
     return sends;
   }
@@ -725,7 +803,14 @@ export class TreeBroadcast {
     this.#seen.set(id, now);
     let size = 32;
     for (const e of m.entries) size += approxEntryBytes(e, this.#valueBytes);
-    const cached: Cached = { message: m, at: now, size, sentTo: new Set(), burst: false };
+    const cached: Cached = {
+      message: m,
+      at: now,
+      size,
+      sentTo: new Set(),
+      burst: false,
+      late: false,
+    };
     this.#cache.set(id, cached);
     this.#cacheBytes += size;
     this.#expire(now);
@@ -746,12 +831,6 @@ export class TreeBroadcast {
     }
     if (this.#peers.size > 2 * this.overlay.size + 16) {
       for (const id of this.#peers.keys()) if (!this.overlay.has(id)) this.#peers.delete(id);
-    }
-    if (this.#lastOf.size > 2 * this.overlay.size + 16) {
-      // Origins that left: forget those quiet for longer than a burst's window.
-      for (const [origin, at] of this.#lastOf) {
-        if (now - at > BURST_WINDOW_MS) this.#lastOf.delete(origin);
-      }
     }
   }
 }
