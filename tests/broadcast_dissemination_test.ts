@@ -33,6 +33,7 @@ const usr = (key: string, value: unknown, wall = 1, writer = "w", deleted = fals
 function scheme(
   peers: Record<string, [MemberStatus, unknown]>,
   tuning: Parameters<typeof resolveConfig>[0] = {},
+  seed = 1,
 ) {
   const config = resolveConfig({ fanout: 10, gossipIntervalMs: 500, ...tuning });
   const counters = newCounters();
@@ -49,7 +50,7 @@ function scheme(
     id: "m0",
     address: "m0:1",
     config,
-    random: seededRandom(1),
+    random: seededRandom(seed),
     membership,
     store,
     counters,
@@ -111,15 +112,15 @@ test("a member speaks the tree when its record says tree ≥ 1 and it is alive o
     zero: ["alive", { tree: 0 }],
     text: ["alive", { tree: "1" }],
     norecord: ["alive", undefined],
+    nullrecord: ["alive", null],
     dead: ["dead", speaks],
     gone: ["left", { address: "gone:1" }],
   });
   assert.deepEqual(s.recordFields, { tree: 1 });
   assert.equal(TREE_PROTOCOL, 1);
   const o = s.tree.overlay;
-  const placed = ["t1", "t2", "old", "zero", "text", "norecord", "dead", "gone"].filter((id) =>
-    o.has(id)
-  );
+  const placed = ["t1", "t2", "old", "zero", "text", "norecord", "nullrecord", "dead", "gone"]
+    .filter((id) => o.has(id));
   assert.deepEqual(placed, ["t1", "t2"]);
   assert.equal(o.size, 3, "and itself");
   s.memberChanged("m0");
@@ -130,6 +131,7 @@ test("a member speaks the tree when its record says tree ≥ 1 and it is alive o
   s.publish(stored(store, "k"), 0);
   assert.deepEqual(sent(), [
     "norecord:1 rumor/0:k",
+    "nullrecord:1 rumor/0:k",
     "old:1 rumor/0:k",
     "t1:1 tree/0/0:k",
     "t2:1 tree/0/0:k",
@@ -375,4 +377,132 @@ test("writes broadcast or received lately are settling for 2 timeouts after the 
   store.merge(usr("z", 1));
   s.publish(stored(store, "z"), 1_400);
   assert.deepEqual(s.settling(1_400), { entries: 101, until: 1_600 });
+});
+
+test("the tree broadcast takes the engine's ack delay and first retransmission timeout", () => {
+  const { s } = scheme({}, { ackDelayMs: 7, retransmitMs: 250 });
+  assert.deepEqual([s.tree.config.ackDelayMs, s.tree.config.retransmitMs], [7, 250]);
+  assert.equal(s.tree.rto, 250);
+});
+
+test("a member never counts itself among the old members, with or without a record", () => {
+  // Every peer speaks the tree; this member has no record of its own yet.
+  const { s, sent, counters } = scheme(six());
+  s.memberChanged("m0");
+  s.receive({ type: "rumor", hop: 0, entries: [usr("k", 1)] }, "m1", "m1:1", 0);
+  s.endEnvelope("m1", 0);
+  assert.ok(sent().every((l) => l.includes(" tree/")), "along the tree only");
+  assert.equal(counters.rumorsForwarded, 0, "no old member: no rumor forwarded");
+});
+
+test("a member forgotten before the scheme hears of it gets no rumor", () => {
+  const { s, sent, store, membership } = scheme({
+    o1: ["alive", { address: "o1:1" }],
+    o2: ["alive", { address: "o2:1" }],
+  });
+  membership.forget("o2");
+  store.merge(usr("k", 1));
+  s.publish(stored(store, "k"), 0);
+  assert.deepEqual(sent(), ["o1:1 rumor/0:k"]);
+});
+
+test("each envelope's rumors start from hop -1: a low hop after a high one is forwarded as such", () => {
+  const peers = six();
+  peers["o1"] = ["alive", { address: "o1:1" }];
+  peers["o2"] = ["alive", { address: "o2:1" }];
+  const { s, sent } = scheme(peers);
+  s.receive({ type: "rumor", hop: 3, entries: [usr("a", 1)] }, "o1", "o1:1", 0);
+  s.endEnvelope("o1", 0);
+  sent();
+  s.receive({ type: "rumor", hop: 0, entries: [usr("b", 1)] }, "o1", "o1:1", 1);
+  s.endEnvelope("o1", 1);
+  assert.ok(sent().includes("o2:1 rumor/1:b"));
+});
+
+test("the hop limit grows with log_{fanout+1} N: 6 for 8 members and fanout 2", () => {
+  // (Not 9 members: log(9) / log(3) is 2 on Deno and Bun, 2.0000000000000004 on Node.)
+  const at = (hop: number) => {
+    const peers = six();
+    delete peers["m6"];
+    peers["o1"] = ["alive", { address: "o1:1" }];
+    peers["o2"] = ["alive", { address: "o2:1" }];
+    const { s, sent } = scheme(peers, { fanout: 2 });
+    s.receive({ type: "rumor", hop, entries: [usr("k", 1)] }, "o1", "o1:1", 0);
+    s.endEnvelope("o1", 0);
+    return sent().filter((l) => l.includes("rumor"));
+  };
+  assert.deepEqual(at(5), ["o2:1 rumor/6:k"]);
+  assert.deepEqual(at(6), []);
+});
+
+test("a rumor goes to fanout old members at most", () => {
+  const { s, sent } = scheme({
+    m1: ["alive", speaks],
+    o1: ["alive", { address: "o1:1" }],
+    o2: ["alive", { address: "o2:1" }],
+    o3: ["alive", { address: "o3:1" }],
+  }, { fanout: 2 });
+  s.receive({ type: "rumor", hop: 0, entries: [usr("k", 1)] }, "m1", "m1:1", 0);
+  s.endEnvelope("m1", 0);
+  assert.equal(sent().filter((l) => l.includes("rumor")).length, 2);
+});
+
+test("a rumor never goes back to its sender, whatever the draw", () => {
+  for (let seed = 1; seed <= 12; seed++) {
+    const { s, sent } = scheme(
+      {
+        o1: ["alive", { address: "o1:1" }],
+        o2: ["alive", { address: "o2:1" }],
+        o3: ["alive", { address: "o3:1" }],
+      },
+      { fanout: 2 },
+      seed,
+    );
+    s.receive({ type: "rumor", hop: 0, entries: [usr("k", 1)] }, "o1", "o1:1", 0);
+    s.endEnvelope("o1", 0);
+    assert.deepEqual(sent(), ["o2:1 rumor/1:k", "o3:1 rumor/1:k"], `seed ${seed}`);
+  }
+});
+
+test("a member removed from the ring: the copy it missed goes to whom the tree now names", () => {
+  const { s, sent, store, membership } = scheme(six());
+  store.merge(usr("k", "v"));
+  s.publish(stored(store, "k"), 0);
+  assert.deepEqual(sent(), ["m3:1 tree/0/0:k", "m5:1 tree/0/0:k", "m6:1 tree/0/0:k"]);
+  for (const id of ["m3", "m6"]) {
+    s.receive({ type: "ihave", origin: "m0", hop: 0, seqs: [0] }, id, `${id}:1`, 10);
+  }
+  membership.apply(
+    { type: "member", id: "m5", address: "m5:1", incarnation: 1, status: "dead" },
+    20,
+  );
+  s.memberChanged("m5");
+  s.tick(100);
+  // The message is still cached (its size measured by the engine's approxSize).
+  const out = sent();
+  assert.equal(out.length, 1);
+  assert.match(out[0]!, /^m[1-6]:1 tree\/0\/0:k$/);
+  assert.equal(s.tree.counters.retransmitted, 0);
+});
+
+test("settling counts stay right when the slots are compacted", () => {
+  const { s, store } = scheme(six());
+  let expected = 0;
+  const counts = new Map<number, number>();
+  for (let t = 1_000; t < 1_300; t++) {
+    const n = (t % 3) + 1;
+    const keys = Array.from({ length: n }, (_, i) => `k${t}-${i}`);
+    for (const k of keys) store.merge(usr(k, 1));
+    s.publish(stored(store, ...keys), t);
+    counts.set(t, n);
+  }
+  const from = (t: number) => {
+    expected = 0;
+    for (const [at, n] of counts) if (at >= t) expected += n;
+    return expected;
+  };
+  // rto 100: what is 200 ms old or less is settling.
+  assert.deepEqual(s.settling(1_400), { entries: from(1_200), until: 1_499 });
+  assert.deepEqual(s.settling(1_450), { entries: from(1_250), until: 1_499 });
+  assert.deepEqual(s.settling(1_480), { entries: from(1_280), until: 1_499 });
 });
