@@ -575,3 +575,218 @@ test("a message is remembered for cacheMs: after that, a copy is fresh again", (
   assert.deepEqual(to(a.tick(100)), ["m5", "m3"], "retransmitted, no child to take over");
   assert.equal(a.counters.takenOver, 0);
 });
+
+// ---------------------------------------------------------------- edges
+
+test("two ids with the same ring key: ordered by id, so every view holds the same ring", () => {
+  // hashString("n95064") and hashString("n109849") collide on 32 bits (ring seed).
+  const one = overlay("n95064", ["m1", "m2", "m3", "n109849"]);
+  const other = overlay("n109849", ["n95064", "m3", "m2", "m1"]);
+  for (let seq = 0; seq < 64; seq++) {
+    for (const id of ["m1", "m2", "m3", "n95064", "n109849"]) {
+      assert.deepEqual(one.children("m1", seq, id), other.children("m1", seq, id));
+    }
+  }
+  assert.equal(one.set("n109849", false), true);
+  assert.deepEqual([one.has("n109849"), one.has("n95064"), one.size], [false, true, 4]);
+});
+
+test("a member not on the ring has no children in any tree", () => {
+  const o = overlay("m0", ids(7));
+  for (let seq = 0; seq < 16; seq++) assert.deepEqual(o.children("m0", seq, "zz"), []);
+  for (let seq = 0; seq < 16; seq++) assert.deepEqual(o.children("zz", seq, "zz"), []);
+});
+
+test("a copy received from this member itself is not acknowledged to it", () => {
+  const a = member("a", ["b"]);
+  a.receiveTree("a", tree("b", 4), 0);
+  assert.deepEqual(a.tick(100).filter((s) => s.message.type === "ihave"), []);
+  assert.equal(a.nextWakeAt(), Infinity);
+});
+
+test("the next wake-up is the earliest copy due, each round", () => {
+  const a = member("a", ["b"]);
+  a.originate([], 0);
+  a.originate([], 50);
+  const rounds: string[] = [];
+  for (let i = 0; i < 5; i++) {
+    const at = a.nextWakeAt();
+    rounds.push(`${at}:${a.tick(at).map(seqOf).join(",")}`);
+  }
+  // Message 4's copy is due at 150 and waits for the probe (message 0's) until 200.
+  assert.deepEqual(rounds, ["100:0", "101:0", "150:", "200:0", "201:0"]);
+  assert.ok(a.counters.heldBack >= 1);
+});
+
+test("heard at the very ms its copies went: a member is not silent, nor this one alone", () => {
+  const a = member("a", ["b"]);
+  a.originate([], 0);
+  a.originate([], 0);
+  a.receiveIHave("b", ihave("zz", 1), 0);
+  assert.deepEqual(a.tick(100).map(seqOf), [0, 4], "both again, none held back");
+  const c = member("a", ["b", "c"]);
+  c.originate([], 0);
+  c.originate([], 0);
+  c.receiveIHave("c", ihave("a", 0), 0);
+  // b silent, but c answered at the ms the copies went: b's copies are not held back.
+  assert.deepEqual(to(c.tick(100)), ["b", "c", "b"]);
+  assert.equal(c.counters.heldBack, 0);
+});
+
+test("others answering at the very ms a copy went does not make its member gone", () => {
+  const a = member("m0", ids(7));
+  a.originate([], 0);
+  a.receiveIHave("m6", ihave("m0", 0), 0);
+  a.receiveIHave("m3", ihave("m0", 0), 0);
+  assert.equal(a.rto, 20);
+  const rounds: string[] = [];
+  for (let i = 0; i < 8; i++) {
+    const at = a.nextWakeAt();
+    rounds.push(`${at}:${to(a.tick(at)).join(",")}`);
+  }
+  // The takeover of m5's child m4 comes after 3 silent rounds, not at the second.
+  assert.deepEqual(rounds, [
+    "100:m5",
+    "101:m5",
+    "120:m5",
+    "121:m5",
+    "140:m5,m4",
+    "141:m5",
+    "160:m4",
+    "161:m4",
+  ]);
+});
+
+test("a member that answers other copies is not gone: its lost copy is resent, never taken over", () => {
+  const a = member("m0", ids(7));
+  a.originate([], 0);
+  a.receiveIHave("m6", ihave("m0", 0), 10);
+  a.receiveIHave("m3", ihave("m0", 0), 10);
+  const rounds: string[] = [];
+  for (let i = 0; i < 6; i++) {
+    const at = a.nextWakeAt();
+    a.receiveIHave("m5", ihave("zz", 1), at - 1);
+    rounds.push(`${at}:${to(a.tick(at)).join(",")}`);
+  }
+  assert.deepEqual(rounds, [
+    "100:m5",
+    "101:m5",
+    "132.5:m5",
+    "133.5:m5",
+    "165:m5",
+    "166:m5",
+  ]);
+  assert.equal(a.counters.takenOver, 0);
+});
+
+test("a member heard once, then silent: its silent rounds count from its last answer", () => {
+  const a = member("m0", ids(7));
+  a.originate([], 0);
+  a.receiveIHave("m5", ihave("zz", 1), 50);
+  const rounds: string[] = [];
+  for (let i = 0; i < 12; i++) {
+    const at = a.nextWakeAt();
+    rounds.push(`${at}:${to(a.tick(at)).join(",")}`);
+  }
+  // m5 answered after the copy went (not gone: resent); m6 and m3 are gone once m5 was
+  // heard after their copies went: their children m2 and m1 get it at the second resend.
+  assert.deepEqual(rounds, [
+    "100:m5,m6,m3",
+    "101:m5,m6,m3",
+    "200:m5,m6,m2,m3,m1",
+    "201:m5,m6,m3",
+    "300:m5,m6,m3,m2,m1",
+    "301:m5,m6,m3,m2,m1",
+    "400:m2,m1",
+    "401:m2,m1",
+    "500:m5,m6,m3",
+    "501:m5,m6,m3",
+    "600:m2,m1",
+    "601:m2,m1",
+  ]);
+  assert.equal(a.counters.takenOver, 2);
+});
+
+test("nobody answers two messages: every silent member's children are taken over, held copies too", () => {
+  const a = member("m0", ids(7));
+  assert.deepEqual(to(a.originate([], 0)), ["m5", "m6", "m3"]);
+  assert.deepEqual(to(a.originate([], 0)), ["m2", "m1", "m4"]);
+  const rounds: string[] = [];
+  for (let i = 0; i < 8; i++) {
+    const at = a.nextWakeAt();
+    rounds.push(`${at}:${a.tick(at).map((s) => `${s.to}/${seqOf(s)}`).join(",")}`);
+  }
+  assert.deepEqual(rounds.slice(4, 7), [
+    "400:m5/0,m4/0,m6/0,m2/0,m3/0,m1/0,m2/4,m3/4,m1/4,m5/4,m4/4,m6/4",
+    "401:m5/0,m6/0,m3/0,m2/4,m1/4,m4/4",
+    "500:",
+  ]);
+  assert.deepEqual([a.counters.takenOver, a.counters.heldBack, a.counters.retransmitted], [
+    6,
+    12,
+    24,
+  ]);
+});
+
+test("a cached message is forgotten exactly cacheMs after it was sent", () => {
+  const build = () => {
+    const a = member("a", ["b", "c", "d", "e"], { cacheMs: 200, retransmitMs: 250 });
+    const first = to(a.originate([], 0));
+    a.overlay.set(first[0]!, false);
+    for (const id of first.slice(1)) a.receiveIHave(id, ihave("a", 0), 10);
+    return a;
+  };
+  const kept = build();
+  kept.tick(199);
+  assert.equal(kept.tick(250).length, 1, "still cached at 199: re-routed at 250");
+  const forgotten = build();
+  forgotten.tick(200);
+  assert.deepEqual(forgotten.tick(250), [], "forgotten at 200");
+});
+
+test("the cache's byte count goes down with what it forgets", () => {
+  // 60 bytes a message; room for two. The first is forgotten by age, then two more fit.
+  const e: Entry = {
+    section: "usr",
+    key: "k",
+    value: "vv",
+    wall: 1,
+    logical: 0,
+    writer: "a",
+    deleted: false,
+  };
+  const a = member("a", ["b", "c", "d", "e"], { cacheMs: 100, cacheBytes: 120 });
+  a.originate([e], 0, false);
+  a.tick(100);
+  a.originate([e], 150);
+  const first = to(a.originate([e], 150));
+  a.overlay.set(first[0]!, false);
+  for (const id of ["b", "c", "d", "e"]) {
+    if (id !== first[0]) a.receiveIHave(id, ihave("a", 4, 8), 160);
+  }
+  // The second message's copies: acknowledged above only where they went; the third's head
+  // removed: re-routed from the cache.
+  const sends = a.tick(250).filter((s) => seqOf(s) === 8);
+  assert.equal(sends.length, 1);
+});
+
+test("the table of peers is pruned of members off the ring past 2 × N + 16 entries", () => {
+  // b stays silent 3 rounds: its timeout is 4×. It leaves the ring with `others` members
+  // copies went to; when it comes back, it has kept its backoff unless it was pruned.
+  const rtoAfter = (others: number) => {
+    const a = member("a", ["b"]);
+    a.originate([], 0);
+    for (const t of [100, 101, 200, 201, 400]) a.tick(t);
+    assert.equal(a.rtoOf("b"), 400);
+    const x = ids(others).map((id) => `x${id}`);
+    for (const id of x) a.overlay.set(id, true);
+    for (let i = 0; i < 60; i++) a.originate([], 1_000);
+    for (const id of [...x, "b"]) a.overlay.set(id, false);
+    a.tick(1_001);
+    a.overlay.set("b", true);
+    return a.rtoOf("b");
+  };
+  assert.equal(rtoAfter(0), 400);
+  assert.equal(rtoAfter(17), 400, "18 entries for a ring of 1: kept");
+  assert.equal(rtoAfter(18), 100, "19: pruned");
+});
