@@ -383,14 +383,15 @@ test("a copy resent for a loss is marked late; a late copy goes on twice, to eve
   assert.equal(hopOf(again[0]!), 2, "marked late by a timeout's hops");
   const echo = a.tick(a.nextWakeAt());
   assert.deepEqual(echo.map((s) => [s.to, hopOf(s)]), [[d, 2]], "the echo, late too");
-  // Still silent: resent again, and its children are taken over with this second
-  // retransmission, marked late, and not echoed (their subtrees are).
-  const second = a.tick(a.nextWakeAt());
+  // Still silent: resent again, once, and its children are taken over with this second
+  // retransmission, marked late; none of these is echoed (their subtrees are).
+  const at = a.nextWakeAt();
+  const second = a.tick(at);
   const grandchildren = overlays(members).get("m0")!.children("m0", seq, d);
   assert.deepEqual(second.map((s) => s.to), [d!, ...grandchildren]);
   assert.equal(a.counters.takenOver, grandchildren.length);
   for (const s of second) assert.equal(hopOf(s), 2);
-  assert.deepEqual(a.tick(a.nextWakeAt()).map((s) => s.to), [d], "only its own copy echoed");
+  assert.ok(a.nextWakeAt() > at + 1, "no echo: the next is a timeout away");
 
   // Its receiver finds the copy later than its place in the tree: it sends it on twice.
   const all = overlays(members);
@@ -482,4 +483,46 @@ test("a copy resent when nobody answered is marked late too, unless its member w
   const [second] = a.originate([], 41);
   assert.equal(second!.to, "b");
   assert.ok(a.rtoOf("b") > a.rto, "b's timeout backed off");
+});
+
+test("a member silent through an earlier round has its children taken over at once", () => {
+  const members = ids(40);
+  const all = overlays(members);
+  const a = new TreeBroadcast("m0", { retransmitMs: 40 }, 0);
+  for (const id of members) a.overlay.set(id, true);
+  const answer = (sends: readonly TreeSend[], except: string, at: number) => {
+    for (const s of sends) {
+      if (s.to === except || s.message.type !== "tree") continue;
+      a.receiveIHave(s.to, { type: "ihave", origin: "m0", hop: 0, seqs: [seqOf(s)] }, at);
+    }
+  };
+  // The first message: one child, d, never answers; it is resent to once (and echoed).
+  const first = a.originate([], 0);
+  const d = first.find((s) => all.get(s.to)!.children("m0", seqOf(s)).length > 0)!.to;
+  answer(first, d, 20);
+  assert.deepEqual(a.tick(a.nextWakeAt()).map((s) => s.to), [d]);
+  a.tick(a.nextWakeAt());
+  assert.equal(a.counters.takenOver, 0);
+  // A later message whose tree gives d children: at its first retransmission, d has been
+  // silent through a round already: its children get the message now.
+  let t = 100;
+  for (;;) {
+    const sends = a.originate([], t);
+    const seq = seqOf(sends[0]!);
+    if (sends.some((s) => s.to === d) && all.get(d)!.children("m0", seq).length > 0) {
+      answer(sends, d, t + 20);
+      let again: TreeSend[] = [];
+      while (!again.some((s) => s.to === d && seqOf(s) === seq)) {
+        again = a.tick(a.nextWakeAt());
+      }
+      const children = all.get(d)!.children("m0", seq);
+      for (const c of children) {
+        assert.ok(again.some((s) => s.to === c && seqOf(s) === seq), `${c} taken over`);
+      }
+      break;
+    }
+    answer(sends, "", t + 20);
+    t += 100;
+    assert.ok(t < 100_000, "no such message");
+  }
 });

@@ -759,11 +759,14 @@ export class TreeBroadcast {
     const peer = this.#peer(p.to);
     // Its children are taken over once it has been silent long enough to be gone, not
     // merely slow (a takeover costs up to 2 copies, each awaiting an acknowledgement).
-    const takeover = p.attempts >= TAKEOVER_ATTEMPTS && this.#gone(p, peer);
+    // A member silent through an earlier round too (other copies' probes) goes sooner.
+    const due = p.attempts >= TAKEOVER_ATTEMPTS || peer.silentRounds > 1;
+    const takeover = due && this.#gone(p, peer);
     const sends: TreeSend[] = [{ to: p.to, message: p.message }];
     // Sent twice, ECHO_MS apart (two datagrams): a link that lost a copy is likely lossy,
-    // and each further loss would cost another timeout.
-    if (!congested) {
+    // and each further loss would cost another timeout. Not with a takeover: the member
+    // seems gone, and its children get the message anyway.
+    if (!congested && !(takeover && !p.takenOver)) {
       p.echoAt = now + ECHO_MS;
       this.#pendingDue = Math.min(this.#pendingDue, p.echoAt);
     }
