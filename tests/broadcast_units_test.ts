@@ -220,6 +220,7 @@ test("the retransmission timeout: Jacobson's estimator of the network's round tr
   measured(a, 0, 30);
   // srtt 30, rttvar 7.5: 30 + the wait (15, or 2 for a batch's message) + 4 × 7.5.
   assert.deepEqual([a.rto, a.burstRto], [75, 62]);
+  assert.deepEqual([a.rtoOf("b"), a.rtoOf("b", true)], [75, 62], "a lone message's by default");
   measured(a, 1_000, 50);
   // rttvar 0.75 × 7.5 + 0.25 × 20 = 10.625, srtt 0.875 × 30 + 0.125 × 50 = 32.5.
   assert.deepEqual([a.rto, a.burstRto], [32.5 + 15 + 42.5, 32.5 + 2 + 42.5]);
@@ -413,7 +414,7 @@ test("retransmissions due a timeout late, many at once: sent once, no echo, 32 a
   const late = (copies: number, at: number) => {
     const a = member("a", ["b"]);
     for (let i = 0; i < copies; i++) a.originate([], 0);
-    a.receiveIHave("b", ihave("zz", 1), 5);
+    a.receiveIHave("b", ihave("zz", 1), 0); // at the ms the copies went: not silent
     const sends = a.tick(at);
     return { a, sends: sends.length, next: a.nextWakeAt() };
   };
@@ -574,8 +575,10 @@ test("a message is remembered for cacheMs: after that, a copy is fresh again", (
   a.originate([], 0);
   a.receiveIHave("m6", ihave("m0", 0), 10);
   a.tick(60);
-  assert.deepEqual(to(a.tick(100)), ["m5", "m3"], "retransmitted, no child to take over");
-  assert.equal(a.counters.takenOver, 0);
+  assert.deepEqual(to(a.tick(100)), ["m5", "m3"], "retransmitted");
+  for (let i = 0; i < 6; i++) a.tick(a.nextWakeAt());
+  assert.ok(a.counters.retransmitted >= 4, "resent past the takeover's round");
+  assert.equal(a.counters.takenOver, 0, "no message left to take over with");
 });
 
 // ---------------------------------------------------------------- edges
@@ -792,4 +795,21 @@ test("the table of peers is pruned of members off the ring past 2 × N + 16 entr
   assert.equal(rtoAfter(0), 400);
   assert.equal(rtoAfter(17), 400, "18 entries for a ring of 1: kept");
   assert.equal(rtoAfter(18), 100, "19: pruned");
+  // With c on the ring too (2 members), 20 entries are kept; a member on the ring is never
+  // pruned.
+  const withC = (others: number, bLeaves: boolean) => {
+    const a = member("a", ["b"]);
+    a.originate([], 0);
+    for (const t of [100, 101, 200, 201, 400]) a.tick(t);
+    const x = ["c", ...ids(others).map((id) => `x${id}`)];
+    for (const id of x) a.overlay.set(id, true);
+    for (let i = 0; i < 80; i++) a.originate([], 1_000);
+    for (const id of x.slice(1)) a.overlay.set(id, false);
+    if (bLeaves) a.overlay.set("b", false);
+    a.tick(1_001);
+    a.overlay.set("b", true);
+    return a.rtoOf("b");
+  };
+  assert.equal(withC(17, true), 400, "19 entries for a ring of 2: kept");
+  assert.equal(withC(40, false), 400, "pruned, but b is on the ring: kept");
 });
