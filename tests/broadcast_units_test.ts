@@ -813,3 +813,9 @@ test("the table of peers is pruned of members off the ring past 2 × N + 16 entr
   assert.equal(withC(17, true), 400, "19 entries for a ring of 2: kept");
   assert.equal(withC(40, false), 400, "pruned, but b is on the ring: kept");
 });
+
+test("a start point equal to a member's ring key starts the row at that member", () => {
+  // The start of message 155,212 of "o" hashes to 2,839,989,916: the ring key of "A36988".
+  const o = overlay("o", ["A36988", "m1", "m2", "m3", "m4"]);
+  assert.deepEqual(o.children("o", 155_212), ["A36988", "m2", "m1"]);
+});
