@@ -102,6 +102,9 @@ export const GROUPS = {
       "tests/suspicion_test.ts",
       "tests/swim_test.ts",
       "tests/engine_units_test.ts",
+      "tests/engine_handoff_test.ts",
+      "tests/forged_member_test.ts",
+      "tests/anti_entropy_test.ts",
     ],
   },
   "wire": {
