@@ -819,3 +819,22 @@ test("a start point equal to a member's ring key starts the row at that member",
   const o = overlay("o", ["A36988", "m1", "m2", "m3", "m4"]);
   assert.deepEqual(o.children("o", 155_212), ["A36988", "m2", "m1"]);
 });
+
+test("a copy resent is marked late when a loss is likely: others answered, or no backoff", () => {
+  // b stays silent 3 rounds (its timeout backs off to 4×), then answers: 2×. Message 4 goes
+  // to it at 900 (after the last probe's wait) and is not answered either.
+  const resent = (othersAnswer: boolean) => {
+    const a = member("a", ["b"]);
+    a.originate([], 0);
+    const first = a.tick(100);
+    assert.deepEqual(first.map((s) => (s.message as TreeMessage).hop), [2], "no backoff yet");
+    for (const t of [101, 200, 201, 400]) a.tick(t);
+    a.receiveIHave("b", ihave("a", 0), 450);
+    assert.equal(a.rtoOf("b"), 200);
+    a.originate([], 900);
+    if (othersAnswer) a.receiveIHave("c", ihave("zz", 1), 950);
+    return a.tick(1_000).map((s) => `${seqOf(s)}+${(s.message as TreeMessage).hop}`);
+  };
+  assert.deepEqual(resent(false), ["4+0"], "backed off, nobody answered: slow, not lossy");
+  assert.deepEqual(resent(true), ["4+2"], "others answered since: a loss");
+});
