@@ -111,6 +111,7 @@ export const GROUPS = {
       "tests/wire_bounds_test.ts",
       "tests/wire_cbor_test.ts",
       "tests/sealing_window_test.ts",
+      "tests/sealing_chains_test.ts",
       "tests/sync_compact_test.ts",
     ],
   },
