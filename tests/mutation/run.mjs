@@ -124,6 +124,7 @@ export const GROUPS = {
       "tests/storage_log_test.ts",
       "tests/storage_memory_test.ts",
       "tests/storage_file_faults_test.ts",
+      "tests/storage_file_edges_test.ts",
       "tests/storage_file_test.ts",
       "tests/storage_member_test.ts",
     ],
