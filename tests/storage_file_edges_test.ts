@@ -123,3 +123,35 @@ test("a close() whose last fsync fails rejects with that error, reported once", 
     await again.close();
   });
 });
+
+test("a compaction of more live data than one write chunk (1 MiB) writes every record once", async () => {
+  await withDir(async (dir) => {
+    const s = fileStorage({ dir, compactAfterBytes: 1, onError: (e) => assert.fail(String(e)) });
+    await s.load();
+    const big = (key: string, wall: number): Entry => ({
+      ...usr(key, wall),
+      value: key.repeat(30_000),
+    });
+    // 40 values of 30 kB: 1.2 MB live, then each rewritten so that the log passes twice that.
+    for (let round = 1; round <= 3; round++) {
+      for (let i = 0; i < 40; i++) s.append([big(`k${String(i).padStart(2, "0")}`, round)]);
+      await s.sync();
+    }
+    // The compaction follows the last write, in the background.
+    for (let i = 0; i < 1_000 && s.stats.compactions === 0; i++) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await s.close();
+    assert.equal(s.stats.compactions, 1);
+    assert.ok(s.stats.liveBytes > 1 << 20, "more than one chunk of live data");
+    const bytes = new Uint8Array(await readFile(join(dir, LOG_FILE)));
+    assert.equal(bytes.length, s.stats.fileBytes);
+    const read = readRecords(bytes);
+    assert.equal(read.damage, null);
+    assert.deepEqual(read.skipped, []);
+    assert.equal(read.records.length, 40, "one record per key: the compaction came last");
+    assert.ok(
+      read.records.every((r) => r.entry.wall === 3 && r.entry.value === r.entry.key.repeat(30_000)),
+    );
+  });
+});
