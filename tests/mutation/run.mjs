@@ -112,6 +112,7 @@ export const GROUPS = {
       "tests/wire_cbor_test.ts",
       "tests/sealing_window_test.ts",
       "tests/sealing_chains_test.ts",
+      "tests/wire_edges_test.ts",
       "tests/sync_compact_test.ts",
     ],
   },
