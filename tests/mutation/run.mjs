@@ -175,7 +175,13 @@ function stryker(name, only, part, testFiles) {
     plugins: ["@stryker-mutator/tap-runner"],
     tap: {
       testFiles,
-      nodeArgs: ["--import", "tsx", "--test-reporter=tap"],
+      nodeArgs: [
+        "--import",
+        "tsx",
+        "--import",
+        "./tests/mutation/_fail_fast.mjs",
+        "--test-reporter=tap",
+      ],
     },
     mutate: only ?? group.mutate,
     coverageAnalysis: "perTest",
