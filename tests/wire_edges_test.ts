@@ -1,7 +1,10 @@
 // Edges of the wire's codec, crypto and reassembly that the other wire tests leave out.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import type { Entry } from "../src/core/store.ts";
+import { decodeDatagram } from "../src/wire/codec.ts";
 import { parseKey } from "../src/wire/crypto.ts";
+import { Wire } from "../src/wire/wire.ts";
 
 test("parseKey(): one base64 digit past a multiple of 4 is refused, padded or not", () => {
   const notBase64 = {
@@ -14,4 +17,72 @@ test("parseKey(): one base64 digit past a multiple of 4 is refused, padded or no
   }
   assert.equal(parseKey(key).length, 32);
   assert.equal(parseKey(key.slice(0, 43)).length, 32, "padding optional");
+});
+
+/** The fragments of one rumor of a `bytes`-byte value, sent by a fresh wire (id 1). */
+function fragmentsOf(bytes: number): { datagrams: Uint8Array[]; chunks: Uint8Array[] } {
+  const a = new Wire({ cluster: "c", sender: "a" });
+  const entry: Entry = {
+    section: "usr",
+    key: "k",
+    value: "x".repeat(bytes),
+    wall: 1,
+    logical: 0,
+    writer: "a",
+    deleted: false,
+  };
+  const datagrams = a.encode([{ type: "rumor", hop: 0, entries: [entry] }]);
+  const chunks = datagrams.map((d) => {
+    const decoded = decodeDatagram(d, "c", 1400);
+    assert.equal(decoded.kind, "fragment");
+    return decoded.kind === "fragment" ? decoded.fragment.chunk : new Uint8Array();
+  });
+  return { datagrams, chunks };
+}
+
+test("a fragment id reused with another fragment count starts the message afresh", () => {
+  const first = fragmentsOf(5_000);
+  const second = fragmentsOf(2_500); // the same id (1), fewer fragments
+  assert.notEqual(first.datagrams.length, second.datagrams.length);
+  const b = new Wire({ cluster: "c", sender: "b" });
+  assert.equal(b.decode(first.datagrams[0]!, "a", 0).status, "pending");
+  const results = second.datagrams.map((d) => b.decode(d, "a", 0));
+  assert.deepEqual(results.map((r) => r.status), [
+    ...second.datagrams.slice(1).map(() => "pending"),
+    "envelope",
+  ]);
+  assert.equal(b.pendingBytes, 0, "the first message's partial is gone");
+});
+
+test("maxMessageBytes: a message of exactly that many bytes is reassembled, one more is not", () => {
+  const { datagrams, chunks } = fragmentsOf(5_000);
+  const size = chunks.reduce((n, c) => n + c.length, 0);
+  const total = chunks.length;
+  const chunk = chunks[0]!.length;
+  const fed = (maxMessageBytes: number) => {
+    const b = new Wire({ cluster: "c", sender: "b", maxMessageBytes });
+    return datagrams.map((d) => b.decode(d, "a", 0));
+  };
+  // Exactly the message's size: whole.
+  const exact = fed(size);
+  assert.equal(exact.at(-1)!.status, "envelope");
+  // One byte less: refused once the last fragment arrives, every earlier one held.
+  const under = fed(size - 1);
+  assert.deepEqual(
+    under.slice(0, -1).map((r) => r.status),
+    datagrams.slice(1).map(() => "pending"),
+  );
+  assert.deepEqual(under.at(-1), {
+    status: "dropped",
+    reason: "oversized",
+    detail: `message exceeds ${size - 1} bytes`,
+  });
+  // The first fragment announces `total` chunks of its size, the last one possibly short:
+  // up to one chunk more than the cap is taken on trust, past that it is refused at once.
+  assert.equal(fed((total - 1) * chunk)[0]!.status, "pending");
+  assert.deepEqual(fed((total - 1) * chunk - 1)[0], {
+    status: "dropped",
+    reason: "oversized",
+    detail: `message of ${total} fragments exceeds ${(total - 1) * chunk - 1} bytes`,
+  });
 });
