@@ -2,7 +2,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { Entry } from "../src/core/store.ts";
-import { decodeDatagram } from "../src/wire/codec.ts";
+import type { Message } from "../src/core/messages.ts";
+import { decodeDatagram, packDatagrams } from "../src/wire/codec.ts";
 import { parseKey } from "../src/wire/crypto.ts";
 import { Wire } from "../src/wire/wire.ts";
 
@@ -85,4 +86,26 @@ test("maxMessageBytes: a message of exactly that many bytes is reassembled, one 
     reason: "oversized",
     detail: `message of ${total} fragments exceeds ${(total - 1) * chunk - 1} bytes`,
   });
+});
+
+test("a datagram's envelope array header is the shortest CBOR form for its length", () => {
+  const acks = (n: number): Message[] => Array.from({ length: n }, () => ({ type: "ack", seq: 0 }));
+  const options = { cluster: "c", sender: "a", mtu: 1400, nextFragmentId: () => 0 };
+  // [cluster, sender, ...messages]: 2 + n items, right after the 4-byte datagram header.
+  for (
+    const [n, head] of [
+      [1, [0x83]],
+      [21, [0x97]],
+      [22, [0x98, 24]],
+      [253, [0x98, 255]],
+      [254, [0x99, 1, 0]],
+      [300, [0x99, 1, 46]],
+    ] as const
+  ) {
+    const datagrams = packDatagrams(acks(n), options);
+    assert.equal(datagrams.length, 1, `${n} acks fit one datagram`);
+    assert.deepEqual([...datagrams[0]!.subarray(4, 4 + head.length)], head, `${n} messages`);
+    const decoded = decodeDatagram(datagrams[0]!, "c", 1400);
+    assert.equal(decoded.kind === "envelope" && decoded.envelope.messages.length, n);
+  }
 });
