@@ -109,3 +109,71 @@ test("a datagram's envelope array header is the shortest CBOR form for its lengt
     assert.equal(decoded.kind === "envelope" && decoded.envelope.messages.length, n);
   }
 });
+
+test("reassembly buffers: a message fitting maxPendingBytes to the byte is held, one byte more is refused", () => {
+  const { datagrams, chunks } = fragmentsOf(5_000);
+  const total = chunks.length;
+  // A partial message is charged 128 bytes, 8 per announced fragment, and its chunks.
+  const charge = 128 + 8 * total;
+  const first = charge + chunks[0]!.length;
+  const full = (max: number) => `reassembly buffers full (${max} bytes)`;
+  // Room for the first fragment exactly: held; the second no longer fits, and the partial
+  // message is dropped with it.
+  const one = new Wire({ cluster: "c", sender: "b", maxPendingBytes: first });
+  assert.deepEqual(one.decode(datagrams[0]!, "a", 0), { status: "pending" });
+  assert.equal(one.pendingBytes, first);
+  assert.deepEqual(one.decode(datagrams[1]!, "a", 0), {
+    status: "dropped",
+    reason: "fragment-overflow",
+    detail: full(first),
+  });
+  assert.equal(one.pendingBytes, 0);
+  // One byte less: even the first is refused.
+  const none = new Wire({ cluster: "c", sender: "b", maxPendingBytes: first - 1 });
+  assert.deepEqual(none.decode(datagrams[0]!, "a", 0), {
+    status: "dropped",
+    reason: "fragment-overflow",
+    detail: full(first - 1),
+  });
+  // Room for two fragments exactly: both held, a duplicate is still pending, the third refused.
+  const two = new Wire({
+    cluster: "c",
+    sender: "b",
+    maxPendingBytes: first + chunks[1]!.length,
+  });
+  assert.deepEqual(two.decode(datagrams[0]!, "a", 0), { status: "pending" });
+  assert.deepEqual(two.decode(datagrams[1]!, "a", 0), { status: "pending" });
+  assert.deepEqual(two.decode(datagrams[1]!, "a", 0), { status: "pending" }, "duplicate");
+  assert.equal(two.pendingBytes, first + chunks[1]!.length);
+  assert.equal(two.decode(datagrams[2]!, "a", 0).status, "dropped");
+});
+
+test("a source's partial messages are counted down as they complete, never forgotten early", () => {
+  const a = new Wire({ cluster: "c", sender: "a" });
+  const entry = (i: number): Entry => ({
+    section: "usr",
+    key: `k${i}`,
+    value: "x".repeat(3_000),
+    wall: 1,
+    logical: 0,
+    writer: "a",
+    deleted: false,
+  });
+  const messages = [0, 1, 2, 3].map((i) =>
+    a.encode([{ type: "rumor", hop: 0, entries: [entry(i)] }])
+  );
+  const b = new Wire({ cluster: "c", sender: "b", maxPartialsPerSource: 2 });
+  assert.equal(b.decode(messages[0]![0]!, "s", 0).status, "pending");
+  assert.equal(b.decode(messages[1]![0]!, "s", 0).status, "pending");
+  // The first completes: one partial left, so room for one more, not two.
+  const done = messages[0]!.slice(1).map((d) => b.decode(d, "s", 0));
+  assert.equal(done.at(-1)!.status, "envelope");
+  assert.equal(b.decode(messages[2]![0]!, "s", 0).status, "pending");
+  assert.deepEqual(b.decode(messages[3]![0]!, "s", 0), {
+    status: "dropped",
+    reason: "fragment-overflow",
+    detail: "s already has 2 partial messages (maxPartialsPerSource)",
+  });
+  // Another source is not affected.
+  assert.equal(b.decode(messages[3]![0]!, "t", 0).status, "pending");
+});
