@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import type { Entry } from "../src/core/store.ts";
 import type { Message } from "../src/core/messages.ts";
 import { decodeDatagram, packDatagrams } from "../src/wire/codec.ts";
-import { parseKey } from "../src/wire/crypto.ts";
+import { generateKey, Keyring, parseKey, ReplayGuard, SEAL_OVERHEAD } from "../src/wire/crypto.ts";
 import { Wire } from "../src/wire/wire.ts";
 
 test("parseKey(): one base64 digit past a multiple of 4 is refused, padded or not", () => {
@@ -176,4 +176,62 @@ test("a source's partial messages are counted down as they complete, never forgo
   });
   // Another source is not affected.
   assert.equal(b.decode(messages[3]![0]!, "t", 0).status, "pending");
+});
+
+test("a WebCrypto keyring refuses an unknown key and an altered datagram, never rejecting", async () => {
+  const key = generateKey();
+  const ring = await Keyring.create([key], { sync: false });
+  const sealed = await (await Keyring.create([key])).seal(Uint8Array.of(0x47, 0x4b, 1, 0), "c", 1);
+  assert.equal((await ring.open(sealed, "c")).status, "opened");
+  const unknown = sealed.slice();
+  unknown.set([1, 2, 3, 4], 4); // the key id: a byte under 0x10 is written with two digits
+  assert.deepEqual(await ring.open(unknown, "c"), {
+    status: "dropped",
+    reason: "unauthenticated",
+    detail: "sealed with key 01020304, not in the keyring",
+  });
+  const altered = sealed.slice();
+  altered[altered.length - 1]! ^= 1;
+  const failed = {
+    status: "dropped",
+    reason: "unauthenticated",
+    detail: "authentication failed (wrong key, other cluster, or altered)",
+  };
+  assert.deepEqual(await ring.open(altered, "c"), failed);
+  assert.deepEqual(await ring.open(sealed, "other cluster"), failed);
+  // The synchronous path names the key the same way.
+  assert.deepEqual((await Keyring.create([key])).openSync(unknown, "c"), {
+    status: "dropped",
+    reason: "unauthenticated",
+    detail: "sealed with key 01020304, not in the keyring",
+  });
+});
+
+test("openSync(): an empty datagram's seal (SEAL_OVERHEAD bytes) opens; anything shorter is refused", async () => {
+  const ring = await Keyring.create([generateKey()]);
+  const sealed = ring.sealSync(new Uint8Array(0), "c", 7);
+  assert.equal(sealed.length, SEAL_OVERHEAD);
+  const opened = ring.openSync(sealed, "c");
+  assert.equal(opened.status === "opened" && opened.datagram.length, 0);
+  assert.deepEqual(ring.openSync(sealed.subarray(0, SEAL_OVERHEAD - 1), "c"), {
+    status: "dropped",
+    reason: "unauthenticated",
+    detail: "shorter than a seal",
+  });
+});
+
+test("ReplayGuard: a bad window is refused by name; it remembers at most maxEntries nonces", () => {
+  for (const windowMs of [0, -1, Number.NaN]) {
+    assert.throws(() => new ReplayGuard({ windowMs }), {
+      name: "RangeError",
+      message: `Replay window must be a positive number of ms, got ${windowMs}`,
+    });
+  }
+  const guard = new ReplayGuard({ maxEntries: 2 });
+  const nonce = (n: number) => new Uint8Array(12).fill(n);
+  for (const n of [1, 2, 3]) assert.equal(guard.check(nonce(n), 1_000, 1_000), undefined);
+  // Each check makes room first: with the one checked, at most two are held, so the
+  // second is forgotten by now (the bound on memory), and known again once checked.
+  assert.equal(guard.check(nonce(2), 1_000, 1_000), undefined);
+  assert.equal(guard.check(nonce(2), 1_000, 1_000)?.detail, "nonce seen before");
 });
