@@ -381,3 +381,33 @@ test("a storage that recovered and fails again rejects its waiters again", async
     await s.close();
   });
 });
+
+test("a sync() waits for the fsync of its own records, not for one already in flight", async () => {
+  await withDir(async (dir) => {
+    const s = fileStorage({ dir });
+    await s.load();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => release = r);
+    let held = false;
+    const hold = async (original: () => Promise<void>) => {
+      if (!held) {
+        held = true;
+        await gate; // the first fsync waits until "b" is appended
+      }
+      return original();
+    };
+    await withDatasync(dir, hold, async () => {
+      s.append([usr("a", 1)]);
+      const first = s.sync();
+      await until(() => held);
+      s.append([usr("b", 2)]);
+      const second = s.sync().then(() => ({ ...s.stats }));
+      release();
+      await first;
+      const at = await second;
+      assert.equal(at.writes, 2, "b was written before its sync() resolved");
+      assert.equal(at.fsyncs, 2, "and fsynced");
+    });
+    await s.close();
+  });
+});
