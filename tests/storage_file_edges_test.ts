@@ -281,6 +281,22 @@ test("damage reports: every skipped range and the damaged tail, with the copy ke
     await s.close();
   });
   await withDir(async (dir) => {
+    // A skipped record and a torn tail: a copy is kept for the skipped one.
+    const [r1, r2, r3] = [usr("a", 1), usr("b", 2), usr("c", 3)].map(encodeRecord);
+    const bad = r2!.slice();
+    bad[bad.length - 1]! ^= 0xff;
+    await writeFile(
+      join(dir, LOG_FILE),
+      Buffer.concat([HEADER, r1!, bad, r3!, r1!.subarray(0, 5)]),
+    );
+    const s = fileStorage({ dir });
+    const { damage } = await s.load();
+    assert.equal(damage?.reason, "checksum");
+    assert.ok(damage.copy && existsSync(damage.copy));
+    assert.match(damage.message, /; torn \(incomplete record frame at byte \d+\): cut to /);
+    await s.close();
+  });
+  await withDir(async (dir) => {
     // A damaged tail alone (not zeros: not a torn write) is kept as a copy too.
     const r1 = encodeRecord(usr("a", 1));
     const path = join(dir, LOG_FILE);
