@@ -427,3 +427,37 @@ test("a sync() waits for the fsync of its own records, not for one already in fl
     await s.close();
   });
 });
+
+test("an entry appended while a recovery rewrites the log is in the log once sync() resolves", async () => {
+  await withDir(async (dir) => {
+    let recoveries = 0;
+    const s = fileStorage({
+      dir,
+      recoverIntervalMs: 10,
+      onError: () => {},
+      onRecover: () => void recoveries++,
+    });
+    await s.load();
+    let phase: "failing" | "recovering" | "done" = "failing";
+    await withDatasync(dir, async (original) => {
+      if (phase === "failing") throw eio();
+      // The rewrite that recovers has taken its snapshot and is making it durable.
+      if (phase === "recovering") {
+        phase = "done";
+        s.append([usr("b", 2)]);
+      }
+      await original();
+    }, async () => {
+      s.append([usr("a", 1)]);
+      await assert.rejects(s.sync(), { code: "EIO" });
+      phase = "recovering";
+      await until(() => recoveries === 1);
+      assert.equal(phase, "done");
+      await s.sync();
+    });
+    await s.close();
+    const again = fileStorage({ dir });
+    assert.deepEqual((await again.load()).entries.map((e) => e.key).sort(), ["a", "b"]);
+    await again.close();
+  });
+});

@@ -221,6 +221,8 @@ export class FileStorage implements Storage {
   readonly #recoverMs: number;
   readonly #onRecover: () => void;
   #recoverDue = false;
+  /** Whether a rewrite that recovers is under way (its snapshot taken). */
+  #recovering = false;
   #recoverTimer: ReturnType<typeof setTimeout> | undefined;
   #closing: Promise<void> | undefined;
   #unlock: (() => Promise<void>) | undefined;
@@ -402,8 +404,9 @@ export class FileStorage implements Storage {
       if (current && compareVersions(e, current.entry) <= 0) continue;
       const record = encodeRecord(e);
       this.#put(e, record.length);
-      // While failing, the entry is kept for the rewrite that recovers, not queued.
-      if (this.#failed) continue;
+      // While failing, the entry is kept for the rewrite that recovers, not queued; once
+      // a rewrite has taken its snapshot, it is queued for the log that rewrite makes.
+      if (this.#failed && !this.#recovering) continue;
       this.#pending.push(record);
       this.#appended++;
       added = true;
@@ -516,7 +519,8 @@ export class FileStorage implements Storage {
       for (;;) {
         if (this.#failed) {
           if (this.#recoverDue && this.#state === "open") await this.#recover();
-          break;
+          if (this.#failed) break;
+          continue; // recovered: write what came during the rewrite
         }
         if (this.#compactDue()) {
           await this.#compact();
@@ -610,16 +614,22 @@ export class FileStorage implements Storage {
   async #recover(): Promise<void> {
     this.#recoverDue = false;
     const seq = this.#appended;
+    const captured = this.#pending.length;
     let size: number;
+    // #writeTmp() takes its snapshot before its first await: entries appended after that
+    // are queued (see append), to go into the new log once it is in place.
+    this.#recovering = true;
     try {
       size = await this.#writeTmp();
       await this.#swapIn();
     } catch {
       this.#armRecovery();
       return;
+    } finally {
+      this.#recovering = false;
     }
     this.#failed = undefined;
-    this.#pending = [];
+    this.#pending.splice(0, captured); // the rewritten log holds them
     this.#fileBytes = size;
     this.#written = seq;
     this.#fsynced = seq;
