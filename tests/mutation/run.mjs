@@ -101,6 +101,7 @@ export const GROUPS = {
       "tests/membership_test.ts",
       "tests/suspicion_test.ts",
       "tests/swim_test.ts",
+      "tests/swim_candidates_test.ts",
       "tests/engine_units_test.ts",
       "tests/engine_handoff_test.ts",
       "tests/forged_member_test.ts",
