@@ -213,9 +213,13 @@ test("an acked probe is over: no helpers asked, no suspicion at the period's end
 
 test("a silent candidate: pinged again a probe timeout later with ping-reqs to its introducer and one other, a third time, then dropped", () => {
   const { swim, membership, counters, sent } = setup([0.999, 0.5]);
-  membership.apply(member("intro"), 0);
-  membership.apply(member("other"), 0);
+  // Not helpers: a suspect, and a member reached through another.
   membership.apply(member("sick", "suspect"), 0);
+  membership.apply(member("rel"), 0);
+  membership.get("rel")!.relayed = "elsewhere:1";
+  membership.apply(member("other"), 0);
+  membership.apply(member("third"), 0);
+  membership.apply(member("intro"), 0);
   swim.onMember(member("n"), "intro", "intro:1", 100);
   const c = membership.candidate("n")!;
   assert.deepEqual([c.source, c.relay, c.pings, c.next], ["intro:1", true, 1, 300]);
@@ -417,4 +421,58 @@ test("partners(): live members heard directly; all live members when none is", (
   assert.deepEqual(m.partners().map((x) => x.id), ["a", "b"], "all relayed: all live");
   assert.equal(m.vouchedBy("v:1"), 2);
   assert.equal(m.vouchedBy("w:1"), 0);
+});
+
+test("a silent move's ping-reqs go to the member that named the new address, not to the member itself", () => {
+  const { swim, membership, sent } = setup([0.999, 0.5]);
+  membership.apply(member("a"), 0);
+  membership.apply(member("b"), 0);
+  swim.onMember(member("a", "alive", 1, "a:2"), "b", "b:1", 100);
+  sent();
+  swim.tick(300);
+  assert.deepEqual(sent(), {
+    "a:2": [{ type: "ping", seq: SEQ, target: "a" }],
+    "b:1": [{ type: "ping-req", seq: SEQ, target: "a", address: "a:2" }],
+  });
+});
+
+test("candidates are pinged each when due: one learned later does not wait for the earlier", () => {
+  const { swim, membership, sent } = setup([0.999, 0.5, 0.25]);
+  swim.heardFrom("x", "x:1", 0);
+  swim.heardFrom("y", "y:1", 100);
+  sent();
+  swim.tick(199);
+  assert.deepEqual(sent(), {});
+  swim.tick(200);
+  assert.deepEqual(Object.keys(sent()), ["x:1"]);
+  assert.equal(swim.nextWakeAt(), 300, "y's second ping");
+  swim.tick(300);
+  assert.deepEqual(Object.keys(sent()), ["y:1"]);
+  assert.deepEqual([membership.candidate("x")!.pings, membership.candidate("y")!.pings], [2, 2]);
+  assert.equal(swim.nextWakeAt(), 400, "x's third ping");
+});
+
+test("a candidate that became a member meanwhile is not admitted again", () => {
+  const { swim, membership, counters, changes, spread } = setup([0.999, 0.5]);
+  swim.onMember(member("n"), "v", "v:1", 100);
+  membership.apply(member("n", "alive", 3), 105);
+  const n = membership.get("n")!;
+  swim.onAck(SEQ, "n", 110);
+  assert.equal(membership.get("n"), n);
+  assert.equal(n.incarnation, 3);
+  assert.equal(membership.candidate("n"), undefined, "the candidate is dropped");
+  assert.equal(counters.candidatesAdmitted, 0);
+  assert.deepEqual(changes, []);
+  assert.deepEqual(spread(), []);
+});
+
+test("a member reached only through another is never asked to relay a candidate's ping", () => {
+  const { swim, membership, sent } = setup([0.999, 0.5]);
+  membership.apply(member("r"), 0);
+  membership.get("r")!.relayed = "v:1";
+  assert.deepEqual(membership.partners().map((m) => m.id), ["r"], "the only partner");
+  swim.onMember(member("n"), "r", "r:1", 0);
+  sent();
+  swim.tick(200);
+  assert.deepEqual(sent(), { "n:1": [{ type: "ping", seq: SEQ, target: "n" }] });
 });
