@@ -9,6 +9,7 @@ import { type EngineConfig, resolveConfig } from "../src/core/config.ts";
 import type { EngineContext } from "../src/core/context.ts";
 import { newCounters } from "../src/core/counters.ts";
 import {
+  MAX_CANDIDATES,
   MAX_CANDIDATES_PER_SOURCE,
   MAX_VOUCHED_PER_ADDRESS,
   Membership,
@@ -475,4 +476,50 @@ test("a member reached only through another is never asked to relay a candidate'
   sent();
   swim.tick(200);
   assert.deepEqual(sent(), { "n:1": [{ type: "ping", seq: SEQ, target: "n" }] });
+});
+
+test("news that a held candidate left drops it", () => {
+  const m = new Membership("me", "me:1", 0);
+  assert.equal(m.propose(member("c"), "s:1", 5, 0), "proposed");
+  assert.equal(m.propose(member("c", "left"), "s:1", 6, 0), "ignored");
+  assert.equal(m.candidate("c"), undefined);
+  assert.equal(m.candidateBySeq(5), undefined);
+});
+
+test(`${MAX_CANDIDATES} candidates are held at most, whatever their sources`, () => {
+  const m = new Membership("me", "me:1", 0);
+  const sources = MAX_CANDIDATES / MAX_CANDIDATES_PER_SOURCE;
+  for (let s = 0; s < sources; s++) {
+    for (let i = 0; i < MAX_CANDIDATES_PER_SOURCE; i++) {
+      assert.equal(m.propose(member(`c${s}.${i}`), `s${s}:1`, s * 1_000 + i, 0), "proposed");
+    }
+  }
+  assert.equal([...m.candidates()].length, MAX_CANDIDATES);
+  assert.equal(m.propose(member("one-more"), "fresh:1", 99_999, 0), "full");
+  m.drop("c0.0");
+  assert.equal(m.propose(member("one-more"), "fresh:1", 99_999, 0), "proposed");
+});
+
+test("a candidate dropped and named again answers only to its new sequence number", () => {
+  const { swim, membership, counters } = setup();
+  assert.equal(membership.propose(member("a"), "s:1", 5, 0), "proposed");
+  membership.drop("a");
+  assert.equal(membership.propose(member("a"), "s:1", 6, 0), "proposed");
+  assert.equal(membership.candidateBySeq(5), undefined);
+  assert.equal(membership.candidateBySeq(6)?.id, "a");
+  membership.candidate("a")!.pings = 1;
+  swim.onAck(5, "a", 10);
+  assert.equal(membership.get("a"), undefined, "the old ping's ack admits nothing");
+  assert.equal(counters.candidatesAdmitted, 0);
+});
+
+test("a candidate vouched for at our own address never displaces us", () => {
+  const { swim, membership, changes, forgotten } = setup([0.999, 0.5]);
+  membership.apply(member("v"), 0);
+  swim.onMember(member("impostor", "alive", 0, "me:1"), "v", "v:1", 0);
+  swim.onAck(SEQ, "v", 10);
+  assert.equal(membership.self.status, "alive");
+  assert.equal(membership.get("me"), membership.self);
+  assert.deepEqual(forgotten, []);
+  assert.deepEqual(changes.filter((c) => c.startsWith("me ")), []);
 });
