@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { type EngineConfig, resolveConfig } from "../src/core/config.ts";
 import type { EngineContext } from "../src/core/context.ts";
 import { newCounters } from "../src/core/counters.ts";
+import { Engine, MEMBER_KEY_PREFIX } from "../src/core/engine.ts";
 import {
   MAX_CANDIDATES,
   MAX_CANDIDATES_PER_SOURCE,
@@ -16,7 +17,8 @@ import {
 } from "../src/core/membership.ts";
 import type { MemberMessage, MemberStatus, Message } from "../src/core/messages.ts";
 import { Outbox } from "../src/core/outbox.ts";
-import { Store } from "../src/core/store.ts";
+import { seededRandom } from "../src/core/random.ts";
+import { type Entry, Store } from "../src/core/store.ts";
 import { Swim } from "../src/core/swim.ts";
 
 const CONFIG: Partial<EngineConfig> = {
@@ -522,4 +524,114 @@ test("a candidate vouched for at our own address never displaces us", () => {
   assert.equal(membership.get("me"), membership.self);
   assert.deepEqual(forgotten, []);
   assert.deepEqual(changes.filter((c) => c.startsWith("me ")), []);
+});
+
+// The engine proposes members named by `sys` records it holds (src/core/engine.ts).
+
+const recordOf = (id: string, wall: number, value: unknown = { address: `${id}:1` }): Entry => ({
+  section: "sys",
+  key: MEMBER_KEY_PREFIX + id,
+  value,
+  wall,
+  logical: 0,
+  writer: id,
+  deleted: false,
+});
+
+/** Engine "a" at "a:1", started at 0, its output taken. */
+function started(): Engine {
+  const a = new Engine({ id: "a", address: "a:1" }, 0, seededRandom("a"));
+  a.start(0);
+  a.takeOutput();
+  return a;
+}
+
+/** Ticks `a` every 50 ms over [from, to): the pings it sends to `address`. */
+function pingsTo(a: Engine, address: string, from: number, to: number): number {
+  let n = 0;
+  for (let t = from; t < to; t += 50) {
+    a.tick(t);
+    for (const o of a.takeOutput().outgoing) {
+      if (o.to === address) n += o.messages.filter((m) => m.type === "ping").length;
+    }
+  }
+  return n;
+}
+
+test("a member named by a record that never answers is proposed twice per version of its record, three pings each", () => {
+  const a = started();
+  const gossip = (wall: number, now: number) =>
+    a.receive("b:1", {
+      cluster: "c",
+      sender: "b",
+      messages: [
+        { type: "entries", entries: [recordOf("x", wall)] },
+      ],
+    }, now);
+  gossip(5, 10);
+  const c = a.membership.candidate("x")!;
+  assert.deepEqual([c.status, c.incarnation, c.address, c.source], ["alive", 0, "x:1", "b:1"]);
+  assert.equal(pingsTo(a, "x:1", 0, 30_000), 6);
+  assert.equal(a.membership.candidate("x"), undefined);
+  assert.equal(pingsTo(a, "x:1", 30_000, 60_000), 0, "no more for this version");
+  gossip(40_000, 60_000);
+  assert.equal(a.membership.candidate("x")?.source, "b:1");
+  assert.equal(pingsTo(a, "x:1", 60_000, 90_000), 6, "a new version: two tries again");
+  assert.equal(a.membership.get("x"), undefined);
+});
+
+test("a member named by a record when there was no room is proposed from the record later", () => {
+  const a = started();
+  // b itself is a candidate from b:1 (it wrote to us), and these fill b:1's other places.
+  const strangers: Message[] = Array.from({ length: MAX_CANDIDATES_PER_SOURCE - 1 }, (_, i) => ({
+    type: "member",
+    id: `s${i}`,
+    address: `s${i}:1`,
+    incarnation: 0,
+    status: "alive",
+  }));
+  a.receive("b:1", { cluster: "c", sender: "b", messages: strangers }, 10);
+  a.receive("b:1", {
+    cluster: "c",
+    sender: "b",
+    messages: [
+      { type: "entries", entries: [recordOf("x", 5)] },
+    ],
+  }, 10);
+  assert.equal(a.membership.candidate("x"), undefined, "no room from b:1");
+  assert.equal(a.counters.candidatesRefused, 1);
+  a.takeOutput();
+  let ping: { seq: number } | undefined;
+  for (let t = 50; !ping && t < 5_000; t += 50) {
+    a.tick(t);
+    const out = a.takeOutput().outgoing.find((o) => o.to === "x:1");
+    ping = out?.messages.find((m) => m.type === "ping") as { seq: number } | undefined;
+  }
+  const c = a.membership.candidate("x")!;
+  assert.deepEqual([c.status, c.source, c.seq], ["alive", "\0records", ping!.seq]);
+  a.receive(
+    "x:1",
+    { cluster: "c", sender: "x", messages: [{ type: "ack", seq: ping!.seq }] },
+    5_000,
+  );
+  assert.equal(a.membership.get("x")?.status, "alive");
+});
+
+test("a record naming no address makes no candidate", () => {
+  const a = started();
+  a.receive("b:1", {
+    cluster: "c",
+    sender: "b",
+    messages: [
+      { type: "entries", entries: [recordOf("y", 5, { port: 1 })] },
+    ],
+  }, 10);
+  assert.equal(a.membership.candidate("y"), undefined);
+  for (let t = 0; t < 5_000; t += 50) {
+    a.tick(t);
+    for (const o of a.takeOutput().outgoing) {
+      assert.deepEqual(o.messages.filter((m) => m.type === "ping" && m.target === "y"), []);
+    }
+    assert.equal(a.membership.candidate("y"), undefined, `at ${t}`);
+  }
 });
