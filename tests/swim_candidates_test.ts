@@ -635,3 +635,51 @@ test("a record naming no address makes no candidate", () => {
     assert.equal(a.membership.candidate("y"), undefined, `at ${t}`);
   }
 });
+
+test("a member displaced from its address is proposed again from its record, twice", () => {
+  const a = started();
+  const pingOf = (target: string) => {
+    for (const o of a.takeOutput().outgoing) {
+      const p = o.messages.find((m) => m.type === "ping" && m.target === target);
+      if (p) return p as { seq: number };
+    }
+    return undefined;
+  };
+  a.receive("b:1", {
+    cluster: "c",
+    sender: "b",
+    messages: [
+      { type: "entries", entries: [recordOf("x", 5)] },
+    ],
+  }, 10);
+  a.receive("x:1", {
+    cluster: "c",
+    sender: "x",
+    messages: [{ type: "ack", seq: pingOf("x")!.seq }],
+  }, 20);
+  assert.equal(a.membership.get("x")?.address, "x:1");
+  a.tick(600); // maintenance: x is a member
+  a.takeOutput();
+  // A restarted process at x's address, with another id.
+  a.receive("x:1", { cluster: "c", sender: "y", messages: [] }, 700);
+  a.receive("x:1", {
+    cluster: "c",
+    sender: "y",
+    messages: [{ type: "ack", seq: pingOf("y")!.seq }],
+  }, 710);
+  assert.equal(a.membership.get("x"), undefined, "displaced");
+  assert.equal(a.membership.get("y")?.address, "x:1");
+  // Pings to x as a candidate: the probe of x in flight when it was displaced sends one
+  // more ping of its own (its second direct ping), not counted here.
+  let pings = 0;
+  for (let t = 750; t < 30_000; t += 50) {
+    a.tick(t);
+    const seq = a.membership.candidate("x")?.seq;
+    for (const o of a.takeOutput().outgoing) {
+      pings += o.messages.filter((m) => m.type === "ping" && m.target === "x" && m.seq === seq)
+        .length;
+    }
+  }
+  assert.equal(pings, 6, "two tries of three pings, from the record it left");
+  assert.equal(a.membership.get("x"), undefined);
+});
