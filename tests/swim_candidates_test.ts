@@ -683,3 +683,37 @@ test("a member displaced from its address is proposed again from its record, twi
   assert.equal(pings, 6, "two tries of three pings, from the record it left");
   assert.equal(a.membership.get("x"), undefined);
 });
+
+// A probe's verdict on late ticks, at its bounds (src/core/swim.ts, MAX_LATE_FACTOR).
+
+test("a tick exactly 20 ms late is on time: the probe fails then", () => {
+  const { swim, membership, counters } = setup([0]);
+  membership.apply(member("t"), 0);
+  swim.tick(0);
+  swim.tick(1_020);
+  assert.equal(counters.probesFailed, 1);
+  assert.equal(membership.get("t")!.status, "suspect");
+});
+
+test("a tick as late as the room left is not postponed: the probe fails then", () => {
+  const { swim, membership, counters } = setup([0]);
+  membership.apply(member("t"), 0);
+  swim.tick(0);
+  // 4,000 ms late, with 4 probe periods of room: no room left to wait.
+  swim.tick(5_000);
+  assert.equal(counters.probesFailed, 1);
+});
+
+test("a postponed verdict comes at the probe period plus the time waited, not before", () => {
+  const { swim, membership, counters } = setup([0]);
+  membership.apply(member("t"), 0);
+  swim.tick(0);
+  swim.tick(500);
+  swim.tick(1_100); // 100 ms late: waits 200 ms more
+  assert.equal(counters.probesFailed, 0);
+  assert.equal(swim.nextWakeAt(), 1_200);
+  swim.tick(1_199);
+  assert.equal(counters.probesFailed, 0);
+  swim.tick(1_200);
+  assert.equal(counters.probesFailed, 1);
+});
