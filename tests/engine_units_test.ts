@@ -3,6 +3,7 @@
 // applies, refuses, reports and queues, with exact counters and messages.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { memberRecord } from "./_swim.ts";
 import { resolveConfig } from "../src/core/config.ts";
 import { newCounters } from "../src/core/counters.ts";
 import {
@@ -10,7 +11,7 @@ import {
   type DisseminationContext,
   RumorMongering,
 } from "../src/core/dissemination.ts";
-import { Engine, type EngineOptions, MEMBER_KEY_PREFIX } from "../src/core/engine.ts";
+import { Engine, type EngineOptions } from "../src/core/engine.ts";
 import { LargeValueCooldown } from "../src/core/large_values.ts";
 import { Membership } from "../src/core/membership.ts";
 import type {
@@ -53,15 +54,7 @@ const usr = (key: string, value: unknown, wall: number, writer = "w", logical = 
   deleted: false,
 });
 
-const record = (id: string, wall: number, value: unknown = { address: `${id}:1` }): Entry => ({
-  section: "sys",
-  key: MEMBER_KEY_PREFIX + id,
-  value,
-  wall,
-  logical: 0,
-  writer: id,
-  deleted: false,
-});
+const record = memberRecord;
 
 /** Messages of the given type in an output, with where they go. */
 function outgoing(e: Engine, type?: Message["type"]): [string, Message][] {

@@ -5,10 +5,10 @@
 // candidate displaces, and a known member's move to a new address.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { type EngineConfig, resolveConfig } from "../src/core/config.ts";
-import type { EngineContext } from "../src/core/context.ts";
-import { newCounters } from "../src/core/counters.ts";
-import { Engine, MEMBER_KEY_PREFIX } from "../src/core/engine.ts";
+import { memberRecord, swimSetup } from "./_swim.ts";
+import type { Entry } from "../src/core/store.ts";
+import type { EngineConfig } from "../src/core/config.ts";
+import { Engine } from "../src/core/engine.ts";
 import {
   MAX_CANDIDATES,
   MAX_CANDIDATES_PER_SOURCE,
@@ -16,10 +16,7 @@ import {
   Membership,
 } from "../src/core/membership.ts";
 import type { MemberMessage, MemberStatus, Message } from "../src/core/messages.ts";
-import { Outbox } from "../src/core/outbox.ts";
 import { seededRandom } from "../src/core/random.ts";
-import { type Entry, Store } from "../src/core/store.ts";
-import { Swim } from "../src/core/swim.ts";
 
 const CONFIG: Partial<EngineConfig> = {
   probeIntervalMs: 1_000,
@@ -27,40 +24,13 @@ const CONFIG: Partial<EngineConfig> = {
   reconnectIntervalMs: 1_000_000,
 };
 
-/** SWIM of member "me" (address "me:1"), its random source returning `values` in turn, then 0. */
+/**
+ * SWIM of member "me" (address "me:1"), its random source returning `values` in turn, then 0
+ * (the first value drawn places the first probe: 0.999 puts it at 999 ms).
+ */
 function setup(values: number[] = []) {
-  const config = resolveConfig(CONFIG);
-  const counters = newCounters();
-  const membership = new Membership("me", "me:1", 0);
-  const outbox = new Outbox("me:1", config.maxPiggyback, counters.messagesOut);
-  const changes: string[] = [];
-  const forgotten: string[] = [];
   const queue = [...values];
-  const ctx: EngineContext = {
-    id: "me",
-    address: "me:1",
-    config,
-    random: () => queue.shift() ?? 0,
-    membership,
-    store: new Store(),
-    counters,
-    outbox,
-    mergeRemote: () => "refused",
-    memberChanged: (m, previous) => void changes.push(`${m.id} ${previous} ${m.status}`),
-    forgotten: (id) => void forgotten.push(id),
-  };
-  // The first value drawn places the first probe: 0.999 puts it at 999 ms.
-  const swim = new Swim(ctx, 0);
-  /** Messages queued since the last call, per address, without piggybacked updates. */
-  const sent = (): Record<string, Message[]> =>
-    Object.fromEntries(outbox.take(false).map((o) => [o.to, [...o.messages]]));
-  /** The membership updates queued to piggyback (taken by a batch to a bystander). */
-  const spread = (): Message[] => {
-    sent();
-    outbox.send("bystander:1", { type: "ack", seq: 0 });
-    return outbox.take(true)[0]!.messages.filter((m) => m.type === "member");
-  };
-  return { ctx, swim, membership, outbox, counters, changes, forgotten, sent, spread };
+  return swimSetup(CONFIG, () => queue.shift() ?? 0);
 }
 
 const member = (
@@ -528,15 +498,15 @@ test("a candidate vouched for at our own address never displaces us", () => {
 
 // The engine proposes members named by `sys` records it holds (src/core/engine.ts).
 
-const recordOf = (id: string, wall: number, value: unknown = { address: `${id}:1` }): Entry => ({
-  section: "sys",
-  key: MEMBER_KEY_PREFIX + id,
-  value,
-  wall,
-  logical: 0,
-  writer: id,
-  deleted: false,
-});
+const recordOf = memberRecord;
+
+/** Engine `a` hears record `entry` from member b (at "b:1") at `now`. */
+const hearFromB = (a: Engine, entry: Entry, now: number): void =>
+  a.receive("b:1", {
+    cluster: "c",
+    sender: "b",
+    messages: [{ type: "entries", entries: [entry] }],
+  }, now);
 
 /** Engine "a" at "a:1", started at 0, its output taken. */
 function started(): Engine {
@@ -560,14 +530,7 @@ function pingsTo(a: Engine, address: string, from: number, to: number): number {
 
 test("a member named by a record that never answers is proposed twice per version of its record, three pings each", () => {
   const a = started();
-  const gossip = (wall: number, now: number) =>
-    a.receive("b:1", {
-      cluster: "c",
-      sender: "b",
-      messages: [
-        { type: "entries", entries: [recordOf("x", wall)] },
-      ],
-    }, now);
+  const gossip = (wall: number, now: number) => hearFromB(a, recordOf("x", wall), now);
   gossip(5, 10);
   const c = a.membership.candidate("x")!;
   assert.deepEqual([c.status, c.incarnation, c.address, c.source], ["alive", 0, "x:1", "b:1"]);
@@ -591,13 +554,7 @@ test("a member named by a record when there was no room is proposed from the rec
     status: "alive",
   }));
   a.receive("b:1", { cluster: "c", sender: "b", messages: strangers }, 10);
-  a.receive("b:1", {
-    cluster: "c",
-    sender: "b",
-    messages: [
-      { type: "entries", entries: [recordOf("x", 5)] },
-    ],
-  }, 10);
+  hearFromB(a, recordOf("x", 5), 10);
   assert.equal(a.membership.candidate("x"), undefined, "no room from b:1");
   assert.equal(a.counters.candidatesRefused, 1);
   a.takeOutput();
@@ -619,13 +576,7 @@ test("a member named by a record when there was no room is proposed from the rec
 
 test("a record naming no address makes no candidate", () => {
   const a = started();
-  a.receive("b:1", {
-    cluster: "c",
-    sender: "b",
-    messages: [
-      { type: "entries", entries: [recordOf("y", 5, { port: 1 })] },
-    ],
-  }, 10);
+  hearFromB(a, recordOf("y", 5, { port: 1 }), 10);
   assert.equal(a.membership.candidate("y"), undefined);
   for (let t = 0; t < 5_000; t += 50) {
     a.tick(t);
@@ -645,13 +596,7 @@ test("a member displaced from its address is proposed again from its record, twi
     }
     return undefined;
   };
-  a.receive("b:1", {
-    cluster: "c",
-    sender: "b",
-    messages: [
-      { type: "entries", entries: [recordOf("x", 5)] },
-    ],
-  }, 10);
+  hearFromB(a, recordOf("x", 5), 10);
   a.receive("x:1", {
     cluster: "c",
     sender: "x",

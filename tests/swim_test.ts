@@ -3,48 +3,11 @@
 // with the exact messages it queues.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { type EngineConfig, resolveConfig } from "../src/core/config.ts";
-import type { EngineContext } from "../src/core/context.ts";
-import { newCounters } from "../src/core/counters.ts";
-import { Membership } from "../src/core/membership.ts";
-import type { MemberMessage, MemberStatus, Message } from "../src/core/messages.ts";
-import { Outbox } from "../src/core/outbox.ts";
-import type { Random } from "../src/core/random.ts";
-import { Store } from "../src/core/store.ts";
+import { swimSetup } from "./_swim.ts";
+import type { MemberMessage, MemberStatus } from "../src/core/messages.ts";
 import { suspicionTimeout } from "../src/core/suspicion.ts";
-import { Swim } from "../src/core/swim.ts";
 
-/** SWIM on fresh shared parts of member "me" (address "me:1"). */
-function setup(
-  options: Partial<EngineConfig> = {},
-  random: Random = () => 0,
-  now = 0,
-) {
-  const config = resolveConfig(options);
-  const counters = newCounters();
-  const membership = new Membership("me", "me:1", now);
-  const outbox = new Outbox("me:1", config.maxPiggyback, counters.messagesOut);
-  const changes: string[] = [];
-  const forgotten: string[] = [];
-  const ctx: EngineContext = {
-    id: "me",
-    address: "me:1",
-    config,
-    random,
-    membership,
-    store: new Store(),
-    counters,
-    outbox,
-    mergeRemote: () => "refused",
-    memberChanged: (m, previous) => void changes.push(`${m.id} ${previous} ${m.status}`),
-    forgotten: (id) => void forgotten.push(id),
-  };
-  const swim = new Swim(ctx, now);
-  /** Messages queued since the last call, per address, without piggybacked updates. */
-  const sent = (): Record<string, Message[]> =>
-    Object.fromEntries(outbox.take(false).map((o) => [o.to, [...o.messages]]));
-  return { ctx, swim, membership, outbox, counters, changes, forgotten, sent };
-}
+const setup = swimSetup;
 
 const member = (
   id: string,
