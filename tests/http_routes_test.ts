@@ -272,6 +272,42 @@ test("bodies over the limit answer 413, declared or streamed, and change nothing
   await c.close();
 });
 
+test("a body cut off by the connection closing answers 400 and is not logged as a failure", async () => {
+  const { c, a, app } = await setup();
+  for (const [method, path] of [["PUT", "/usr/k"], ["POST", "/edge/sync"]]) {
+    // What a runtime's server hands the handler when the client goes away mid-body, or the
+    // server drops the connection while it closes: a stream that fails.
+    const cut = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode("[1,"));
+        controller.error(new DOMException("The connection was closed.", "AbortError"));
+      },
+    });
+    const request = new Request(`http://localhost${path}`, {
+      method,
+      body: cut,
+      // @ts-ignore: Node and Deno need `duplex` to send a stream body; Bun ignores it.
+      duplex: "half",
+    });
+    const logged: unknown[] = [];
+    const error = console.error;
+    console.error = (...args: unknown[]) => void logged.push(args);
+    const before = state(a);
+    try {
+      await expectProblem(
+        await app.request(request),
+        400,
+        /^The body ended after \d+ bytes: The connection was closed/,
+      );
+    } finally {
+      console.error = error;
+    }
+    assert.deepEqual(logged, [], path);
+    assert.equal(state(a), before);
+  }
+  await c.close();
+});
+
 test("the default body limit is 1 MiB", async () => {
   const { c, a, app } = await setup();
   const over = JSON.stringify("x".repeat(1024 * 1024));

@@ -58,9 +58,19 @@ export function problem(
 }
 
 /**
+ * A body whose stream failed before its end: the client went away, or the server closed the
+ * connection while it was closing. The client's doing, not the member's: answered with a 400
+ * and not logged as a failure.
+ */
+export class IncompleteBody extends Error {
+  override name = "IncompleteBody";
+}
+
+/**
  * Reads the body of a request or a response, of at most `limit` bytes; `null` when it is
  * larger (checked on the declared length first, then while reading, so an oversized body is
- * never buffered, and its stream is cancelled).
+ * never buffered, and its stream is cancelled). Throws {@linkcode IncompleteBody} when the
+ * stream fails before its end.
  */
 export async function readBody(
   message: Request | Response,
@@ -76,7 +86,14 @@ export async function readBody(
   let size = 0;
   const reader = message.body.getReader();
   for (;;) {
-    const { done, value } = await reader.read();
+    let chunk: ReadableStreamReadResult<Uint8Array>;
+    try {
+      chunk = await reader.read();
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      throw new IncompleteBody(`The body ended after ${size} bytes: ${reason}`, { cause: error });
+    }
+    const { done, value } = chunk;
     if (done) break;
     size += value.length;
     if (size > limit) {

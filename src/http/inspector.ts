@@ -7,7 +7,7 @@ import { hostGuard, writeGuard } from "./_auth.ts";
 import { dashboardCsp, dashboardPage } from "./_dashboard.ts";
 import { edgeRoute } from "./_edge.ts";
 import { metricsText } from "./_metrics.ts";
-import { problem, requestSignal } from "./_shared.ts";
+import { IncompleteBody, problem, requestSignal } from "./_shared.ts";
 import { StreamHub } from "./_streams.ts";
 import { gossipRoute, usrRoutes } from "./_write.ts";
 
@@ -183,6 +183,7 @@ export function createInspector(kv: GossipKV, options: InspectorOptions = {}): I
 
   app.notFound((c) => problem(404, `No route ${c.req.method} ${new URL(c.req.url).pathname}`));
   app.onError((error) => {
+    if (error instanceof IncompleteBody) return problem(400, error.message);
     console.error("gossip-kv inspector:", error);
     return problem(500, "The request failed inside the member; see its log");
   });
