@@ -32,11 +32,20 @@ async function sealAll(sealing: SealingPipeline, plain: Uint8Array[]): Promise<U
   return out;
 }
 
+/** Resolves once `sealing` has no datagram left to open (a busy machine may take long). */
+async function opened(sealing: SealingPipeline): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (sealing.opening > 0) {
+    assert.ok(Date.now() < deadline, `${sealing.opening} datagrams still opening after 30 s`);
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+}
+
 /** Opens every datagram through `sealing`; resolves with what was delivered, in order. */
 async function openAll(sealing: SealingPipeline, data: Uint8Array[]): Promise<Uint8Array[]> {
   const got: Uint8Array[] = [];
   for (const d of data) sealing.open(d, (plain) => void got.push(plain));
-  await new Promise((resolve) => setTimeout(resolve, 100));
+  await opened(sealing);
   return got;
 }
 
@@ -65,7 +74,7 @@ test("sealed datagrams are handed out and delivered in call order, each once", a
   assert.equal(sealed.length, 50);
   const delivered: Uint8Array[] = [];
   for (const d of [...sealed, sealed[3]!]) b.sealing.open(d, (x) => void delivered.push(x));
-  await new Promise((resolve) => setTimeout(resolve, 100));
+  await opened(b.sealing);
   assert.deepEqual(delivered.map((d) => [...d]), plain.map((d) => [...d]));
   assert.equal(b.wire.drops.get("replayed"), 1, "the copy is a replay");
   assert.deepEqual(b.errors, []);
@@ -85,7 +94,7 @@ test("an encrypted member refuses plaintext, garbage and more than it can decryp
   for (const d of sealed) b.sealing.open(d, (x) => void got.push(x));
   assert.equal(b.sealing.opening, 2);
   assert.equal(b.wire.drops.get("overloaded"), 1, "the third is shed at once");
-  await new Promise((resolve) => setTimeout(resolve, 100));
+  await opened(b.sealing);
   assert.equal(got.length, 2);
   assert.equal(b.sealing.opening, 0);
 });
