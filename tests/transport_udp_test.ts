@@ -151,6 +151,29 @@ for (const a of adapters) {
     await x.close(); // twice is fine
   });
 
+  test(`${a.name}: a datagram sent right after one to a closed port still arrives`, {
+    skip: a.skip,
+  }, async () => {
+    // A member that just left: its port is closed and answers with ICMP "port unreachable".
+    const gone = await a.open({ hostname: "127.0.0.1", port: 0 });
+    const closed = gone.address;
+    await gone.close();
+    const x = await a.open({ hostname: "127.0.0.1", port: 0 });
+    const y = await a.open({ hostname: "127.0.0.1", port: 0 });
+    let count = 0;
+    await y.listen(() => count++);
+    await x.listen(() => {});
+    for (let i = 0; i < 20; i++) {
+      // In one turn, as a leave is announced to every member: first the one gone, then y.
+      await Promise.allSettled([
+        x.send(closed, new Uint8Array(100)),
+        x.send(y.address, new Uint8Array(100)),
+      ]);
+    }
+    await eventually(() => count === 20, `20 datagrams (${count} arrived)`);
+    await Promise.all([x.close(), y.close()]);
+  });
+
   test(`${a.name}: bad options throw a TypeError or RangeError`, { skip: a.skip }, async () => {
     await assert.rejects(a.open({ port: 70000 }), RangeError);
     await assert.rejects(a.open({ port: 0, hostname: "" }), TypeError);

@@ -42,6 +42,11 @@ export function hasBunUdp(): boolean {
   return typeof bunGlobal()?.udpSocket === "function";
 }
 
+/** Errors an ICMP message about an earlier datagram leaves on a socket, reported by its next send. */
+const ICMP_ERRORS = new Set(["ECONNREFUSED", "EHOSTUNREACH", "ENETUNREACH", "EHOSTDOWN"]);
+/** Sends of one datagram at most, each after such an error (one per ICMP message received). */
+const ICMP_RETRIES = 4;
+
 /**
  * Binds a UDP socket with `Bun.udpSocket`. Throws a `TypeError` when not on Bun, and the
  * runtime's error when the bind fails.
@@ -72,12 +77,28 @@ export async function bunUdpTransport(options: UdpTransportOptions = {}): Promis
     },
   });
   const v6 = isIPv6(socket.hostname);
+  // Bun's socket reports ICMP errors (IP_RECVERR): "port unreachable" for a datagram sent to
+  // a member gone makes the socket's NEXT send throw ECONNREFUSED, whoever it goes to, and that
+  // datagram is not sent (on loopback the ICMP is back before the next send of the same turn:
+  // a leave announced to a member that just left, then to one still there, reached neither).
+  // The error is an earlier datagram's, and the failed call clears it: send again.
+  const sendOnce = (data: Uint8Array, port: number, host: string): boolean => {
+    for (let attempt = 1;; attempt++) {
+      try {
+        return socket.send(data, port, host);
+      } catch (error) {
+        if (attempt === ICMP_RETRIES || !ICMP_ERRORS.has((error as { code?: string }).code!)) {
+          throw error;
+        }
+      }
+    }
+  };
   return udpTransport("bun", options, {
     bound: { hostname: socket.hostname, port: socket.port },
     listen: (d) => void (deliver = d),
     send(data, hostname, port) {
       const sendTo = (host: string) => {
-        if (!socket.send(data, port, host)) {
+        if (!sendOnce(data, port, host)) {
           throw new Error(
             `Send buffer full: datagram to ${formatAddress(hostname, port)} not sent`,
           );
