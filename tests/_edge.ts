@@ -30,35 +30,48 @@ export const SLOW = {
   timeout: 240_000,
 };
 
+/**
+ * Ports below the kernel's ephemeral range: a concurrent test binding port 0 never takes one
+ * between our check and the child's bind (a port the kernel picked for us and freed could be
+ * picked again at once for another file's socket: "address in use" on a loaded machine).
+ */
+const RANGE = ((): [number, number] => {
+  let low = 32768;
+  try {
+    low = Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").split(/\s+/)[0]);
+  } catch {
+    // not Linux: the IANA ephemeral range starts at 49152, most others at 32768
+  }
+  return low > 12_000 ? [low - 10_000, low] : [10_000, 20_000];
+})();
+
 const taken = new Set<number>();
-/** A port that is free now on 127.0.0.1 (UDP or TCP), not handed out before by this file. */
-export async function freePort(kind: "udp" | "tcp"): Promise<number> {
+/**
+ * A port free now on `host` (UDP or TCP) that no other file's port-0 socket is given by the
+ * kernel, and not handed out before by this process.
+ */
+export async function freePort(kind: "udp" | "tcp", host = "127.0.0.1"): Promise<number> {
   for (;;) {
-    const port = await new Promise<number>((resolve, reject) => {
+    const port = RANGE[0] + Math.floor(Math.random() * (RANGE[1] - RANGE[0]));
+    if (taken.has(port)) continue;
+    const free = await new Promise<boolean>((resolve) => {
       if (kind === "udp") {
-        const socket = createSocket("udp4");
-        socket.once("error", reject);
-        socket.bind(0, "127.0.0.1", () => {
-          const { port } = socket.address();
-          socket.close(() => resolve(port));
-        });
+        const socket = createSocket(host.includes(":") ? "udp6" : "udp4");
+        socket.once("error", () => resolve(false));
+        socket.bind(port, host, () => socket.close(() => resolve(true)));
       } else {
         const server = createServer();
-        server.once("error", reject);
-        server.listen(0, "127.0.0.1", () => {
-          const address = server.address();
-          server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-        });
+        server.once("error", () => resolve(false));
+        server.listen(port, host, () => server.close(() => resolve(true)));
       }
     });
-    if (!taken.has(port)) {
+    if (free) {
       taken.add(port);
       return port;
     }
   }
 }
 
-/** The environment of a child: this one without GOSSIP_KV_*, plus `extra`. */
 export function childEnv(extra: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) {

@@ -11,12 +11,13 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { createSocket } from "node:dgram";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { connect, createServer } from "node:net";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { generateKey } from "../src/wire/crypto.ts";
+import { freePort } from "./_edge.ts";
 import { recordSkip } from "./_skip.ts";
 
 type Runtime = "deno" | "bun" | "node";
@@ -76,34 +77,6 @@ function childEnv(extra: Record<string, string> = {}): Record<string, string> {
     if (v !== undefined && !k.startsWith("GOSSIP_KV_")) env[k] = v;
   }
   return { ...env, ...extra };
-}
-
-const taken = new Set<number>();
-/** A port that is free now on `host` (UDP or TCP), and not handed out before by this file. */
-async function freePort(kind: "udp" | "tcp", host = "127.0.0.1"): Promise<number> {
-  for (;;) {
-    const port = await new Promise<number>((resolve, reject) => {
-      if (kind === "udp") {
-        const socket = createSocket("udp4");
-        socket.once("error", reject);
-        socket.bind(0, host, () => {
-          const { port } = socket.address();
-          socket.close(() => resolve(port));
-        });
-      } else {
-        const server = createServer();
-        server.once("error", reject);
-        server.listen(0, host, () => {
-          const address = server.address();
-          server.close(() => resolve(typeof address === "object" && address ? address.port : 0));
-        });
-      }
-    });
-    if (!taken.has(port)) {
-      taken.add(port);
-      return port;
-    }
-  }
 }
 
 interface Exit {

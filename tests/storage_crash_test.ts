@@ -6,12 +6,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
-import { createSocket } from "node:dgram";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { freePort } from "./_edge.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const child = join(root, "tests", "_storage_crash_child.ts");
@@ -89,16 +89,10 @@ async function until(what: string, done: () => boolean, running: Running[], ms =
   }
 }
 
+/** `n` distinct ports free now (see {@linkcode freePort}). */
 async function freePorts(n: number): Promise<number[]> {
-  const sockets = await Promise.all(
-    Array.from({ length: n }, () =>
-      new Promise<ReturnType<typeof createSocket>>((resolve) => {
-        const s = createSocket("udp4");
-        s.bind(0, "127.0.0.1", () => resolve(s));
-      })),
-  );
-  const ports = sockets.map((s) => s.address().port);
-  await Promise.all(sockets.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+  const ports: number[] = [];
+  for (let i = 0; i < n; i++) ports.push(await freePort("udp"));
   return ports;
 }
 
