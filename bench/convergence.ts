@@ -128,7 +128,7 @@ function percentile(sorted: readonly number[], p: number): number {
 }
 
 /** Waits until the cluster is whole again: all alive, equal roots; then lets it settle. */
-function settle(c: SimCluster): void {
+export function settle(c: SimCluster): void {
   c.net.loss = 0;
   if (!c.fullyJoined) {
     if (c.runUntil(() => c.fullyJoined, 120_000) < 0) {
@@ -144,8 +144,11 @@ function settle(c: SimCluster): void {
 
 let phase = 0;
 
-/** A burst of `writes` writes by one random member, measured until every member has them. */
-function spread(c: SimCluster, writes: number, loss: number, o: ConvergenceOptions): Spread {
+/**
+ * A burst of `writes` writes by one random member, measured until every member has them;
+ * then the cluster settles. Each call draws another writer (and other keys).
+ */
+export function spread(c: SimCluster, writes: number, loss: number, o: ConvergenceOptions): Spread {
   const n = c.members.length;
   const random = seededRandom(`${o.seed}/spread/${phase}`);
   const tag = `p${phase++}`;
