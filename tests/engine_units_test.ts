@@ -983,3 +983,21 @@ test("a member displaced from its address by another id loses its anti-entropy s
   assert.equal(a.membership.get("x"), undefined, "displaced");
   assert.equal(a.syncStates.has("x"), false);
 });
+
+test("a member alone whose writes were all superseded holds nothing: a later write waits for the flush", () => {
+  const a = engine("a");
+  a.start(0);
+  a.takeOutput();
+  a.write("usr", "k", 1, false, 1);
+  // A newer version of k from a stranger (a candidate until it answers a ping).
+  a.receive("b:1", envelope("b", [{ type: "entries", entries: [usr("k", 2, 50, "b")] }]), 2);
+  a.flush(3); // nothing current left to hold
+  const [, ping] = outgoing(a, "ping").find(([to]) => to === "b:1")! as [string, { seq: number }];
+  a.write("usr", "j", 2, false, 4);
+  a.receive("b:1", envelope("b", [{ type: "ack", seq: ping.seq }]), 5);
+  assert.equal(a.membership.get("b")?.status, "alive");
+  assert.deepEqual(outgoing(a, "rumor"), [], "j was never held: it waits for the flush");
+  a.flush(6);
+  const pushed = outgoing(a, "rumor");
+  assert.deepEqual(pushed.map(([, m]) => (m as RumorMessage).entries.map((e) => e.key)), [["j"]]);
+});
