@@ -1001,3 +1001,16 @@ test("a member alone whose writes were all superseded holds nothing: a later wri
   const pushed = outgoing(a, "rumor");
   assert.deepEqual(pushed.map(([, m]) => (m as RumorMessage).entries.map((e) => e.key)), [["j"]]);
 });
+
+test("a sys entry that is not a member record names no member, however often maintenance runs", () => {
+  const a = engine("a", { gossipIntervalMs: 100 });
+  a.start(0);
+  meet(a, "b");
+  const proposed = a.counters.candidatesProposed;
+  a.write("sys", "settings/peer", { address: "q:1" }, false, 1);
+  for (let t = 0; t < 3_000; t += 50) {
+    a.tick(t);
+    assert.deepEqual(outgoing(a).filter(([to]) => to === "q:1"), [], `at ${t}`);
+  }
+  assert.equal(a.counters.candidatesProposed, proposed);
+});
