@@ -150,3 +150,10 @@ test("an entry's size counts its key, its writer, 24 bytes and its value", () =>
     assert.deepEqual(lists, [["k05", "k04"], ["k03", "k02"], ["k01", "k00"]]);
   }
 });
+
+test("a write larger than the whole hand-off is left out, with no empty message in its place", () => {
+  const a = member();
+  a.write("usr", "k".repeat(33_000), "x", false, 9_000);
+  a.takeOutput();
+  assert.equal(handOff(a, 9_100).size, 0);
+});

@@ -1014,3 +1014,21 @@ test("a sys entry that is not a member record names no member, however often mai
   }
   assert.equal(a.counters.candidatesProposed, proposed);
 });
+
+test("an edge client's branch that matches ours gets no reply and counts no round in sync", () => {
+  const a = engine("a");
+  a.start(0);
+  for (let i = 0; i < 5_000; i++) a.write("usr", `k${i}`, i, false, 1 + i);
+  a.takeOutput();
+  const same = new Store();
+  for (const e of [...a.versions("sys"), ...a.versions("usr")]) same.merge(e);
+  const behind = new Store();
+  for (const e of [...a.versions("sys"), ...a.versions("usr")]) {
+    if (e.key !== "k4321") behind.merge(e);
+  }
+  // Our own children, as a member holding what we hold describes them.
+  const branch = syncReply(same, syncRoot(behind));
+  assert.deepEqual(branch.map((m) => m.type), ["sync-branch"]);
+  assert.deepEqual(a.serveClient(branch, 10), []);
+  assert.equal(a.counters.syncInSync, 0);
+});
