@@ -506,3 +506,36 @@ test("settling counts stay right when the slots are compacted", () => {
   assert.deepEqual(s.settling(1_450), { entries: from(1_250), until: 1_499 });
   assert.deepEqual(s.settling(1_480), { entries: from(1_280), until: 1_499 });
 });
+
+test("a kept tree message holds the stored versions it applied, and the received copies of versions stored otherwise", () => {
+  const { s, ctx, store } = scheme(six());
+  const merge = ctx.mergeRemote;
+  // Versions applied and at once superseded here (as the engine rewrites its own record),
+  // each by a stamp that differs in one field only: wall, logical counter, writer.
+  const anew: Record<string, (e: Entry) => Entry> = {
+    w: (e) => ({ ...e, wall: e.wall + 1 }),
+    l: (e) => ({ ...e, logical: e.logical + 1 }),
+    x: (e) => ({ ...e, writer: "x" }),
+  };
+  (ctx as { mergeRemote: typeof merge }).mergeRemote = (e, from, now) => {
+    const outcome = merge(e, from, now);
+    if (anew[e.key]) assert.equal(store.merge(anew[e.key]!(e)).outcome, "applied");
+    return outcome;
+  };
+  // And a tombstone that came with a value: stored without it, so not the same fields.
+  const received = [...["k", "w", "l", "x"].map((key) => usr(key, 1)), usr("d", "v", 1, "w", true)];
+  // A message whose tree gives this member children other than the sender.
+  let seq = 1;
+  while (!s.tree.overlay.children("m1", seq).some((c) => c !== "m2")) seq++;
+  s.receive({ type: "tree", origin: "m1", seq, hop: 2, entries: [...received] }, "m2", "m2:1", 0);
+  const forwarded = ctx.outbox.take(false).flatMap((o) => o.messages).filter((m) =>
+    m.type === "tree"
+  ) as TreeMessage[];
+  assert.ok(forwarded.length > 0);
+  for (const m of forwarded) {
+    const [k, ...rest] = m.entries;
+    assert.equal(k, store.get("usr", "k"), "the stored version itself");
+    assert.notEqual(k, received[0], "not the decoded copy");
+    rest.forEach((e, i) => assert.equal(e, received[i + 1], "the version received"));
+  }
+});

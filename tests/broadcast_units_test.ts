@@ -581,6 +581,20 @@ test("a message is remembered for cacheMs: after that, a copy is fresh again", (
   assert.equal(a.counters.takenOver, 0, "no message left to take over with");
 });
 
+test("past 1,024 forgotten messages their slots are cut off: later messages are remembered and forgotten on time", () => {
+  const a = member("a", ["b"], { cacheMs: 1_000 });
+  for (let seq = 0; seq < 3_000; seq++) a.receiveTree("b", tree("b", seq), 0);
+  a.tick(1_000); // all 3,000 forgotten
+  assert.equal(a.receiveTree("b", tree("b", 7), 1_000).fresh, true, "forgotten");
+  a.receiveTree("b", tree("b", 5_000), 1_500);
+  for (const t of [1_600, 2_000, 2_499]) {
+    a.tick(t);
+    assert.equal(a.receiveTree("b", tree("b", 5_000), t).fresh, false, `remembered at ${t}`);
+  }
+  a.tick(2_500);
+  assert.equal(a.receiveTree("b", tree("b", 5_000), 2_500).fresh, true, "forgotten at 2,500");
+});
+
 // ---------------------------------------------------------------- edges
 
 test("two ids with the same ring key: ordered by id, so every view holds the same ring", () => {

@@ -112,3 +112,48 @@ test("nothing recent: nothing handed off", () => {
   a.takeOutput();
   assert.equal(handOff(a, 10_000).size, 0);
 });
+
+test("writes of the same millisecond are handed off newest first by their logical counter", () => {
+  const a = member();
+  for (const key of ["ka", "kb", "kc"]) a.write("usr", key, "x", false, 9_000);
+  assert.deepEqual(
+    ["ka", "kb", "kc"].map((k) => a.entry("usr", k)!.logical),
+    [0, 1, 2],
+    "one wall, counters 0 to 2",
+  );
+  a.takeOutput();
+  for (const lists of handOff(a, 9_100).values()) assert.deepEqual(lists, [["kc", "kb", "ka"]]);
+});
+
+test("a hand-off of exactly 32 kB goes whole", () => {
+  const a = member();
+  // key 3 + writer 1 + 24 + 484 = 512 bytes each: one a message; 64 make 32,768 bytes.
+  for (let i = 0; i < 65; i++) {
+    a.write("usr", `k${String(i).padStart(2, "0")}`, "x".repeat(484), false, 9_000 + i);
+  }
+  a.takeOutput();
+  for (const lists of handOff(a, 9_100).values()) {
+    assert.equal(lists.length, 64);
+    assert.deepEqual(lists[0], ["k64"]);
+    assert.deepEqual(lists.at(-1), ["k01"], "the oldest is the one left out");
+  }
+});
+
+test("an entry's size counts its key, its writer, 24 bytes and its value", () => {
+  const a = member();
+  // key 3 + writer 1 + 24 + 306 = 334 bytes each: a third would pass 1,000 bytes.
+  for (let i = 0; i < 6; i++) {
+    a.write("usr", `k${String(i).padStart(2, "0")}`, "x".repeat(306), false, 9_000 + i);
+  }
+  a.takeOutput();
+  for (const lists of handOff(a, 9_100).values()) {
+    assert.deepEqual(lists, [["k05", "k04"], ["k03", "k02"], ["k01", "k00"]]);
+  }
+});
+
+test("a write larger than the whole hand-off is left out, with no empty message in its place", () => {
+  const a = member();
+  a.write("usr", "k".repeat(33_000), "x", false, 9_000);
+  a.takeOutput();
+  assert.equal(handOff(a, 9_100).size, 0);
+});

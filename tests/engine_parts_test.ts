@@ -292,6 +292,30 @@ test("the outbox hands messages for one address alone, uncounted; piggybacks at 
   assert.deepEqual(outbox.take(true), []);
 });
 
+test("the outbox forgets the id given for an address once its batch is taken", () => {
+  const counters = newCounters();
+  const outbox = new Outbox("me", 1, counters.messagesOut);
+  const about = (id: string): MemberMessage => ({
+    type: "member",
+    id,
+    address: id,
+    incarnation: 0,
+    status: "alive",
+  });
+  outbox.send("c", { type: "ack", seq: 1 }, "z");
+  assert.deepEqual(outbox.take(true)[0]!.messages, [{ type: "ack", seq: 1 }], "nothing to add");
+  // Updates about z and y, z's own update piggybacked first only to the address named z.
+  outbox.broadcast(about("y"), 2);
+  outbox.broadcast(about("z"), 1);
+  outbox.send("c", { type: "ack", seq: 2 });
+  const [batch] = outbox.take(true);
+  assert.deepEqual(
+    batch!.messages.map((m) => (m.type === "member" ? m.id : m.type)),
+    ["ack", "y"],
+    "no id known for c any more: the update sent most times left goes first",
+  );
+});
+
 test("the graveyard forgets graves past its memory and refuses at or below what it forgot", () => {
   const grace = 1_000;
   const g = new Graveyard(grace);

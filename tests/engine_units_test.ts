@@ -936,3 +936,99 @@ test("an edge client's leaf is answered; its other messages get no sync reply an
   );
   assert.equal(a.counters.syncInSync, 0);
 });
+
+test("with a member admitted, a write waits for the flush: an envelope received meanwhile does not push it", () => {
+  const a = engine("a");
+  a.start(0);
+  meet(a, "b");
+  a.write("usr", "k", 1, false, 1);
+  a.flush(1);
+  assert.deepEqual(outgoing(a, "rumor").map(([to]) => to), ["b:1"]);
+  a.write("usr", "j", 2, false, 2);
+  a.receive("b:1", envelope("b"), 3);
+  assert.deepEqual(outgoing(a, "rumor"), [], "not before the flush");
+  a.flush(4);
+  const pushed = outgoing(a, "rumor");
+  assert.deepEqual(pushed.map(([, m]) => (m as RumorMessage).entries.map((e) => e.key)), [["j"]]);
+});
+
+test("a user entry under a member record's key names no member", () => {
+  const a = engine("a");
+  a.start(0);
+  meet(a, "b");
+  const lookalike: Entry = { ...record("x", 5), section: "usr" };
+  a.receive("b:1", envelope("b", [{ type: "entries", entries: [lookalike] }]), 10);
+  assert.equal(a.entry("usr", lookalike.key)?.wall, 5, "stored as user data");
+  assert.equal(a.membership.candidate("x"), undefined);
+  for (let t = 10; t < 3_000; t += 50) {
+    a.tick(t);
+    assert.deepEqual(outgoing(a).filter(([to]) => to === "x:1"), [], `at ${t}`);
+  }
+  assert.equal(a.membership.get("x"), undefined);
+});
+
+test("a member displaced from its address by another id loses its anti-entropy state", () => {
+  const a = engine("a");
+  a.start(0);
+  meet(a, "x");
+  a.receive("x:1", envelope("x", [{ type: "entries", entries: [usr("k", 1, 5, "x")] }]), 10);
+  assert.equal(a.syncStates.get("x")?.entriesReceived, 1);
+  // A restarted process at x's address, with another id, answers its ping.
+  a.receive("x:1", envelope("y"), 20);
+  const [, ping] = outgoing(a, "ping").find(([to, m]) =>
+    to === "x:1" && (m as { target: string }).target === "y"
+  )! as [string, { seq: number }];
+  a.receive("x:1", envelope("y", [{ type: "ack", seq: ping.seq }]), 30);
+  assert.equal(a.membership.get("y")?.address, "x:1");
+  assert.equal(a.membership.get("x"), undefined, "displaced");
+  assert.equal(a.syncStates.has("x"), false);
+});
+
+test("a member alone whose writes were all superseded holds nothing: a later write waits for the flush", () => {
+  const a = engine("a");
+  a.start(0);
+  a.takeOutput();
+  a.write("usr", "k", 1, false, 1);
+  // A newer version of k from a stranger (a candidate until it answers a ping).
+  a.receive("b:1", envelope("b", [{ type: "entries", entries: [usr("k", 2, 50, "b")] }]), 2);
+  a.flush(3); // nothing current left to hold
+  const [, ping] = outgoing(a, "ping").find(([to]) => to === "b:1")! as [string, { seq: number }];
+  a.write("usr", "j", 2, false, 4);
+  a.receive("b:1", envelope("b", [{ type: "ack", seq: ping.seq }]), 5);
+  assert.equal(a.membership.get("b")?.status, "alive");
+  assert.deepEqual(outgoing(a, "rumor"), [], "j was never held: it waits for the flush");
+  a.flush(6);
+  const pushed = outgoing(a, "rumor");
+  assert.deepEqual(pushed.map(([, m]) => (m as RumorMessage).entries.map((e) => e.key)), [["j"]]);
+});
+
+test("a sys entry that is not a member record names no member, however often maintenance runs", () => {
+  const a = engine("a", { gossipIntervalMs: 100 });
+  a.start(0);
+  meet(a, "b");
+  const proposed = a.counters.candidatesProposed;
+  a.write("sys", "settings/peer", { address: "q:1" }, false, 1);
+  for (let t = 0; t < 3_000; t += 50) {
+    a.tick(t);
+    assert.deepEqual(outgoing(a).filter(([to]) => to === "q:1"), [], `at ${t}`);
+  }
+  assert.equal(a.counters.candidatesProposed, proposed);
+});
+
+test("an edge client's branch that matches ours gets no reply and counts no round in sync", () => {
+  const a = engine("a");
+  a.start(0);
+  for (let i = 0; i < 5_000; i++) a.write("usr", `k${i}`, i, false, 1 + i);
+  a.takeOutput();
+  const same = new Store();
+  for (const e of [...a.versions("sys"), ...a.versions("usr")]) same.merge(e);
+  const behind = new Store();
+  for (const e of [...a.versions("sys"), ...a.versions("usr")]) {
+    if (e.key !== "k4321") behind.merge(e);
+  }
+  // Our own children, as a member holding what we hold describes them.
+  const branch = syncReply(same, syncRoot(behind));
+  assert.deepEqual(branch.map((m) => m.type), ["sync-branch"]);
+  assert.deepEqual(a.serveClient(branch, 10), []);
+  assert.equal(a.counters.syncInSync, 0);
+});

@@ -222,3 +222,23 @@ test("a known member named at another address moves there only once it answers t
   assert.equal(m.get("y"), undefined);
   assert.equal(m.candidate("x"), undefined);
 });
+
+test("a candidate whose standing changed meanwhile is not admitted: a stranger now a member, a moving member forgotten", () => {
+  const at = (id: string, address: string): MemberMessage => ({
+    type: "member",
+    id,
+    address,
+    incarnation: 0,
+    status: "alive",
+  });
+  const m = new Membership("me", "me:1", 0);
+  assert.equal(m.propose(at("x", "x:2"), "s:1", 7, 0), "proposed");
+  m.apply(at("x", "x:1"), 0); // admitted another way (its record loaded from storage)
+  assert.equal(m.admit("x", 10), undefined);
+  assert.equal(m.get("x")!.address, "x:1");
+  assert.equal(m.candidate("x"), undefined, "dropped");
+  assert.equal(m.propose(at("x", "x:3"), "s:1", 8, 0, false, true), "proposed", "a move");
+  m.forget("x");
+  assert.equal(m.admit("x", 20), undefined);
+  assert.equal(m.get("x"), undefined);
+});

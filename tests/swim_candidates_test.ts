@@ -662,3 +662,19 @@ test("a postponed verdict comes at the probe period plus the time waited, not be
   swim.tick(1_200);
   assert.equal(counters.probesFailed, 1);
 });
+
+test("a member's record naming a new address makes a move candidate charged to the sender, not relayed; its own address none", () => {
+  const a = started();
+  hearFromB(a, recordOf("x", 5), 10);
+  const ping = a.takeOutput().outgoing.flatMap((o) => o.messages).find((m) =>
+    m.type === "ping" && m.target === "x"
+  ) as { seq: number };
+  a.receive("x:1", { cluster: "c", sender: "x", messages: [{ type: "ack", seq: ping.seq }] }, 20);
+  assert.equal(a.membership.get("x")?.address, "x:1");
+  hearFromB(a, recordOf("x", 6), 30);
+  assert.equal(a.membership.candidate("x"), undefined, "the same address: no move");
+  hearFromB(a, recordOf("x", 7, { address: "x:9" }), 40);
+  const c = a.membership.candidate("x")!;
+  assert.deepEqual([c.address, c.move, c.relay, c.source], ["x:9", true, false, "b:1"]);
+  assert.equal(a.membership.get("x")?.address, "x:1", "until x:9 answers");
+});

@@ -502,3 +502,43 @@ test("late ticks postpone a verdict by at most 4 probe periods", () => {
   while (counters.probesFailed === 0 && now < 20_000) swim.tick(now = swim.nextWakeAt() + 900);
   assert.ok(now <= 1_000 + 4 * 1_000 + 900, `verdict at ${now}`);
 });
+
+test("news of a member at its own address is spread, not proposed as a move", () => {
+  const { swim, membership, spread } = setup();
+  membership.apply(member("a"), 0);
+  membership.apply(member("x"), 0);
+  swim.onMember(member("x", "alive", 1), "a", "a:1", 10);
+  assert.equal(membership.get("x")!.incarnation, 1);
+  assert.equal(membership.candidate("x"), undefined);
+  assert.deepEqual(spread().filter((m) => (m as MemberMessage).id === "x"), [
+    member("x", "alive", 1),
+  ]);
+});
+
+test("news that a member at another address is dead is spread, not proposed as a move", () => {
+  const { swim, membership, spread } = setup();
+  membership.apply(member("a"), 0);
+  membership.apply(member("x"), 0);
+  const dead: MemberMessage = { ...member("x", "dead", 1), address: "x:2" };
+  swim.onMember(dead, "a", "a:1", 10);
+  const x = membership.get("x")!;
+  assert.deepEqual([x.status, x.address], ["dead", "x:1"]);
+  assert.equal(membership.candidate("x"), undefined);
+  assert.deepEqual(
+    spread().filter((m) => (m as MemberMessage).id === "x").map((m) => (m as MemberMessage).status),
+    ["dead"],
+  );
+});
+
+test("news of a member alive or suspect at another address is a move to propose, not spread yet", () => {
+  for (const status of ["alive", "suspect"] as const) {
+    const { swim, membership, spread } = setup();
+    membership.apply(member("a"), 0);
+    membership.apply(member("x"), 0);
+    swim.onMember({ ...member("x", status, 1), address: "x:2" }, "a", "a:1", 10);
+    const c = membership.candidate("x");
+    assert.deepEqual([c?.address, c?.move], ["x:2", true], status);
+    assert.equal(membership.get("x")!.address, "x:1", "until x:2 answers");
+    assert.deepEqual(spread().filter((m) => (m as MemberMessage).id === "x"), [], status);
+  }
+});
