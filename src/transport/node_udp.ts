@@ -27,6 +27,9 @@ import {
 
 export type { DatagramHandler, Transport, UdpTransport, UdpTransportOptions } from "./udp.ts";
 
+/** Receive buffer asked of the kernel (Node and Bun; Linux grants up to `net.core.rmem_max`). */
+const RECV_BUFFER_BYTES = 4 * 1024 * 1024;
+
 /**
  * Binds a UDP socket with `node:dgram`. Rejects with the runtime's error when the bind
  * fails (for example `EADDRINUSE`).
@@ -42,10 +45,13 @@ export async function nodeUdpTransport(options: UdpTransportOptions = {}): Promi
   const v6 = isIPv6(bind.hostname);
   const { createSocket } = nodeBuiltin<typeof Dgram>("node:dgram");
   const { networkInterfaces } = nodeBuiltin<typeof Os>("node:os");
+  const deno = denoGlobal() !== undefined;
   const socket = createSocket({
     type: v6 ? "udp6" : "udp4",
-    // Ask for room for bursts; the kernel caps it (Linux: net.core.rmem_max).
-    recvBufferSize: 4 * 1024 * 1024,
+    // Ask for room for bursts; the kernel caps it (Linux: net.core.rmem_max). Not on Deno:
+    // its node:dgram never passes the size to the kernel (the socket keeps the default
+    // buffer) but allocates a receive buffer of twice that size for every datagram.
+    ...(deno ? {} : { recvBufferSize: RECV_BUFFER_BYTES }),
   });
   await new Promise<void>((resolve, reject) => {
     socket.once("error", reject);
@@ -65,11 +71,11 @@ export async function nodeUdpTransport(options: UdpTransportOptions = {}): Promi
     bound: { hostname: local.address, port: local.port },
     listen(deliver) {
       socket.on("message", (message, from) => {
-        deliver(
-          new Uint8Array(message.buffer, message.byteOffset, message.byteLength),
-          from.address,
-          from.port,
-        );
+        const data = new Uint8Array(message.buffer, message.byteOffset, message.byteLength);
+        // Deno's node:dgram receives every datagram into a 64 KiB buffer of its own, which
+        // a view would keep alive as long as the datagram (a 1 MiB value's ~760 fragments,
+        // waiting to be reassembled, would hold ~48 MiB): a right-sized copy instead.
+        deliver(deno ? data.slice() : data, from.address, from.port);
       });
     },
     send: (data, hostname, port) =>
@@ -81,6 +87,6 @@ export async function nodeUdpTransport(options: UdpTransportOptions = {}): Promi
       }),
     close: () => new Promise<void>((resolve) => socket.close(() => resolve())),
     // Deno polls I/O only every few dozen immediate turns: bursts wait for timers there.
-    timerTurns: denoGlobal() !== undefined,
+    timerTurns: deno,
   }, () => Object.values(networkInterfaces()).flatMap((list) => list ?? []));
 }
