@@ -3,7 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { Entry } from "../src/core/store.ts";
 import type { Message } from "../src/core/messages.ts";
-import { decodeDatagram, packDatagrams } from "../src/wire/codec.ts";
+import { decodeDatagram, fragment, HEADER_BYTES, packDatagrams } from "../src/wire/codec.ts";
 import { generateKey, Keyring, parseKey, ReplayGuard, SEAL_OVERHEAD } from "../src/wire/crypto.ts";
 import { Wire } from "../src/wire/wire.ts";
 
@@ -234,4 +234,27 @@ test("ReplayGuard: a bad window is refused by name; it remembers at most maxEntr
   // second is forgotten by now (the bound on memory), and known again once checked.
   assert.equal(guard.check(nonce(2), 1_000, 1_000), undefined);
   assert.equal(guard.check(nonce(2), 1_000, 1_000)?.detail, "nonce seen before");
+});
+
+test("fragment(): each chunk fills the MTU less the worst-case fragment framing, no more", () => {
+  // Framing: the header, array(5), the cluster's CBOR, and 5 bytes each at most for the id,
+  // the index, the total and the chunk's byte-string header.
+  const mtu = 200;
+  const chunkSize = mtu - HEADER_BYTES - 1 - 2 - 20; // cluster "c" is 2 bytes of CBOR
+  const datagram = Uint8Array.from({ length: 3 * chunkSize + 1 }, (_, i) => i & 0xff);
+  const parts = fragment(datagram, {
+    cluster: "c",
+    sender: "a",
+    mtu,
+    nextFragmentId: () => 0xffff_ffff, // the longest id
+  });
+  assert.equal(parts.length, 4);
+  const chunks = parts.map((d) => {
+    assert.ok(d.length <= mtu, `${d.length} bytes`);
+    const decoded = decodeDatagram(d, "c", mtu);
+    assert.equal(decoded.kind, "fragment");
+    return decoded.kind === "fragment" ? decoded.fragment.chunk : new Uint8Array();
+  });
+  assert.deepEqual(chunks.map((c) => c.length), [chunkSize, chunkSize, chunkSize, 1]);
+  assert.deepEqual(Uint8Array.from(chunks.flatMap((c) => [...c])), datagram);
 });
