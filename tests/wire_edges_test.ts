@@ -258,3 +258,40 @@ test("fragment(): each chunk fills the MTU less the worst-case fragment framing,
   assert.deepEqual(chunks.map((c) => c.length), [chunkSize, chunkSize, chunkSize, 1]);
   assert.deepEqual(Uint8Array.from(chunks.flatMap((c) => [...c])), datagram);
 });
+
+test("packDatagrams(): messages filling the room exactly share one datagram, one byte more splits", () => {
+  const rumor = (bytes: number): Message => ({
+    type: "rumor",
+    hop: 0,
+    entries: [{
+      section: "usr",
+      key: "k",
+      value: "x".repeat(bytes),
+      wall: 1,
+      logical: 0,
+      writer: "a",
+      deleted: false,
+    }],
+  });
+  const pack = (messages: Message[], mtu: number) =>
+    packDatagrams(messages, { cluster: "c", sender: "a", mtu, nextFragmentId: () => 1 });
+  // A message's size: a datagram holding it alone, less the header, a 1-byte array header
+  // and the CBOR of "c" and "a" (2 bytes each).
+  const size = pack([rumor(100)], 1400)[0]!.length - HEADER_BYTES - 1 - 4;
+  // The room for messages: the MTU less the header, a worst-case 5-byte array header and the
+  // prefix.
+  const exactly = (room: number) => room + HEADER_BYTES + 5 + 4;
+  const kinds = (datagrams: Uint8Array[], mtu: number) =>
+    datagrams.map((d) => {
+      const decoded = decodeDatagram(d, "c", mtu);
+      return decoded.kind === "envelope" ? decoded.envelope.messages.length : decoded.kind;
+    });
+  // One message of exactly the room: sent whole; one byte less room: fragmented.
+  assert.deepEqual(kinds(pack([rumor(100)], exactly(size)), exactly(size)), [1]);
+  const tight = exactly(size - 1);
+  assert.deepEqual(kinds(pack([rumor(100)], tight), tight), ["fragment", "fragment"]);
+  // Two messages filling the room exactly: one datagram; one byte less room: two.
+  const two = exactly(2 * size);
+  assert.deepEqual(kinds(pack([rumor(100), rumor(100)], two), two), [2]);
+  assert.deepEqual(kinds(pack([rumor(100), rumor(100)], two - 1), two - 1), [1, 1]);
+});
