@@ -3,7 +3,14 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { Entry } from "../src/core/store.ts";
 import type { Message } from "../src/core/messages.ts";
-import { decodeDatagram, fragment, HEADER_BYTES, packDatagrams } from "../src/wire/codec.ts";
+import {
+  decodeDatagram,
+  fragment,
+  header,
+  HEADER_BYTES,
+  Kind,
+  packDatagrams,
+} from "../src/wire/codec.ts";
 import { generateKey, Keyring, parseKey, ReplayGuard, SEAL_OVERHEAD } from "../src/wire/crypto.ts";
 import { Wire } from "../src/wire/wire.ts";
 
@@ -294,4 +301,13 @@ test("packDatagrams(): messages filling the room exactly share one datagram, one
   const two = exactly(2 * size);
   assert.deepEqual(kinds(pack([rumor(100), rumor(100)], two), two), [2]);
   assert.deepEqual(kinds(pack([rumor(100), rumor(100)], two - 1), two - 1), [1, 1]);
+});
+
+test("a number cut short inside its CBOR is truncated, whatever words the runtime's error uses", () => {
+  // The decoder reads these through a DataView, whose error ("Offset is outside the bounds of
+  // the DataView", "Out of bounds access") names no end of data: the decoder's flag decides.
+  for (const body of [[0xfb, 0x40, 0x09], [0xfa, 0x40], [0x1b, 1, 2], [0x19, 1], [0x82, 0xfb, 1]]) {
+    const decoded = decodeDatagram(Uint8Array.of(...header(Kind.Envelope), ...body), "c", 1400);
+    assert.equal(decoded.kind === "dropped" && decoded.reason, "truncated", `${body}`);
+  }
 });
