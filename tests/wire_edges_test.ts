@@ -311,3 +311,36 @@ test("a number cut short inside its CBOR is truncated, whatever words the runtim
     assert.equal(decoded.kind === "dropped" && decoded.reason, "truncated", `${body}`);
   }
 });
+
+test("packDatagrams(): a rumor or entries message too large for one datagram is split, not fragmented", () => {
+  const entries: Entry[] = Array.from({ length: 40 }, (_, i) => ({
+    section: "usr",
+    key: `k${i}`,
+    value: "x".repeat(100),
+    wall: 1,
+    logical: 0,
+    writer: "a",
+    deleted: false,
+  }));
+  for (
+    const message of [{ type: "rumor", hop: 0, entries }, { type: "entries", entries }] as Message[]
+  ) {
+    const datagrams = packDatagrams([message], {
+      cluster: "c",
+      sender: "a",
+      mtu: 1400,
+      nextFragmentId: () => 1,
+    });
+    assert.ok(datagrams.length > 1);
+    const received = datagrams.flatMap((d) => {
+      const decoded = decodeDatagram(d, "c", 1400);
+      assert.equal(decoded.kind, "envelope", message.type);
+      return decoded.kind === "envelope" ? decoded.envelope.messages : [];
+    });
+    assert.ok(received.every((m) => m.type === message.type));
+    assert.deepEqual(
+      received.flatMap((m) => "entries" in m ? m.entries.map((e) => e.key) : []),
+      entries.map((e) => e.key),
+    );
+  }
+});
