@@ -461,3 +461,15 @@ test('fsync "interval": the periodic fsync is skipped when a compaction made eve
     assert.equal((await loadAll(dir)).entries.length, 1);
   });
 });
+
+test("load(): a data directory that cannot be made rejects with the mkdir's own error", async () => {
+  await withDir(async (dir) => {
+    await writeFile(join(dir, "file"), "x");
+    const sub = join(dir, "file", "sub");
+    await assert.rejects(fileStorage({ dir: sub }).load(), {
+      code: "ENOTDIR",
+      syscall: "mkdir",
+      path: sub,
+    });
+  });
+});
