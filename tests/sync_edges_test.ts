@@ -211,3 +211,20 @@ test("a node's versions are described in the order of their key ids, whatever th
     assert.ok(first <= second, `salt ${salt}: ${first} before ${second}`);
   }
 });
+
+test("our leaf lists hashes sharing a first lane in order, whatever order they were stored in", () => {
+  // "c1872" and "c51795" (wall 1, writer "w") have entry hashes with the same first lane.
+  const a = usr("c1872"), b = usr("c51795");
+  const peer = syncRoot(storeOf([usr("other")])); // a root that differs, with one entry
+  const leaves = [[a, b], [b, a]].map((order) => {
+    const replies = syncReply(storeOf(order), peer);
+    assert.equal(replies.length, 1);
+    const leaf = replies[0] as Extract<Message, { type: "sync-leaf" }>;
+    assert.equal(leaf.type, "sync-leaf");
+    return pairs(leaf.hashes);
+  });
+  const [first, second] = leaves[0]!;
+  assert.equal(first![0], second![0], "the two hashes share their first lane");
+  assert.ok(first![1] < second![1], "ordered by the second lane");
+  assert.deepEqual(leaves[1], leaves[0]);
+});
