@@ -228,3 +228,15 @@ test("our leaf lists hashes sharing a first lane in order, whatever order they w
   assert.ok(first![1] < second![1], "ordered by the second lane");
   assert.deepEqual(leaves[1], leaves[0]);
 });
+
+test("three keys in one deepest node (their key hashes are equal) are compared by their versions", () => {
+  // "t1075107", "t3088513" and "t3220748" have the same 32-bit key hash: more entries than a
+  // compact leaf holds, down to the deepest level, where there are no children to descend to.
+  const keys = ["t1075107", "t3088513", "t3220748"];
+  const a = storeOf(keys.map((k) => usr(k, 1)));
+  const b = storeOf(keys.map((k, i) => usr(k, i === 2 ? 2 : 1)));
+  const r = reconcile(a, b, { salt: 0x1234 });
+  assert.deepEqual(r.sentAtoB.map((e) => e.key), []);
+  assert.deepEqual(r.sentBtoA.map((e) => [e.key, e.wall]), [["t3220748", 2]]);
+  assert.deepEqual(a.root(), b.root());
+});
