@@ -852,3 +852,19 @@ test("a copy resent is marked late when a loss is likely: others answered, or no
   assert.deepEqual(resent(false), ["4+0"], "backed off, nobody answered: slow, not lossy");
   assert.deepEqual(resent(true), ["4+2"], "others answered since: a loss");
 });
+
+test("a message dropped from the cache for its bytes is still remembered for cacheMs", () => {
+  // A byte budget too small for any message: each is dropped as it is cached, its id kept.
+  const a = member("a", ["b"], { cacheMs: 1_000, cacheBytes: 1 });
+  a.receiveTree("b", tree("b", 1), 0);
+  a.receiveTree("b", tree("b", 2), 400);
+  for (const t of [0, 500, 999]) {
+    a.tick(t);
+    assert.equal(a.receiveTree("b", tree("b", 1), t).fresh, false, `seq 1 remembered at ${t}`);
+  }
+  a.tick(1_000);
+  assert.equal(a.receiveTree("b", tree("b", 1), 1_000).fresh, true, "seq 1 forgotten at 1,000");
+  assert.equal(a.receiveTree("b", tree("b", 2), 1_000).fresh, false, "seq 2 still remembered");
+  a.tick(1_400);
+  assert.equal(a.receiveTree("b", tree("b", 2), 1_400).fresh, true, "seq 2 forgotten at 1,400");
+});
