@@ -852,3 +852,34 @@ test("a copy resent is marked late when a loss is likely: others answered, or no
   assert.deepEqual(resent(false), ["4+0"], "backed off, nobody answered: slow, not lossy");
   assert.deepEqual(resent(true), ["4+2"], "others answered since: a loss");
 });
+
+test("a message dropped from the cache for its bytes is still remembered for cacheMs", () => {
+  // A byte budget too small for any message: each is dropped as it is cached, its id kept.
+  const a = member("a", ["b"], { cacheMs: 1_000, cacheBytes: 1 });
+  a.receiveTree("b", tree("b", 1), 0);
+  a.receiveTree("b", tree("b", 2), 400);
+  for (const t of [0, 500, 999]) {
+    a.tick(t);
+    assert.equal(a.receiveTree("b", tree("b", 1), t).fresh, false, `seq 1 remembered at ${t}`);
+  }
+  a.tick(1_000);
+  assert.equal(a.receiveTree("b", tree("b", 1), 1_000).fresh, true, "seq 1 forgotten at 1,000");
+  assert.equal(a.receiveTree("b", tree("b", 2), 1_000).fresh, false, "seq 2 still remembered");
+  a.tick(1_400);
+  assert.equal(a.receiveTree("b", tree("b", 2), 1_400).fresh, true, "seq 2 forgotten at 1,400");
+});
+
+test("past 1,024 forgotten messages dropped for their bytes, the slots are cut off and later ids still expire", () => {
+  // Every message is dropped from the cache for its bytes as it arrives: its id alone is
+  // kept, so the cache's slots run ahead of the seen ids' when the slots are cut off.
+  const a = member("a", ["b"], { cacheMs: 1_000, cacheBytes: 1 });
+  for (let seq = 0; seq < 2_100; seq++) a.receiveTree("b", tree("b", seq), 0);
+  for (let seq = 2_100; seq < 4_100; seq++) a.receiveTree("b", tree("b", seq), 600);
+  a.tick(1_000); // the first 2,100 forgotten
+  assert.equal(a.receiveTree("b", tree("b", 7), 1_000).fresh, true, "forgotten");
+  assert.equal(a.receiveTree("b", tree("b", 3_000), 1_000).fresh, false, "remembered");
+  a.tick(1_599);
+  assert.equal(a.receiveTree("b", tree("b", 3_001), 1_599).fresh, false, "remembered at 1,599");
+  a.tick(1_600);
+  assert.equal(a.receiveTree("b", tree("b", 3_002), 1_600).fresh, true, "forgotten at 1,600");
+});

@@ -444,3 +444,32 @@ test("bad options throw, and load() may be called once", async () => {
     assert.throws(() => s.append([usr("a", 1)]), { message: "Storage is closed" });
   });
 });
+
+test('fsync "interval": the periodic fsync is skipped when a compaction made everything durable', async () => {
+  await withDir(async (dir) => {
+    const s = fileStorage({ dir, fsync: "interval", fsyncIntervalMs: 30, compactAfterBytes: 1 });
+    await s.load();
+    // One key overwritten: the log outgrows twice its live size at once, so the compaction
+    // (which fsyncs the new log itself) runs before the periodic fsync is due.
+    s.append(Array.from({ length: 20 }, (_, i) => usr("k", 10 + i)));
+    while (s.stats.compactions === 0) await new Promise((r) => setTimeout(r, 5));
+    const fsyncs = s.stats.fsyncs;
+    // Past the periodic fsync: nothing was left to make durable.
+    await new Promise((r) => setTimeout(r, 120));
+    assert.equal(s.stats.fsyncs, fsyncs);
+    await s.close();
+    assert.equal((await loadAll(dir)).entries.length, 1);
+  });
+});
+
+test("load(): a data directory that cannot be made rejects with the mkdir's own error", async () => {
+  await withDir(async (dir) => {
+    await writeFile(join(dir, "file"), "x");
+    const sub = join(dir, "file", "sub");
+    await assert.rejects(fileStorage({ dir: sub }).load(), {
+      code: "ENOTDIR",
+      syscall: "mkdir",
+      path: sub,
+    });
+  });
+});

@@ -211,3 +211,32 @@ test("a node's versions are described in the order of their key ids, whatever th
     assert.ok(first <= second, `salt ${salt}: ${first} before ${second}`);
   }
 });
+
+test("our leaf lists hashes sharing a first lane in order, whatever order they were stored in", () => {
+  // "c1872" and "c51795" (wall 1, writer "w") have entry hashes with the same first lane.
+  const a = usr("c1872"), b = usr("c51795");
+  const peer = syncRoot(storeOf([usr("other")])); // a root that differs, with one entry
+  const leaves = [[a, b], [b, a]].map((order) => {
+    const replies = syncReply(storeOf(order), peer);
+    assert.equal(replies.length, 1);
+    const leaf = replies[0] as Extract<Message, { type: "sync-leaf" }>;
+    assert.equal(leaf.type, "sync-leaf");
+    return pairs(leaf.hashes);
+  });
+  const [first, second] = leaves[0]!;
+  assert.equal(first![0], second![0], "the two hashes share their first lane");
+  assert.ok(first![1] < second![1], "ordered by the second lane");
+  assert.deepEqual(leaves[1], leaves[0]);
+});
+
+test("three keys in one deepest node (their key hashes are equal) are compared by their versions", () => {
+  // "t1075107", "t3088513" and "t3220748" have the same 32-bit key hash: more entries than a
+  // compact leaf holds, down to the deepest level, where there are no children to descend to.
+  const keys = ["t1075107", "t3088513", "t3220748"];
+  const a = storeOf(keys.map((k) => usr(k, 1)));
+  const b = storeOf(keys.map((k, i) => usr(k, i === 2 ? 2 : 1)));
+  const r = reconcile(a, b, { salt: 0x1234 });
+  assert.deepEqual(r.sentAtoB.map((e) => e.key), []);
+  assert.deepEqual(r.sentBtoA.map((e) => [e.key, e.wall]), [["t3220748", 2]]);
+  assert.deepEqual(a.root(), b.root());
+});

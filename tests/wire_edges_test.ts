@@ -3,7 +3,14 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { Entry } from "../src/core/store.ts";
 import type { Message } from "../src/core/messages.ts";
-import { decodeDatagram, packDatagrams } from "../src/wire/codec.ts";
+import {
+  decodeDatagram,
+  fragment,
+  header,
+  HEADER_BYTES,
+  Kind,
+  packDatagrams,
+} from "../src/wire/codec.ts";
 import { generateKey, Keyring, parseKey, ReplayGuard, SEAL_OVERHEAD } from "../src/wire/crypto.ts";
 import { Wire } from "../src/wire/wire.ts";
 
@@ -234,4 +241,106 @@ test("ReplayGuard: a bad window is refused by name; it remembers at most maxEntr
   // second is forgotten by now (the bound on memory), and known again once checked.
   assert.equal(guard.check(nonce(2), 1_000, 1_000), undefined);
   assert.equal(guard.check(nonce(2), 1_000, 1_000)?.detail, "nonce seen before");
+});
+
+test("fragment(): each chunk fills the MTU less the worst-case fragment framing, no more", () => {
+  // Framing: the header, array(5), the cluster's CBOR, and 5 bytes each at most for the id,
+  // the index, the total and the chunk's byte-string header.
+  const mtu = 200;
+  const chunkSize = mtu - HEADER_BYTES - 1 - 2 - 20; // cluster "c" is 2 bytes of CBOR
+  const datagram = Uint8Array.from({ length: 3 * chunkSize + 1 }, (_, i) => i & 0xff);
+  const parts = fragment(datagram, {
+    cluster: "c",
+    sender: "a",
+    mtu,
+    nextFragmentId: () => 0xffff_ffff, // the longest id
+  });
+  assert.equal(parts.length, 4);
+  const chunks = parts.map((d) => {
+    assert.ok(d.length <= mtu, `${d.length} bytes`);
+    const decoded = decodeDatagram(d, "c", mtu);
+    assert.equal(decoded.kind, "fragment");
+    return decoded.kind === "fragment" ? decoded.fragment.chunk : new Uint8Array();
+  });
+  assert.deepEqual(chunks.map((c) => c.length), [chunkSize, chunkSize, chunkSize, 1]);
+  assert.deepEqual(Uint8Array.from(chunks.flatMap((c) => [...c])), datagram);
+});
+
+test("packDatagrams(): messages filling the room exactly share one datagram, one byte more splits", () => {
+  const rumor = (bytes: number): Message => ({
+    type: "rumor",
+    hop: 0,
+    entries: [{
+      section: "usr",
+      key: "k",
+      value: "x".repeat(bytes),
+      wall: 1,
+      logical: 0,
+      writer: "a",
+      deleted: false,
+    }],
+  });
+  const pack = (messages: Message[], mtu: number) =>
+    packDatagrams(messages, { cluster: "c", sender: "a", mtu, nextFragmentId: () => 1 });
+  // A message's size: a datagram holding it alone, less the header, a 1-byte array header
+  // and the CBOR of "c" and "a" (2 bytes each).
+  const size = pack([rumor(100)], 1400)[0]!.length - HEADER_BYTES - 1 - 4;
+  // The room for messages: the MTU less the header, a worst-case 5-byte array header and the
+  // prefix.
+  const exactly = (room: number) => room + HEADER_BYTES + 5 + 4;
+  const kinds = (datagrams: Uint8Array[], mtu: number) =>
+    datagrams.map((d) => {
+      const decoded = decodeDatagram(d, "c", mtu);
+      return decoded.kind === "envelope" ? decoded.envelope.messages.length : decoded.kind;
+    });
+  // One message of exactly the room: sent whole; one byte less room: fragmented.
+  assert.deepEqual(kinds(pack([rumor(100)], exactly(size)), exactly(size)), [1]);
+  const tight = exactly(size - 1);
+  assert.deepEqual(kinds(pack([rumor(100)], tight), tight), ["fragment", "fragment"]);
+  // Two messages filling the room exactly: one datagram; one byte less room: two.
+  const two = exactly(2 * size);
+  assert.deepEqual(kinds(pack([rumor(100), rumor(100)], two), two), [2]);
+  assert.deepEqual(kinds(pack([rumor(100), rumor(100)], two - 1), two - 1), [1, 1]);
+});
+
+test("a number cut short inside its CBOR is truncated, whatever words the runtime's error uses", () => {
+  // The decoder reads these through a DataView, whose error ("Offset is outside the bounds of
+  // the DataView", "Out of bounds access") names no end of data: the decoder's flag decides.
+  for (const body of [[0xfb, 0x40, 0x09], [0xfa, 0x40], [0x1b, 1, 2], [0x19, 1], [0x82, 0xfb, 1]]) {
+    const decoded = decodeDatagram(Uint8Array.of(...header(Kind.Envelope), ...body), "c", 1400);
+    assert.equal(decoded.kind === "dropped" && decoded.reason, "truncated", `${body}`);
+  }
+});
+
+test("packDatagrams(): a rumor or entries message too large for one datagram is split, not fragmented", () => {
+  const entries: Entry[] = Array.from({ length: 40 }, (_, i) => ({
+    section: "usr",
+    key: `k${i}`,
+    value: "x".repeat(100),
+    wall: 1,
+    logical: 0,
+    writer: "a",
+    deleted: false,
+  }));
+  for (
+    const message of [{ type: "rumor", hop: 0, entries }, { type: "entries", entries }] as Message[]
+  ) {
+    const datagrams = packDatagrams([message], {
+      cluster: "c",
+      sender: "a",
+      mtu: 1400,
+      nextFragmentId: () => 1,
+    });
+    assert.ok(datagrams.length > 1);
+    const received = datagrams.flatMap((d) => {
+      const decoded = decodeDatagram(d, "c", 1400);
+      assert.equal(decoded.kind, "envelope", message.type);
+      return decoded.kind === "envelope" ? decoded.envelope.messages : [];
+    });
+    assert.ok(received.every((m) => m.type === message.type));
+    assert.deepEqual(
+      received.flatMap((m) => "entries" in m ? m.entries.map((e) => e.key) : []),
+      entries.map((e) => e.key),
+    );
+  }
 });

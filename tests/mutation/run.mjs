@@ -344,6 +344,16 @@ function equivalents() {
 }
 
 /**
+ * Survivors that only a platform or runtime this machine cannot provide could kill
+ * (`node:crypto` absent, another operating system): "file:line:column mutator" → why. Unlike
+ * equivalents, they stay survivors in the score.
+ */
+function untestables() {
+  const path = join(root, "tests", "mutation", "untestable.json");
+  return existsSync(path) ? JSON.parse(readFileSync(path, "utf8")) : {};
+}
+
+/**
  * Survivors of a group's last run that a test written since kills, each planted by hand:
  * "file:line:column mutator" → the test. They count as killed from the group's next run.
  */
@@ -381,6 +391,7 @@ function beforeSection(rows, pct) {
 function report() {
   const explained = equivalents();
   const later = killedSince();
+  const elsewhere = untestables();
   const rows = [];
   const survivors = [];
   const measured = Object.keys(GROUPS).filter((g) => existsSync(join(results, `${g}.json`)));
@@ -405,7 +416,12 @@ function report() {
         if (explained[s.where]) n.equivalent++;
         else if (s.status === "Survived") n.survived++;
         else n.noCoverage++;
-        survivors.push({ ...s, why: explained[s.where], later: later[s.where] });
+        survivors.push({
+          ...s,
+          why: explained[s.where],
+          later: later[s.where],
+          untestable: elsewhere[s.where],
+        });
       }
       const valid = n.killed + n.timeout + n.survived + n.noCoverage;
       const score = (100 * (n.killed + n.timeout)) / Math.max(1, valid);
@@ -493,7 +509,9 @@ function report() {
     "",
     "Each one either explained as equivalent (no test can tell it from the original) or still",
     "open: a test to write, or one written since the run (planted by hand in a scratch copy, and",
-    "killed by the test named; it counts in the score from the group's next run).",
+    "killed by the test named; it counts in the score from the group's next run). A mutant",
+    "*untestable here* changes only what a platform or runtime this machine cannot provide would",
+    "do (the reason says which); it stays a survivor in the score.",
     "",
     "| where | mutant | verdict |",
     "|---|---|---|",
@@ -505,6 +523,8 @@ function report() {
           ? `equivalent: ${s.why}`
           : s.later
           ? `open (${s.status}) in the run; killed since, planted by hand: ${s.later}`
+          : s.untestable
+          ? `open (${s.status}); untestable here: ${s.untestable}`
           : `open (${s.status})`
       } |`
     ),
