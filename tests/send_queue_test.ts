@@ -39,3 +39,17 @@ test("SendQueue: closing rejects what is queued, and later sends", async () => {
   await assert.rejects(Promise.resolve(queued), /closed/);
   await assert.rejects(Promise.resolve(q.send("a:1", new Uint8Array(1))), /closed/);
 });
+
+test("SendQueue with a smaller burst sends that many a turn, the rest in later turns", async () => {
+  const sent: number[] = [];
+  const burst = 8;
+  const q = new SendQueue((_to, data) => void sent.push(data[0]!), { timerTurns: true, burst });
+  const all: (void | Promise<unknown>)[] = [];
+  for (let i = 0; i < 3 * burst; i++) all.push(q.send("a:1", new Uint8Array(1000).fill(i)));
+  assert.equal(sent.length, burst);
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.equal(sent.length, 2 * burst);
+  await Promise.all(all);
+  assert.deepEqual(sent, Array.from({ length: 3 * burst }, (_, i) => i));
+  q.close();
+});

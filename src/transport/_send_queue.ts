@@ -31,6 +31,8 @@ export interface SendQueueOptions {
    * on Deno, bursts wait for timers.
    */
   readonly timerTurns?: boolean;
+  /** Datagrams sent per turn at most. Default {@linkcode SEND_BURST}. */
+  readonly burst?: number;
 }
 
 interface Queued {
@@ -41,7 +43,8 @@ interface Queued {
 }
 
 /**
- * Sends at most {@linkcode SEND_BURST} datagrams per event-loop turn and queues the rest.
+ * Sends at most {@linkcode SEND_BURST} datagrams (or the `burst` asked for) per event-loop turn
+ * and queues the rest.
  * Why: a 1 MiB value is ~760 fragments sent in one synchronous burst, and a receiving
  * socket buffers only ~200 KiB (Linux `net.core.rmem_default`); beyond that the kernel
  * drops datagrams silently, and one lost fragment loses the whole value. Yielding lets
@@ -56,6 +59,7 @@ export class SendQueue {
   #timer: unknown;
   #closed = false;
   readonly #immediate: boolean;
+  readonly #burst: number;
 
   /**
    * A queue around `send`, which throws or rejects when a datagram cannot be sent. A
@@ -67,6 +71,7 @@ export class SendQueue {
   ) {
     this.#send = send;
     this.#immediate = hasImmediate && options.timerTurns !== true;
+    this.#burst = options.burst ?? SEND_BURST;
   }
 
   /**
@@ -76,7 +81,7 @@ export class SendQueue {
   send(to: string, data: Uint8Array): void | Promise<unknown> {
     if (this.#closed) return Promise.reject(new Error("Transport is closed"));
     this.#arm();
-    if (this.#small.length === 0 && this.#queue.length === 0 && this.#sent < SEND_BURST) {
+    if (this.#small.length === 0 && this.#queue.length === 0 && this.#sent < this.#burst) {
       this.#sent++;
       return this.#send(to, data);
     }
@@ -105,7 +110,7 @@ export class SendQueue {
   #turn(): void {
     this.#timer = undefined;
     this.#sent = 0;
-    while (this.#sent < SEND_BURST) {
+    while (this.#sent < this.#burst) {
       const q = this.#small.shift() ?? this.#queue.shift();
       if (q === undefined) break;
       this.#sent++;

@@ -145,6 +145,8 @@ export interface BoundSocket {
   close(): void | Promise<void>;
   /** Pace bursts by timers (see `SendQueueOptions`): Deno's native socket. */
   readonly timerTurns?: boolean;
+  /** Datagrams sent per turn at most (see `SendQueueOptions`); default 16. */
+  readonly burst?: number;
 }
 
 /**
@@ -177,7 +179,10 @@ export function udpTransport(
       peers.set(to, peer);
     }
     return socket.send(data, peer.hostname, peer.port);
-  }, { timerTurns: socket.timerTurns === true });
+  }, {
+    timerTurns: socket.timerTurns === true,
+    ...(socket.burst !== undefined && { burst: socket.burst }),
+  });
   return {
     address,
     boundAddress: formatAddress(bound.hostname, bound.port),
