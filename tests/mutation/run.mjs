@@ -73,6 +73,7 @@ export const GROUPS = {
     // to 100 members, which costs tens of seconds a mutant under Stryker's instrumentation.
     tests: [
       "tests/broadcast_units_test.ts",
+      "tests/broadcast_takeover_test.ts",
       "tests/broadcast_dissemination_test.ts",
       "tests/engine_test.ts",
     ],
