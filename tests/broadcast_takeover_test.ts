@@ -161,3 +161,32 @@ test("a member heard at the very ms its copy went is never gone: its child is no
   ]);
   assert.equal(a.counters.takenOver, 2);
 });
+
+test("a late, congested tick: a member heard since its probe went is not gone, its children not taken over", () => {
+  const a = member("m0", ids(7));
+  assert.equal(sent(a.originate([], 0)), "m5/0,m6/0,m3/0");
+  // Nobody answers two rounds: m5's probe (message 0's copy) waits until 400.
+  for (const t of [100, 101, 200, 201]) a.tick(t);
+  assert.equal(a.nextWakeAt(), 400);
+  for (let i = 0; i < 4; i++) a.originate([], 150); // messages 4 to 16
+  // m5 answers at 250 (it is silent 0 rounds since), and gets messages 20 and 28 at 260,
+  // m0's child in their trees, with m4 its child; m6 answers later.
+  a.receiveIHave("m5", ihave("zz", 1), 250);
+  assert.deepEqual([0, 1, 2].map(() => sent(a.originate([], 260))), [
+    "m6/20,m3/20,m5/20",
+    "m4/24,m2/24,m1/24",
+    "m3/28,m5/28,m6/28",
+  ]);
+  assert.deepEqual(a.overlay.children("m0", 20, "m5"), ["m4"]);
+  a.receiveIHave("m6", ihave("zz", 1), 300);
+  // This member's timers run 140 ms late: many copies due at once, congested. m5's copies
+  // of messages 20 and 28 wait for its probe's answer; m5 is not gone (heard since its
+  // probe went, though not since these copies did): m4 gets neither from here.
+  const late = sent(a.tick(390));
+  assert.equal(
+    late,
+    "m2/4,m1/4,m4/4,m5/8,m6/8,m3/8,m1/12,m5/12,m6/12,m6/16,m3/16,m5/16,m6/20,m1/20,m6/24,m3/24,m5/24,m1/28,m6/28",
+  );
+  assert.ok(!late.includes("m4/20") && !late.includes("m4/28"));
+  assert.deepEqual([a.counters.takenOver, a.counters.heldBack], [12, 14]);
+});
