@@ -65,6 +65,7 @@ export const GROUPS = {
       "tests/engine_parts_test.ts",
       "tests/anti_entropy_test.ts",
       "tests/sync_edges_test.ts",
+      "tests/sync_deepest_test.ts",
     ],
   },
   "core-broadcast": {
