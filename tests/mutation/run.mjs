@@ -133,6 +133,7 @@ export const GROUPS = {
     // Fastest first: with `bundle` the run of a mutant stops at its first failing test.
     tests: [
       "tests/storage_file_fields_test.ts",
+      "tests/storage_dir_fsync_test.ts",
       "tests/storage_log_fields_test.ts",
       "tests/storage_log_test.ts",
       "tests/storage_memory_test.ts",
