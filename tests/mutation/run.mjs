@@ -65,6 +65,7 @@ export const GROUPS = {
       "tests/engine_parts_test.ts",
       "tests/anti_entropy_test.ts",
       "tests/sync_edges_test.ts",
+      "tests/sync_deepest_test.ts",
     ],
   },
   "core-broadcast": {
@@ -73,6 +74,7 @@ export const GROUPS = {
     // to 100 members, which costs tens of seconds a mutant under Stryker's instrumentation.
     tests: [
       "tests/broadcast_units_test.ts",
+      "tests/broadcast_takeover_test.ts",
       "tests/broadcast_dissemination_test.ts",
       "tests/engine_test.ts",
     ],
@@ -131,6 +133,7 @@ export const GROUPS = {
     // Fastest first: with `bundle` the run of a mutant stops at its first failing test.
     tests: [
       "tests/storage_file_fields_test.ts",
+      "tests/storage_dir_fsync_test.ts",
       "tests/storage_log_fields_test.ts",
       "tests/storage_log_test.ts",
       "tests/storage_memory_test.ts",
