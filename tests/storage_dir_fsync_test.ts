@@ -78,7 +78,11 @@ test("a directory whose open for its fsync fails otherwise (EIO): the load fails
   try {
     let error: unknown;
     const failed = await withDirOpenFailing(dir, "EIO", async () => {
-      error = await fileStorage({ dir }).load().then(() => undefined, (e) => e);
+      const s = fileStorage({ dir });
+      error = await s.load().then(() => undefined, (e) => e);
+      // Where the failure cannot be injected (Bun), the load succeeds: close what it opened, or
+      // its file handle is collected later, in another test of the same process, as an error.
+      await s.close().catch(() => {});
     });
     if (failed === 0) return t.skip("this runtime does not let a test replace open()");
     assert.equal((error as { code?: string }).code, "EIO");
