@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { envTwin, FLAGS, type NodeConfig, parseFlags, UsageError } from "../src/cli.ts";
@@ -473,7 +473,13 @@ test("a rewritten key file is applied; an invalid one is reported once and the k
   });
   try {
     assert.equal(await watch.check(), false, "unchanged");
-    writeFileSync(path, "not a key\n");
+    // Replaced whole (a rename), as an operator's tools do: the watcher polls every 10 ms and
+    // would otherwise read a file half written, and say so.
+    const replace = (text: string) => {
+      writeFileSync(`${path}.tmp`, text);
+      renameSync(`${path}.tmp`, path);
+    };
+    replace("not a key\n");
     while (errors.length === 0) await sleep(5);
     await sleep(50);
     assert.equal(errors.length, 1, "said once");
@@ -482,7 +488,7 @@ test("a rewritten key file is applied; an invalid one is reported once and the k
       /is not valid: Key on line 1 is not base64.*; keeping the current keys$/,
     );
     const [next, old] = [generateKey(), generateKey()];
-    writeFileSync(path, `${next}\n${old}\n`);
+    replace(`${next}\n${old}\n`);
     while (applied.length === 0) await sleep(5);
     assert.equal(applied[0]!.keys.length, 2);
     rmSync(path);
