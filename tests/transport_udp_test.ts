@@ -46,6 +46,18 @@ async function ipv6Skip(): Promise<string | false> {
 const noIPv6 = await ipv6Skip();
 
 type Open = (options: UdpTransportOptions) => Promise<UdpTransport>;
+
+/** A sender `x` and a receiver `y` on loopback, `y`'s datagrams handed to `onY`. */
+async function pair(
+  open: Open,
+  onY: (data: Uint8Array) => void,
+): Promise<{ x: UdpTransport; y: UdpTransport }> {
+  const x = await open({ hostname: "127.0.0.1", port: 0 });
+  const y = await open({ hostname: "127.0.0.1", port: 0 });
+  await y.listen(onY);
+  await x.listen(() => {});
+  return { x, y };
+}
 const adapters: { name: string; open: Open; burst: number; skip: string | false }[] = [
   {
     name: "deno-udp",
@@ -84,11 +96,8 @@ for (const a of adapters) {
   test(`${a.name}: received datagrams are plain Uint8Arrays that later ones never overwrite`, {
     skip: a.skip,
   }, async () => {
-    const x = await a.open({ hostname: "127.0.0.1", port: 0 });
-    const y = await a.open({ hostname: "127.0.0.1", port: 0 });
     const got: Uint8Array[] = [];
-    await y.listen((data) => got.push(data));
-    await x.listen(() => {});
+    const { x, y } = await pair(a.open, (data) => got.push(data));
     for (let i = 0; i < 20; i++) await x.send(y.address, new Uint8Array(1000).fill(i));
     await eventually(() => got.length === 20, "20 datagrams");
     for (const data of got) {
@@ -105,11 +114,8 @@ for (const a of adapters) {
   }, async () => {
     // A datagram kept (a fragment waiting for the rest of its value) must not keep alive the
     // runtime's receive buffer: Deno's node:dgram receives each into 64 KiB of its own.
-    const x = await a.open({ hostname: "127.0.0.1", port: 0 });
-    const y = await a.open({ hostname: "127.0.0.1", port: 0 });
     const got: Uint8Array[] = [];
-    await y.listen((data) => got.push(data));
-    await x.listen(() => {});
+    const { x, y } = await pair(a.open, (data) => got.push(data));
     for (let i = 0; i < 5; i++) await x.send(y.address, new Uint8Array(1000).fill(i));
     await eventually(() => got.length === 5, "5 datagrams");
     for (const data of got) {
@@ -126,15 +132,12 @@ for (const a of adapters) {
     skip: a.skip,
   }, async () => {
     // What a 1 MiB value is: ~770 fragments to each of a few peers, sent in one turn.
-    const x = await a.open({ hostname: "127.0.0.1", port: 0 });
-    const y = await a.open({ hostname: "127.0.0.1", port: 0 });
     let count = 0;
     let allArrived!: () => void;
     const arrived = new Promise<void>((resolve) => allArrived = resolve);
-    await y.listen(() => {
+    const { x, y } = await pair(a.open, () => {
       if (++count === a.burst) allArrived();
     });
-    await x.listen(() => {});
     const sends: (void | Promise<void>)[] = [];
     for (let i = 0; i < a.burst; i++) sends.push(x.send(y.address, new Uint8Array(1400)));
     await Promise.all(sends);
@@ -199,11 +202,8 @@ for (const a of adapters) {
     const gone = await a.open({ hostname: "127.0.0.1", port: 0 });
     const closed = gone.address;
     await gone.close();
-    const x = await a.open({ hostname: "127.0.0.1", port: 0 });
-    const y = await a.open({ hostname: "127.0.0.1", port: 0 });
     let count = 0;
-    await y.listen(() => count++);
-    await x.listen(() => {});
+    const { x, y } = await pair(a.open, () => count++);
     for (let i = 0; i < 20; i++) {
       // In one turn, as a leave is announced to every member: first the one gone, then y.
       await Promise.allSettled([
