@@ -52,7 +52,7 @@ test("deno-udp: several receives wait on the socket at once, each datagram deliv
     await y.listen((data) => got.push(data[0]!));
     await x.listen(() => {});
     await sleep(10);
-    assert.ok(most() >= 4, `${most()} receive(s) pending on the socket at once`);
+    assert.ok(most() >= 16, `${most()} receive(s) pending on the socket at once`);
     for (let i = 0; i < 100; i++) await x.send(y.address, new Uint8Array(100).fill(i));
     for (const end = Date.now() + 10_000; got.length < 100 && Date.now() < end;) await sleep(10);
     await sleep(50);
