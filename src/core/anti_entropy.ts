@@ -21,6 +21,7 @@
 import type { EngineContext } from "./context.ts";
 import type { Settling } from "./dissemination.ts";
 import type { LargeValueCooldown } from "./large_values.ts";
+import type { MemberState } from "./membership.ts";
 import type { EntriesMessage, Message } from "./messages.ts";
 import type { StoredEntry } from "./store.ts";
 import { MEMBER_KEY_PREFIX } from "./records.ts";
@@ -46,6 +47,12 @@ export interface SyncState {
  */
 export const SETTLE_FRACTION = 0.25;
 
+/**
+ * A round due within this fraction of the gossip interval after a SWIM probe rides the
+ * probe's ping (see {@linkcode AntiEntropy.probing}).
+ */
+export const RIDE_FRACTION = 0.25;
+
 /** No write travelling (the default of a scheme that does not say). */
 export const NOTHING_SETTLING: Settling = Object.freeze({ entries: 0, until: -Infinity });
 
@@ -67,20 +74,46 @@ export class AntiEntropy {
   #answerDue = Infinity;
 
   /**
-   * Draws the first round time at random, to spread the rounds of a cluster started at
-   * once. `settling` tells which writes this member recently sent or received may still be
-   * travelling (see the module; none, by default).
+   * Sets the first round at `firstProbeAt` (the first SWIM probe, drawn at random to spread
+   * the rounds of a cluster started at once), less whole intervals, so that rounds fall on
+   * probe rounds and ride their pings (see {@linkcode AntiEntropy.probing}). `settling`
+   * tells which writes this member recently sent or received may still be travelling (see
+   * the module; none, by default).
    */
   constructor(
     ctx: EngineContext,
     large: LargeValueCooldown,
     now: number,
+    firstProbeAt: number,
     settling: (now: number) => Settling = () => NOTHING_SETTLING,
   ) {
     this.#ctx = ctx;
     this.#large = large;
     this.#settling = settling;
-    this.#nextRoundAt = now + Math.floor(ctx.random() * ctx.config.gossipIntervalMs);
+    const interval = ctx.config.gossipIntervalMs;
+    this.#nextRoundAt = now + Math.max(0, firstProbeAt - now) % interval;
+  }
+
+  /**
+   * A SWIM probe pings live member `peer` now. A round due within
+   * {@linkcode RIDE_FRACTION} of an interval goes now, to `peer`, in the ping's datagram:
+   * a root in a datagram that goes anyway costs its own 13 to 15 bytes, not a datagram's
+   * header, cluster name and sender id besides. The next round is an interval later, so
+   * with the default periods (a probe every two rounds) every other round rides a ping,
+   * and a round that ran late falls back onto the probe's beat. A round is never later for
+   * it: it can only come early, by at most that fraction.
+   */
+  probing(peer: MemberState, now: number): void {
+    const { config, membership } = this.#ctx;
+    if (this.#nextRoundAt - now > config.gossipIntervalMs * RIDE_FRACTION) return;
+    if (peer.status !== "alive" && peer.status !== "suspect") return;
+    // Only a partner: members reached through another are no use for anti-entropy.
+    if (peer.relayed !== undefined && !membership.partners().includes(peer)) return;
+    // A broadcast still travelling: the round waits for it, as a round due alone does.
+    if (now < this.#waitUntil(now)) return;
+    this.#waited = false;
+    this.#nextRoundAt = now + config.gossipIntervalMs;
+    this.#open(peer.id, peer.address, now);
   }
 
   /**
