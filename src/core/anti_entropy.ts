@@ -53,6 +53,13 @@ export const SETTLE_FRACTION = 0.25;
  */
 export const RIDE_FRACTION = 0.25;
 
+/**
+ * A member whose root has not changed, and that has seen no root differ from its own, for
+ * this many gossip intervals is quiet: of its rounds, it skips every other one that would
+ * go in a datagram of its own (see {@linkcode AntiEntropy.tick}).
+ */
+export const QUIET_ROUNDS = 8;
+
 /** No write travelling (the default of a scheme that does not say). */
 export const NOTHING_SETTLING: Settling = Object.freeze({ entries: 0, until: -Infinity });
 
@@ -72,6 +79,13 @@ export class AntiEntropy {
   /** Peers whose differing root we answer with our own root later: id → when. */
   readonly #answerLater = new Map<string, number>();
   #answerDue = Infinity;
+  /** When our root last changed, or a root compared with ours last differed. */
+  #changedAt: number;
+  /** Our root when last looked at (its two hash lanes). */
+  #rootA = 0;
+  #rootB = 0;
+  /** Whether the last round that came due alone was skipped (see `QUIET_ROUNDS`). */
+  #skipped = false;
 
   /**
    * Sets the first round at `firstProbeAt` (the first SWIM probe, drawn at random to spread
@@ -92,6 +106,18 @@ export class AntiEntropy {
     this.#settling = settling;
     const interval = ctx.config.gossipIntervalMs;
     this.#nextRoundAt = now + Math.max(0, firstProbeAt - now) % interval;
+    this.#changedAt = now;
+  }
+
+  /** Whether this member is quiet at `now` (see {@linkcode QUIET_ROUNDS}). */
+  #quiet(now: number): boolean {
+    const root = this.#ctx.store.root();
+    if (root.a !== this.#rootA || root.b !== this.#rootB) {
+      this.#rootA = root.a;
+      this.#rootB = root.b;
+      this.#changedAt = now;
+    }
+    return now - this.#changedAt >= QUIET_ROUNDS * this.#ctx.config.gossipIntervalMs;
   }
 
   /**
@@ -111,7 +137,9 @@ export class AntiEntropy {
     if (peer.relayed !== undefined && !membership.partners().includes(peer)) return;
     // A broadcast still travelling: the round waits for it, as a round due alone does.
     if (now < this.#waitUntil(now)) return;
+    this.#quiet(now);
     this.#waited = false;
+    this.#skipped = false;
     this.#nextRoundAt = now + config.gossipIntervalMs;
     this.#open(peer.id, peer.address, now);
   }
@@ -132,7 +160,10 @@ export class AntiEntropy {
 
   /**
    * Opens a round with one random live peer when due. Alone (a lost join, or every peer
-   * gone), calls `alone` instead, every round.
+   * gone), calls `alone` instead, every round. A quiet member (see {@linkcode QUIET_ROUNDS})
+   * skips a round that comes due here, in a datagram of its own, unless it skipped the one
+   * before: in sync, its rounds are those that ride its probes (see
+   * {@linkcode AntiEntropy.probing}), and never more than two intervals apart.
    */
   tick(now: number, alone: () => void): void {
     if (now >= this.#answerDue) this.#answerRoots(now);
@@ -155,6 +186,12 @@ export class AntiEntropy {
     }
     this.#waited = false;
     this.#nextRoundAt = now + config.gossipIntervalMs;
+    if (this.#quiet(now) && !this.#skipped) {
+      this.#skipped = true;
+      this.#ctx.counters.syncRoundsSkipped++;
+      return;
+    }
+    this.#skipped = false;
     const peer = live[Math.floor(random() * live.length)]!;
     this.#open(peer.id, peer.address, now);
   }
@@ -207,6 +244,7 @@ export class AntiEntropy {
 
   /** Entries a peer sent in answer to a round: merged under the store's rules. */
   onEntries(m: EntriesMessage, sender: string, from: string, now: number): void {
+    this.#changedAt = now;
     this.#ctx.counters.syncEntriesReceived += m.entries.length;
     const state = this.#state(sender);
     state.entriesReceived += m.entries.length;
@@ -227,6 +265,9 @@ export class AntiEntropy {
     if (m.type === "sync-root" && replies.length === 0) {
       counters.syncInSync++;
       this.#state(sender).lastInSync = now;
+    } else {
+      // A root that differs from ours, or a step of a descent: a peer's store differs.
+      this.#changedAt = now;
     }
     if (m.type === "sync-root" && replies.length > 0 && this.#waitsToAnswer(sender, m.count, now)) {
       return;
