@@ -15,6 +15,10 @@
  *   `sync-root` each way; still different, the descent runs as always.
  * Repair is so delayed by at most twice that fraction of the gossip interval.
  *
+ * Idle, what a round costs is its datagram: a round due shortly after a SWIM probe goes in
+ * the probe's ping (`probing`), and a member in sync for a while (quiet, see `QUIET_ROUNDS`)
+ * skips the rounds that would go alone in between, never two in a row.
+ *
  * @module
  */
 
@@ -137,7 +141,7 @@ export class AntiEntropy {
     if (peer.relayed !== undefined && !membership.partners().includes(peer)) return;
     // A broadcast still travelling: the round waits for it, as a round due alone does.
     if (now < this.#waitUntil(now)) return;
-    this.#quiet(now);
+    this.#quiet(now); // notes a change of our root, for the rounds that come due alone
     this.#waited = false;
     this.#skipped = false;
     this.#nextRoundAt = now + config.gossipIntervalMs;
