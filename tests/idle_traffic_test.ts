@@ -3,6 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { DEFAULTS } from "../src/gossip_kv.ts";
+import { QUIET_ROUNDS } from "../src/core/anti_entropy.ts";
 import type { MessageType } from "../src/core/messages.ts";
 import { decodeDatagram } from "../src/wire/codec.ts";
 import { Cluster } from "./_cluster.ts";
@@ -63,4 +64,35 @@ test("idle and in sync, a member's roots ride its probes: 2 datagrams a probe pe
   }
   // Each member acks one probe a period on average: 2 datagrams a member a period in all.
   assert.ok(sent.length <= (2 * periods + 1) * N, `${sent.length} datagrams`);
+});
+
+test("quiet members skip rounds, yet a write one of them missed is repaired within two intervals of the heal", async () => {
+  const interval = DEFAULTS.gossipIntervalMs;
+  // Probes far apart: anti-entropy alone, and nobody suspected while cut off.
+  const c = new Cluster({
+    seed: 11,
+    latencyMs: 5,
+    member: { gossipIntervalMs: interval, probeIntervalMs: 60_000 },
+  });
+  await c.addMany(N);
+  assert.ok(c.runUntil(() => c.converged(), 60_000) >= 0, "formed and in sync");
+  const skipped = () => [...c.members.values()].map((kv) => kv.stats().engine.syncRoundsSkipped);
+  const before = skipped();
+  c.run((QUIET_ROUNDS + 4) * interval);
+  const after = skipped();
+  for (let i = 0; i < N; i++) assert.ok(after[i]! > before[i]!, `m${i} skipped no round`);
+  // One member is cut off while a write spreads, long enough for the tree to give up on it
+  // and for every member to be quiet again.
+  const x = c.get(`m${N - 1}`);
+  c.partition([x.id], [...c.members.keys()].filter((id) => id !== x.id));
+  await c.get("m1").set("missed", 1);
+  c.run(40_000);
+  assert.equal(x.get("missed"), undefined);
+  const synced = x.stats().engine.syncEntriesReceived;
+  c.heal();
+  const took = c.runUntil(() => x.get("missed") === 1, 10 * interval);
+  // Found by a round within two intervals, then the descent's few round trips (10 ms each).
+  assert.ok(took >= 0 && took <= 2 * interval + 100, `repaired ${took} ms after the heal`);
+  assert.ok(x.stats().engine.syncEntriesReceived > synced, "by anti-entropy");
+  await c.close();
 });
