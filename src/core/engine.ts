@@ -500,6 +500,19 @@ export class Engine {
     return this.#left;
   }
 
+  /**
+   * Messages of a {@linkcode Engine.takeOutput} for address `to` wait in a send queue:
+   * timers that wait for their answers start only at {@linkcode Engine.departed}.
+   */
+  queued(to: string, messages: readonly Message[]): void {
+    this.#dissemination.queued?.(to, messages);
+  }
+
+  /** Messages for address `to` that were queued left at `at`. */
+  departed(to: string, messages: readonly Message[], at: number): void {
+    this.#dissemination.departed?.(to, messages, at);
+  }
+
   /** Takes the messages, data changes and member changes produced so far. */
   takeOutput(): EngineOutput {
     const out = {
