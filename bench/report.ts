@@ -763,7 +763,7 @@ export function markdown(
       "",
       `Traffic per member per second over ${
         fixed(c.windowMs / 1000, 0)
-      } s of virtual time, idle (in sync) and under a load of ${c.loadRate} writes per second cluster-wide, each by a random member (so each write is its own broadcast, and its own announcements). A fixed cluster-wide rate is the fair load: each member must receive every write once whatever N, so its share should not grow with N.`,
+      } s of virtual time, idle (in sync) and under a load of ${c.loadRate} writes per second cluster-wide, each by a random member (so each write is its own broadcast, and its own announcements). A fixed cluster-wide rate is the fair load: each member must receive every write once whatever N, so its share should not grow with N. Idle, a member sends its SWIM ping with its anti-entropy root in one datagram and acks the pings it gets (a member in sync for 8 gossip intervals skips the rounds between its probes; PROTOCOL.md): what grows with N is only the length of the member ids (m0 to m999) and of the entry count in the root.`,
       "",
       table(
         [

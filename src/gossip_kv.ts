@@ -708,6 +708,7 @@ export class GossipKV {
       }
       if (messages.length === 1) alone?.set(messages[0], datagrams);
       let total = 0;
+      let last: Promise<void> | undefined;
       for (const d of datagrams) {
         if (this.#pendingSends.size >= MAX_PENDING_SENDS) {
           this.#traffic.sendDropped();
@@ -715,9 +716,21 @@ export class GossipKV {
         }
         this.#traffic.sent(d.length + overhead);
         total += d.length + overhead;
-        this.#track(() => this.#sealing.seal(d, (sealed) => this.#transport.send(to, sealed)));
+        last = this.#track(() =>
+          this.#sealing.seal(d, (sealed) => this.#transport.send(to, sealed))
+        );
       }
       this.#traffic.sentMessages(messages, total);
+      // Copies that wait for an answer (tree messages) time out from when they left, not
+      // from now: a transport's send queue may hold them for a while.
+      if (last && messages.some((m) => m.type === "tree")) {
+        this.#engine.queued(to, messages);
+        void last.then(() => {
+          if (this.#closed) return;
+          this.#engine.departed(to, messages, this.#clock.now());
+          this.#schedule();
+        });
+      }
     }
     for (const change of out.changes) {
       if (change.origin === "remote") this.#traffic.convergenceLag(now - change.wall);
@@ -727,8 +740,11 @@ export class GossipKV {
     this.#schedule();
   }
 
-  /** Runs a send, counting a throw or a rejection as a send error. */
-  #track(send: () => void | Promise<void>): void {
+  /**
+   * Runs a send, counting a throw or a rejection as a send error; for a send that returns a
+   * promise, a promise that settles (never rejects) when it does.
+   */
+  #track(send: () => void | Promise<void>): Promise<void> | undefined {
     try {
       const p = send();
       if (p && typeof (p as Promise<void>).then === "function") {
@@ -738,9 +754,11 @@ export class GossipKV {
           this.#traffic.sendError();
         });
         this.#pendingSends.add(tracked);
+        return tracked;
       }
     } catch {
       this.#traffic.sendError();
     }
+    return undefined;
   }
 }

@@ -2,6 +2,7 @@
 // peer's root (compact when its record says so), and the counters and per-peer state.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { QUIET_ROUNDS } from "../src/core/anti_entropy.ts";
 import { Engine } from "../src/core/engine.ts";
 import type { Entry } from "../src/core/store.ts";
 import type { Message } from "../src/core/messages.ts";
@@ -72,7 +73,12 @@ function rounds(e: Engine, from: number, to: number): [number, string][] {
 test("a round opens every interval exactly, with a random live peer, counted and remembered", () => {
   const { e } = member("a");
   for (const p of ["b", "c", "d"]) meet(e, p, 0);
-  const seen = rounds(e, 0, 3_000);
+  // A write every few rounds: never quiet (see the next test).
+  const seen: [number, string][] = [];
+  for (let t = 0; t < 3_000; t += 500) {
+    e.write("usr", `k${t}`, t, false, t);
+    seen.push(...rounds(e, t, t + 500));
+  }
   assert.equal(seen.length, 30);
   for (let i = 1; i < seen.length; i++) assert.equal(seen[i]![0] - seen[i - 1]![0], INTERVAL);
   assert.ok(seen[0]![0] < INTERVAL, `first round at ${seen[0]![0]}`);
@@ -80,6 +86,38 @@ test("a round opens every interval exactly, with a random live peer, counted and
   assert.equal(e.counters.syncRounds, 30);
   const [at, to] = seen.at(-1)!;
   assert.equal(e.syncStates.get(to.slice(0, 1))!.lastStarted, at);
+});
+
+test("a quiet member skips every other round that would go alone, until its root changes or a root differs", () => {
+  const { e } = member("a");
+  for (const p of ["b", "c", "d"]) meet(e, p, 0);
+  const quietAt = QUIET_ROUNDS * INTERVAL;
+  const gaps = (seen: [number, string][]) => seen.slice(1).map(([t], i) => t - seen[i]![0]);
+  // Not quiet yet: every interval. Then every other interval: never two skipped in a row.
+  const before = rounds(e, 0, quietAt);
+  assert.equal(before.length, QUIET_ROUNDS);
+  assert.deepEqual(new Set(gaps(before)), new Set([INTERVAL]));
+  const quiet = rounds(e, quietAt, quietAt + 20 * INTERVAL);
+  assert.equal(quiet.length, 10);
+  assert.deepEqual(new Set(gaps(quiet)), new Set([2 * INTERVAL]));
+  assert.equal(e.counters.syncRoundsSkipped, 10);
+  // A local write: the next round that comes due goes, and every round after it.
+  let t = quiet.at(-1)![0] + 1;
+  e.write("usr", "k", 1, false, t);
+  const written = rounds(e, t, t + 5 * INTERVAL);
+  assert.equal(written.length, 5);
+  assert.ok(written[0]![0] - quiet.at(-1)![0] <= INTERVAL, `first round at ${written[0]![0]}`);
+  assert.deepEqual(new Set(gaps(written)), new Set([INTERVAL]));
+  // Quiet again; then a peer's root that differs from ours brings the rounds back too.
+  t += 5 * INTERVAL;
+  rounds(e, t, t + QUIET_ROUNDS * INTERVAL);
+  t += QUIET_ROUNDS * INTERVAL;
+  assert.equal(rounds(e, t, t + 4 * INTERVAL).length, 2, "quiet again");
+  t += 4 * INTERVAL;
+  const other = new Store();
+  other.merge(usr("theirs", 5));
+  deliver(e, "b", [syncRoot(other)], t);
+  assert.equal(rounds(e, t, t + 4 * INTERVAL).length, 4);
 });
 
 test("a peer whose record says sync: 2 gets the compact descent, under a fresh salt each root", () => {

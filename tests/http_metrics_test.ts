@@ -83,6 +83,10 @@ test("/metrics is Prometheus text with the member's counters and gauges", async 
     s.engine.rumorEntriesNew,
   );
   assert.equal(value(families, "sync_rounds_total", `${m},outcome="opened"`), s.engine.syncRounds);
+  assert.equal(
+    value(families, "sync_rounds_total", `${m},outcome="skipped"`),
+    s.engine.syncRoundsSkipped,
+  );
   assert.equal(value(families, "dropped_datagrams_total", `${m},reason="malformed"`), 0);
   assert.equal(value(families, "probes_total", `${m},outcome="sent"`), s.engine.probes);
   assert.ok(value(families, "convergence_lag_seconds", m)! >= 0);

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { SEND_BURST, SendQueue } from "../src/transport/_send_queue.ts";
+import { PROCESS_BURST, SEND_BURST, SendQueue } from "../src/transport/_send_queue.ts";
 
 test("SendQueue sends a burst at once, queues the rest for later turns, small ones first", async () => {
   const sent: number[] = [];
@@ -52,4 +52,31 @@ test("SendQueue with a smaller burst sends that many a turn, the rest in later t
   await Promise.all(all);
   assert.deepEqual(sent, Array.from({ length: 3 * burst }, (_, i) => i));
   q.close();
+});
+
+test("timer-paced queues of one process share PROCESS_BURST datagrams a turn, the queue that waited first served first", async () => {
+  const turn = () => new Promise((resolve) => setTimeout(resolve, 0));
+  await turn(); // a fresh turn: the budget is whole
+  const sent: number[] = [];
+  const count = PROCESS_BURST / SEND_BURST + 2;
+  const queues = Array.from(
+    { length: count },
+    (_, i) => new SendQueue(() => void sent.push(i), { timerTurns: true }),
+  );
+  const all: (void | Promise<unknown>)[] = [];
+  for (const q of queues) {
+    for (let j = 0; j < SEND_BURST; j++) all.push(q.send("a:1", new Uint8Array(1000)));
+  }
+  // Each queue alone could send SEND_BURST now; together they send PROCESS_BURST.
+  assert.equal(sent.length, PROCESS_BURST);
+  assert.deepEqual(new Set(sent), new Set(Array.from({ length: count - 2 }, (_, i) => i)));
+  await turn();
+  // The two queues that waited go first in the next turn.
+  assert.deepEqual(
+    sent.slice(PROCESS_BURST, PROCESS_BURST + 2 * SEND_BURST).sort((a, b) => a - b),
+    [...Array(SEND_BURST).fill(count - 2), ...Array(SEND_BURST).fill(count - 1)],
+  );
+  await Promise.all(all);
+  assert.equal(sent.length, count * SEND_BURST);
+  for (const q of queues) q.close();
 });

@@ -15,12 +15,17 @@
  *   `sync-root` each way; still different, the descent runs as always.
  * Repair is so delayed by at most twice that fraction of the gossip interval.
  *
+ * Idle, what a round costs is its datagram: a round due shortly after a SWIM probe goes in
+ * the probe's ping (`probing`), and a member in sync for a while (quiet, see `QUIET_ROUNDS`)
+ * skips the rounds that would go alone in between, never two in a row.
+ *
  * @module
  */
 
 import type { EngineContext } from "./context.ts";
 import type { Settling } from "./dissemination.ts";
 import type { LargeValueCooldown } from "./large_values.ts";
+import type { MemberState } from "./membership.ts";
 import type { EntriesMessage, Message } from "./messages.ts";
 import type { StoredEntry } from "./store.ts";
 import { MEMBER_KEY_PREFIX } from "./records.ts";
@@ -46,6 +51,19 @@ export interface SyncState {
  */
 export const SETTLE_FRACTION = 0.25;
 
+/**
+ * A round due within this fraction of the gossip interval after a SWIM probe rides the
+ * probe's ping (see {@linkcode AntiEntropy.probing}).
+ */
+export const RIDE_FRACTION = 0.25;
+
+/**
+ * A member whose root has not changed, and that has seen no root differ from its own, for
+ * this many gossip intervals is quiet: of its rounds, it skips every other one that would
+ * go in a datagram of its own (see {@linkcode AntiEntropy.tick}).
+ */
+export const QUIET_ROUNDS = 8;
+
 /** No write travelling (the default of a scheme that does not say). */
 export const NOTHING_SETTLING: Settling = Object.freeze({ entries: 0, until: -Infinity });
 
@@ -65,22 +83,69 @@ export class AntiEntropy {
   /** Peers whose differing root we answer with our own root later: id → when. */
   readonly #answerLater = new Map<string, number>();
   #answerDue = Infinity;
+  /** When our root last changed, or a root compared with ours last differed. */
+  #changedAt: number;
+  /** Our root when last looked at (its two hash lanes). */
+  #rootA = 0;
+  #rootB = 0;
+  /** Whether the last round that came due alone was skipped (see `QUIET_ROUNDS`). */
+  #skipped = false;
 
   /**
-   * Draws the first round time at random, to spread the rounds of a cluster started at
-   * once. `settling` tells which writes this member recently sent or received may still be
-   * travelling (see the module; none, by default).
+   * Sets the first round at `firstProbeAt` (the first SWIM probe, drawn at random to spread
+   * the rounds of a cluster started at once), less whole intervals, so that rounds fall on
+   * probe rounds and ride their pings (see {@linkcode AntiEntropy.probing}). `settling`
+   * tells which writes this member recently sent or received may still be travelling (see
+   * the module; none, by default).
    */
   constructor(
     ctx: EngineContext,
     large: LargeValueCooldown,
     now: number,
+    firstProbeAt: number,
     settling: (now: number) => Settling = () => NOTHING_SETTLING,
   ) {
     this.#ctx = ctx;
     this.#large = large;
     this.#settling = settling;
-    this.#nextRoundAt = now + Math.floor(ctx.random() * ctx.config.gossipIntervalMs);
+    const interval = ctx.config.gossipIntervalMs;
+    this.#nextRoundAt = now + Math.max(0, firstProbeAt - now) % interval;
+    this.#changedAt = now;
+  }
+
+  /** Whether this member is quiet at `now` (see {@linkcode QUIET_ROUNDS}). */
+  #quiet(now: number): boolean {
+    const root = this.#ctx.store.root();
+    if (root.a !== this.#rootA || root.b !== this.#rootB) {
+      this.#rootA = root.a;
+      this.#rootB = root.b;
+      this.#changedAt = now;
+    }
+    return now - this.#changedAt >= QUIET_ROUNDS * this.#ctx.config.gossipIntervalMs;
+  }
+
+  /**
+   * A SWIM probe pings live member `peer` now. A round due within
+   * {@linkcode RIDE_FRACTION} of an interval goes now, to `peer`, in the ping's datagram:
+   * a root in a datagram that goes anyway costs its own 13 to 15 bytes, not a datagram's
+   * header, cluster name and sender id besides. The next round is an interval later, so
+   * with the default periods (a probe every two rounds) every other round rides a ping,
+   * and a round that ran late falls back onto the probe's beat. A round is never later for
+   * it: it can only come early, by at most that fraction.
+   */
+  probing(peer: MemberState, now: number): void {
+    const { config, membership } = this.#ctx;
+    if (this.#nextRoundAt - now > config.gossipIntervalMs * RIDE_FRACTION) return;
+    if (peer.status !== "alive" && peer.status !== "suspect") return;
+    // Only a partner: members reached through another are no use for anti-entropy.
+    if (peer.relayed !== undefined && !membership.partners().includes(peer)) return;
+    // A broadcast still travelling: the round waits for it, as a round due alone does.
+    if (now < this.#waitUntil(now)) return;
+    this.#quiet(now); // notes a change of our root, for the rounds that come due alone
+    this.#waited = false;
+    this.#skipped = false;
+    this.#nextRoundAt = now + config.gossipIntervalMs;
+    this.#open(peer.id, peer.address, now);
   }
 
   /**
@@ -99,7 +164,10 @@ export class AntiEntropy {
 
   /**
    * Opens a round with one random live peer when due. Alone (a lost join, or every peer
-   * gone), calls `alone` instead, every round.
+   * gone), calls `alone` instead, every round. A quiet member (see {@linkcode QUIET_ROUNDS})
+   * skips a round that comes due here, in a datagram of its own, unless it skipped the one
+   * before: in sync, its rounds are those that ride its probes (see
+   * {@linkcode AntiEntropy.probing}), and never more than two intervals apart.
    */
   tick(now: number, alone: () => void): void {
     if (now >= this.#answerDue) this.#answerRoots(now);
@@ -122,6 +190,12 @@ export class AntiEntropy {
     }
     this.#waited = false;
     this.#nextRoundAt = now + config.gossipIntervalMs;
+    if (this.#quiet(now) && !this.#skipped) {
+      this.#skipped = true;
+      this.#ctx.counters.syncRoundsSkipped++;
+      return;
+    }
+    this.#skipped = false;
     const peer = live[Math.floor(random() * live.length)]!;
     this.#open(peer.id, peer.address, now);
   }
@@ -174,6 +248,7 @@ export class AntiEntropy {
 
   /** Entries a peer sent in answer to a round: merged under the store's rules. */
   onEntries(m: EntriesMessage, sender: string, from: string, now: number): void {
+    this.#changedAt = now;
     this.#ctx.counters.syncEntriesReceived += m.entries.length;
     const state = this.#state(sender);
     state.entriesReceived += m.entries.length;
@@ -194,6 +269,9 @@ export class AntiEntropy {
     if (m.type === "sync-root" && replies.length === 0) {
       counters.syncInSync++;
       this.#state(sender).lastInSync = now;
+    } else {
+      // A root that differs from ours, or a step of a descent: a peer's store differs.
+      this.#changedAt = now;
     }
     if (m.type === "sync-root" && replies.length > 0 && this.#waitsToAnswer(sender, m.count, now)) {
       return;

@@ -301,10 +301,12 @@ interface Pending {
   message: TreeMessage;
   /** Whether `message` is marked late already. */
   late: boolean;
-  readonly sentAt: number;
+  sentAt: number;
   /** When it was last sent (the first time or again). */
   lastSentAt: number;
   deadline: number;
+  /** Its timeout while it waits in a send queue (`deadline` is Infinity meanwhile). */
+  timeout: number;
   attempts: number;
   /** When the second copy of a retransmission goes (Infinity: none due). */
   echoAt: number;
@@ -557,6 +559,27 @@ export class TreeBroadcast {
     }
   }
 
+  /**
+   * The copy of `m` for `to` waits in a send queue: its timeout starts only when it leaves
+   * ({@linkcode TreeBroadcast.departed}), not to send it again while it has not gone once.
+   */
+  queued(to: string, m: TreeMessage): void {
+    const p = this.#pending.get(`${to}\n${idOf(m.origin, m.seq)}`);
+    if (!p || p.message !== m || p.deadline === Infinity) return;
+    p.timeout = p.deadline - p.lastSentAt;
+    p.deadline = Infinity;
+  }
+
+  /** The queued copy of `m` for `to` left at `at`: its timeout and round trip start then. */
+  departed(to: string, m: TreeMessage, at: number): void {
+    const p = this.#pending.get(`${to}\n${idOf(m.origin, m.seq)}`);
+    if (!p || p.message !== m || p.deadline !== Infinity) return;
+    p.deadline = at + p.timeout;
+    if (p.attempts === 0) p.sentAt = at;
+    p.lastSentAt = at;
+    this.#pendingDue = Math.min(this.#pendingDue, p.deadline);
+  }
+
   /** The retransmission timeout of copies to `to` now (its backoff included), in ms. */
   rtoOf(to: string, burst = false): number {
     const base = burst ? this.burstRto : this.rto;
@@ -727,6 +750,7 @@ export class TreeBroadcast {
         sentAt: now,
         lastSentAt: now,
         deadline,
+        timeout: 0,
         attempts: 0,
         held: 0,
         echoAt,

@@ -11,7 +11,8 @@ export interface EngineConfig {
   fanout: number;
   /**
    * Period of anti-entropy rounds, in ms. Default 500: in sync a round is one ~30-byte
-   * datagram, and it bounds how long a member missed by a rumor waits.
+   * datagram (or a ~14-byte root in the datagram of a SWIM probe, see PROTOCOL.md), and it
+   * bounds how long a member missed by a rumor waits.
    */
   gossipIntervalMs: number;
   /** Period of SWIM probes, in ms. Default 1,000. */

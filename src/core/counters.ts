@@ -21,6 +21,8 @@ export interface EngineCounters {
   rumorEntriesDuplicate: number;
   /** Anti-entropy rounds this member opened. */
   syncRounds: number;
+  /** Anti-entropy rounds this member skipped, quiet (in sync for a while; see PROTOCOL.md). */
+  syncRoundsSkipped: number;
   /** Anti-entropy roots received that were equal to ours (rounds that cost one datagram). */
   syncInSync: number;
   /** Entries received through anti-entropy. */
@@ -88,6 +90,7 @@ export function newCounters(): EngineCounters {
     rumorEntriesNew: 0,
     rumorEntriesDuplicate: 0,
     syncRounds: 0,
+    syncRoundsSkipped: 0,
     syncInSync: 0,
     syncEntriesReceived: 0,
     syncEntriesSent: 0,

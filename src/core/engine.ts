@@ -186,13 +186,14 @@ export class Engine {
       memberChanged: (m, previous) => this.#emitMember(m, previous),
       forgotten: (id) => this.#antiEntropy.forget(id),
     };
-    // Each draws its first round at random (probe first, then anti-entropy), to spread the
-    // rounds of a cluster started at once.
+    // SWIM draws its first probe at random, to spread the rounds of a cluster started at
+    // once; anti-entropy's rounds fall on probe rounds, to ride their pings.
     this.#swim = new Swim(ctx, now);
     this.#antiEntropy = new AntiEntropy(
       ctx,
       this.#largeValues,
       now,
+      this.#swim.nextProbeAt,
       (at) => this.#dissemination.settling?.(at) ?? NOTHING_SETTLING,
     );
     const dissemination = options.dissemination ?? ((c) => new TreeDissemination(c, now));
@@ -418,7 +419,8 @@ export class Engine {
   /** Runs whatever periodic work is due at `now`. */
   tick(now: number): void {
     if (this.#left) return;
-    this.#swim.tick(now);
+    const probed = this.#swim.tick(now);
+    if (probed) this.#antiEntropy.probing(probed, now);
     this.#dissemination.tick?.(now);
     this.#antiEntropy.tick(now, () => this.#joinSeeds());
     if (now >= this.#nextMaintenanceAt) {
@@ -498,6 +500,19 @@ export class Engine {
   /** Whether {@linkcode Engine.leave} was called. */
   get left(): boolean {
     return this.#left;
+  }
+
+  /**
+   * Messages of a {@linkcode Engine.takeOutput} for address `to` wait in a send queue:
+   * timers that wait for their answers start only at {@linkcode Engine.departed}.
+   */
+  queued(to: string, messages: readonly Message[]): void {
+    this.#dissemination.queued?.(to, messages);
+  }
+
+  /** Messages for address `to` that were queued left at `at`. */
+  departed(to: string, messages: readonly Message[], at: number): void {
+    this.#dissemination.departed?.(to, messages, at);
   }
 
   /** Takes the messages, data changes and member changes produced so far. */

@@ -224,11 +224,20 @@ export class Swim {
     if (previous !== changed.status) this.#ctx.memberChanged(changed, previous);
   }
 
-  /** Runs the probe round, the suspicion deadlines and the candidates due at `now`. */
-  tick(now: number): void {
-    this.#tickProbe(now);
+  /**
+   * Runs the probe round, the suspicion deadlines and the candidates due at `now`. Returns
+   * the member a probe round pinged on this tick, if any (anti-entropy's root may ride along).
+   */
+  tick(now: number): MemberState | undefined {
+    const probed = this.#tickProbe(now);
     this.#tickSuspicions(now);
     if (now >= this.#nextCandidateAt) this.#tickCandidates(now);
+    return probed;
+  }
+
+  /** When the next probe round is due. */
+  get nextProbeAt(): number {
+    return this.#nextProbeAt;
   }
 
   /** Pings a candidate (see {@linkcode Swim.propose}). */
@@ -372,7 +381,7 @@ export class Swim {
     }
   }
 
-  #tickProbe(now: number): void {
+  #tickProbe(now: number): MemberState | undefined {
     const { config, membership, outbox, random } = this.#ctx;
     const p = this.#probe;
     if (p && !p.acked) {
@@ -411,15 +420,16 @@ export class Swim {
         if (membership.get(p.target.id) === p.target) this.#suspect(p.target, now);
       }
     }
-    if (now < this.#nextProbeAt) return;
+    if (now < this.#nextProbeAt) return undefined;
     this.#nextProbeAt = now + config.probeIntervalMs;
-    if (this.#probe) return;
+    if (this.#probe) return undefined;
     const target = this.#nextProbeTarget();
-    if (!target) return;
+    if (!target) return undefined;
     const seq = this.#nextSeq();
     this.#probe = { seq, target, sentAt: now, indirect: false, acked: false, late: 0 };
     this.#ctx.counters.probes++;
     outbox.send(target.address, { type: "ping", seq, target: target.id }, target.id);
+    return target;
   }
 
   /** Round-robin over a shuffled list of live members (SWIM's bounded detection time). */

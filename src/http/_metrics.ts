@@ -115,9 +115,10 @@ export function metricsText(
   m.family(
     "sync_rounds_total",
     "counter",
-    "Anti-entropy rounds: opened by this member, and roots received that were already in sync.",
+    "Anti-entropy rounds: opened by this member, skipped while quiet, and roots received that were already in sync.",
     [
       [{ outcome: "opened" }, e.syncRounds],
+      [{ outcome: "skipped" }, e.syncRoundsSkipped],
       [{ outcome: "in_sync" }, e.syncInSync],
     ],
   );
