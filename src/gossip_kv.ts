@@ -637,6 +637,12 @@ export class GossipKV {
   #receive(data: Uint8Array, from: string): void {
     if (this.#closed) return;
     this.#traffic.received(data.length);
+    if (this.#sealing.overhead === 0) {
+      // Plaintext: nothing to open, and so no callbacks to make for it (two per datagram).
+      const now = this.#clock.now();
+      this.#accept(this.#wire.decode(data, from, now), data.length, from, now);
+      return;
+    }
     this.#sealing.open(
       data,
       (datagram, now) =>
@@ -715,7 +721,9 @@ export class GossipKV {
         }
         this.#traffic.sent(d.length + overhead);
         total += d.length + overhead;
-        this.#track(() => this.#sealing.seal(d, (sealed) => this.#transport.send(to, sealed)));
+        // Plaintext: nothing to seal, and so no callbacks to make for it (two per datagram).
+        if (overhead === 0) this.#sendPlain(to, d);
+        else this.#track(() => this.#sealing.seal(d, (sealed) => this.#transport.send(to, sealed)));
       }
       this.#traffic.sentMessages(messages, total);
     }
@@ -730,17 +738,30 @@ export class GossipKV {
   /** Runs a send, counting a throw or a rejection as a send error. */
   #track(send: () => void | Promise<void>): void {
     try {
-      const p = send();
-      if (p && typeof (p as Promise<void>).then === "function") {
-        const settle = () => void this.#pendingSends.delete(tracked);
-        const tracked: Promise<void> = (p as Promise<void>).then(settle, () => {
-          settle();
-          this.#traffic.sendError();
-        });
-        this.#pendingSends.add(tracked);
-      }
+      this.#settle(send());
     } catch {
       this.#traffic.sendError();
+    }
+  }
+
+  /** Hands a plaintext datagram to the transport, as {@linkcode GossipKV.#track} does. */
+  #sendPlain(to: string, datagram: Uint8Array): void {
+    try {
+      this.#settle(this.#transport.send(to, datagram));
+    } catch {
+      this.#traffic.sendError();
+    }
+  }
+
+  /** Tracks what a send returned until it settles, counting a rejection as a send error. */
+  #settle(p: void | Promise<void>): void {
+    if (p && typeof (p as Promise<void>).then === "function") {
+      const settle = () => void this.#pendingSends.delete(tracked);
+      const tracked: Promise<void> = (p as Promise<void>).then(settle, () => {
+        settle();
+        this.#traffic.sendError();
+      });
+      this.#pendingSends.add(tracked);
     }
   }
 }

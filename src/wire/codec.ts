@@ -26,6 +26,7 @@ import { KEY_ID_BYTES, STAMP_BYTES } from "../core/sync.ts";
 import {
   entryFromArray,
   entryToArray,
+  internId,
   LayoutError,
   layoutString,
   layoutUint,
@@ -517,7 +518,7 @@ function decodeMessage(v: unknown): Message {
       if (a.length < 5) fail("tree message carries no entries");
       return {
         type: "tree",
-        origin: str(a[1], "origin", MAX_ID_LENGTH),
+        origin: internId(str(a[1], "origin", MAX_ID_LENGTH)),
         seq: uint(a[2], "seq"),
         hop: uint(a[3], "hop", 255),
         entries: entriesFrom(a, 4),
@@ -526,7 +527,7 @@ function decodeMessage(v: unknown): Message {
       if (a.length < 4) fail("ihave message names no message");
       return {
         type: "ihave",
-        origin: str(a[1], "origin", MAX_ID_LENGTH),
+        origin: internId(str(a[1], "origin", MAX_ID_LENGTH)),
         hop: uint(a[2], "hop", 255),
         seqs: seqsFromArray(a, 3),
       };
@@ -534,7 +535,7 @@ function decodeMessage(v: unknown): Message {
       if (a.length < 3) fail("graft message names no message");
       return {
         type: "graft",
-        origin: str(a[1], "origin", MAX_ID_LENGTH),
+        origin: internId(str(a[1], "origin", MAX_ID_LENGTH)),
         seqs: seqsFromArray(a, 2),
       };
     case MessageCode.prune:
@@ -675,7 +676,7 @@ export function decodeDatagram(data: Uint8Array, cluster: string, maxBytes: numb
         },
       };
     }
-    const sender = str(body[1], "sender", MAX_ID_LENGTH);
+    const sender = internId(str(body[1], "sender", MAX_ID_LENGTH));
     if (body.length === 2) fail("envelope carries no messages");
     const messages: Message[] = [];
     for (let i = 2; i < body.length; i++) messages.push(decodeMessage(body[i]));
