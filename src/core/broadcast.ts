@@ -169,6 +169,18 @@ function lowerBound(ring: readonly RingSlot[], s: RingSlot): number {
   return lo;
 }
 
+/** Index of the first slot not before (`key`, `id`): {@linkcode lowerBound} without a slot. */
+function lowerBoundAt(ring: readonly RingSlot[], key: number, id: string): number {
+  let lo = 0, hi = ring.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const m = ring[mid]!;
+    if (m.key < key || (m.key === key && m.id < id)) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 /** A 32-bit finaliser (MurmurHash3's): spreads the bits of `h`. */
 function mix(h: number): number {
   h ^= h >>> 16;
@@ -177,12 +189,6 @@ function mix(h: number): number {
   h = Math.imul(h, 0xc2b2ae35);
   h ^= h >>> 16;
   return h >>> 0;
-}
-
-/** Start and end (exclusive) of part `g` of `k` of the row positions `[lo, hi)`. */
-function part(lo: number, hi: number, k: number, g: number): [number, number] {
-  const len = hi - lo;
-  return [lo + Math.floor((g * len) / k), lo + Math.floor(((g + 1) * len) / k)];
 }
 
 /**
@@ -243,36 +249,40 @@ export class Overlay {
    * this member's view: empty for a leaf of that tree, or for a member not on the ring.
    */
   children(origin: string, seq: number, of: string = this.self): string[] {
+    this.#depth = 0;
     const ring = this.#ring;
     const n = ring.length;
     if (n < 2 || !this.#members.has(of)) return [];
-    const start = lowerBound(ring, { key: mix(hashString(origin, RING_SEED) + seq), id: "" }) %
-      n;
-    const rotated = (r: number) => (r - start + n) % n;
+    // Positions in the row are ring positions from `start` on, the origin's left out.
+    const originKey = hashString(origin, RING_SEED) >>> 0;
+    const start = lowerBoundAt(ring, mix(originKey + seq), "") % n;
     // The origin is not in the row (it may be missing from this view: then nothing is left out).
-    const o = this.#members.has(origin) ? rotated(lowerBound(ring, slot(origin))) : n;
+    const o = this.#members.has(origin)
+      ? (lowerBoundAt(ring, originKey, origin) - start + n) % n
+      : n;
     const size = o < n ? n - 1 : n;
-    const idAt = (i: number) => ring[(start + i + (i >= o ? 1 : 0)) % n]!.id;
-    const heads = (lo: number, hi: number, k: number) => {
-      const out: string[] = [];
-      for (let g = 0; g < k; g++) {
-        const [s, e] = part(lo, hi, k, g);
-        if (e > s) out.push(idAt(s));
-      }
-      return out;
-    };
-    if (of === origin) return heads(0, size, originFanout(seq));
-    const p = rotated(lowerBound(ring, slot(of)));
+    if (of === origin) return this.#heads(start, o, 0, size, originFanout(seq));
+    const p = (lowerBoundAt(ring, hashString(of, RING_SEED) >>> 0, of) - start + n) % n;
     const i = p > o ? p - 1 : p;
     let lo = 0, hi = size, k = originFanout(seq), depth = 1;
     for (;;) {
-      let g = Math.min(k - 1, Math.floor(((i - lo) * k) / (hi - lo)));
-      let [s, e] = part(lo, hi, k, g);
-      while (i < s) [s, e] = part(lo, hi, k, --g);
-      while (i >= e) [s, e] = part(lo, hi, k, ++g);
+      // Part g of k of [lo, hi) is [lo + ⌊g·len/k⌋, lo + ⌊(g+1)·len/k⌋).
+      const len = hi - lo;
+      let g = Math.min(k - 1, Math.floor(((i - lo) * k) / len));
+      let s = lo + Math.floor((g * len) / k), e = lo + Math.floor(((g + 1) * len) / k);
+      while (i < s) {
+        g--;
+        s = lo + Math.floor((g * len) / k);
+        e = lo + Math.floor(((g + 1) * len) / k);
+      }
+      while (i >= e) {
+        g++;
+        s = lo + Math.floor((g * len) / k);
+        e = lo + Math.floor(((g + 1) * len) / k);
+      }
       if (i === s) {
         this.#depth = depth;
-        return heads(s + 1, e, relayFanout(seq));
+        return this.#heads(start, o, s + 1, e, relayFanout(seq));
       }
       lo = s + 1;
       hi = e;
@@ -281,7 +291,31 @@ export class Overlay {
     }
   }
 
+  /**
+   * The first member of each of the `k` parts of row positions `[lo, hi)`, in a row that
+   * starts at ring position `start` and leaves out position `o` (the origin's).
+   */
+  #heads(start: number, o: number, lo: number, hi: number, k: number): string[] {
+    const ring = this.#ring;
+    const n = ring.length;
+    const len = hi - lo;
+    const out: string[] = [];
+    for (let g = 0; g < k; g++) {
+      const s = lo + Math.floor((g * len) / k), e = lo + Math.floor(((g + 1) * len) / k);
+      if (e > s) out.push(ring[(start + s + (s >= o ? 1 : 0)) % n]!.id);
+    }
+    return out;
+  }
+
   #depth = 0;
+
+  /**
+   * Hops from the origin to the member of the last {@linkcode Overlay.children} call, in
+   * that message's tree (as {@linkcode Overlay.depth} says, without computing it again).
+   */
+  get lastDepth(): number {
+    return this.#depth;
+  }
 
   /**
    * Hops from the origin of message `seq` of `origin` to `of` (this member by default) in
@@ -318,7 +352,7 @@ interface Pending {
  * Copies waiting for an acknowledgement, in the order they were first set, found by message
  * id and member. (A `Map` keyed by the string `${to}\n${id}` built one new string per copy
  * sent and per acknowledgement, and a new string costs V8 a lookup in its string table:
- * 7% of the CPU of a relay.) A message has a few copies waiting at most (its children,
+ * 4% of the CPU of a relay in bench/cpu_per_write.ts.) A message has a few copies waiting at most (its children,
  * and theirs when they are taken over): a short array each.
  */
 class PendingCopies {
@@ -576,12 +610,12 @@ export class TreeBroadcast {
     const forward = { ...m, hop: Math.min(255, m.hop + 1) };
     const cached = this.#remember(id, forward, now);
     cached.burst = burst;
-    cached.late = m.hop >= this.overlay.depth(m.origin, m.seq);
+    const children = this.overlay.children(m.origin, m.seq);
+    cached.late = m.hop >= this.overlay.lastDepth;
     // A late copy was likely sent again: its sender waits for this answer (and the echo of
     // the copy, a duplicate, gets another, in a datagram of its own).
     if (cached.late) this.#ackDue = now;
     cached.sentTo = [from];
-    const children = this.overlay.children(m.origin, m.seq);
     return { fresh: true, sends: this.#sendAll(cached, id, children, now) };
   }
 
