@@ -352,8 +352,8 @@ interface Pending {
  * Copies waiting for an acknowledgement, in the order they were first set, found by message
  * id and member. (A `Map` keyed by the string `${to}\n${id}` built one new string per copy
  * sent and per acknowledgement, and a new string costs V8 a lookup in its string table:
- * 4% of the CPU of a relay in bench/cpu_per_write.ts.) A message has a few copies waiting at most (its children,
- * and theirs when they are taken over): a short array each.
+ * 4% of the CPU in bench/cpu_per_write.ts.) A message has a few copies waiting at most
+ * (its children, and theirs when they are taken over): a short array each.
  */
 class PendingCopies {
   readonly #byId = new Map<string, Pending[]>();
