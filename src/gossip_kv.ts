@@ -666,6 +666,9 @@ export class GossipKV {
     this.#pump();
   }
 
+  /** {@linkcode GossipKV.#onTimer} as a callback, made once (timers are set per datagram). */
+  readonly #onTimerBound = () => this.#onTimer();
+
   #onTimer(): void {
     this.#timer = undefined;
     this.#timerAt = Infinity;
@@ -682,7 +685,7 @@ export class GossipKV {
     if (this.#timer !== undefined) this.#scheduler.clearTimeout(this.#timer);
     this.#timerAt = at;
     this.#timer = this.#scheduler.setTimeout(
-      () => this.#onTimer(),
+      this.#onTimerBound,
       Math.max(1, at - this.#clock.now()),
     );
   }
