@@ -349,14 +349,15 @@ interface Pending {
 }
 
 /**
- * Copies waiting for an acknowledgement, in the order they were first set, found by message
- * id and member. (A `Map` keyed by the string `${to}\n${id}` built one new string per copy
- * sent and per acknowledgement, and a new string costs V8 a lookup in its string table:
- * 4% of the CPU in bench/cpu_per_write.ts.) A message has a few copies waiting at most
- * (its children, and theirs when they are taken over): a short array each.
+ * Copies waiting for an acknowledgement, in the order they were first set, found by the
+ * origin and number of their message and by member. (A `Map` keyed by the string
+ * `${to}\n${seq} ${origin}` built one new string per copy sent and per acknowledgement, and
+ * a new string costs V8 a lookup in its string table: 4% of the CPU in
+ * bench/cpu_per_write.ts.) A message has a few copies waiting at most (its children, and
+ * theirs when they are taken over): a short array each.
  */
 class PendingCopies {
-  readonly #byId = new Map<string, Pending[]>();
+  readonly #byOrigin = new Map<string, Map<number, Pending[]>>();
   readonly #all = new Set<Pending>();
 
   get size(): number {
@@ -367,17 +368,21 @@ class PendingCopies {
     return this.#all.values();
   }
 
-  get(to: string, id: string): Pending | undefined {
-    const list = this.#byId.get(id);
+  /** The copy of message `seq` of `origin` sent to `to`, if it waits. */
+  get(to: string, origin: string, seq: number): Pending | undefined {
+    const list = this.#byOrigin.get(origin)?.get(seq);
     if (list) { for (const p of list) if (p.to === to) return p; }
     return undefined;
   }
 
   /** Adds `p`, in place of the copy of the same message to the same member if any. */
   set(p: Pending): void {
-    const list = this.#byId.get(p.id);
+    const { origin, seq } = p.message;
+    let bySeq = this.#byOrigin.get(origin);
+    if (!bySeq) this.#byOrigin.set(origin, bySeq = new Map());
+    const list = bySeq.get(seq);
     if (!list) {
-      this.#byId.set(p.id, [p]);
+      bySeq.set(seq, [p]);
       this.#all.add(p);
       return;
     }
@@ -391,9 +396,12 @@ class PendingCopies {
 
   delete(p: Pending): void {
     if (!this.#all.delete(p)) return;
-    const list = this.#byId.get(p.id)!;
-    if (list.length === 1) this.#byId.delete(p.id);
-    else list.splice(list.indexOf(p), 1);
+    const { origin, seq } = p.message;
+    const bySeq = this.#byOrigin.get(origin)!;
+    const list = bySeq.get(seq)!;
+    if (list.length > 1) list.splice(list.indexOf(p), 1);
+    else if (bySeq.size > 1) bySeq.delete(seq);
+    else this.#byOrigin.delete(origin);
   }
 }
 
@@ -630,7 +638,7 @@ export class TreeBroadcast {
       peer.backoff = Math.max(1, peer.backoff / 2);
     }
     for (const seq of m.seqs) {
-      const p = this.#pending.get(from, idOf(m.origin, seq));
+      const p = this.#pending.get(from, m.origin, seq);
       if (!p) continue;
       this.#pending.delete(p);
       if (p.attempts === 0) {
