@@ -910,7 +910,8 @@ export class TreeBroadcast {
 
   /** Whether message `id` was seen within `cacheMs`. */
   #seen(id: string): boolean {
-    return this.#cache.has(id) || this.#seenOnly.has(id);
+    // `#seenOnly` is mostly empty: a new id's lookup there would cost V8 a string-table probe.
+    return this.#cache.has(id) || (this.#seenOnly.size > 0 && this.#seenOnly.has(id));
   }
 
   #remember(id: string, m: TreeMessage, now: number): Cached {
