@@ -637,6 +637,12 @@ export class GossipKV {
   #receive(data: Uint8Array, from: string): void {
     if (this.#closed) return;
     this.#traffic.received(data.length);
+    if (this.#sealing.overhead === 0) {
+      // Plaintext: nothing to open, and so no callbacks to make for it (two per datagram).
+      const now = this.#clock.now();
+      this.#accept(this.#wire.decode(data, from, now), data.length, from, now);
+      return;
+    }
     this.#sealing.open(
       data,
       (datagram, now) =>
@@ -660,6 +666,9 @@ export class GossipKV {
     this.#pump();
   }
 
+  /** {@linkcode GossipKV.#onTimer} as a callback, made once (timers are set per datagram). */
+  readonly #onTimerBound = () => this.#onTimer();
+
   #onTimer(): void {
     this.#timer = undefined;
     this.#timerAt = Infinity;
@@ -676,7 +685,7 @@ export class GossipKV {
     if (this.#timer !== undefined) this.#scheduler.clearTimeout(this.#timer);
     this.#timerAt = at;
     this.#timer = this.#scheduler.setTimeout(
-      () => this.#onTimer(),
+      this.#onTimerBound,
       Math.max(1, at - this.#clock.now()),
     );
   }
@@ -716,9 +725,10 @@ export class GossipKV {
         }
         this.#traffic.sent(d.length + overhead);
         total += d.length + overhead;
-        last = this.#track(() =>
-          this.#sealing.seal(d, (sealed) => this.#transport.send(to, sealed))
-        );
+        // Plaintext: nothing to seal, and so no callbacks to make for it (two per datagram).
+        last = overhead === 0
+          ? this.#sendPlain(to, d)
+          : this.#track(() => this.#sealing.seal(d, (sealed) => this.#transport.send(to, sealed)));
       }
       this.#traffic.sentMessages(messages, total);
       // Copies that wait for an answer (tree messages) time out from when they left, not
@@ -746,18 +756,36 @@ export class GossipKV {
    */
   #track(send: () => void | Promise<void>): Promise<void> | undefined {
     try {
-      const p = send();
-      if (p && typeof (p as Promise<void>).then === "function") {
-        const settle = () => void this.#pendingSends.delete(tracked);
-        const tracked: Promise<void> = (p as Promise<void>).then(settle, () => {
-          settle();
-          this.#traffic.sendError();
-        });
-        this.#pendingSends.add(tracked);
-        return tracked;
-      }
+      return this.#settle(send());
     } catch {
       this.#traffic.sendError();
+    }
+    return undefined;
+  }
+
+  /** Hands a plaintext datagram to the transport, as {@linkcode GossipKV.#track} does. */
+  #sendPlain(to: string, datagram: Uint8Array): Promise<void> | undefined {
+    try {
+      return this.#settle(this.#transport.send(to, datagram));
+    } catch {
+      this.#traffic.sendError();
+    }
+    return undefined;
+  }
+
+  /**
+   * Tracks what a send returned until it settles, counting a rejection as a send error; for
+   * a promise, returns one that settles (never rejects) when it does.
+   */
+  #settle(p: void | Promise<void>): Promise<void> | undefined {
+    if (p && typeof (p as Promise<void>).then === "function") {
+      const settle = () => void this.#pendingSends.delete(tracked);
+      const tracked: Promise<void> = (p as Promise<void>).then(settle, () => {
+        settle();
+        this.#traffic.sendError();
+      });
+      this.#pendingSends.add(tracked);
+      return tracked;
     }
     return undefined;
   }

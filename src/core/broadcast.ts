@@ -169,6 +169,18 @@ function lowerBound(ring: readonly RingSlot[], s: RingSlot): number {
   return lo;
 }
 
+/** Index of the first slot not before (`key`, `id`): {@linkcode lowerBound} without a slot. */
+function lowerBoundAt(ring: readonly RingSlot[], key: number, id: string): number {
+  let lo = 0, hi = ring.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const m = ring[mid]!;
+    if (m.key < key || (m.key === key && m.id < id)) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 /** A 32-bit finaliser (MurmurHash3's): spreads the bits of `h`. */
 function mix(h: number): number {
   h ^= h >>> 16;
@@ -177,12 +189,6 @@ function mix(h: number): number {
   h = Math.imul(h, 0xc2b2ae35);
   h ^= h >>> 16;
   return h >>> 0;
-}
-
-/** Start and end (exclusive) of part `g` of `k` of the row positions `[lo, hi)`. */
-function part(lo: number, hi: number, k: number, g: number): [number, number] {
-  const len = hi - lo;
-  return [lo + Math.floor((g * len) / k), lo + Math.floor(((g + 1) * len) / k)];
 }
 
 /**
@@ -243,36 +249,40 @@ export class Overlay {
    * this member's view: empty for a leaf of that tree, or for a member not on the ring.
    */
   children(origin: string, seq: number, of: string = this.self): string[] {
+    this.#depth = 0;
     const ring = this.#ring;
     const n = ring.length;
     if (n < 2 || !this.#members.has(of)) return [];
-    const start = lowerBound(ring, { key: mix(hashString(origin, RING_SEED) + seq), id: "" }) %
-      n;
-    const rotated = (r: number) => (r - start + n) % n;
+    // Positions in the row are ring positions from `start` on, the origin's left out.
+    const originKey = hashString(origin, RING_SEED) >>> 0;
+    const start = lowerBoundAt(ring, mix(originKey + seq), "") % n;
     // The origin is not in the row (it may be missing from this view: then nothing is left out).
-    const o = this.#members.has(origin) ? rotated(lowerBound(ring, slot(origin))) : n;
+    const o = this.#members.has(origin)
+      ? (lowerBoundAt(ring, originKey, origin) - start + n) % n
+      : n;
     const size = o < n ? n - 1 : n;
-    const idAt = (i: number) => ring[(start + i + (i >= o ? 1 : 0)) % n]!.id;
-    const heads = (lo: number, hi: number, k: number) => {
-      const out: string[] = [];
-      for (let g = 0; g < k; g++) {
-        const [s, e] = part(lo, hi, k, g);
-        if (e > s) out.push(idAt(s));
-      }
-      return out;
-    };
-    if (of === origin) return heads(0, size, originFanout(seq));
-    const p = rotated(lowerBound(ring, slot(of)));
+    if (of === origin) return this.#heads(start, o, 0, size, originFanout(seq));
+    const p = (lowerBoundAt(ring, hashString(of, RING_SEED) >>> 0, of) - start + n) % n;
     const i = p > o ? p - 1 : p;
     let lo = 0, hi = size, k = originFanout(seq), depth = 1;
     for (;;) {
-      let g = Math.min(k - 1, Math.floor(((i - lo) * k) / (hi - lo)));
-      let [s, e] = part(lo, hi, k, g);
-      while (i < s) [s, e] = part(lo, hi, k, --g);
-      while (i >= e) [s, e] = part(lo, hi, k, ++g);
+      // Part g of k of [lo, hi) is [lo + ⌊g·len/k⌋, lo + ⌊(g+1)·len/k⌋).
+      const len = hi - lo;
+      let g = Math.min(k - 1, Math.floor(((i - lo) * k) / len));
+      let s = lo + Math.floor((g * len) / k), e = lo + Math.floor(((g + 1) * len) / k);
+      while (i < s) {
+        g--;
+        s = lo + Math.floor((g * len) / k);
+        e = lo + Math.floor(((g + 1) * len) / k);
+      }
+      while (i >= e) {
+        g++;
+        s = lo + Math.floor((g * len) / k);
+        e = lo + Math.floor(((g + 1) * len) / k);
+      }
       if (i === s) {
         this.#depth = depth;
-        return heads(s + 1, e, relayFanout(seq));
+        return this.#heads(start, o, s + 1, e, relayFanout(seq));
       }
       lo = s + 1;
       hi = e;
@@ -281,7 +291,31 @@ export class Overlay {
     }
   }
 
+  /**
+   * The first member of each of the `k` parts of row positions `[lo, hi)`, in a row that
+   * starts at ring position `start` and leaves out position `o` (the origin's).
+   */
+  #heads(start: number, o: number, lo: number, hi: number, k: number): string[] {
+    const ring = this.#ring;
+    const n = ring.length;
+    const len = hi - lo;
+    const out: string[] = [];
+    for (let g = 0; g < k; g++) {
+      const s = lo + Math.floor((g * len) / k), e = lo + Math.floor(((g + 1) * len) / k);
+      if (e > s) out.push(ring[(start + s + (s >= o ? 1 : 0)) % n]!.id);
+    }
+    return out;
+  }
+
   #depth = 0;
+
+  /**
+   * Hops from the origin to the member of the last {@linkcode Overlay.children} call, in
+   * that message's tree (as {@linkcode Overlay.depth} says, without computing it again).
+   */
+  get lastDepth(): number {
+    return this.#depth;
+  }
 
   /**
    * Hops from the origin of message `seq` of `origin` to `of` (this member by default) in
@@ -314,6 +348,63 @@ interface Pending {
   held: number;
   /** Whether the children of `to` were sent it already. */
   takenOver?: boolean;
+}
+
+/**
+ * Copies waiting for an acknowledgement, in the order they were first set, found by the
+ * origin and number of their message and by member. (A `Map` keyed by the string
+ * `${to}\n${seq} ${origin}` built one new string per copy sent and per acknowledgement, and
+ * a new string costs V8 a lookup in its string table: 4% of the CPU in
+ * bench/cpu_per_write.ts.) A message has a few copies waiting at most (its children, and
+ * theirs when they are taken over): a short array each.
+ */
+class PendingCopies {
+  readonly #byOrigin = new Map<string, Map<number, Pending[]>>();
+  readonly #all = new Set<Pending>();
+
+  get size(): number {
+    return this.#all.size;
+  }
+
+  values(): IterableIterator<Pending> {
+    return this.#all.values();
+  }
+
+  /** The copy of message `seq` of `origin` sent to `to`, if it waits. */
+  get(to: string, origin: string, seq: number): Pending | undefined {
+    const list = this.#byOrigin.get(origin)?.get(seq);
+    if (list) { for (const p of list) if (p.to === to) return p; }
+    return undefined;
+  }
+
+  /** Adds `p`, in place of the copy of the same message to the same member if any. */
+  set(p: Pending): void {
+    const { origin, seq } = p.message;
+    let bySeq = this.#byOrigin.get(origin);
+    if (!bySeq) this.#byOrigin.set(origin, bySeq = new Map());
+    const list = bySeq.get(seq);
+    if (!list) {
+      bySeq.set(seq, [p]);
+      this.#all.add(p);
+      return;
+    }
+    const i = list.findIndex((q) => q.to === p.to);
+    if (i >= 0) {
+      this.#all.delete(list[i]!);
+      list[i] = p;
+    } else list.push(p);
+    this.#all.add(p);
+  }
+
+  delete(p: Pending): void {
+    if (!this.#all.delete(p)) return;
+    const { origin, seq } = p.message;
+    const bySeq = this.#byOrigin.get(origin)!;
+    const list = bySeq.get(seq)!;
+    if (list.length > 1) list.splice(list.indexOf(p), 1);
+    else if (bySeq.size > 1) bySeq.delete(seq);
+    else this.#byOrigin.delete(origin);
+  }
 }
 
 /** What a sender knows of one member it sends copies to. */
@@ -418,8 +509,8 @@ export class TreeBroadcast {
   #order: Cached[] = [];
   #seenHead = 0;
   #cacheHead = 0;
-  /** Copies waiting for an acknowledgement, by `to` and message id. */
-  readonly #pending = new Map<string, Pending>();
+  /** Copies waiting for an acknowledgement, by message id and `to`. */
+  readonly #pending = new PendingCopies();
   #pendingDue = Infinity;
   /** Acknowledgements to send: member → origin → sequence numbers, and the last one's arrival. */
   #acks = new Map<string, Map<string, { seqs: number[]; at: number }>>();
@@ -529,12 +620,12 @@ export class TreeBroadcast {
     const forward = { ...m, hop: Math.min(255, m.hop + 1) };
     const cached = this.#remember(id, forward, now);
     cached.burst = burst;
-    cached.late = m.hop >= this.overlay.depth(m.origin, m.seq);
+    const children = this.overlay.children(m.origin, m.seq);
+    cached.late = m.hop >= this.overlay.lastDepth;
     // A late copy was likely sent again: its sender waits for this answer (and the echo of
     // the copy, a duplicate, gets another, in a datagram of its own).
     if (cached.late) this.#ackDue = now;
     cached.sentTo = [from];
-    const children = this.overlay.children(m.origin, m.seq);
     return { fresh: true, sends: this.#sendAll(cached, id, children, now) };
   }
 
@@ -549,10 +640,9 @@ export class TreeBroadcast {
       peer.backoff = Math.max(1, peer.backoff / 2);
     }
     for (const seq of m.seqs) {
-      const key = `${from}\n${idOf(m.origin, seq)}`;
-      const p = this.#pending.get(key);
+      const p = this.#pending.get(from, m.origin, seq);
       if (!p) continue;
-      this.#pending.delete(key);
+      this.#pending.delete(p);
       if (p.attempts === 0) {
         this.#measure(now - p.sentAt, m.hop);
       }
@@ -634,7 +724,7 @@ export class TreeBroadcast {
           // A probe is under way: wait for its answer (a round counts as an attempt).
           this.counters.heldBack++;
           if (p.attempts + ++p.held >= MAX_ATTEMPTS) {
-            this.#pending.delete(`${p.to}\n${p.id}`); // anti-entropy will bring it
+            this.#pending.delete(p); // anti-entropy will bring it
             continue;
           }
           p.deadline = peer.probeUntil;
@@ -742,7 +832,7 @@ export class TreeBroadcast {
       if (Number.isNaN(deadline)) deadline = now + (cached.burst ? this.burstRto : this.rto);
       this.#peer(t);
       const echoAt = cached.late && !takeover ? now + ECHO_MS : Infinity;
-      this.#pending.set(`${t}\n${id}`, {
+      this.#pending.set({
         to: t,
         id,
         message,
@@ -767,16 +857,15 @@ export class TreeBroadcast {
       this.#pendingDue = Math.min(this.#pendingDue, p.deadline);
       return [{ to: p.to, message: p.message }];
     }
-    const key = `${p.to}\n${p.id}`;
     const { origin, seq } = p.message;
     const cached = this.#cache.get(p.id);
     if (!this.overlay.has(p.to)) {
       // Gone from the ring: the tree over the members left names who gets it instead.
-      this.#pending.delete(key);
+      this.#pending.delete(p);
       return cached ? this.#sendAll(cached, p.id, this.overlay.children(origin, seq), now) : [];
     }
     if (p.attempts + 1 >= MAX_ATTEMPTS) {
-      this.#pending.delete(key); // anti-entropy will bring it
+      this.#pending.delete(p); // anti-entropy will bring it
       return [];
     }
     // A loss, likely: others answered since this copy went, or its member was not found slow
@@ -845,7 +934,8 @@ export class TreeBroadcast {
 
   /** Whether message `id` was seen within `cacheMs`. */
   #seen(id: string): boolean {
-    return this.#cache.has(id) || this.#seenOnly.has(id);
+    // `#seenOnly` is mostly empty: a new id's lookup there would cost V8 a string-table probe.
+    return this.#cache.has(id) || (this.#seenOnly.size > 0 && this.#seenOnly.has(id));
   }
 
   #remember(id: string, m: TreeMessage, now: number): Cached {

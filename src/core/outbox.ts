@@ -16,6 +16,9 @@ export interface Outgoing {
   readonly messages: readonly Message[];
 }
 
+/** What {@linkcode Outbox.take} returns when nothing is queued (most takes). */
+const NOTHING: readonly Outgoing[] = Object.freeze([]);
+
 /** Messages waiting to be sent, grouped by address, and updates waiting to piggyback. */
 export class Outbox {
   readonly #self: string;
@@ -58,7 +61,8 @@ export class Outbox {
   }
 
   /** Takes every queued batch, with piggybacked updates unless `piggyback` is false. */
-  take(piggyback: boolean): Outgoing[] {
+  take(piggyback: boolean): readonly Outgoing[] {
+    if (this.#messages.size === 0) return NOTHING;
     const outgoing: Outgoing[] = [];
     const sent = this.#sent;
     for (const [to, messages] of this.#messages) {
@@ -68,8 +72,7 @@ export class Outbox {
       for (let i = 0; i < messages.length; i++) sent[messages[i]!.type]++;
       outgoing.push({ to, messages });
     }
-    // `clear()` allocates a new table: not for a map already empty (most takes are).
-    if (this.#messages.size) this.#messages.clear();
+    this.#messages.clear();
     if (this.#ids.size) this.#ids.clear();
     return outgoing;
   }

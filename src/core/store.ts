@@ -97,19 +97,21 @@ export type MergeOutcome =
   /** The store holds a newer version; nothing changed. */
   | "stale";
 
+/** What {@linkcode Store.merge} returns when nothing changed (no object per refusal). */
+const STALE = Object.freeze({ outcome: "stale" as const });
+const DUPLICATE = Object.freeze({ outcome: "duplicate" as const });
+
 /** The replicated map of one member. Pure and synchronous. */
 export class Store {
-  readonly #sections: Record<Section, Map<string, StoredEntry>> = {
-    sys: new Map(),
-    usr: new Map(),
-  };
+  readonly #sys = new Map<string, StoredEntry>();
+  readonly #usr = new Map<string, StoredEntry>();
   readonly #tombstones = new Set<StoredEntry>();
   readonly #live: Record<Section, number> = { sys: 0, usr: 0 };
   readonly #tree = new MerkleTree<StoredEntry>();
 
   /** The current version of a key, tombstones included. */
   get(section: Section, key: string): StoredEntry | undefined {
-    return this.#sections[section].get(key);
+    return (section === "usr" ? this.#usr : this.#sys).get(key);
   }
 
   /**
@@ -117,12 +119,12 @@ export class Store {
    * (stamp, writer). Returns what happened and, when applied, the version it replaced.
    */
   merge(entry: Entry): { outcome: MergeOutcome; previous?: StoredEntry; stored?: StoredEntry } {
-    const map = this.#sections[entry.section];
+    const map = entry.section === "usr" ? this.#usr : this.#sys;
     const current = map.get(entry.key);
     if (current) {
       const c = compareVersions(entry, current);
-      if (c < 0) return { outcome: "stale" };
-      if (c === 0) return { outcome: "duplicate" };
+      if (c < 0) return STALE;
+      if (c === 0) return DUPLICATE;
       this.#remove(current);
     }
     // Always hash afresh: an entry built by spreading another one would carry its hashes.
@@ -169,7 +171,7 @@ export class Store {
 
   /** Versions in one section, tombstones included, in insertion order. */
   versions(section: Section): IterableIterator<StoredEntry> {
-    return this.#sections[section].values();
+    return (section === "usr" ? this.#usr : this.#sys).values();
   }
 
   /** Merkle digest of the whole store. */
@@ -193,7 +195,7 @@ export class Store {
   }
 
   #remove(entry: StoredEntry): void {
-    this.#sections[entry.section].delete(entry.key);
+    (entry.section === "usr" ? this.#usr : this.#sys).delete(entry.key);
     this.#tree.remove(entry);
     if (entry.deleted) this.#tombstones.delete(entry);
     else this.#live[entry.section]--;

@@ -33,6 +33,27 @@ export function layoutString(v: unknown, what: string, max: number, allowEmpty =
   return v;
 }
 
+/** Slots of {@linkcode internId}'s table (a power of 2). */
+const INTERN_SLOTS = 256;
+const interned: (string | undefined)[] = new Array(INTERN_SLOTS).fill(undefined);
+
+/**
+ * The copy of member id `s` decoded last time, if its slot still holds it, else `s` (which
+ * takes the slot). Each datagram decodes its ids as new strings, and a new string costs a
+ * `Map` or `Set` lookup a few hundred ns more than one used as a key before (V8 hashes and
+ * looks it up in its string table once per string): every datagram's sender and origin are
+ * looked up several times. The slot is picked by a cheap hash of the UTF-16 code units.
+ */
+export function internId(s: string): string {
+  let h = s.length;
+  for (let i = 0; i < s.length; i++) h = (Math.imul(h, 31) + s.charCodeAt(i)) | 0;
+  const slot = (h ^ (h >>> 8)) & (INTERN_SLOTS - 1);
+  const held = interned[slot];
+  if (held === s) return held;
+  interned[slot] = s;
+  return s;
+}
+
 /** Checks an unsigned integer field of the layout. */
 export function layoutUint(v: unknown, what: string, max = Number.MAX_SAFE_INTEGER): number {
   if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > max) {
@@ -67,7 +88,7 @@ export function entryFromArray(v: unknown): Entry {
     key: layoutString(v[1], "key", MAX_KEY_LENGTH),
     wall: layoutUint(v[2], "stamp wall time"),
     logical: layoutUint(v[3], "stamp counter"),
-    writer: layoutString(v[4], "writer", MAX_ID_LENGTH),
+    writer: internId(layoutString(v[4], "writer", MAX_ID_LENGTH)),
     deleted,
     value: deleted ? undefined : v[5],
   };

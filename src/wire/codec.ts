@@ -20,11 +20,13 @@ import {
   MEMBER_STATUSES,
   type Message,
 } from "../core/messages.ts";
+import type { Entry } from "../core/store.ts";
 import { isNode, MAX_LEVEL } from "../core/merkle.ts";
 import { KEY_ID_BYTES, STAMP_BYTES } from "../core/sync.ts";
 import {
   entryFromArray,
   entryToArray,
+  internId,
   LayoutError,
   layoutString,
   layoutUint,
@@ -123,14 +125,24 @@ export type Decoded =
 
 // ---------------------------------------------------------------------------- encode
 
-/** Ascending sequence numbers as the first one and the gaps to the next: small integers. */
-function seqsToArray(seqs: readonly number[]): number[] {
-  return seqs.map((s, i) => i === 0 ? s : s - seqs[i - 1]!);
-}
-
 /** Ascending (index, data) pairs, each index but the first as the gap from the one before. */
 function nodesToArray(nodes: readonly { index: number; data: Uint8Array }[]): unknown[] {
   return nodes.flatMap((n, i) => [i === 0 ? n.index : n.index - nodes[i - 1]!.index, n.data]);
+}
+
+/** `head` with the layout of each entry appended (one array: no spread of a mapped copy). */
+function withEntries(head: unknown[], entries: readonly Entry[]): unknown[] {
+  for (let i = 0; i < entries.length; i++) head.push(entryToArray(entries[i]!));
+  return head;
+}
+
+/**
+ * `head` with ascending sequence numbers appended as the first one and the gaps to the
+ * next: small integers.
+ */
+function withSeqs(head: unknown[], seqs: readonly number[]): unknown[] {
+  for (let i = 0; i < seqs.length; i++) head.push(i === 0 ? seqs[0]! : seqs[i]! - seqs[i - 1]!);
+  return head;
 }
 
 function messageToArray(m: Message): unknown[] {
@@ -147,15 +159,15 @@ function messageToArray(m: Message): unknown[] {
         ? [code, m.id, m.address, m.incarnation, MEMBER_STATUS_RANK[m.status]]
         : [code, m.id, m.address, m.incarnation, MEMBER_STATUS_RANK[m.status], m.by];
     case "rumor":
-      return [code, m.hop, ...m.entries.map(entryToArray)];
+      return withEntries([code, m.hop], m.entries);
     case "entries":
-      return [code, ...m.entries.map(entryToArray)];
+      return withEntries([code], m.entries);
     case "tree":
-      return [code, m.origin, m.seq, m.hop, ...m.entries.map(entryToArray)];
+      return withEntries([code, m.origin, m.seq, m.hop], m.entries);
     case "ihave":
-      return [code, m.origin, m.hop, ...seqsToArray(m.seqs)];
+      return withSeqs([code, m.origin, m.hop], m.seqs);
     case "graft":
-      return [code, m.origin, ...seqsToArray(m.seqs)];
+      return withSeqs([code, m.origin], m.seqs);
     case "prune":
       return [code, m.origin];
     case "sync-root":
@@ -434,36 +446,48 @@ function multipleOf(size: number, what: string, nonEmpty: boolean): (data: Uint8
   };
 }
 
-/** The inverse of `seqsToArray`: every gap at least 1, every number a safe integer. */
-function seqsFromArray(a: readonly unknown[]): number[] {
-  if (a.length > 4096) fail("more than 4096 sequence numbers");
+/**
+ * The inverse of `withSeqs`, of the items of `a` from `from` on: every gap at least 1,
+ * every number a safe integer.
+ */
+function seqsFromArray(a: readonly unknown[], from: number): number[] {
+  if (a.length - from > 4096) fail("more than 4096 sequence numbers");
   const out: number[] = [];
   let s = 0;
-  for (let i = 0; i < a.length; i++) {
+  for (let i = from; i < a.length; i++) {
     const d = uint(a[i], "seq");
-    if (i > 0 && d === 0) fail("sequence numbers are not ascending");
-    s = i === 0 ? d : s + d;
+    if (i > from && d === 0) fail("sequence numbers are not ascending");
+    s = i === from ? d : s + d;
     if (!Number.isSafeInteger(s)) fail("seq is not a safe integer");
     out.push(s);
   }
   return out;
 }
 
+/** The entries the items of `a` from `from` on hold (see `entryFromArray`). */
+function entriesFrom(a: readonly unknown[], from: number): Entry[] {
+  const out: Entry[] = [];
+  for (let i = from; i < a.length; i++) out.push(entryFromArray(a[i]));
+  return out;
+}
+
+/** Checks that message `a` has exactly `len` fields. */
+function fields(a: readonly unknown[], len: number): void {
+  if (a.length !== len) fail(`message of type ${a[0]} has ${a.length} fields, not ${len}`);
+}
+
 function decodeMessage(v: unknown): Message {
   if (!Array.isArray(v) || v.length === 0) fail("message is not a non-empty array");
   const a = v as unknown[];
-  const n = (len: number) => {
-    if (a.length !== len) fail(`message of type ${a[0]} has ${a.length} fields, not ${len}`);
-  };
   switch (a[0]) {
     case MessageCode.ping:
-      n(3);
+      fields(a, 3);
       return { type: "ping", seq: uint(a[1], "seq"), target: str(a[2], "target", MAX_ID_LENGTH) };
     case MessageCode.ack:
-      n(2);
+      fields(a, 2);
       return { type: "ack", seq: uint(a[1], "seq") };
     case MessageCode["ping-req"]:
-      n(4);
+      fields(a, 4);
       return {
         type: "ping-req",
         seq: uint(a[1], "seq"),
@@ -488,57 +512,57 @@ function decodeMessage(v: unknown): Message {
       return {
         type: "rumor",
         hop: uint(a[1], "hop", 255),
-        entries: a.slice(2).map(entryFromArray),
+        entries: entriesFrom(a, 2),
       };
     case MessageCode.tree:
       if (a.length < 5) fail("tree message carries no entries");
       return {
         type: "tree",
-        origin: str(a[1], "origin", MAX_ID_LENGTH),
+        origin: internId(str(a[1], "origin", MAX_ID_LENGTH)),
         seq: uint(a[2], "seq"),
         hop: uint(a[3], "hop", 255),
-        entries: a.slice(4).map(entryFromArray),
+        entries: entriesFrom(a, 4),
       };
     case MessageCode.ihave:
       if (a.length < 4) fail("ihave message names no message");
       return {
         type: "ihave",
-        origin: str(a[1], "origin", MAX_ID_LENGTH),
+        origin: internId(str(a[1], "origin", MAX_ID_LENGTH)),
         hop: uint(a[2], "hop", 255),
-        seqs: seqsFromArray(a.slice(3)),
+        seqs: seqsFromArray(a, 3),
       };
     case MessageCode.graft:
       if (a.length < 3) fail("graft message names no message");
       return {
         type: "graft",
-        origin: str(a[1], "origin", MAX_ID_LENGTH),
-        seqs: seqsFromArray(a.slice(2)),
+        origin: internId(str(a[1], "origin", MAX_ID_LENGTH)),
+        seqs: seqsFromArray(a, 2),
       };
     case MessageCode.prune:
-      n(2);
+      fields(a, 2);
       return { type: "prune", origin: str(a[1], "origin", MAX_ID_LENGTH) };
     case MessageCode.entries:
       if (a.length < 2) fail("entries message carries no entries");
-      return { type: "entries", entries: a.slice(1).map(entryFromArray) };
+      return { type: "entries", entries: entriesFrom(a, 1) };
     case MessageCode["sync-root"]:
-      n(3);
+      fields(a, 3);
       return {
         type: "sync-root",
         hash: bytes(a[1], "root hash", 8, 8),
         count: uint(a[2], "count"),
       };
     case MessageCode["sync-branch"]:
-      n(4);
+      fields(a, 4);
       return {
         type: "sync-branch",
         ...node(a[1], a[2]),
         children: bytes(a[3], "children", 8, 128),
       };
     case MessageCode["sync-leaf"]:
-      n(4);
+      fields(a, 4);
       return { type: "sync-leaf", ...node(a[1], a[2]), hashes: bytes(a[3], "hashes", 8) };
     case MessageCode["sync-want"]:
-      n(4);
+      fields(a, 4);
       return { type: "sync-want", ...node(a[1], a[2]), hashes: bytes(a[3], "hashes", 8) };
     case MessageCode["sync-nodes"]: {
       if (a.length < 5) fail("sync-nodes message names no node");
@@ -652,9 +676,10 @@ export function decodeDatagram(data: Uint8Array, cluster: string, maxBytes: numb
         },
       };
     }
-    const sender = str(body[1], "sender", MAX_ID_LENGTH);
+    const sender = internId(str(body[1], "sender", MAX_ID_LENGTH));
     if (body.length === 2) fail("envelope carries no messages");
-    const messages = body.slice(2).map(decodeMessage);
+    const messages: Message[] = [];
+    for (let i = 2; i < body.length; i++) messages.push(decodeMessage(body[i]));
     return { kind: "envelope", envelope: { cluster: from, sender, messages } };
   } catch (error) {
     if (error instanceof LayoutError) return dropped("malformed", error.message);
