@@ -654,7 +654,7 @@ export class TreeBroadcast {
    * ({@linkcode TreeBroadcast.departed}), not to send it again while it has not gone once.
    */
   queued(to: string, m: TreeMessage): void {
-    const p = this.#pending.get(`${to}\n${idOf(m.origin, m.seq)}`);
+    const p = this.#pending.get(to, m.origin, m.seq);
     if (!p || p.message !== m || p.deadline === Infinity) return;
     p.timeout = p.deadline - p.lastSentAt;
     p.deadline = Infinity;
@@ -662,7 +662,7 @@ export class TreeBroadcast {
 
   /** The queued copy of `m` for `to` left at `at`: its timeout and round trip start then. */
   departed(to: string, m: TreeMessage, at: number): void {
-    const p = this.#pending.get(`${to}\n${idOf(m.origin, m.seq)}`);
+    const p = this.#pending.get(to, m.origin, m.seq);
     if (!p || p.message !== m || p.deadline !== Infinity) return;
     p.deadline = at + p.timeout;
     if (p.attempts === 0) p.sentAt = at;
