@@ -622,8 +622,9 @@ export class TreeBroadcast {
     cached.burst = burst;
     const children = this.overlay.children(m.origin, m.seq);
     cached.late = m.hop >= this.overlay.lastDepth;
-    // A late copy was likely sent again: its sender waits for this answer (and the echo of
-    // the copy, a duplicate, gets another, in a datagram of its own).
+    // A late copy was likely sent again: its sender waits for this answer, which goes at the
+    // next tick. A timer fires 1 ms later at the soonest, so the copy's echo (ECHO_MS behind)
+    // has usually arrived by then, and its acknowledgement shares this one's datagram.
     if (cached.late) this.#ackDue = now;
     cached.sentTo = [from];
     return { fresh: true, sends: this.#sendAll(cached, id, children, now) };
