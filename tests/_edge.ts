@@ -54,6 +54,9 @@ export async function freePort(kind: "udp" | "tcp", host = "127.0.0.1"): Promise
   for (;;) {
     const port = RANGE[0] + Math.floor(Math.random() * (RANGE[1] - RANGE[0]));
     if (taken.has(port)) continue;
+    // Taken before the check, which awaits: concurrent calls (`Promise.all`) drew the same
+    // port once, both found it free one after the other, and two members bound it.
+    taken.add(port);
     const free = await new Promise<boolean>((resolve) => {
       if (kind === "udp") {
         const socket = createSocket(host.includes(":") ? "udp6" : "udp4");
@@ -65,10 +68,7 @@ export async function freePort(kind: "udp" | "tcp", host = "127.0.0.1"): Promise
         server.listen(port, host, () => server.close(() => resolve(true)));
       }
     });
-    if (free) {
-      taken.add(port);
-      return port;
-    }
+    if (free) return port;
   }
 }
 
