@@ -707,7 +707,8 @@ export class GossipKV {
     // A message alone for several peers (a broadcast forwarded to the children of this
     // member) is packed once, and its datagrams sealed once: the same bytes go to each.
     const alone = out.outgoing.length > 1 ? new Map<unknown, Uint8Array[]>() : undefined;
-    for (const { to, messages } of out.outgoing) {
+    for (const batch of out.outgoing) {
+      const { to, messages } = batch;
       let datagrams = messages.length === 1 ? alone?.get(messages[0]) : undefined;
       try {
         datagrams ??= this.#wire.encode(messages, overhead);
@@ -725,19 +726,16 @@ export class GossipKV {
         }
         this.#traffic.sent(d.length + overhead);
         total += d.length + overhead;
-        // Plaintext: nothing to seal, and so no callbacks to make for it (two per datagram).
-        last = overhead === 0
-          ? this.#sendPlain(to, d)
-          : this.#track(() => this.#sealing.seal(d, (sealed) => this.#transport.send(to, sealed)));
+        last = this.#send(to, d);
       }
       this.#traffic.sentMessages(messages, total);
       // Copies that wait for an answer (tree messages) time out from when they left, not
       // from now: a transport's send queue may hold them for a while.
       if (last && messages.some((m) => m.type === "tree")) {
-        this.#engine.queued(to, messages);
+        this.#engine.queued(batch);
         void last.then(() => {
           if (this.#closed) return;
-          this.#engine.departed(to, messages, this.#clock.now());
+          this.#engine.departed(batch, this.#clock.now());
           this.#schedule();
         });
       }
@@ -751,42 +749,28 @@ export class GossipKV {
   }
 
   /**
-   * Runs a send, counting a throw or a rejection as a send error; for a send that returns a
-   * promise, a promise that settles (never rejects) when it does.
+   * Sends `datagram` to `to`, sealed when the member has keys, counting a throw or a
+   * rejection as a send error; for a send that returns a promise, a promise that settles
+   * (never rejects) when it does.
    */
-  #track(send: () => void | Promise<void>): Promise<void> | undefined {
+  #send(to: string, datagram: Uint8Array): Promise<void> | undefined {
+    let p: void | Promise<void>;
     try {
-      return this.#settle(send());
+      // Plaintext: nothing to seal, and so no callbacks to make for it (two per datagram).
+      p = this.#sealing.overhead === 0
+        ? this.#transport.send(to, datagram)
+        : this.#sealing.seal(datagram, (sealed) => this.#transport.send(to, sealed));
     } catch {
       this.#traffic.sendError();
+      return undefined;
     }
-    return undefined;
-  }
-
-  /** Hands a plaintext datagram to the transport, as {@linkcode GossipKV.#track} does. */
-  #sendPlain(to: string, datagram: Uint8Array): Promise<void> | undefined {
-    try {
-      return this.#settle(this.#transport.send(to, datagram));
-    } catch {
+    if (!p || typeof (p as Promise<void>).then !== "function") return undefined;
+    const settle = () => void this.#pendingSends.delete(tracked);
+    const tracked: Promise<void> = (p as Promise<void>).then(settle, () => {
+      settle();
       this.#traffic.sendError();
-    }
-    return undefined;
-  }
-
-  /**
-   * Tracks what a send returned until it settles, counting a rejection as a send error; for
-   * a promise, returns one that settles (never rejects) when it does.
-   */
-  #settle(p: void | Promise<void>): Promise<void> | undefined {
-    if (p && typeof (p as Promise<void>).then === "function") {
-      const settle = () => void this.#pendingSends.delete(tracked);
-      const tracked: Promise<void> = (p as Promise<void>).then(settle, () => {
-        settle();
-        this.#traffic.sendError();
-      });
-      this.#pendingSends.add(tracked);
-      return tracked;
-    }
-    return undefined;
+    });
+    this.#pendingSends.add(tracked);
+    return tracked;
   }
 }

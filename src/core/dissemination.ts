@@ -21,8 +21,8 @@
  *   batches what it learned from one envelope forwards it here.
  * - `tick(now)` / `nextWakeAt()`: optional periodic work and when it is next due (after
  *   SWIM's probe and suspicions, before the anti-entropy round, in `Engine.tick`).
- * - `queued(to, messages)` and `departed(to, messages, at)` (optional): messages for
- *   address `to` that the engine handed out wait in the transport's send queue, and left
+ * - `queued(toId, messages)` and `departed(toId, messages, at)` (optional): messages for
+ *   member `toId` that the engine handed out wait in the transport's send queue, and left
  *   at `at`; a scheme that times their acknowledgements starts the timers then.
  * - `settling(now)` (optional): the writes this member recently broadcast or received
  *   that may still be on their way to other members: how many entries, and until when.
@@ -77,10 +77,10 @@ export interface Dissemination {
   tick?(now: number): void;
   /** When {@linkcode Dissemination.tick} next has work to do. */
   nextWakeAt?(): number;
-  /** Messages for address `to` wait in a send queue (see the module). */
-  queued?(to: string, messages: readonly Message[]): void;
-  /** Messages for address `to` that were queued left at `at` (see the module). */
-  departed?(to: string, messages: readonly Message[], at: number): void;
+  /** Messages for member `toId` wait in a send queue (see the module). */
+  queued?(toId: string, messages: readonly Message[]): void;
+  /** Messages for member `toId` that were queued left at `at` (see the module). */
+  departed?(toId: string, messages: readonly Message[], at: number): void;
   /** Writes recently sent or received here that may still be travelling (see the module). */
   settling?(now: number): Settling;
 }

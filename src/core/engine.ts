@@ -506,16 +506,16 @@ export class Engine {
   }
 
   /**
-   * Messages of a {@linkcode Engine.takeOutput} for address `to` wait in a send queue:
-   * timers that wait for their answers start only at {@linkcode Engine.departed}.
+   * A batch of a {@linkcode Engine.takeOutput} waits in a send queue: timers that wait for
+   * its answers start only at {@linkcode Engine.departed}.
    */
-  queued(to: string, messages: readonly Message[]): void {
-    this.#dissemination.queued?.(to, messages);
+  queued(batch: Outgoing): void {
+    if (batch.toId !== undefined) this.#dissemination.queued?.(batch.toId, batch.messages);
   }
 
-  /** Messages for address `to` that were queued left at `at`. */
-  departed(to: string, messages: readonly Message[], at: number): void {
-    this.#dissemination.departed?.(to, messages, at);
+  /** A batch that was queued left at `at`. */
+  departed(batch: Outgoing, at: number): void {
+    if (batch.toId !== undefined) this.#dissemination.departed?.(batch.toId, batch.messages, at);
   }
 
   /** Takes the messages, data changes and member changes produced so far. */

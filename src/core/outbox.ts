@@ -14,6 +14,8 @@ export interface Outgoing {
   readonly to: string;
   /** The messages, piggybacked membership updates last. */
   readonly messages: readonly Message[];
+  /** The id of the member at `to`, when a message of the batch was queued with it. */
+  readonly toId?: string;
 }
 
 /** What {@linkcode Outbox.take} returns when nothing is queued (most takes). */
@@ -66,11 +68,12 @@ export class Outbox {
     const outgoing: Outgoing[] = [];
     const sent = this.#sent;
     for (const [to, messages] of this.#messages) {
+      const toId = this.#ids.get(to);
       if (piggyback && this.#broadcasts.size > 0) {
-        messages.push(...this.#broadcasts.take(this.#maxPiggyback, this.#ids.get(to)));
+        messages.push(...this.#broadcasts.take(this.#maxPiggyback, toId));
       }
       for (let i = 0; i < messages.length; i++) sent[messages[i]!.type]++;
-      outgoing.push({ to, messages });
+      outgoing.push(toId === undefined ? { to, messages } : { to, messages, toId });
     }
     this.#messages.clear();
     if (this.#ids.size) this.#ids.clear();

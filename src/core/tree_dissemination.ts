@@ -48,8 +48,6 @@ export class TreeDissemination implements Dissemination {
   #nextResyncAt: number;
   /** Writes broadcast from here or first received here lately: [when, entries], in order. */
   readonly #recent = new RecentWrites();
-  /** The member at each address tree messages went to (see {@linkcode departed}). */
-  readonly #ids = new Map<string, string>();
 
   /** The scheme, on the engine's shared state. */
   constructor(ctx: DisseminationContext, now: number) {
@@ -209,27 +207,18 @@ export class TreeDissemination implements Dissemination {
   #send(sends: readonly TreeSend[]): void {
     for (const { to, message } of sends) {
       const m = this.#ctx.membership.get(to);
-      if (!m) continue;
-      this.#ctx.outbox.send(m.address, message, m.id);
-      if (this.#ids.get(m.address) === m.id) continue;
-      // Members come and go at other addresses: forget them all now and then.
-      if (this.#ids.size > 2 * this.#ctx.membership.size + 16) this.#ids.clear();
-      this.#ids.set(m.address, m.id);
+      if (m) this.#ctx.outbox.send(m.address, message, m.id);
     }
   }
 
-  /** Tree messages for address `to` wait in a send queue (see `broadcast.ts`). */
-  queued(to: string, messages: readonly Message[]): void {
-    const id = this.#ids.get(to);
-    if (id === undefined) return;
-    for (const m of messages) if (m.type === "tree") this.#tree.queued(id, m);
+  /** Tree messages for member `toId` wait in a send queue (see `broadcast.ts`). */
+  queued(toId: string, messages: readonly Message[]): void {
+    for (const m of messages) if (m.type === "tree") this.#tree.queued(toId, m);
   }
 
-  /** Tree messages for address `to` that were queued left at `at` (see `broadcast.ts`). */
-  departed(to: string, messages: readonly Message[], at: number): void {
-    const id = this.#ids.get(to);
-    if (id === undefined) return;
-    for (const m of messages) if (m.type === "tree") this.#tree.departed(id, m, at);
+  /** Tree messages for member `toId` that were queued left at `at` (see `broadcast.ts`). */
+  departed(toId: string, messages: readonly Message[], at: number): void {
+    for (const m of messages) if (m.type === "tree") this.#tree.departed(toId, m, at);
   }
 
   /** Pushes a rumor to `fanout` random live members that do not speak the tree. */
