@@ -150,26 +150,11 @@ interface RingSlot {
 
 const RING_SEED = 0x5bd1e995;
 
-function before(a: RingSlot, b: RingSlot): boolean {
-  return a.key < b.key || (a.key === b.key && a.id < b.id);
-}
-
 function slot(id: string): RingSlot {
   return { key: hashString(id, RING_SEED) >>> 0, id };
 }
 
-/** Index of the first slot not before `s` (binary search). */
-function lowerBound(ring: readonly RingSlot[], s: RingSlot): number {
-  let lo = 0, hi = ring.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (before(ring[mid]!, s)) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
-
-/** Index of the first slot not before (`key`, `id`): {@linkcode lowerBound} without a slot. */
+/** Index of the first slot not before (`key`, `id`) (binary search). */
 function lowerBoundAt(ring: readonly RingSlot[], key: number, id: string): number {
   let lo = 0, hi = ring.length;
   while (lo < hi) {
@@ -179,6 +164,11 @@ function lowerBoundAt(ring: readonly RingSlot[], key: number, id: string): numbe
     else hi = mid;
   }
   return lo;
+}
+
+/** Start of part `g` of `k` of the `len` row positions from `lo` (part g ends where g + 1 starts). */
+function cut(lo: number, len: number, k: number, g: number): number {
+  return lo + Math.floor((g * len) / k);
 }
 
 /** A 32-bit finaliser (MurmurHash3's): spreads the bits of `h`. */
@@ -237,7 +227,7 @@ export class Overlay {
     if (present) this.#members.add(id);
     else this.#members.delete(id);
     const s = slot(id);
-    const i = lowerBound(this.#ring, s);
+    const i = lowerBoundAt(this.#ring, s.key, id);
     if (present) this.#ring.splice(i, 0, s);
     else if (this.#ring[i]?.id === id) this.#ring.splice(i, 1);
     this.#version++;
@@ -266,20 +256,11 @@ export class Overlay {
     const i = p > o ? p - 1 : p;
     let lo = 0, hi = size, k = originFanout(seq), depth = 1;
     for (;;) {
-      // Part g of k of [lo, hi) is [lo + ⌊g·len/k⌋, lo + ⌊(g+1)·len/k⌋).
       const len = hi - lo;
       let g = Math.min(k - 1, Math.floor(((i - lo) * k) / len));
-      let s = lo + Math.floor((g * len) / k), e = lo + Math.floor(((g + 1) * len) / k);
-      while (i < s) {
-        g--;
-        s = lo + Math.floor((g * len) / k);
-        e = lo + Math.floor(((g + 1) * len) / k);
-      }
-      while (i >= e) {
-        g++;
-        s = lo + Math.floor((g * len) / k);
-        e = lo + Math.floor(((g + 1) * len) / k);
-      }
+      while (i < cut(lo, len, k, g)) g--;
+      while (i >= cut(lo, len, k, g + 1)) g++;
+      const s = cut(lo, len, k, g), e = cut(lo, len, k, g + 1);
       if (i === s) {
         this.#depth = depth;
         return this.#heads(start, o, s + 1, e, relayFanout(seq));
@@ -301,7 +282,7 @@ export class Overlay {
     const len = hi - lo;
     const out: string[] = [];
     for (let g = 0; g < k; g++) {
-      const s = lo + Math.floor((g * len) / k), e = lo + Math.floor(((g + 1) * len) / k);
+      const s = cut(lo, len, k, g), e = cut(lo, len, k, g + 1);
       if (e > s) out.push(ring[(start + s + (s >= o ? 1 : 0)) % n]!.id);
     }
     return out;
