@@ -152,16 +152,21 @@ export class SendQueue {
   /** Sends what this turn's budgets allow (called by the shared budget's turn). */
   drain(): void {
     const s = this.#shared!;
-    if (this.#turnOf !== s.turn) {
-      this.#turnOf = s.turn;
-      this.#sent = 0;
-    }
+    this.#join(s);
     while (this.#sent < this.#burst && (this.#small.length || this.#queue.length) && s.take()) {
       const q = (this.#small.shift() ?? this.#queue.shift())!;
       this.#sent++;
       this.#dispatch(q);
     }
     if (this.#small.length || this.#queue.length) s.wait(this);
+  }
+
+  /** Starts this queue's count of the shared budget's turn, if the turn moved on. */
+  #join(s: SharedTurns): void {
+    if (this.#turnOf !== s.turn) {
+      this.#turnOf = s.turn;
+      this.#sent = 0;
+    }
   }
 
   #dispatch(q: Queued): void {
@@ -183,25 +188,14 @@ export class SendQueue {
   send(to: string, data: Uint8Array): void | Promise<unknown> {
     if (this.#closed) return Promise.reject(new Error("Transport is closed"));
     const s = this.#shared;
-    if (s) {
-      if (this.#turnOf !== s.turn) {
-        this.#turnOf = s.turn;
-        this.#sent = 0;
-      }
-      const idle = this.#small.length === 0 && this.#queue.length === 0;
-      if (idle && this.#sent < this.#burst && s.take()) {
-        this.#sent++;
-        return this.#send(to, data);
-      }
-      const lane = data.length <= SMALL_DATAGRAM ? this.#small : this.#queue;
-      s.wait(this);
-      return new Promise<void>((resolve, reject) => lane.push({ to, data, resolve, reject }));
-    }
-    this.#arm();
-    if (this.#small.length === 0 && this.#queue.length === 0 && this.#sent < this.#burst) {
+    if (s) this.#join(s);
+    else this.#arm();
+    const idle = this.#small.length === 0 && this.#queue.length === 0;
+    if (idle && this.#sent < this.#burst && (s?.take() ?? true)) {
       this.#sent++;
       return this.#send(to, data);
     }
+    s?.wait(this);
     const lane = data.length <= SMALL_DATAGRAM ? this.#small : this.#queue;
     return new Promise<void>((resolve, reject) => lane.push({ to, data, resolve, reject }));
   }
@@ -232,15 +226,7 @@ export class SendQueue {
       const q = this.#small.shift() ?? this.#queue.shift();
       if (q === undefined) break;
       this.#sent++;
-      let sending: void | Promise<unknown>;
-      try {
-        sending = this.#send(q.to, q.data);
-      } catch (error) {
-        q.reject(error);
-        continue;
-      }
-      if (sending) sending.then(() => q.resolve(), q.reject);
-      else q.resolve();
+      this.#dispatch(q);
     }
     if (this.#sent > 0) this.#arm();
   }
