@@ -236,19 +236,28 @@ test("a forgotten member's anti-entropy state goes with it", () => {
   assert.ok(e.syncStates.has("b") || e.membership.get("b"), "a live member stays");
 });
 
-test("every step of a compact descent that reaches us is answered, until our newer key crosses", () => {
+/**
+ * Member `a`, and a store for its peer `b` (a member of the compact descent) that holds what
+ * `a` holds, with `keys` user keys both got.
+ */
+function compactPeers(keys: number): { a: ReturnType<typeof member>; peer: Store } {
   const a = member("a");
   deliver(a.e, "b", [{ type: "rumor", hop: 0, entries: [record("b", { sync: 2 })] }], 0);
   const peer = new Store();
   for (const e of [...a.e.versions("sys"), ...a.e.versions("usr")]) peer.merge(e);
-  for (let i = 0; i < 5_000; i++) {
+  for (let i = 0; i < keys; i++) {
     const e = usr(`k${i}`, 10 + i);
     peer.merge(e);
     deliver(a.e, "b", [{ type: "entries", entries: [e] }], 1);
   }
-  // One key newer here than at the peer.
-  const newer = { ...usr("k4321", 20_000), value: "newer" };
-  deliver(a.e, "b", [{ type: "entries", entries: [newer] }], 1);
+  return { a, peer };
+}
+
+/**
+ * `b` opens a compact descent with `a` from `peer`'s root and answers every step (30 legs at
+ * most), merging the entries `a` sends; the message types that reached `a`.
+ */
+function descend(a: ReturnType<typeof member>, peer: Store): Set<string> {
   const received = new Set<string>();
   let toA: Message[] = [syncRoot(peer)];
   for (let leg = 0; leg < 30 && toA.length; leg++) {
@@ -260,33 +269,24 @@ test("every step of a compact descent that reaches us is answered, until our new
       else toA.push(...syncReply(peer, r as Parameters<typeof syncReply>[1]));
     }
   }
+  return received;
+}
+
+test("every step of a compact descent that reaches us is answered, until our newer key crosses", () => {
+  const { a, peer } = compactPeers(5_000);
+  // One key newer here than at the peer.
+  const newer = { ...usr("k4321", 20_000), value: "newer" };
+  deliver(a.e, "b", [{ type: "entries", entries: [newer] }], 1);
+  const received = descend(a, peer);
   assert.equal(peer.get("usr", "k4321")?.value, "newer");
   assert.ok(received.has("sync-nodes"), [...received].join());
 });
 
 test("a pull of a compact descent that reaches us is answered with the key it names", () => {
-  const a = member("a");
-  deliver(a.e, "b", [{ type: "rumor", hop: 0, entries: [record("b", { sync: 2 })] }], 0);
-  const peer = new Store();
-  for (const e of [...a.e.versions("sys"), ...a.e.versions("usr")]) peer.merge(e);
-  for (let i = 0; i < 300; i++) {
-    const e = usr(`k${i}`, 10 + i);
-    peer.merge(e);
-    deliver(a.e, "b", [{ type: "entries", entries: [e] }], 1);
-  }
+  const { a, peer } = compactPeers(300);
   // A key held here only: the peer pulls it.
   deliver(a.e, "b", [{ type: "entries", entries: [usr("only", 20_000)] }], 1);
-  const received = new Set<string>();
-  let toA: Message[] = [syncRoot(peer)];
-  for (let leg = 0; leg < 30 && toA.length; leg++) {
-    for (const m of toA) received.add(m.type);
-    const replies = deliver(a.e, "b", toA, 2);
-    toA = [];
-    for (const r of replies) {
-      if (r.type === "entries") { for (const e of r.entries) peer.merge(e); }
-      else toA.push(...syncReply(peer, r as Parameters<typeof syncReply>[1]));
-    }
-  }
+  const received = descend(a, peer);
   assert.ok(received.has("sync-pull"), [...received].join());
   assert.equal(peer.get("usr", "only")?.wall, 20_000);
 });

@@ -25,6 +25,11 @@ import { seededRandom } from "../src/core/random.ts";
 import { type Entry, hashEntry, type StoredEntry } from "../src/core/store.ts";
 import { meet } from "./_meet.ts";
 
+/** An update saying member `id` (at address `id`) is alive. */
+function about(id: string): MemberMessage {
+  return { type: "member", id, address: id, incarnation: 0, status: "alive" };
+}
+
 function entry(key: string, wall: number, value: unknown = 1): StoredEntry {
   return hashEntry({ section: "usr", key, value, wall, logical: 0, writer: "w", deleted: false });
 }
@@ -52,13 +57,6 @@ test("resolveConfig() fills defaults, ignores other fields and ties the probe ti
 test("the outbox groups by address, drops messages to itself and piggybacks news of the recipient first", () => {
   const counters = newCounters();
   const outbox = new Outbox("me", 1, counters.messagesOut);
-  const about = (id: string): MemberMessage => ({
-    type: "member",
-    id,
-    address: id,
-    incarnation: 0,
-    status: "alive",
-  });
   outbox.broadcast(about("x"), 5);
   outbox.broadcast(about("b"), 5);
   outbox.send("me", { type: "ack", seq: 1 });
@@ -262,13 +260,6 @@ test("member statuses are listed in order of rank", () => {
 test("the outbox hands messages for one address alone, uncounted; piggybacks at most maxPiggyback", () => {
   const counters = newCounters();
   const outbox = new Outbox("me", 2, counters.messagesOut);
-  const about = (id: string): MemberMessage => ({
-    type: "member",
-    id,
-    address: id,
-    incarnation: 0,
-    status: "alive",
-  });
   for (const id of ["x", "y", "z"]) outbox.broadcast(about(id), 1);
   outbox.send("c", { type: "ack", seq: 1 }, "z");
   outbox.send("d", { type: "ack", seq: 2 });
@@ -296,13 +287,6 @@ test("the outbox hands messages for one address alone, uncounted; piggybacks at 
 test("the outbox forgets the id given for an address once its batch is taken", () => {
   const counters = newCounters();
   const outbox = new Outbox("me", 1, counters.messagesOut);
-  const about = (id: string): MemberMessage => ({
-    type: "member",
-    id,
-    address: id,
-    incarnation: 0,
-    status: "alive",
-  });
   outbox.send("c", { type: "ack", seq: 1 }, "z");
   assert.deepEqual(outbox.take(true)[0]!.messages, [{ type: "ack", seq: 1 }], "nothing to add");
   // Updates about z and y, z's own update piggybacked first only to the address named z.
@@ -428,13 +412,6 @@ test("member records: only x writes members/x; the record shows address, host, p
 test("the outbox keeps the recipient's id across messages sent without one", () => {
   const counters = newCounters();
   const outbox = new Outbox("me", 1, counters.messagesOut);
-  const about = (id: string): MemberMessage => ({
-    type: "member",
-    id,
-    address: id,
-    incarnation: 0,
-    status: "alive",
-  });
   outbox.broadcast(about("x"), 10);
   outbox.broadcast(about("b"), 1);
   outbox.send("b:1", { type: "ack", seq: 1 }, "b");
