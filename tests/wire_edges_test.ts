@@ -27,9 +27,8 @@ test("parseKey(): one base64 digit past a multiple of 4 is refused, padded or no
   assert.equal(parseKey(key.slice(0, 43)).length, 32, "padding optional");
 });
 
-/** The fragments of one rumor of a `bytes`-byte value, sent by a fresh wire (id 1). */
-function fragmentsOf(bytes: number): { datagrams: Uint8Array[]; chunks: Uint8Array[] } {
-  const a = new Wire({ cluster: "c", sender: "a" });
+/** A rumor of one entry, key `k`, whose value is a string of `bytes` bytes. */
+function rumorOf(bytes: number): Message {
   const entry: Entry = {
     section: "usr",
     key: "k",
@@ -39,7 +38,13 @@ function fragmentsOf(bytes: number): { datagrams: Uint8Array[]; chunks: Uint8Arr
     writer: "a",
     deleted: false,
   };
-  const datagrams = a.encode([{ type: "rumor", hop: 0, entries: [entry] }]);
+  return { type: "rumor", hop: 0, entries: [entry] };
+}
+
+/** The fragments of one rumor of a `bytes`-byte value, sent by a fresh wire (id 1). */
+function fragmentsOf(bytes: number): { datagrams: Uint8Array[]; chunks: Uint8Array[] } {
+  const a = new Wire({ cluster: "c", sender: "a" });
+  const datagrams = a.encode([rumorOf(bytes)]);
   const chunks = datagrams.map((d) => {
     const decoded = decodeDatagram(d, "c", 1400);
     assert.equal(decoded.kind, "fragment");
@@ -267,24 +272,11 @@ test("fragment(): each chunk fills the MTU less the worst-case fragment framing,
 });
 
 test("packDatagrams(): messages filling the room exactly share one datagram, one byte more splits", () => {
-  const rumor = (bytes: number): Message => ({
-    type: "rumor",
-    hop: 0,
-    entries: [{
-      section: "usr",
-      key: "k",
-      value: "x".repeat(bytes),
-      wall: 1,
-      logical: 0,
-      writer: "a",
-      deleted: false,
-    }],
-  });
   const pack = (messages: Message[], mtu: number) =>
     packDatagrams(messages, { cluster: "c", sender: "a", mtu, nextFragmentId: () => 1 });
   // A message's size: a datagram holding it alone, less the header, a 1-byte array header
   // and the CBOR of "c" and "a" (2 bytes each).
-  const size = pack([rumor(100)], 1400)[0]!.length - HEADER_BYTES - 1 - 4;
+  const size = pack([rumorOf(100)], 1400)[0]!.length - HEADER_BYTES - 1 - 4;
   // The room for messages: the MTU less the header, a worst-case 5-byte array header and the
   // prefix.
   const exactly = (room: number) => room + HEADER_BYTES + 5 + 4;
@@ -294,13 +286,13 @@ test("packDatagrams(): messages filling the room exactly share one datagram, one
       return decoded.kind === "envelope" ? decoded.envelope.messages.length : decoded.kind;
     });
   // One message of exactly the room: sent whole; one byte less room: fragmented.
-  assert.deepEqual(kinds(pack([rumor(100)], exactly(size)), exactly(size)), [1]);
+  assert.deepEqual(kinds(pack([rumorOf(100)], exactly(size)), exactly(size)), [1]);
   const tight = exactly(size - 1);
-  assert.deepEqual(kinds(pack([rumor(100)], tight), tight), ["fragment", "fragment"]);
+  assert.deepEqual(kinds(pack([rumorOf(100)], tight), tight), ["fragment", "fragment"]);
   // Two messages filling the room exactly: one datagram; one byte less room: two.
   const two = exactly(2 * size);
-  assert.deepEqual(kinds(pack([rumor(100), rumor(100)], two), two), [2]);
-  assert.deepEqual(kinds(pack([rumor(100), rumor(100)], two - 1), two - 1), [1, 1]);
+  assert.deepEqual(kinds(pack([rumorOf(100), rumorOf(100)], two), two), [2]);
+  assert.deepEqual(kinds(pack([rumorOf(100), rumorOf(100)], two - 1), two - 1), [1, 1]);
 });
 
 test("a number cut short inside its CBOR is truncated, whatever words the runtime's error uses", () => {
