@@ -24,7 +24,10 @@ const ihave = (origin: string, ...seqs: number[]): IHaveMessage => ({
 });
 
 const seqOf = (s: TreeSend) => (s.message as TreeMessage).seq;
-const sent = (sends: readonly TreeSend[]) => sends.map((s) => `${s.to}/${seqOf(s)}`).join(",");
+/** Sends as `to/seq`, and a `relay` as `helper/seq>to`. */
+const sent = (sends: readonly TreeSend[]) =>
+  sends.map((s) => `${s.to}/${seqOf(s)}${s.message.type === "relay" ? `>${s.message.to}` : ""}`)
+    .join(",");
 
 /** Up to `n` rounds of `a`, each at its next wake-up, as `at:to/seq,...`. */
 function rounds(a: TreeBroadcast, n: number, before?: (at: number, i: number) => void): string[] {
@@ -116,8 +119,8 @@ test("a copy resent twice while another copy's probe is under way: its second re
     "1063.87:m3/5",
     // Its second retransmission, while the probe still waits: m3 was silent through 1 round
     // only, but 2 retransmissions of a copy while others answer make it gone: its child m1
-    // gets the copy.
-    "1139.05:m3/5,m1/5",
+    // is taken over, handed to m4, which acknowledged message 5 (a relay, not a copy).
+    "1139.05:m3/5,m4/5>m1",
     "1151.05:m3/4",
   ]);
   assert.equal(a.counters.takenOver, 1);

@@ -98,7 +98,7 @@ class TreeNet {
   now = 0;
   loss = 0;
   /** Message types the loss applies to. */
-  lossTypes = new Set(["tree", "ihave"]);
+  lossTypes = new Set(["tree", "ihave", "relay"]);
   /** Members whose datagrams, both ways, are lost (crashed). */
   readonly down = new Set<string>();
   readonly #queue: { at: number; from: string; send: TreeSend }[] = [];
@@ -166,6 +166,9 @@ class TreeNet {
       }
       case "ihave":
         t.receiveIHave(from, message, this.now);
+        break;
+      case "relay":
+        this.#post(to, t.receiveRelay(from, message, this.now));
         break;
     }
   }
@@ -252,7 +255,7 @@ test("a copy is acknowledged after the ack delay, a duplicate at once", () => {
   }]);
   assert.equal(a.receiveTree("b", m, 200).fresh, false);
   assert.equal(a.nextWakeAt(), 200, "the sender is retransmitting: at once");
-  assert.deepEqual(a.tick(200).map((s) => s.message.hop), [0], "no wait");
+  assert.deepEqual(a.tick(200).map((s) => hopOf(s)), [0], "no wait");
   // One of a batch (a number not divisible by 4): 2 ms. The `hop` of an `ihave` is the
   // wait meant, not how late this member's timer ran.
   assert.ok(a.receiveTree("b", { ...m, seq: 5 }, 300).fresh);
@@ -362,7 +365,7 @@ test("round trips grow past the timeout (an overloaded loop): copies do not mult
 
 /** Sequence number of a tree send. */
 const seqOf = (s: TreeSend) => (s.message as { seq: number }).seq;
-const hopOf = (s: TreeSend) => s.message.hop;
+const hopOf = (s: TreeSend) => (s.message as { hop: number }).hop;
 
 test("a copy resent for a loss is marked late; a late copy goes on twice, to every child", () => {
   const members = ids(40);
@@ -384,13 +387,21 @@ test("a copy resent for a loss is marked late; a late copy goes on twice, to eve
   const echo = a.tick(a.nextWakeAt());
   assert.deepEqual(echo.map((s) => [s.to, hopOf(s)]), [[d, 2]], "the echo, late too");
   // Still silent: resent again, once, and its children are taken over with this second
-  // retransmission, marked late; none of these is echoed (their subtrees are).
+  // retransmission: each handed by a `relay` to b or c in turn (they acknowledged the
+  // message), which send their copies marked late. Nothing is echoed.
   const at = a.nextWakeAt();
   const second = a.tick(at);
   const grandchildren = overlays(members).get("m0")!.children("m0", seq, d);
-  assert.deepEqual(second.map((s) => s.to), [d!, ...grandchildren]);
+  assert.ok(grandchildren.length > 0);
+  assert.deepEqual(second.map((s) => [s.to, s.message.type]), [
+    [d, "tree"],
+    ...grandchildren.map((_, i) => [[b, c][(seq + i) % 2], "relay"]),
+  ]);
+  assert.deepEqual(second.slice(1).map((s) => s.message.type === "relay" && s.message.to), [
+    ...grandchildren,
+  ]);
   assert.equal(a.counters.takenOver, grandchildren.length);
-  for (const s of second) assert.equal(hopOf(s), 2);
+  assert.equal(hopOf(second[0]!), 2);
   assert.ok(a.nextWakeAt() > at + 1, "no echo: the next is a timeout away");
 
   // Its receiver finds the copy later than its place in the tree: it sends it on twice.
@@ -504,7 +515,8 @@ test("a member silent through an earlier round has its children taken over at on
   a.tick(a.nextWakeAt());
   assert.equal(a.counters.takenOver, 0);
   // A later message whose tree gives d children: at its first retransmission, d has been
-  // silent through a round already: its children get the message now.
+  // silent through a round already: its children are taken over now (handed, by a `relay`,
+  // to the children that acknowledged the message).
   let t = 100;
   for (;;) {
     const sends = a.originate([], t);
@@ -517,7 +529,9 @@ test("a member silent through an earlier round has its children taken over at on
       }
       const children = all.get(d)!.children("m0", seq);
       for (const c of children) {
-        assert.ok(again.some((s) => s.to === c && seqOf(s) === seq), `${c} taken over`);
+        const handed = (s: TreeSend) =>
+          s.message.type === "relay" && s.message.to === c && s.message.seq === seq;
+        assert.ok(again.some(handed), `${c} taken over`);
       }
       break;
     }

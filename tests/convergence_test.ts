@@ -42,6 +42,7 @@ test("figures: one write and 1,000 writes reaching 100 members", async () => {
           "rumor",
           "tree",
           "ihave",
+          "relay",
           "graft",
           "prune",
           "entries",

@@ -67,6 +67,30 @@ test("message field counts: exact for fixed messages, 5 or 6 for members, at lea
   assert.equal(refused(envelope([C.entries])), "malformed: entries message carries no entries");
   assert.equal(refused(envelope([])), "malformed: message is not a non-empty array");
   assert.equal(refused(envelope("ping")), "malformed: message is not a non-empty array");
+  // A relay request: origin, seq and the member to send to, each bounded.
+  assert.deepEqual(accepted(envelope([C.relay, "o", 8, "t"])), [
+    { type: "relay", origin: "o", seq: 8, to: "t" },
+  ]);
+  assert.equal(
+    refused(envelope([C.relay, "o", 8])),
+    "malformed: message of type 26 has 3 fields, not 4",
+  );
+  assert.equal(
+    refused(envelope([C.relay, "o", 8, "t", 1])),
+    "malformed: message of type 26 has 5 fields, not 4",
+  );
+  assert.equal(
+    refused(envelope([C.relay, "o", -1, "t"])),
+    `malformed: seq is not an integer from 0 to ${Number.MAX_SAFE_INTEGER}`,
+  );
+  assert.equal(
+    refused(envelope([C.relay, "o", 8, "x".repeat(257)])),
+    "malformed: relay target is not a string of 1 to 256 characters",
+  );
+  assert.equal(
+    refused(envelope([C.relay, "", 8, "t"])),
+    "malformed: origin is not a string of 1 to 256 characters",
+  );
   assert.equal(refused(envelope([99])), "malformed: unknown message type 99");
   assert.equal(refused(envelope(["1"])), "malformed: unknown message type 1");
 });

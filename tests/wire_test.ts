@@ -83,6 +83,12 @@ const messageArb: fc.Arbitrary<Message> = fc.oneof<fc.Arbitrary<Message>[]>(
   }),
   fc.record({ type: fc.constant("ack" as const), seq: fc.nat() }),
   fc.record({
+    type: fc.constant("relay" as const),
+    origin: fc.string({ minLength: 1, maxLength: 9 }),
+    seq: fc.maxSafeNat(),
+    to: fc.string({ minLength: 1, maxLength: 9 }),
+  }),
+  fc.record({
     type: fc.constant("ping-req" as const),
     seq: fc.nat(),
     target: fc.string({ minLength: 1, maxLength: 9 }),

@@ -56,7 +56,7 @@
  */
 
 import { hashString } from "./hash.ts";
-import type { IHaveMessage, TreeMessage } from "./messages.ts";
+import type { IHaveMessage, RelayMessage, TreeMessage } from "./messages.ts";
 import type { Entry } from "./store.ts";
 
 /** Tuning of {@linkcode TreeBroadcast}. */
@@ -140,7 +140,7 @@ export function relayFanout(seq: number): number {
 /** A tree protocol message for the member with id `to`. */
 export interface TreeSend {
   readonly to: string;
-  readonly message: TreeMessage | IHaveMessage;
+  readonly message: TreeMessage | IHaveMessage | RelayMessage;
 }
 
 interface RingSlot {
@@ -430,6 +430,10 @@ export interface TreeCounters {
   takenOver: number;
   /** Due retransmissions held back: their member was silent and one copy went as a probe. */
   heldBack: number;
+  /** Copies sent at another member's `relay` request (a takeover handed on). */
+  relayed: number;
+  /** `relay` requests refused (see {@linkcode TreeBroadcast.receiveRelay}). */
+  relayRefused: number;
 }
 
 /** Hops a retransmitted copy counts as late by (a timeout is about two hops). */
@@ -472,6 +476,8 @@ export class TreeBroadcast {
     retransmitted: 0,
     takenOver: 0,
     heldBack: 0,
+    relayed: 0,
+    relayRefused: 0,
   };
   #seq: number;
   /**
@@ -896,21 +902,73 @@ export class TreeBroadcast {
     return peer.silentRounds >= TAKEOVER_ROUNDS || this.#heardAt > p.sentAt;
   }
 
-  /** Sends `p`'s message to the children of its silent member (once). */
+  /**
+   * Takes over the children of `p`'s silent member (once): each is handed to a member known
+   * to have the message (`#holders`) by a `relay`, in turn, or
+   * sent the message from here when there is none.
+   */
   #takeOver(p: Pending, now: number): TreeSend[] {
     const cached = this.#cache.get(p.id);
     if (p.takenOver || !cached) return [];
     // Silent for rounds: it may be gone. Its children should not wait for SWIM to say so.
     p.takenOver = true;
     const { origin, seq } = p.message;
-    const sends = this.#sendAll(
-      cached,
-      p.id,
-      this.overlay.children(origin, seq, p.to),
-      now,
-      true,
-    );
+    const children = this.overlay.children(origin, seq, p.to);
+    const holders = this.#holders(cached, p.to);
+    if (holders.length === 0) {
+      const sends = this.#sendAll(cached, p.id, children, now, true);
+      this.counters.takenOver += sends.length;
+      return sends;
+    }
+    const sends: TreeSend[] = [];
+    const self = this.overlay.self;
+    // The holders take turns, from a point that moves with the message's number: a member
+    // that holds many messages is not asked first for each.
+    let turn = seq;
+    for (const to of children) {
+      if (to === self || to === origin || cached.sentTo.includes(to) || holders.includes(to)) {
+        continue;
+      }
+      const helper = holders[turn++ % holders.length]!;
+      sends.push({ to: helper, message: { type: "relay", origin, seq, to } });
+    }
     this.counters.takenOver += sends.length;
+    return sends;
+  }
+
+  /**
+   * Members other than `silent` and the message's origin known to have the cached message:
+   * the one it came from, and those this member sent it to that acknowledged it (no copy for
+   * them waits).
+   */
+  #holders(cached: Cached, silent: string): string[] {
+    const { origin, seq } = cached.message;
+    const out: string[] = [];
+    for (const id of cached.sentTo) {
+      if (id === silent || id === origin || !this.overlay.has(id)) continue;
+      if (this.#pending.get(id, origin, seq) === undefined) out.push(id);
+    }
+    return out;
+  }
+
+  /**
+   * A `relay` from `from`: send this member's copy of that message to its `to`, marked late,
+   * awaiting `to`'s acknowledgement as any copy (the requester took over a silent member's
+   * children and hands them on). Refused (counted) for a message no longer kept, a member
+   * off the ring, this member, the requester, the origin, or a member sent it already.
+   */
+  receiveRelay(from: string, m: RelayMessage, now: number): TreeSend[] {
+    const id = idOf(m.origin, m.seq);
+    const cached = this.#cache.get(id);
+    if (
+      !cached || m.to === this.overlay.self || m.to === from || m.to === m.origin ||
+      !this.overlay.has(m.to) || cached.sentTo.includes(m.to)
+    ) {
+      this.counters.relayRefused++;
+      return [];
+    }
+    const sends = this.#sendAll(cached, id, [m.to], now, true);
+    this.counters.relayed += sends.length;
     return sends;
   }
 

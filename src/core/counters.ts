@@ -68,6 +68,7 @@ function messageCounts(): Record<MessageType, number> {
     rumor: 0,
     tree: 0,
     ihave: 0,
+    relay: 0,
     graft: 0,
     prune: 0,
     entries: 0,

@@ -41,6 +41,7 @@ import type {
   IHaveMessage,
   Message,
   PruneMessage,
+  RelayMessage,
   RumorMessage,
   TreeMessage,
 } from "./messages.ts";
@@ -58,6 +59,7 @@ export type DisseminationMessage =
   | RumorMessage
   | TreeMessage
   | IHaveMessage
+  | RelayMessage
   | GraftMessage
   | PruneMessage;
 

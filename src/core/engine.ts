@@ -354,6 +354,7 @@ export class Engine {
         case "rumor":
         case "tree":
         case "ihave":
+        case "relay":
         case "graft":
         case "prune":
           this.#dissemination.receive(m, sender, from, now);

@@ -90,6 +90,18 @@ export interface IHaveMessage {
   readonly seqs: readonly number[];
 }
 
+/**
+ * "Send your copy of tree message `seq` of `origin` to member `to`": a child of a silent member,
+ * taken over by its sender and handed to a member that has the message (see `broadcast.ts`).
+ * Not answered: `to` acknowledges its copy to the member that sends it.
+ */
+export interface RelayMessage {
+  readonly type: "relay";
+  readonly origin: string;
+  readonly seq: number;
+  readonly to: string;
+}
+
 /** "Send me tree messages `seqs` of `origin`, and push to me eagerly from now on." */
 export interface GraftMessage {
   readonly type: "graft";
@@ -196,6 +208,7 @@ export type Message =
   | RumorMessage
   | TreeMessage
   | IHaveMessage
+  | RelayMessage
   | GraftMessage
   | PruneMessage
   | EntriesMessage

@@ -138,6 +138,9 @@ export class TreeDissemination implements Dissemination {
       case "ihave":
         this.#tree.receiveIHave(sender, m, now);
         break;
+      case "relay":
+        this.#send(this.#tree.receiveRelay(sender, m, now));
+        break;
         // `graft` and `prune` (types 24 and 25) are not sent by this release: ignored.
     }
   }

@@ -61,6 +61,7 @@ export const MessageCode = {
   ihave: 23,
   graft: 24,
   prune: 25,
+  relay: 26,
   "sync-root": 30,
   "sync-branch": 31,
   "sync-leaf": 32,
@@ -170,6 +171,8 @@ function messageToArray(m: Message): unknown[] {
       return withSeqs([code, m.origin], m.seqs);
     case "prune":
       return [code, m.origin];
+    case "relay":
+      return [code, m.origin, m.seq, m.to];
     case "sync-root":
       return [code, m.hash, m.count];
     case "sync-branch":
@@ -541,6 +544,14 @@ function decodeMessage(v: unknown): Message {
     case MessageCode.prune:
       fields(a, 2);
       return { type: "prune", origin: str(a[1], "origin", MAX_ID_LENGTH) };
+    case MessageCode.relay:
+      fields(a, 4);
+      return {
+        type: "relay",
+        origin: internId(str(a[1], "origin", MAX_ID_LENGTH)),
+        seq: uint(a[2], "seq"),
+        to: str(a[3], "relay target", MAX_ID_LENGTH),
+      };
     case MessageCode.entries:
       if (a.length < 2) fail("entries message carries no entries");
       return { type: "entries", entries: entriesFrom(a, 1) };
