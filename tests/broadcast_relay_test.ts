@@ -159,3 +159,46 @@ test("a member takes over for a silent child: the member it got the message from
   assert.equal(helpers.length, grandchildren.length);
   for (const h of helpers) assert.ok([parent, kids[1]].includes(h), h);
 });
+
+test("a takeover goes to the holder with the fewest copies of the message to send: a leaf first", () => {
+  const members = ids(64);
+  const all = new Overlay("m0");
+  for (const id of members) all.set(id, true);
+  // m0's lone message seq, relayed by r to k1 (a leaf) and k2 (with children); r got it
+  // from p, which has 2 children of its own in that tree.
+  let found: { seq: number; r: string; k1: string; k2: string; p: string } | undefined;
+  for (let seq = 0; !found && seq < 4_000; seq += 4) {
+    for (const r of members.slice(1)) {
+      const [k1, k2] = all.children("m0", seq, r);
+      if (!k1 || !k2 || all.children("m0", seq, k1).length > 0) continue;
+      if (all.children("m0", seq, k2).length === 0) continue;
+      const p = members.find((id) =>
+        ![r, k1, k2, "m0"].includes(id) && all.children("m0", seq, id).length === 2
+      );
+      if (p) found = { seq, r, k1, k2, p };
+      if (found) break;
+    }
+  }
+  assert.ok(found, "no such tree");
+  const { seq, r, k1, k2, p } = found;
+  const t = member(r, members);
+  const sends = t.receiveTree(p, message("m0", seq, all.depth("m0", seq, r) - 1), 0).sends;
+  assert.deepEqual(sends.map((s) => s.to), [k1, k2]);
+  // k1 acknowledges, k2 stays silent while p answers (other messages): k2 is gone.
+  t.receiveIHave(k1, ihave("m0", seq), 25);
+  const out: TreeSend[] = [];
+  while (t.counters.takenOver === 0) {
+    const at = t.nextWakeAt();
+    t.receiveIHave(p, ihave("zz", 1), at - 0.5);
+    out.push(...t.tick(at));
+  }
+  // k2's children (2 at most) go to the leaf k1 (no copy to send), not to p (2 to send): p comes
+  // first among the holders, as the member the message came from.
+  const grandchildren = all.children("m0", seq, k2);
+  assert.deepEqual(
+    out.filter((s) => s.message.type === "relay").map((
+      s,
+    ) => [s.to, (s.message as RelayMessage).to]),
+    grandchildren.map((g) => [k1, g]),
+  );
+});

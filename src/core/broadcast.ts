@@ -26,8 +26,13 @@
  *   retransmits an unacknowledged copy after that timeout, twice ({@linkcode ECHO_MS}
  *   apart: a link that lost a copy is likely lossy), backing off after
  *   {@linkcode STEADY_ATTEMPTS}, at most {@linkcode MAX_ATTEMPTS} times; after
- *   {@linkcode TAKEOVER_ATTEMPTS} it also sends to the members the silent one would have
+ *   {@linkcode TAKEOVER_ATTEMPTS} it also takes over the members the silent one would have
  *   sent to, and a member removed from the ring is replaced by those the tree now names.
+ * - **A takeover handed on.** The members taken over are handed to members known to have
+ *   the message (the one it came from, those that acknowledged it; never the origin), the one
+ *   with the fewest copies of it to send first, by a `relay` each, about 30 bytes instead of
+ *   a copy: they send their copies (and retransmit them), so no member sends a silent
+ *   member's whole part again. With nobody known to have it, the copies go from here.
  * - **Late copies.** A copy sent again for a loss carries `hop` + 2 (a timeout is about
  *   two hops); a member whose copy's `hop` is at least its own depth in the message's tree
  *   knows it is late, and sends it on twice to each child ({@linkcode ECHO_MS} apart), and
@@ -903,9 +908,9 @@ export class TreeBroadcast {
   }
 
   /**
-   * Takes over the children of `p`'s silent member (once): each is handed to a member known
-   * to have the message (`#holders`) by a `relay`, in turn, or
-   * sent the message from here when there is none.
+   * Takes over the children of `p`'s silent member (once): each is handed by a `relay` to
+   * a member known to have the message (`#holders`), the one with the fewest copies of it to
+   * send, or sent the message from here when there is none.
    */
   #takeOver(p: Pending, now: number): TreeSend[] {
     const cached = this.#cache.get(p.id);
@@ -922,15 +927,17 @@ export class TreeBroadcast {
     }
     const sends: TreeSend[] = [];
     const self = this.overlay.self;
-    // The holders take turns, from a point that moves with the message's number: a member
-    // that holds many messages is not asked first for each.
-    let turn = seq;
+    // Each goes to the holder with the fewest copies of this message to send: its children
+    // in the message's tree, and those handed to it here (a leaf of the tree sends none).
+    const load = holders.map((h) => this.overlay.children(origin, seq, h).length);
     for (const to of children) {
       if (to === self || to === origin || cached.sentTo.includes(to) || holders.includes(to)) {
         continue;
       }
-      const helper = holders[turn++ % holders.length]!;
-      sends.push({ to: helper, message: { type: "relay", origin, seq, to } });
+      let best = 0;
+      for (let i = 1; i < holders.length; i++) if (load[i]! < load[best]!) best = i;
+      load[best]!++;
+      sends.push({ to: holders[best]!, message: { type: "relay", origin, seq, to } });
     }
     this.counters.takenOver += sends.length;
     return sends;
