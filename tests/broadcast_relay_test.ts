@@ -83,122 +83,114 @@ test("a relay is refused for a message not kept, this member, the requester, the
   assert.deepEqual([h.counters.relayed, h.counters.relayRefused], [0, refused.length]);
 });
 
-test("a takeover is handed to the members that acknowledged the message, in turn; sent from here with none", () => {
+test("a batch's message: a takeover is handed to the members that acknowledged it; a lone one's, and with none, sent from here", () => {
   const members = ids(40);
   const all = new Overlay("m0");
   for (const id of members) all.set(id, true);
-  // A lone message whose first child d has at least 2 children.
+  // A batch's message (2 children: b, and d with at least 2 children of its own).
   const a = member("m0", members);
   let first: TreeSend[] = [];
   let seq = 0, d = "";
   for (;;) {
-    first = a.originate([], 0);
+    first = a.originate([], 0, false);
     seq = (first[0]!.message as TreeMessage).seq;
     d = first[0]!.to;
     if (all.children("m0", seq, d).length >= 2) break;
+    a.receiveIHave(first[0]!.to, ihave("m0", seq), 0);
+    a.receiveIHave(first[1]!.to, ihave("m0", seq), 0);
   }
+  assert.equal(first.length, 2);
   const grandchildren = all.children("m0", seq, d);
-  const [, b, c] = first.map((s) => s.to);
-  // b and c acknowledge; d stays silent: at its second retransmission, its children are
-  // handed to b and c in turn, no copy goes from here to them.
-  a.receiveIHave(b!, ihave("m0", seq), 20);
-  a.receiveIHave(c!, ihave("m0", seq), 20);
+  const b = first[1]!.to;
+  // b acknowledges; d stays silent: at its second retransmission, its children are handed
+  // to b, no copy goes from here to them.
+  a.receiveIHave(b, ihave("m0", seq), 5);
   const out: TreeSend[] = [];
   while (a.counters.takenOver === 0) out.push(...a.tick(a.nextWakeAt()));
   const relays = out.filter((s) => s.message.type === "relay");
   assert.deepEqual(
     relays.map((s) => [s.to, (s.message as RelayMessage).to]),
-    grandchildren.map((g, i) => [[b, c][(seq + i) % 2], g]),
+    grandchildren.map((g) => [b, g]),
   );
   assert.ok(!out.some((s) => s.message.type === "tree" && grandchildren.includes(s.to)));
 
-  // Nobody acknowledged: nobody is known to have it, the copies go from here, late.
-  const lone = member("m0", members);
-  for (let i = 0; i < (seq / 4); i++) lone.originate([], 0);
-  const sends = lone.originate([], 0);
-  assert.equal((sends[0]!.message as TreeMessage).seq, seq);
-  const later: TreeSend[] = [];
-  lone.receiveIHave("zz", ihave("m0", 99), 1); // others answer: silence means gone
-  while (lone.counters.takenOver === 0) {
-    const at = lone.nextWakeAt();
-    lone.receiveIHave("zz", ihave("m0", 99), at - 0.5);
-    later.push(...lone.tick(at));
-  }
-  assert.ok(!later.some((s) => s.message.type === "relay"));
-  for (const g of grandchildren) {
-    assert.ok(later.some((s) => s.to === g && s.message.type === "tree" && s.message.hop === 2));
-  }
-});
-
-test("a member takes over for a silent child: the member it got the message from is asked too", () => {
-  const members = ids(64);
-  // m1 relays m0's message 0 with 2 children, the first of them with children too.
-  const all = new Overlay("m1");
-  for (const id of members) all.set(id, true);
-  const r = members.find((id) => {
-    if (id === "m0" || all.depth("m0", 0, id) < 2) return false;
-    const kids = all.children("m0", 0, id);
-    return kids.length === 2 && all.children("m0", 0, kids[0]!).length > 0;
-  })!;
-  const t = member(r, members);
-  const kids = t.overlay.children("m0", 0);
-  const parent = "m7" === r ? "m8" : "m7"; // any member that sent it: it has it
-  const fresh = t.receiveTree(parent, message("m0", 0, 1), 0);
-  assert.deepEqual(fresh.sends.map((s) => s.to), kids);
-  // Nobody answers but the parent and the second child (to other messages): the first
-  // child stays silent, gone once others answered since its copy went.
-  t.receiveIHave(kids[1]!, ihave("m0", 0), 25);
-  const out: TreeSend[] = [];
-  while (t.counters.takenOver === 0) {
-    const at = t.nextWakeAt();
-    t.receiveIHave(parent, ihave("zz", 1), at - 0.5);
-    out.push(...t.tick(at));
-  }
-  const helpers = out.filter((s) => s.message.type === "relay").map((s) => s.to);
-  const grandchildren = all.children("m0", 0, kids[0]!);
-  assert.equal(helpers.length, grandchildren.length);
-  for (const h of helpers) assert.ok([parent, kids[1]].includes(h), h);
-});
-
-test("a takeover goes to the holder with the fewest copies of the message to send: a leaf first", () => {
-  const members = ids(64);
-  const all = new Overlay("m0");
-  for (const id of members) all.set(id, true);
-  // m0's lone message seq, relayed by r to k1 (a leaf) and k2 (with children); r got it
-  // from p, which has 2 children of its own in that tree.
-  let found: { seq: number; r: string; k1: string; k2: string; p: string } | undefined;
-  for (let seq = 0; !found && seq < 4_000; seq += 4) {
-    for (const r of members.slice(1)) {
-      const [k1, k2] = all.children("m0", seq, r);
-      if (!k1 || !k2 || all.children("m0", seq, k1).length > 0) continue;
-      if (all.children("m0", seq, k2).length === 0) continue;
-      const p = members.find((id) =>
-        ![r, k1, k2, "m0"].includes(id) && all.children("m0", seq, id).length === 2
-      );
-      if (p) found = { seq, r, k1, k2, p };
-      if (found) break;
+  // The same without b's acknowledgement: nobody is known to have it, the copies go from
+  // here, late; and so they do for a lone message (its takeover's time counts), b or not.
+  for (const lone of [false, true]) {
+    const c = member("m0", members);
+    let sends: TreeSend[] = [];
+    let n = 0;
+    for (;;) {
+      sends = c.originate([], 0, !lone ? false : true);
+      n = (sends[0]!.message as TreeMessage).seq;
+      if (all.children("m0", n, sends[0]!.to).length >= 1) break;
+      for (const s of sends) c.receiveIHave(s.to, ihave("m0", n), 0);
+    }
+    const silent = sends[0]!.to;
+    if (lone) { for (const s of sends.slice(1)) c.receiveIHave(s.to, ihave("m0", n), 5); }
+    else c.receiveIHave("zz", ihave("m0", 99), 1); // others answer: silence means gone
+    const later: TreeSend[] = [];
+    while (c.counters.takenOver === 0) later.push(...c.tick(c.nextWakeAt()));
+    assert.ok(!later.some((s) => s.message.type === "relay"), `lone ${lone}`);
+    for (const g of all.children("m0", n, silent)) {
+      const copy = later.find((s) => s.to === g && s.message.type === "tree");
+      assert.ok(copy && (copy.message as TreeMessage).hop === 2, `lone ${lone}: ${g}`);
     }
   }
-  assert.ok(found, "no such tree");
-  const { seq, r, k1, k2, p } = found;
+});
+
+/**
+ * A batch's message `seq` of m0 in the tree over `members`, relayed by `r` to `kids`, `r`'s
+ * children (`silent`, with children, and one or two leaves), found among the numbers.
+ */
+function batchRelay(all: Overlay, members: readonly string[]) {
+  for (let seq = 1; seq < 4_000; seq += seq % 4 === 3 ? 2 : 1) {
+    for (const r of members.slice(1)) {
+      const kids = all.children("m0", seq, r);
+      const silent = kids.find((k) => all.children("m0", seq, k).length > 0);
+      const leaves = kids.filter((k) => all.children("m0", seq, k).length === 0);
+      if (!silent || leaves.length === 0 || leaves.length + 1 !== kids.length) continue;
+      // A member that sent it to r (any holder) with children of its own in that tree.
+      const p = members.find((id) =>
+        ![r, ...kids, "m0"].includes(id) && all.children("m0", seq, id).length >= 2
+      );
+      if (p) return { seq, r, kids, silent, leaves, p };
+    }
+  }
+  throw new Error("no such tree");
+}
+
+test("a relay takes over for a silent child: the holders are the member it came from and the children that acknowledged", () => {
+  const members = ids(100);
+  const all = new Overlay("m0");
+  for (const id of members) all.set(id, true);
+  const { seq, r, kids, silent, leaves, p } = batchRelay(all, members);
   const t = member(r, members);
-  const sends = t.receiveTree(p, message("m0", seq, all.depth("m0", seq, r) - 1), 0).sends;
-  assert.deepEqual(sends.map((s) => s.to), [k1, k2]);
-  // k1 acknowledges, k2 stays silent while p answers (other messages): k2 is gone.
-  t.receiveIHave(k1, ihave("m0", seq), 25);
+  const depth = all.depth("m0", seq, r);
+  assert.deepEqual(t.receiveTree(p, message("m0", seq, depth - 1), 0).sends.map((s) => s.to), kids);
+  // The leaves acknowledge, the other child stays silent while p answers (to other
+  // messages): it is gone, its children are handed on, to the leaves first (no copy of
+  // their own to send, against p's 2 or more).
+  for (const l of leaves) t.receiveIHave(l, ihave("m0", seq), 5);
   const out: TreeSend[] = [];
   while (t.counters.takenOver === 0) {
     const at = t.nextWakeAt();
     t.receiveIHave(p, ihave("zz", 1), at - 0.5);
     out.push(...t.tick(at));
   }
-  // k2's children (2 at most) go to the leaf k1 (no copy to send), not to p (2 to send): p comes
-  // first among the holders, as the member the message came from.
-  const grandchildren = all.children("m0", seq, k2);
-  assert.deepEqual(
-    out.filter((s) => s.message.type === "relay").map((
-      s,
-    ) => [s.to, (s.message as RelayMessage).to]),
-    grandchildren.map((g) => [k1, g]),
-  );
+  const grandchildren = all.children("m0", seq, silent);
+  const relays = out.filter((s) => s.message.type === "relay");
+  assert.deepEqual(relays.map((s) => (s.message as RelayMessage).to), grandchildren);
+  const load = new Map([
+    [p, all.children("m0", seq, p).length],
+    ...leaves.map((l) => [l, 0] as const),
+  ]);
+  for (const s of relays) {
+    // Each goes to a holder with the fewest copies to send (ties: the first of p, leaves).
+    const least = Math.min(...load.values());
+    assert.equal(load.get(s.to), least, s.to);
+    assert.equal([...load].find(([, v]) => v === least)![0], s.to);
+    load.set(s.to, least + 1);
+  }
+  assert.ok(relays.every((s) => s.to !== p) || grandchildren.length > 2);
 });

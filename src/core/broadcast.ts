@@ -28,11 +28,12 @@
  *   {@linkcode STEADY_ATTEMPTS}, at most {@linkcode MAX_ATTEMPTS} times; after
  *   {@linkcode TAKEOVER_ATTEMPTS} it also takes over the members the silent one would have
  *   sent to, and a member removed from the ring is replaced by those the tree now names.
- * - **A takeover handed on.** The members taken over are handed to members known to have
- *   the message (the one it came from, those that acknowledged it; never the origin), the one
- *   with the fewest copies of it to send first, by a `relay` each, about 30 bytes instead of
- *   a copy: they send their copies (and retransmit them), so no member sends a silent
- *   member's whole part again. With nobody known to have it, the copies go from here.
+ * - **A takeover handed on.** The members taken over for a batch's message are handed to
+ *   members known to have it (the one it came from, those that acknowledged it; never the
+ *   origin), the one with the fewest copies of it to send first, by a `relay` each, about 30
+ *   bytes instead of a copy: they send their copies (and retransmit them), so a burst's
+ *   writer does not send its silent children's whole parts again. A lone message's, and
+ *   with nobody known to have it, go from here (a relay's copy comes a hop later).
  * - **Late copies.** A copy sent again for a loss carries `hop` + 2 (a timeout is about
  *   two hops); a member whose copy's `hop` is at least its own depth in the message's tree
  *   knows it is late, and sends it on twice to each child ({@linkcode ECHO_MS} apart), and
@@ -908,9 +909,9 @@ export class TreeBroadcast {
   }
 
   /**
-   * Takes over the children of `p`'s silent member (once): each is handed by a `relay` to
-   * a member known to have the message (`#holders`), the one with the fewest copies of it to
-   * send, or sent the message from here when there is none.
+   * Takes over the children of `p`'s silent member (once): for a batch's message, each is
+   * handed by a `relay` to a member known to have it (`#holders`), the one with the fewest
+   * copies of it to send; a lone message, or with none, is sent from here.
    */
   #takeOver(p: Pending, now: number): TreeSend[] {
     const cached = this.#cache.get(p.id);
@@ -919,7 +920,9 @@ export class TreeBroadcast {
     p.takenOver = true;
     const { origin, seq } = p.message;
     const children = this.overlay.children(origin, seq, p.to);
-    const holders = this.#holders(cached, p.to);
+    // A lone message's are few, and their time counts (a relay's copy comes a hop later); a
+    // batch's come by the hundred from a burst's writer (its children time out together).
+    const holders = cached.burst ? this.#holders(cached, p.to) : [];
     if (holders.length === 0) {
       const sends = this.#sendAll(cached, p.id, children, now, true);
       this.counters.takenOver += sends.length;

@@ -91,8 +91,9 @@ export interface IHaveMessage {
 }
 
 /**
- * "Send your copy of tree message `seq` of `origin` to member `to`": a child of a silent member,
- * taken over by its sender and handed to a member that has the message (see `broadcast.ts`).
+ * "Send your copy of tree message `seq` of `origin` to member `to`": a child of a silent member
+ * in a batch's message's tree, taken over by its sender and handed to a member that has the
+ * message (see `broadcast.ts`).
  * Not answered: `to` acknowledges its copy to the member that sends it.
  */
 export interface RelayMessage {
