@@ -230,6 +230,44 @@ test("the children of a silent relay get the message from its parent", () => {
   assert.ok(net.nodes.get("m0")!.counters.retransmitted <= MAX_ATTEMPTS);
 });
 
+test("a burst with a crashed relay: its children's copies are asked of members that have them", () => {
+  const members = ids(40);
+  const net = new TreeNet(members);
+  const all = overlays(members);
+  // m0's burst: 20 messages of a batch (numbers 1, 2, 3, 5, ...: 2 children each). The
+  // member that relays most of them (with children of its own) is down.
+  const seqs = Array.from({ length: 20 }, (_, i) => i + 1 + Math.floor(i / 3));
+  const relays = new Map<string, number>();
+  for (const seq of seqs) {
+    for (const c of all.get("m0")!.children("m0", seq)) {
+      if (all.get(c)!.children("m0", seq).length > 0) relays.set(c, (relays.get(c) ?? 0) + 1);
+    }
+  }
+  const down = [...relays].sort((a, b) => b[1] - a[1])[0]![0];
+  net.down.add(down);
+  const m0 = net.nodes.get("m0")!;
+  const tick = m0.tick.bind(m0);
+  const sent: TreeSend[] = [];
+  m0.tick = (now: number) => {
+    const s = tick(now);
+    sent.push(...s);
+    return s;
+  };
+  for (let i = 0; i < seqs.length; i++) net.broadcast("m0", `k${i}`, false);
+  net.run(5_000);
+  for (let i = 0; i < seqs.length; i++) assert.ok(net.everyoneHas(`k${i}`), `k${i}`);
+  assert.ok(m0.counters.takenOver > 0);
+  // m0 sent copies to its own children only: those of the crashed one were asked of m0's
+  // other children (by a relay each), which sent them.
+  for (const s of sent) {
+    if (s.message.type !== "tree") continue;
+    assert.ok(all.get("m0")!.children("m0", s.message.seq).includes(s.to), s.to);
+  }
+  const relayed = [...net.nodes.values()].reduce((a, t) => a + t.counters.relayed, 0);
+  assert.ok(relayed > 0);
+  assert.equal(sent.filter((s) => s.message.type === "relay").length, m0.counters.takenOver);
+});
+
 test("a lone message takes an even number (3 children); a batch takes numbers in a row", () => {
   const a = new TreeBroadcast("a", {}, 0);
   for (const id of ["b", "c", "d", "e", "f", "g", "h"]) a.overlay.set(id, true);
