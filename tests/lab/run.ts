@@ -1602,6 +1602,12 @@ interface LoadResult {
   others: number;
   /** CPU time of a member per acknowledged write, mean of the five (ms). */
   cpuMsPerWrite: number;
+  /** CPU time per acknowledged write of each member, m0 to m4 (ms). */
+  cpuMsPerWriteEach: number[];
+  /** The share of the machine's CPU used by the load clients during the load. */
+  clients: number;
+  /** The machine's 1-minute load average at the end of the load. */
+  loadAverage: number;
   peakRssMB: number;
 }
 
@@ -1672,6 +1678,7 @@ async function scenarioLoad(
     ((m.cpuSeconds() ?? 0) - cpuBefore[i]!) / ((tEnd - t0) / 1000)
   );
   const busyAfter = machineBusy();
+  const loadAverage = Number(readFileSync("/proc/loadavg", "utf8").split(" ")[0]);
   const busy = {
     busy: busyAfter.busy - busyBefore.busy,
     total: busyAfter.total - busyBefore.total,
@@ -1956,6 +1963,11 @@ async function scenarioLoad(
     ),
     cpuMsPerWrite: (1000 * cpuLoad.reduce((a, b) => a + b, 0) * (tEnd - t0) / 1000) /
       Math.max(1, sumOf(reports, (r) => r.ok)) / MEMBERS,
+    cpuMsPerWriteEach: cpuLoad.map((c) =>
+      (1000 * c * (tEnd - t0) / 1000) / Math.max(1, sumOf(reports, (r) => r.ok))
+    ),
+    clients: sumOf(reports, (r) => r.cpuSeconds) / (busy.total / 100),
+    loadAverage,
     peakRssMB: Math.max(...peak) / 1024,
   };
 }
@@ -1986,7 +1998,8 @@ async function scenarioCapacity(rows: Row[]): Promise<void> {
     }
     // The members' first seconds (compiling, the first anti-entropy rounds) are not the load's.
     await sleep(CAPACITY_WARMUP_MS);
-    const r = await scenarioLoad([], rate, seconds, false, {
+    const detail: Row[] = [];
+    const r = await scenarioLoad(detail, rate, seconds, false, {
       prefix: `cap-${rate}/`,
       settleMs: Math.max(bound, 30_000),
       tombstones: false,
@@ -2003,15 +2016,19 @@ async function scenarioCapacity(rows: Row[]): Promise<void> {
         Math.round(r.achieved)
       } (${r.acknowledged} of ${r.issued} acknowledged), same data ${
         r.convergedMs === undefined ? "not within 30 s" : `${secs(r.convergedMs)} after the end`
-      }, CPU per write per member ${r.cpuMsPerWrite.toFixed(2)} ms, machine ${
-        Math.round(r.busy * 100)
-      }% busy (outside the members and their clients: ${
-        Math.round(r.others * 100)
-      }%), ${r.deaths} deaths, peak RSS ${Math.round(r.peakRssMB)} MB${
+      }, CPU per write per member ${r.cpuMsPerWrite.toFixed(2)} ms (${
+        r.cpuMsPerWriteEach.map((c, i) => `m${i} ${c.toFixed(2)}`).join(", ")
+      }), machine ${Math.round(r.busy * 100)}% busy (load clients ${
+        Math.round(r.clients * 100)
+      }%, outside the members and their clients ${Math.round(r.others * 100)}%), load average ${
+        r.loadAverage.toFixed(1)
+      }, ${r.deaths} deaths, peak RSS ${Math.round(r.peakRssMB)} MB${
         why.length ? ` (${why.join(", ")})` : ""
       }`,
     ]);
     console.log(`  capacity: ${rows.at(-1)![0]}: ${rows.at(-1)![1]}`);
+    // The step's load figures (counters, drops, messages by type), on the console only.
+    for (const [name, value] of detail) console.log(`    ${name}: ${value}`);
     if (why.length) break;
     best = rate;
   }
