@@ -1979,7 +1979,8 @@ async function scenarioLoad(
  * 7. Capacity: the load at rising rates, a fresh cluster for each, up to the first rate the
  * members do not sustain. A rate is sustained when the clients achieve it (95%), every write
  * is acknowledged, the five hold each key's last acknowledged write within
- * --capacity-converge of the end, and no member is declared dead.
+ * --capacity-converge of the end, and no member is declared dead. A step that fails while
+ * processes outside the lab take more than CAPACITY_OTHERS_MAX of the machine runs again.
  */
 async function scenarioCapacity(rows: Row[]): Promise<void> {
   let best = 0;
