@@ -1880,6 +1880,19 @@ async function scenarioLoad(
       ),
     ],
     [
+      "messages sent / received by each member, the two most sent types",
+      each((i) => {
+        const sent: [string, number][] = [];
+        for (const [k, v] of d[i]!) {
+          const m = /^messages_total\{direction="out",type="([^"]+)"\}$/.exec(k);
+          if (m && v) sent.push([m[1]!, v]);
+        }
+        return sent.sort((a, b) => b[1] - a[1]).slice(0, 2).map(([t, v]) =>
+          `${t} ${v}/${metric(d[i]!, "messages_total", { direction: "in", type: t })}`
+        ).join(" ") || "none";
+      }),
+    ],
+    [
       "messages sent by type (all members, per acknowledged write)",
       (() => {
         const total: Record<string, number> = {};
