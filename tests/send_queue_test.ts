@@ -80,32 +80,3 @@ test("timer-paced queues of one process share PROCESS_BURST datagrams a turn, th
   assert.equal(sent.length, count * SEND_BURST);
   for (const q of queues) q.close();
 });
-
-test("timer-paced queues: a small datagram of any queue goes before the large ones of the others", async () => {
-  const turn = () => new Promise((resolve) => setTimeout(resolve, 0));
-  await turn(); // a fresh turn: the budget is whole
-  const sent: string[] = [];
-  const count = PROCESS_BURST / SEND_BURST + 1;
-  const queues = Array.from(
-    { length: count },
-    (_, i) =>
-      new SendQueue((_to, data) => void sent.push(`${i}:${data.length}`), { timerTurns: true }),
-  );
-  const all: (void | Promise<unknown>)[] = [];
-  // Every queue holds more large datagrams than the next turn's whole budget takes.
-  for (let round = 0; round < 2; round++) {
-    for (const q of queues) {
-      for (let j = 0; j < SEND_BURST; j++) all.push(q.send("a:1", new Uint8Array(1000)));
-    }
-  }
-  // The queues wait in the order count - 1, 0, 1, ...: queue count - 2 is served last.
-  const last = count - 2;
-  all.push(queues[last]!.send("a:1", new Uint8Array(10)));
-  const before = sent.length;
-  await turn();
-  const next = sent.slice(before);
-  assert.equal(next.length, PROCESS_BURST);
-  assert.equal(next[0], `${last}:10`, "the acknowledgement-sized datagram leads the turn");
-  await Promise.all(all);
-  for (const q of queues) q.close();
-});

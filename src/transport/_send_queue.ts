@@ -92,14 +92,7 @@ class SharedTurns {
     this.#timer = undefined;
     this.turn++;
     this.#sent = 0;
-    const waiting = [...this.#waiting];
-    // Small datagrams of every queue first: an acknowledgement held behind the data of other
-    // members in this process comes late, and the copy it acknowledges is sent again.
-    for (const queue of waiting) {
-      if (this.#sent >= this.#burst) break;
-      queue.drain(true);
-    }
-    for (const queue of waiting) {
+    for (const queue of [...this.#waiting]) {
       if (this.#sent >= this.#burst) break;
       // Served queues go to the back (drain() adds them again if they still wait).
       this.#waiting.delete(queue);
@@ -156,17 +149,11 @@ export class SendQueue {
       : undefined;
   }
 
-  /**
-   * Sends what this turn's budgets allow (called by the shared budget's turn), only small
-   * datagrams when `small`.
-   */
-  drain(small = false): void {
+  /** Sends what this turn's budgets allow (called by the shared budget's turn). */
+  drain(): void {
     const s = this.#shared!;
     this.#join(s);
-    while (
-      this.#sent < this.#burst && (this.#small.length || (!small && this.#queue.length)) &&
-      s.take()
-    ) {
+    while (this.#sent < this.#burst && (this.#small.length || this.#queue.length) && s.take()) {
       const q = (this.#small.shift() ?? this.#queue.shift())!;
       this.#sent++;
       this.#dispatch(q);
