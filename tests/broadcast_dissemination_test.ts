@@ -180,21 +180,21 @@ test("a write goes along the tree (pinned children), acknowledged by ihave", () 
   assert.deepEqual(sent(), []);
 });
 
-test("writes are cut into tree messages of about 1,000 bytes; one message is a lone one", () => {
+test("writes are cut into tree messages of about 1,250 bytes; one message is a lone one", () => {
   const { s, sent, store } = scheme({ m1: ["alive", speaks] });
-  // key 2 + writer 1 + 24 + value: two of 500 bytes fit in one message, two of 501 do not.
+  // key 2 + writer 1 + 24 + value: two of 625 bytes fit in one message, two of 626 do not.
   const put = (key: string, bytes: number, deleted = false) =>
     store.merge(usr(key, deleted ? undefined : "x".repeat(bytes), 1, "w", deleted));
-  put("a1", 473);
-  put("a2", 473);
+  put("a1", 598);
+  put("a2", 598);
   s.publish(stored(store, "a1", "a2"), 0);
   assert.deepEqual(sent(), ["m1:1 tree/0/0:a1,a2"]);
-  put("b1", 474);
-  put("b2", 473);
+  put("b1", 599);
+  put("b2", 598);
   put("b3", 0, true);
   put("b4", 0, true);
   s.publish(stored(store, "b1", "b2", "b3", "b4"), 5_000);
-  // 501 + 500 > 1,000: cut; a tombstone counts 27 bytes. Two messages: numbers in a row.
+  // 626 + 625 > 1,250: cut; a tombstone counts 27 bytes. Two messages: numbers in a row.
   assert.deepEqual(sent(), ["m1:1 tree/1/0:b1", "m1:1 tree/2/0:b2,b3,b4"]);
   // A message of its own: the next even number.
   put("c", 1);
