@@ -15,6 +15,9 @@ import { seededRandom } from "../src/core/random.ts";
 import { MEMBER_KEY_PREFIX } from "../src/core/records.ts";
 import { type Entry, Store, type StoredEntry } from "../src/core/store.ts";
 import { TREE_PROTOCOL, TreeDissemination } from "../src/core/tree_dissemination.ts";
+import { DEFAULT_MTU } from "../src/wire/codec.ts";
+import { SEAL_OVERHEAD } from "../src/wire/crypto.ts";
+import { Wire } from "../src/wire/wire.ts";
 
 const usr = (key: string, value: unknown, wall = 1, writer = "w", deleted = false): Entry => ({
   section: "usr",
@@ -200,6 +203,36 @@ test("writes are cut into tree messages of about 1,250 bytes; one message is a l
   put("c", 1);
   s.publish(stored(store, "c"), 9_000);
   assert.deepEqual(sent(), ["m1:1 tree/4/0:c"]);
+});
+
+test("a burst's tree messages each fill one sealed datagram of the default MTU, most of it", () => {
+  // Long member ids and cluster name, the largest numbers: the envelope at its largest.
+  const id = "0f8e4c6a-1b2d-4e5f-8a9b-0c1d2e3f4a5b";
+  const wire = new Wire({ cluster: "production-cluster-eu-west-1", sender: id });
+  const room = DEFAULT_MTU - SEAL_OVERHEAD;
+  for (
+    const [keyLength, valueLength] of [[6, 12], [16, 40], [36, 100], [20, 300], [40, 1]] as const
+  ) {
+    const { s, ctx, store } = scheme({ m1: ["alive", speaks] });
+    const keys = Array.from({ length: 200 }, (_, i) => `${i}`.padStart(keyLength, "k"));
+    for (const key of keys) {
+      store.merge({ ...usr(key, "v".repeat(valueLength), 1_796_000_000_000), writer: id });
+    }
+    s.publish(stored(store, ...keys), 0);
+    const messages = ctx.outbox.take(false).flatMap((o) => o.messages) as TreeMessage[];
+    const sizes = messages.map((m) => {
+      const datagrams = wire.encode([{ ...m, seq: 2 ** 20 - 1, hop: 255 }], SEAL_OVERHEAD);
+      assert.equal(datagrams.length, 1, `key ${keyLength}, value ${valueLength}: one datagram`);
+      return datagrams[0]!.length;
+    });
+    // Each datagram costs its sender and receiver CPU: all but the last are 80% full at least.
+    for (const size of sizes.slice(0, -1)) {
+      assert.ok(
+        size <= room && size >= 0.8 * room,
+        `key ${keyLength}, value ${valueLength}: ${size} bytes`,
+      );
+    }
+  }
 });
 
 test("large values go to fanout live members as rumors, noted in flight, never along the tree", () => {
