@@ -15,6 +15,9 @@ import { seededRandom } from "../src/core/random.ts";
 import { MEMBER_KEY_PREFIX } from "../src/core/records.ts";
 import { type Entry, Store, type StoredEntry } from "../src/core/store.ts";
 import { TREE_PROTOCOL, TreeDissemination } from "../src/core/tree_dissemination.ts";
+import { DEFAULT_MTU } from "../src/wire/codec.ts";
+import { SEAL_OVERHEAD } from "../src/wire/crypto.ts";
+import { Wire } from "../src/wire/wire.ts";
 
 const usr = (key: string, value: unknown, wall = 1, writer = "w", deleted = false): Entry => ({
   section: "usr",
@@ -180,26 +183,56 @@ test("a write goes along the tree (pinned children), acknowledged by ihave", () 
   assert.deepEqual(sent(), []);
 });
 
-test("writes are cut into tree messages of about 1,000 bytes; one message is a lone one", () => {
+test("writes are cut into tree messages of about 1,250 bytes; one message is a lone one", () => {
   const { s, sent, store } = scheme({ m1: ["alive", speaks] });
-  // key 2 + writer 1 + 24 + value: two of 500 bytes fit in one message, two of 501 do not.
+  // key 2 + writer 1 + 24 + value: two of 625 bytes fit in one message, two of 626 do not.
   const put = (key: string, bytes: number, deleted = false) =>
     store.merge(usr(key, deleted ? undefined : "x".repeat(bytes), 1, "w", deleted));
-  put("a1", 473);
-  put("a2", 473);
+  put("a1", 598);
+  put("a2", 598);
   s.publish(stored(store, "a1", "a2"), 0);
   assert.deepEqual(sent(), ["m1:1 tree/0/0:a1,a2"]);
-  put("b1", 474);
-  put("b2", 473);
+  put("b1", 599);
+  put("b2", 598);
   put("b3", 0, true);
   put("b4", 0, true);
   s.publish(stored(store, "b1", "b2", "b3", "b4"), 5_000);
-  // 501 + 500 > 1,000: cut; a tombstone counts 27 bytes. Two messages: numbers in a row.
+  // 626 + 625 > 1,250: cut; a tombstone counts 27 bytes. Two messages: numbers in a row.
   assert.deepEqual(sent(), ["m1:1 tree/1/0:b1", "m1:1 tree/2/0:b2,b3,b4"]);
   // A message of its own: the next even number.
   put("c", 1);
   s.publish(stored(store, "c"), 9_000);
   assert.deepEqual(sent(), ["m1:1 tree/4/0:c"]);
+});
+
+test("a burst's tree messages each fill one sealed datagram of the default MTU, most of it", () => {
+  // Long member ids and cluster name, the largest numbers: the envelope at its largest.
+  const id = "0f8e4c6a-1b2d-4e5f-8a9b-0c1d2e3f4a5b";
+  const wire = new Wire({ cluster: "production-cluster-eu-west-1", sender: id });
+  const room = DEFAULT_MTU - SEAL_OVERHEAD;
+  for (
+    const [keyLength, valueLength] of [[6, 12], [16, 40], [36, 100], [20, 300], [40, 1]] as const
+  ) {
+    const { s, ctx, store } = scheme({ m1: ["alive", speaks] });
+    const keys = Array.from({ length: 200 }, (_, i) => `${i}`.padStart(keyLength, "k"));
+    for (const key of keys) {
+      store.merge({ ...usr(key, "v".repeat(valueLength), 1_796_000_000_000), writer: id });
+    }
+    s.publish(stored(store, ...keys), 0);
+    const messages = ctx.outbox.take(false).flatMap((o) => o.messages) as TreeMessage[];
+    const sizes = messages.map((m) => {
+      const datagrams = wire.encode([{ ...m, seq: 2 ** 20 - 1, hop: 255 }], SEAL_OVERHEAD);
+      assert.equal(datagrams.length, 1, `key ${keyLength}, value ${valueLength}: one datagram`);
+      return datagrams[0]!.length;
+    });
+    // Each datagram costs its sender and receiver CPU: all but the last are 80% full at least.
+    for (const size of sizes.slice(0, -1)) {
+      assert.ok(
+        size <= room && size >= 0.8 * room,
+        `key ${keyLength}, value ${valueLength}: ${size} bytes`,
+      );
+    }
+  }
 });
 
 test("large values go to fanout live members as rumors, noted in flight, never along the tree", () => {

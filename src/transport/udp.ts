@@ -130,7 +130,7 @@ export function bindOptions(options: UdpTransportOptions): { hostname: string; p
   return { hostname, port };
 }
 
-/** Peer addresses kept parsed at most (beyond, the cache starts over). */
+/** Peer addresses kept parsed (or formatted) at most (beyond, the cache starts over). */
 const MAX_PARSED_PEERS = 4096;
 
 /** What each adapter provides: a bound socket, in the runtime's own API. */
@@ -189,10 +189,25 @@ export function udpTransport(
     runtime,
     listen(handler: DatagramHandler) {
       if (closed) return;
+      // Formatted once per peer, not once per datagram.
+      const names = new Map<string, Map<number, string>>();
+      const nameOf = (hostname: string, port: number): string => {
+        let ports = names.get(hostname);
+        if (ports === undefined) {
+          if (names.size >= MAX_PARSED_PEERS) names.clear();
+          names.set(hostname, ports = new Map());
+        }
+        let name = ports.get(port);
+        if (name === undefined) {
+          if (ports.size >= MAX_PARSED_PEERS) ports.clear();
+          ports.set(port, name = formatAddress(hostname, port));
+        }
+        return name;
+      };
       socket.listen((data, hostname, port) => {
         if (closed) return;
         try {
-          handler(data, formatAddress(hostname, port));
+          handler(data, nameOf(hostname, port));
         } catch {
           // The handler owns its errors (GossipKV reports them); the socket must go on.
         }
