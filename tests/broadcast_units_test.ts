@@ -8,6 +8,7 @@ import {
   batched,
   DEFAULT_TREE_CONFIG,
   MAX_ATTEMPTS,
+  MessageTable,
   originFanout,
   Overlay,
   relayFanout,
@@ -882,4 +883,26 @@ test("past 1,024 forgotten messages dropped for their bytes, the slots are cut o
   assert.equal(a.receiveTree("b", tree("b", 3_001), 1_599).fresh, false, "remembered at 1,599");
   a.tick(1_600);
   assert.equal(a.receiveTree("b", tree("b", 3_002), 1_600).fresh, true, "forgotten at 1,600");
+});
+
+test("the message table tells origins and numbers apart, and holds no origin without a value", () => {
+  const t = new MessageTable<string>();
+  t.set("a", 4, "a4");
+  t.set("b", 4, "b4");
+  t.set("a", 5, "a5");
+  t.set("a", 4, "a4 again");
+  assert.deepEqual([t.size, t.origins], [3, 2]);
+  assert.deepEqual([t.get("a", 4), t.get("b", 4), t.get("a", 5)], ["a4 again", "b4", "a5"]);
+  assert.equal(t.get("b", 5), undefined);
+  assert.equal(t.has("c", 4), false);
+  assert.equal(t.delete("b", 5), false, "nothing held");
+  assert.deepEqual([t.size, t.origins], [3, 2]);
+  assert.equal(t.delete("b", 4), true);
+  assert.deepEqual([t.size, t.origins], [2, 1], "b's last value went, and b with it");
+  assert.equal(t.delete("a", 4) && t.delete("a", 5), true);
+  assert.deepEqual([t.size, t.origins], [0, 0]);
+  // Numbers past 2^31 (a member's numbers start at 2,048 × its clock's seconds) stay apart.
+  t.set("a", 2 ** 31 + 1, "high");
+  assert.equal(t.get("a", 1), undefined);
+  assert.equal(t.get("a", 2 ** 31 + 1), "high");
 });

@@ -311,7 +311,6 @@ export class Overlay {
 
 interface Pending {
   readonly to: string;
-  readonly id: string;
   /** The copy sent: once retransmitted for a loss, marked late (see {@linkcode late}). */
   message: TreeMessage;
   /** Whether `message` is marked late already. */
@@ -332,15 +331,72 @@ interface Pending {
 }
 
 /**
+ * Values by message, named by its origin and number: a `Map` per origin, keyed by number.
+ * (A `Map` keyed by the string `${seq} ${origin}` took a new string per message received
+ * and per copy acknowledged, which V8 flattens and hashes before each lookup: 7% of a
+ * relay's CPU in bench/cpu_per_write.ts, with the string's share of the collector's work.)
+ * The origins are member ids decoded once per datagram (interned: their hash is kept). An
+ * origin's `Map` goes with its last value: the table holds no more than its values.
+ *
+ * @example
+ * ```ts
+ * import { MessageTable } from "./broadcast.ts";
+ * const t = new MessageTable<string>();
+ * t.set("a", 4, "x");
+ * t.delete("a", 4);
+ * console.log(t.size, t.origins); // 0 0
+ * ```
+ */
+export class MessageTable<T> {
+  readonly #byOrigin = new Map<string, Map<number, T>>();
+  #size = 0;
+
+  /** Values held. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Origins with a value held. */
+  get origins(): number {
+    return this.#byOrigin.size;
+  }
+
+  /** The value of message `seq` of `origin`, if held. */
+  get(origin: string, seq: number): T | undefined {
+    return this.#byOrigin.get(origin)?.get(seq);
+  }
+
+  /** Whether a value of message `seq` of `origin` is held. */
+  has(origin: string, seq: number): boolean {
+    return this.#byOrigin.get(origin)?.has(seq) ?? false;
+  }
+
+  /** Holds `value` for message `seq` of `origin`, in place of the one held if any. */
+  set(origin: string, seq: number, value: T): void {
+    let bySeq = this.#byOrigin.get(origin);
+    if (!bySeq) this.#byOrigin.set(origin, bySeq = new Map());
+    const n = bySeq.size;
+    bySeq.set(seq, value);
+    this.#size += bySeq.size - n;
+  }
+
+  /** Drops the value of message `seq` of `origin`; whether one was held. */
+  delete(origin: string, seq: number): boolean {
+    const bySeq = this.#byOrigin.get(origin);
+    if (!bySeq?.delete(seq)) return false;
+    this.#size--;
+    if (bySeq.size === 0) this.#byOrigin.delete(origin);
+    return true;
+  }
+}
+
+/**
  * Copies waiting for an acknowledgement, in the order they were first set, found by the
- * origin and number of their message and by member. (A `Map` keyed by the string
- * `${to}\n${seq} ${origin}` built one new string per copy sent and per acknowledgement, and
- * a new string costs V8 a lookup in its string table: 4% of the CPU in
- * bench/cpu_per_write.ts.) A message has a few copies waiting at most (its children, and
- * theirs when they are taken over): a short array each.
+ * origin and number of their message and by member. A message has a few copies waiting at
+ * most (its children, and theirs when they are taken over): a short array each.
  */
 class PendingCopies {
-  readonly #byOrigin = new Map<string, Map<number, Pending[]>>();
+  readonly #byMessage = new MessageTable<Pending[]>();
   readonly #all = new Set<Pending>();
 
   get size(): number {
@@ -353,7 +409,7 @@ class PendingCopies {
 
   /** The copy of message `seq` of `origin` sent to `to`, if it waits. */
   get(to: string, origin: string, seq: number): Pending | undefined {
-    const list = this.#byOrigin.get(origin)?.get(seq);
+    const list = this.#byMessage.get(origin, seq);
     if (list) { for (const p of list) if (p.to === to) return p; }
     return undefined;
   }
@@ -361,30 +417,22 @@ class PendingCopies {
   /** Adds `p`, in place of the copy of the same message to the same member if any. */
   set(p: Pending): void {
     const { origin, seq } = p.message;
-    let bySeq = this.#byOrigin.get(origin);
-    if (!bySeq) this.#byOrigin.set(origin, bySeq = new Map());
-    const list = bySeq.get(seq);
-    if (!list) {
-      bySeq.set(seq, [p]);
-      this.#all.add(p);
-      return;
-    }
-    const i = list.findIndex((q) => q.to === p.to);
+    const list = this.#byMessage.get(origin, seq);
+    const i = list ? list.findIndex((q) => q.to === p.to) : -1;
     if (i >= 0) {
-      this.#all.delete(list[i]!);
-      list[i] = p;
-    } else list.push(p);
+      this.#all.delete(list![i]!);
+      list![i] = p;
+    } else if (list) list.push(p);
+    else this.#byMessage.set(origin, seq, [p]);
     this.#all.add(p);
   }
 
   delete(p: Pending): void {
     if (!this.#all.delete(p)) return;
     const { origin, seq } = p.message;
-    const bySeq = this.#byOrigin.get(origin)!;
-    const list = bySeq.get(seq)!;
+    const list = this.#byMessage.get(origin, seq)!;
     if (list.length > 1) list.splice(list.indexOf(p), 1);
-    else if (bySeq.size > 1) bySeq.delete(seq);
-    else this.#byOrigin.delete(origin);
+    else this.#byMessage.delete(origin, seq);
   }
 }
 
@@ -401,7 +449,6 @@ interface Peer {
 }
 
 interface Cached {
-  readonly id: string;
   readonly message: TreeMessage;
   readonly at: number;
   readonly size: number;
@@ -440,10 +487,6 @@ function late(m: TreeMessage): TreeMessage {
   return { ...m, hop: Math.min(255, m.hop + LATE_HOPS) };
 }
 
-function idOf(origin: string, seq: number): string {
-  return `${seq} ${origin}`;
-}
-
 function approxEntryBytes(e: Entry, valueBytes: (v: unknown) => number): number {
   return e.key.length + e.writer.length + 24 + (e.deleted ? 0 : valueBytes(e.value));
 }
@@ -478,8 +521,8 @@ export class TreeBroadcast {
    * Message ids seen are kept `cacheMs` after they were first seen: those of `#cache`, and
    * those it dropped sooner for its byte budget, here (one table less to fill per message).
    */
-  readonly #seenOnly = new Set<string>();
-  readonly #cache = new Map<string, Cached>();
+  readonly #seenOnly = new MessageTable<true>();
+  readonly #cache = new MessageTable<Cached>();
   #cacheBytes = 0;
   /**
    * Messages as they were first seen, oldest first: their ids are forgotten from
@@ -490,7 +533,7 @@ export class TreeBroadcast {
   #order: Cached[] = [];
   #seenHead = 0;
   #cacheHead = 0;
-  /** Copies waiting for an acknowledgement, by message id and `to`. */
+  /** Copies waiting for an acknowledgement, by message and `to`. */
   readonly #pending = new PendingCopies();
   #pendingDue = Infinity;
   /** Acknowledgements to send: member → origin → sequence numbers, and the last one's arrival. */
@@ -578,10 +621,9 @@ export class TreeBroadcast {
       hop: 0,
       entries,
     };
-    const id = idOf(message.origin, message.seq);
-    const cached = this.#remember(id, message, now);
+    const cached = this.#remember(message, now);
     cached.burst = batched(message.seq);
-    return this.#sendAll(cached, id, this.overlay.children(message.origin, message.seq), now);
+    return this.#sendAll(cached, this.overlay.children(message.origin, message.seq), now);
   }
 
   /**
@@ -589,17 +631,16 @@ export class TreeBroadcast {
    * entries; the sends forward it to this member's children in its tree.
    */
   receiveTree(from: string, m: TreeMessage, now: number): { fresh: boolean; sends: TreeSend[] } {
-    const id = idOf(m.origin, m.seq);
     const burst = batched(m.seq);
     this.#ack(from, m, now, burst ? BURST_ACK_MS : this.config.ackDelayMs);
-    if (this.#seen(id) || m.origin === this.overlay.self) {
+    if (this.#seen(m.origin, m.seq) || m.origin === this.overlay.self) {
       this.counters.duplicates++;
       this.#ackDue = now; // its sender is retransmitting: acknowledge at once
       return { fresh: false, sends: [] };
     }
     this.counters.received++;
     const forward = { ...m, hop: Math.min(255, m.hop + 1) };
-    const cached = this.#remember(id, forward, now);
+    const cached = this.#remember(forward, now);
     cached.burst = burst;
     const children = this.overlay.children(m.origin, m.seq);
     cached.late = m.hop >= this.overlay.lastDepth;
@@ -608,7 +649,7 @@ export class TreeBroadcast {
     // has usually arrived by then, and its acknowledgement shares this one's datagram.
     if (cached.late) this.#ackDue = now;
     cached.sentTo = [from];
-    return { fresh: true, sends: this.#sendAll(cached, id, children, now) };
+    return { fresh: true, sends: this.#sendAll(cached, children, now) };
   }
 
   /** An acknowledgement from `from`: its copies of those messages need no retransmission. */
@@ -797,7 +838,6 @@ export class TreeBroadcast {
    */
   #sendAll(
     cached: Cached,
-    id: string,
     to: readonly string[],
     now: number,
     takeover = false,
@@ -816,7 +856,6 @@ export class TreeBroadcast {
       const echoAt = cached.late && !takeover ? now + ECHO_MS : Infinity;
       this.#pending.set({
         to: t,
-        id,
         message,
         late: takeover,
         sentAt: now,
@@ -840,11 +879,11 @@ export class TreeBroadcast {
       return [{ to: p.to, message: p.message }];
     }
     const { origin, seq } = p.message;
-    const cached = this.#cache.get(p.id);
+    const cached = this.#cache.get(origin, seq);
     if (!this.overlay.has(p.to)) {
       // Gone from the ring: the tree over the members left names who gets it instead.
       this.#pending.delete(p);
-      return cached ? this.#sendAll(cached, p.id, this.overlay.children(origin, seq), now) : [];
+      return cached ? this.#sendAll(cached, this.overlay.children(origin, seq), now) : [];
     }
     if (p.attempts + 1 >= MAX_ATTEMPTS) {
       this.#pending.delete(p); // anti-entropy will bring it
@@ -898,14 +937,13 @@ export class TreeBroadcast {
 
   /** Sends `p`'s message to the children of its silent member (once). */
   #takeOver(p: Pending, now: number): TreeSend[] {
-    const cached = this.#cache.get(p.id);
+    const { origin, seq } = p.message;
+    const cached = this.#cache.get(origin, seq);
     if (p.takenOver || !cached) return [];
     // Silent for rounds: it may be gone. Its children should not wait for SWIM to say so.
     p.takenOver = true;
-    const { origin, seq } = p.message;
     const sends = this.#sendAll(
       cached,
-      p.id,
       this.overlay.children(origin, seq, p.to),
       now,
       true,
@@ -914,17 +952,15 @@ export class TreeBroadcast {
     return sends;
   }
 
-  /** Whether message `id` was seen within `cacheMs`. */
-  #seen(id: string): boolean {
-    // `#seenOnly` is mostly empty: a new id's lookup there would cost V8 a string-table probe.
-    return this.#cache.has(id) || (this.#seenOnly.size > 0 && this.#seenOnly.has(id));
+  /** Whether message `seq` of `origin` was seen within `cacheMs`. */
+  #seen(origin: string, seq: number): boolean {
+    return this.#cache.has(origin, seq) || this.#seenOnly.has(origin, seq);
   }
 
-  #remember(id: string, m: TreeMessage, now: number): Cached {
+  #remember(m: TreeMessage, now: number): Cached {
     let size = 32;
     for (const e of m.entries) size += approxEntryBytes(e, this.#valueBytes);
     const cached: Cached = {
-      id,
       message: m,
       at: now,
       size,
@@ -932,7 +968,7 @@ export class TreeBroadcast {
       burst: false,
       late: false,
     };
-    this.#cache.set(id, cached);
+    this.#cache.set(m.origin, m.seq, cached);
     this.#order.push(cached);
     this.#cacheBytes += size;
     this.#expire(now);
@@ -946,17 +982,18 @@ export class TreeBroadcast {
     while (this.#seenHead < order.length) {
       const c = order[this.#seenHead]!;
       if (c.at > horizon) break;
-      this.#seenOnly.delete(c.id);
+      this.#seenOnly.delete(c.message.origin, c.message.seq);
       this.#seenHead++;
     }
     while (this.#cacheHead < order.length) {
       const c = order[this.#cacheHead]!;
       if (c.at > horizon && this.#cacheBytes <= this.config.cacheBytes) break;
-      if (this.#cache.get(c.id) === c) {
-        this.#cache.delete(c.id);
+      const { origin, seq } = c.message;
+      if (this.#cache.get(origin, seq) === c) {
+        this.#cache.delete(origin, seq);
         this.#cacheBytes -= c.size;
         // Dropped before its id is forgotten (the byte budget): its id stays seen.
-        if (this.#cacheHead >= this.#seenHead) this.#seenOnly.add(c.id);
+        if (this.#cacheHead >= this.#seenHead) this.#seenOnly.set(origin, seq, true);
       }
       this.#cacheHead++;
     }

@@ -464,10 +464,14 @@ function seqsFromArray(a: readonly unknown[], from: number): number[] {
   return out;
 }
 
-/** The entries the items of `a` from `from` on hold (see `entryFromArray`). */
+/**
+ * The entries the items of `a` from `from` on hold (see `entryFromArray`), in an array of
+ * exactly that length: a tree message keeps it 30 s (its cache), and an array grown by
+ * `push` from empty reserves 17 slots.
+ */
 function entriesFrom(a: readonly unknown[], from: number): Entry[] {
-  const out: Entry[] = [];
-  for (let i = from; i < a.length; i++) out.push(entryFromArray(a[i]));
+  const out = new Array<Entry>(a.length - from);
+  for (let i = from; i < a.length; i++) out[i - from] = entryFromArray(a[i]);
   return out;
 }
 
