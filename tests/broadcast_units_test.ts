@@ -906,3 +906,40 @@ test("the message table tells origins and numbers apart, and holds no origin wit
   assert.equal(t.get("a", 1), undefined);
   assert.equal(t.get("a", 2 ** 31 + 1), "high");
 });
+
+test("a leaf of a message's tree keeps its id alone: duplicates known for cacheMs, no bytes of the budget taken", () => {
+  const twenty = ids(20);
+  const view = overlay("m1", twenty);
+  const seqs = Array.from({ length: 64 }, (_, i) => i);
+  const leaves = seqs.filter((seq) => view.children("m0", seq).length === 0);
+  // A message m1 relays, whose first child, once off the ring, leaves m1 a new child.
+  const relayed = seqs.find((seq) => {
+    const c = view.children("m0", seq);
+    if (c.length === 0) return false;
+    const without = overlay("m1", twenty.filter((id) => id !== c[0]));
+    return without.children("m0", seq).some((id) => !c.includes(id));
+  })!;
+  assert.ok(leaves.length > 8 && relayed !== undefined);
+  // A budget of one message (32 bytes without entries).
+  const a = member("m1", twenty, { cacheMs: 1_000, cacheBytes: 40 });
+  const children = to(a.receiveTree("m0", tree("m0", relayed), 0).sends);
+  assert.deepEqual(children, view.children("m0", relayed));
+  for (const seq of leaves) {
+    assert.deepEqual(a.receiveTree("m0", tree("m0", seq), 1), { fresh: true, sends: [] });
+  }
+  // The relayed message is still kept: its first child gone, it goes to the new one.
+  for (const id of children.slice(1)) a.receiveIHave(id, ihave("m0", relayed), 10);
+  a.overlay.set(children[0]!, false);
+  const rerouted = a.tick(200).filter((s) => s.message.type === "tree");
+  assert.ok(rerouted.length > 0, "re-routed from the cache");
+  for (const s of rerouted) {
+    assert.equal(seqOf(s), relayed);
+    assert.ok(!children.includes(s.to));
+  }
+  a.tick(999);
+  for (const seq of leaves) {
+    assert.equal(a.receiveTree("m2", tree("m0", seq), 999).fresh, false, `${seq} seen`);
+  }
+  a.tick(1_001);
+  assert.equal(a.receiveTree("m2", tree("m0", leaves[0]!), 1_001).fresh, true, "forgotten");
+});

@@ -451,6 +451,8 @@ interface Peer {
 interface Cached {
   readonly message: TreeMessage;
   readonly at: number;
+  /** The slot of its id (see `TreeBroadcast.#ids`). */
+  readonly slot: number;
   readonly size: number;
   /**
    * Members this member sent it to: a few, in an array of exactly that length (kept as
@@ -518,21 +520,27 @@ export class TreeBroadcast {
   };
   #seq: number;
   /**
-   * Message ids seen are kept `cacheMs` after they were first seen: those of `#cache`, and
-   * those it dropped sooner for its byte budget, here (one table less to fill per message).
+   * The messages seen within `cacheMs`: the message itself when it is kept (to send it on
+   * and retransmit it), else the slot of its id. A message is kept only where it was sent
+   * on: a leaf of its tree (about half the members) keeps its id alone, and so does a
+   * member whose byte budget dropped the message sooner.
    */
-  readonly #seenOnly = new MessageTable<true>();
-  readonly #cache = new MessageTable<Cached>();
-  #cacheBytes = 0;
+  readonly #ids = new MessageTable<Cached | number>();
   /**
-   * Messages as they were first seen, oldest first: their ids are forgotten from
-   * `#seenHead` on, `#cache` drops them from `#cacheHead` on. (Iterating a `Map` from its
-   * oldest entry instead skips every entry deleted since the Map last grew: O(deleted) per
-   * call.)
+   * The ids seen, oldest first, from `#idHead` on, in arrays of their fields (no object per
+   * message): slot `#idBase + i` holds origin, number and arrival of the `i`th. (Iterating
+   * a `Map` from its oldest entry instead skips every entry deleted since the Map last
+   * grew: O(deleted) per call.)
    */
-  #order: Cached[] = [];
-  #seenHead = 0;
-  #cacheHead = 0;
+  #idOrigins: string[] = [];
+  #idSeqs: number[] = [];
+  #idAts: number[] = [];
+  #idBase = 0;
+  #idHead = 0;
+  /** The messages kept, oldest first from `#keptHead` on, and their bytes. */
+  #kept: Cached[] = [];
+  #keptHead = 0;
+  #cacheBytes = 0;
   /** Copies waiting for an acknowledgement, by message and `to`. */
   readonly #pending = new PendingCopies();
   #pendingDue = Infinity;
@@ -633,21 +641,28 @@ export class TreeBroadcast {
   receiveTree(from: string, m: TreeMessage, now: number): { fresh: boolean; sends: TreeSend[] } {
     const burst = batched(m.seq);
     this.#ack(from, m, now, burst ? BURST_ACK_MS : this.config.ackDelayMs);
-    if (this.#seen(m.origin, m.seq) || m.origin === this.overlay.self) {
+    if (this.#ids.has(m.origin, m.seq) || m.origin === this.overlay.self) {
       this.counters.duplicates++;
       this.#ackDue = now; // its sender is retransmitting: acknowledge at once
       return { fresh: false, sends: [] };
     }
     this.counters.received++;
-    const forward = { ...m, hop: Math.min(255, m.hop + 1) };
-    const cached = this.#remember(forward, now);
-    cached.burst = burst;
     const children = this.overlay.children(m.origin, m.seq);
-    cached.late = m.hop >= this.overlay.lastDepth;
+    const late = m.hop >= this.overlay.lastDepth;
     // A late copy was likely sent again: its sender waits for this answer, which goes at the
     // next tick. A timer fires 1 ms later at the soonest, so the copy's echo (ECHO_MS behind)
     // has usually arrived by then, and its acknowledgement shares this one's datagram.
-    if (cached.late) this.#ackDue = now;
+    if (late) this.#ackDue = now;
+    const self = this.overlay.self;
+    if (!children.some((t) => t !== from && t !== m.origin && t !== self)) {
+      // A leaf here: nothing to send on or retransmit, so only its id is kept.
+      this.#noteId(m.origin, m.seq, now, this.#idBase + this.#idAts.length);
+      return { fresh: true, sends: [] };
+    }
+    const forward = { ...m, hop: Math.min(255, m.hop + 1) };
+    const cached = this.#remember(forward, now);
+    cached.burst = burst;
+    cached.late = late;
     cached.sentTo = [from];
     return { fresh: true, sends: this.#sendAll(cached, children, now) };
   }
@@ -879,7 +894,7 @@ export class TreeBroadcast {
       return [{ to: p.to, message: p.message }];
     }
     const { origin, seq } = p.message;
-    const cached = this.#cache.get(origin, seq);
+    const cached = this.#keptMessage(origin, seq);
     if (!this.overlay.has(p.to)) {
       // Gone from the ring: the tree over the members left names who gets it instead.
       this.#pending.delete(p);
@@ -938,7 +953,7 @@ export class TreeBroadcast {
   /** Sends `p`'s message to the children of its silent member (once). */
   #takeOver(p: Pending, now: number): TreeSend[] {
     const { origin, seq } = p.message;
-    const cached = this.#cache.get(origin, seq);
+    const cached = this.#keptMessage(origin, seq);
     if (p.takenOver || !cached) return [];
     // Silent for rounds: it may be gone. Its children should not wait for SWIM to say so.
     p.takenOver = true;
@@ -952,56 +967,73 @@ export class TreeBroadcast {
     return sends;
   }
 
-  /** Whether message `seq` of `origin` was seen within `cacheMs`. */
-  #seen(origin: string, seq: number): boolean {
-    return this.#cache.has(origin, seq) || this.#seenOnly.has(origin, seq);
+  /** Message `seq` of `origin`, if it is kept. */
+  #keptMessage(origin: string, seq: number): Cached | undefined {
+    const v = this.#ids.get(origin, seq);
+    return typeof v === "object" ? v : undefined;
   }
 
+  /** Keeps message `m` (first seen at `now`) and notes its id. */
   #remember(m: TreeMessage, now: number): Cached {
     let size = 32;
     for (const e of m.entries) size += approxEntryBytes(e, this.#valueBytes);
     const cached: Cached = {
       message: m,
       at: now,
+      slot: this.#idBase + this.#idAts.length,
       size,
       sentTo: [],
       burst: false,
       late: false,
     };
-    this.#cache.set(m.origin, m.seq, cached);
-    this.#order.push(cached);
+    this.#kept.push(cached);
     this.#cacheBytes += size;
-    this.#expire(now);
+    this.#noteId(m.origin, m.seq, now, cached);
     return cached;
   }
 
-  /** Forgets cached messages past `cacheMs` or the byte budget, and ids past `cacheMs`. */
+  /** Notes the id of message `seq` of `origin`, first seen at `now`: `kept`, or its slot. */
+  #noteId(origin: string, seq: number, now: number, kept: Cached | number): void {
+    this.#ids.set(origin, seq, kept);
+    this.#idOrigins.push(origin);
+    this.#idSeqs.push(seq);
+    this.#idAts.push(now);
+    this.#expire(now);
+  }
+
+  /** Forgets kept messages past `cacheMs` or the byte budget, and ids past `cacheMs`. */
   #expire(now: number): void {
     const horizon = now - this.config.cacheMs;
-    const order = this.#order;
-    while (this.#seenHead < order.length) {
-      const c = order[this.#seenHead]!;
-      if (c.at > horizon) break;
-      this.#seenOnly.delete(c.message.origin, c.message.seq);
-      this.#seenHead++;
-    }
-    while (this.#cacheHead < order.length) {
-      const c = order[this.#cacheHead]!;
+    const kept = this.#kept;
+    while (this.#keptHead < kept.length) {
+      const c = kept[this.#keptHead]!;
       if (c.at > horizon && this.#cacheBytes <= this.config.cacheBytes) break;
+      this.#cacheBytes -= c.size;
+      // Dropped before its id is forgotten (the byte budget): its id stays seen.
       const { origin, seq } = c.message;
-      if (this.#cache.get(origin, seq) === c) {
-        this.#cache.delete(origin, seq);
-        this.#cacheBytes -= c.size;
-        // Dropped before its id is forgotten (the byte budget): its id stays seen.
-        if (this.#cacheHead >= this.#seenHead) this.#seenOnly.set(origin, seq, true);
-      }
-      this.#cacheHead++;
+      if (this.#ids.get(origin, seq) === c) this.#ids.set(origin, seq, c.slot);
+      this.#keptHead++;
     }
-    const head = Math.min(this.#cacheHead, this.#seenHead);
-    if (head > 1024 && head * 2 > order.length) {
-      this.#order = order.slice(head);
-      this.#cacheHead -= head;
-      this.#seenHead -= head;
+    if (this.#keptHead > 1024 && this.#keptHead * 2 > kept.length) {
+      this.#kept = kept.slice(this.#keptHead);
+      this.#keptHead = 0;
+    }
+    const ats = this.#idAts;
+    while (this.#idHead < ats.length && ats[this.#idHead]! <= horizon) {
+      const origin = this.#idOrigins[this.#idHead]!, seq = this.#idSeqs[this.#idHead]!;
+      const slot = this.#idBase + this.#idHead;
+      // Unless the id was noted again since (a number reused by a restarted member).
+      const v = this.#ids.get(origin, seq);
+      if (v === slot || (typeof v === "object" && v.slot === slot)) this.#ids.delete(origin, seq);
+      this.#idHead++;
+    }
+    const head = this.#idHead;
+    if (head > 1024 && head * 2 > ats.length) {
+      this.#idOrigins = this.#idOrigins.slice(head);
+      this.#idSeqs = this.#idSeqs.slice(head);
+      this.#idAts = ats.slice(head);
+      this.#idBase += head;
+      this.#idHead = 0;
     }
     if (this.#peers.size > 2 * this.overlay.size + 16) {
       for (const id of this.#peers.keys()) if (!this.overlay.has(id)) this.#peers.delete(id);
