@@ -278,6 +278,147 @@ function plainView(buffer: Uint8Array): Uint8Array {
   return encoderView;
 }
 
+// ------------------------------------------------------- tree and ihave messages, by hand
+
+/** What {@linkcode writeFast} returns for a message it leaves to cbor-x. */
+const GENERAL = -1;
+
+const batchView = new DataView(batchBytes.buffer);
+
+/** `String.prototype.isWellFormed` where the runtime has it (ES2024). */
+const isWellFormed = (String.prototype as { isWellFormed?: (this: string) => boolean })
+  .isWellFormed;
+
+/**
+ * Writes a non-negative integer at `o` as cbor-x does: a minimal unsigned integer up to
+ * 2^32 - 1, a float64 beyond. Returns the offset after it, or {@linkcode GENERAL} for any
+ * other number (or no room left).
+ */
+function writeCount(out: Uint8Array, o: number, v: number): number {
+  if (o + 9 > out.length) return GENERAL;
+  if (v >>> 0 === v) {
+    if (v < 0x18) {
+      out[o] = v;
+      return o + 1;
+    }
+    if (v < 0x100) {
+      out[o] = 0x18;
+      out[o + 1] = v;
+      return o + 2;
+    }
+    if (v < 0x10000) {
+      out[o] = 0x19;
+      out[o + 1] = v >> 8;
+      out[o + 2] = v & 0xff;
+      return o + 3;
+    }
+    out[o] = 0x1a;
+    batchView.setUint32(o + 1, v);
+    return o + 5;
+  }
+  if (!Number.isInteger(v) || v < 0) return GENERAL;
+  out[o] = 0xfb;
+  batchView.setFloat64(o + 1, v);
+  return o + 9;
+}
+
+/**
+ * Writes text `s` at `o` as cbor-x does: its UTF-8 (cbor-x encodes a lone surrogate of a
+ * string under 64 units as 3 bytes, as here, and one of a longer string as U+FFFD: left to
+ * it) after a minimal header. Returns the offset after it, or {@linkcode GENERAL}.
+ */
+function writeText(out: Uint8Array, o: number, s: string): number {
+  const n = s.length;
+  if (n >= 0x40 && !isWellFormed?.call(s)) return GENERAL;
+  if (o + 5 + 3 * n > out.length) return GENERAL;
+  // The header's size for n units; moved once the UTF-8 length is known, if it differs.
+  const guess = n < 0x18 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 5;
+  let p = o + guess;
+  for (let i = 0; i < n; i++) {
+    let c1 = s.charCodeAt(i), c2: number;
+    if (c1 < 0x80) out[p++] = c1;
+    else if (c1 < 0x800) {
+      out[p++] = (c1 >> 6) | 0xc0;
+      out[p++] = (c1 & 0x3f) | 0x80;
+    } else if ((c1 & 0xfc00) === 0xd800 && ((c2 = s.charCodeAt(i + 1)) & 0xfc00) === 0xdc00) {
+      c1 = 0x10000 + ((c1 & 0x03ff) << 10) + (c2 & 0x03ff);
+      i++;
+      out[p++] = (c1 >> 18) | 0xf0;
+      out[p++] = ((c1 >> 12) & 0x3f) | 0x80;
+      out[p++] = ((c1 >> 6) & 0x3f) | 0x80;
+      out[p++] = (c1 & 0x3f) | 0x80;
+    } else {
+      out[p++] = (c1 >> 12) | 0xe0;
+      out[p++] = ((c1 >> 6) & 0x3f) | 0x80;
+      out[p++] = (c1 & 0x3f) | 0x80;
+    }
+  }
+  const length = p - o - guess;
+  const size = length < 0x18 ? 1 : length < 0x100 ? 2 : length < 0x10000 ? 3 : 5;
+  if (size !== guess) out.copyWithin(o + size, o + guess, p);
+  if (size === 1) out[o] = 0x60 | length;
+  else if (size === 2) {
+    out[o] = 0x78;
+    out[o + 1] = length;
+  } else if (size === 3) {
+    out[o] = 0x79;
+    out[o + 1] = length >> 8;
+    out[o + 2] = length & 0xff;
+  } else {
+    out[o] = 0x7a;
+    batchView.setUint32(o + 1, length);
+  }
+  return o + size + length;
+}
+
+/**
+ * Writes a tree or ihave message at `o` of `out` (the packing buffer), the bytes cbor-x
+ * writes for `messageToArray(m)`, without the arrays of `messageToArray` and
+ * `entryToArray` or cbor-x's walk over them: these two are most of the datagrams of a busy
+ * cluster. Text, and integers from 0 (values of other types go to cbor-x: the message is
+ * then left to it whole). Returns the offset after it, or {@linkcode GENERAL}.
+ */
+function writeFast(m: Message, out: Uint8Array, o: number): number {
+  if (m.type === "ihave") {
+    const seqs = m.seqs;
+    o = writeArrayHeader(out, o, 3 + seqs.length);
+    out[o++] = MessageCode.ihave;
+    if ((o = writeText(out, o, m.origin)) < 0 || (o = writeCount(out, o, m.hop)) < 0) {
+      return GENERAL;
+    }
+    for (let i = 0; i < seqs.length; i++) {
+      o = writeCount(out, o, i === 0 ? seqs[0]! : seqs[i]! - seqs[i - 1]!);
+      if (o < 0) return GENERAL;
+    }
+    return o;
+  }
+  if (m.type !== "tree") return GENERAL;
+  const entries = m.entries;
+  o = writeArrayHeader(out, o, 4 + entries.length);
+  out[o++] = MessageCode.tree;
+  if (
+    (o = writeText(out, o, m.origin)) < 0 || (o = writeCount(out, o, m.seq)) < 0 ||
+    (o = writeCount(out, o, m.hop)) < 0
+  ) return GENERAL;
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i]!;
+    if (o + 32 > out.length) return GENERAL;
+    out[o++] = e.deleted ? 0x85 : 0x86;
+    out[o++] = (e.section === "sys" ? 1 : 0) | (e.deleted ? 2 : 0);
+    if (
+      (o = writeText(out, o, e.key)) < 0 || (o = writeCount(out, o, e.wall)) < 0 ||
+      (o = writeCount(out, o, e.logical)) < 0 || (o = writeText(out, o, e.writer)) < 0
+    ) return GENERAL;
+    if (e.deleted) continue;
+    const v = e.value;
+    if (typeof v === "string") o = writeText(out, o, v);
+    else if (typeof v === "number") o = writeCount(out, o, v);
+    else return GENERAL;
+    if (o < 0) return GENERAL;
+  }
+  return o;
+}
+
 /** Options for {@linkcode packDatagrams}. */
 export interface PackOptions {
   readonly cluster: string;
@@ -310,6 +451,19 @@ export function packDatagrams(messages: readonly Message[], options: PackOptions
     used = 0;
   };
   const visit = (m: Message) => {
+    const end = m.type === "tree" || m.type === "ihave" ? writeFast(m, batchBytes, used) : GENERAL;
+    if (end !== GENERAL && end - used <= budget) {
+      const length = end - used;
+      if (used + length > budget) {
+        // Too long for this datagram: it starts the next one.
+        const at = used;
+        flush();
+        batchBytes.copyWithin(0, at, at + length);
+      }
+      used += length;
+      count++;
+      return;
+    }
     const encoded = encodeCborScratch(messageToArray(m));
     const length = encoded.end - encoded.start;
     if (length > budget) {
