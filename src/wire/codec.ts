@@ -845,13 +845,22 @@ function readCount(max: number): number {
   return v <= max ? v : OTHER;
 }
 
+/** The character codes of the text being read (an array kept: no view per text read). */
+const chars: number[] = [];
+
 /** Text in ASCII of `min` to `max` characters, or undefined. */
 function readText(min: number, max: number): string | undefined {
   const n = readHead(3);
   if (n < min || n > max || at + n > src.length) return undefined;
-  for (let i = at; i < at + n; i++) if (src[i]! >= 0x80) return undefined;
+  if (n === 1) return src[at]! < 0x80 ? String.fromCharCode(src[at++]!) : undefined;
+  chars.length = n;
+  for (let i = 0; i < n; i++) {
+    const c = src[at + i]!;
+    if (c >= 0x80) return undefined;
+    chars[i] = c;
+  }
   at += n;
-  return String.fromCharCode.apply(null, src.subarray(at - n, at) as unknown as number[]);
+  return String.fromCharCode.apply(null, chars);
 }
 
 /** Whether the text at `at` is `s` (ASCII), moving past it if so. */
