@@ -905,6 +905,19 @@ test("the message table tells origins and numbers apart, and holds no origin wit
   t.set("a", 2 ** 31 + 1, "high");
   assert.equal(t.get("a", 1), undefined);
   assert.equal(t.get("a", 2 ** 31 + 1), "high");
+  // Out of order: a lower number after a higher one, found both ways.
+  t.set("b", 10, "b10");
+  t.set("b", 7, "b7");
+  assert.deepEqual([t.get("b", 10), t.get("b", 7), t.has("b", 10), t.has("b", 7)], [
+    "b10",
+    "b7",
+    true,
+    true,
+  ]);
+  assert.equal(t.has("b", 11), false);
+  t.delete("b", 10);
+  t.set("b", 8, "b8");
+  assert.deepEqual([t.get("b", 8), t.get("b", 10)], ["b8", undefined]);
 });
 
 test("a leaf of a message's tree keeps its id alone: duplicates known for cacheMs, no bytes of the budget taken", () => {

@@ -336,7 +336,9 @@ interface Pending {
  * and per copy acknowledged, which V8 flattens and hashes before each lookup: 7% of a
  * relay's CPU in bench/cpu_per_write.ts, with the string's share of the collector's work.)
  * The origins are member ids decoded once per datagram (interned: their hash is kept). An
- * origin's `Map` goes with its last value: the table holds no more than its values.
+ * origin's `Map` goes with its last value: the table holds no more than its values. A
+ * number above the highest held for its origin (a member numbers its messages in order,
+ * and most arrive in order) is answered without a lookup.
  *
  * @example
  * ```ts
@@ -348,7 +350,7 @@ interface Pending {
  * ```
  */
 export class MessageTable<T> {
-  readonly #byOrigin = new Map<string, Map<number, T>>();
+  readonly #byOrigin = new Map<string, { readonly seqs: Map<number, T>; max: number }>();
   #size = 0;
 
   /** Values held. */
@@ -363,29 +365,32 @@ export class MessageTable<T> {
 
   /** The value of message `seq` of `origin`, if held. */
   get(origin: string, seq: number): T | undefined {
-    return this.#byOrigin.get(origin)?.get(seq);
+    const o = this.#byOrigin.get(origin);
+    return o === undefined || seq > o.max ? undefined : o.seqs.get(seq);
   }
 
   /** Whether a value of message `seq` of `origin` is held. */
   has(origin: string, seq: number): boolean {
-    return this.#byOrigin.get(origin)?.has(seq) ?? false;
+    const o = this.#byOrigin.get(origin);
+    return o !== undefined && seq <= o.max && o.seqs.has(seq);
   }
 
   /** Holds `value` for message `seq` of `origin`, in place of the one held if any. */
   set(origin: string, seq: number, value: T): void {
-    let bySeq = this.#byOrigin.get(origin);
-    if (!bySeq) this.#byOrigin.set(origin, bySeq = new Map());
-    const n = bySeq.size;
-    bySeq.set(seq, value);
-    this.#size += bySeq.size - n;
+    let o = this.#byOrigin.get(origin);
+    if (!o) this.#byOrigin.set(origin, o = { seqs: new Map(), max: seq });
+    else if (seq > o.max) o.max = seq;
+    const n = o.seqs.size;
+    o.seqs.set(seq, value);
+    this.#size += o.seqs.size - n;
   }
 
   /** Drops the value of message `seq` of `origin`; whether one was held. */
   delete(origin: string, seq: number): boolean {
-    const bySeq = this.#byOrigin.get(origin);
-    if (!bySeq?.delete(seq)) return false;
+    const o = this.#byOrigin.get(origin);
+    if (!o?.seqs.delete(seq)) return false;
     this.#size--;
-    if (bySeq.size === 0) this.#byOrigin.delete(origin);
+    if (o.seqs.size === 0) this.#byOrigin.delete(origin);
     return true;
   }
 }
