@@ -445,61 +445,92 @@ export function packDatagrams(messages: readonly Message[], options: PackOptions
     throw new RangeError(`MTU of ${mtu} bytes is too small for this cluster name and id`);
   }
   const out: Uint8Array[] = [];
-  let count = 0, used = 0;
-  const flush = () => {
-    if (count) out.push(envelopeDatagram(prefix, batchBytes, used, count));
-    count = 0;
-    used = 0;
-  };
-  const visit = (m: Message) => {
-    const end = m.type === "tree" || m.type === "ihave" ? writeFast(m, batchBytes, used) : GENERAL;
-    if (end !== GENERAL && end - used <= budget) {
-      const length = end - used;
-      if (used + length > budget) {
-        // Too long for this datagram: it starts the next one.
-        const at = used;
-        flush();
-        batchBytes.copyWithin(0, at, at + length);
-      }
-      used += length;
-      count++;
-      return;
-    }
-    const encoded = encodeCborScratch(messageToArray(m));
-    const length = encoded.end - encoded.start;
-    if (length > budget) {
-      if ((m.type === "rumor" || m.type === "entries") && m.entries.length > 1) {
-        const half = m.entries.length >>> 1;
-        visit({ ...m, entries: m.entries.slice(0, half) });
-        visit({ ...m, entries: m.entries.slice(half) });
-        return;
-      }
-      if (
-        (m.type === "sync-nodes" || m.type === "sync-stamps" || m.type === "sync-pull") &&
-        m.nodes.length > 1
-      ) {
-        const half = m.nodes.length >>> 1;
-        visit({ ...m, nodes: m.nodes.slice(0, half) });
-        visit({ ...m, nodes: m.nodes.slice(half) });
-        return;
-      }
-      // A copy (`Buffer.slice` would not copy): the next encode writes over cbor-x's buffer.
-      const bytes = plainView(encoded).slice(encoded.start, encoded.end);
-      out.push(...fragment(envelopeDatagram(prefix, bytes, bytes.length, 1), options));
-      return;
-    }
-    if (used + length > budget) flush();
-    const from = plainView(encoded);
-    if (length <= 64) {
-      // A short copy by hand: `subarray` would make a view.
-      for (let i = 0, j = encoded.start; i < length; i++, j++) batchBytes[used + i] = from[j]!;
-    } else batchBytes.set(from.subarray(encoded.start, encoded.end), used);
-    used += length;
-    count++;
-  };
-  for (const m of messages) visit(m);
-  flush();
+  pack = { out, count: 0, used: 0, budget, prefix, options };
+  try {
+    for (const m of messages) packOne(m);
+    flushPack();
+  } finally {
+    pack = IDLE;
+  }
   return out;
+}
+
+/** A packing under way ({@linkcode packDatagrams} is synchronous: one at a time). */
+interface Packing {
+  readonly out: Uint8Array[];
+  /** Messages in the datagram being filled, and their bytes in `batchBytes`. */
+  count: number;
+  used: number;
+  readonly budget: number;
+  readonly prefix: readonly Uint8Array[];
+  readonly options: PackOptions;
+}
+
+const IDLE: Packing = {
+  out: [],
+  count: 0,
+  used: 0,
+  budget: 0,
+  prefix: [],
+  options: { cluster: "", sender: "", mtu: 0, nextFragmentId: () => 0 },
+};
+let pack = IDLE;
+
+function flushPack(): void {
+  if (pack.count) pack.out.push(envelopeDatagram(pack.prefix, batchBytes, pack.used, pack.count));
+  pack.count = 0;
+  pack.used = 0;
+}
+
+function packOne(m: Message): void {
+  const { budget } = pack;
+  const end = m.type === "tree" || m.type === "ihave"
+    ? writeFast(m, batchBytes, pack.used)
+    : GENERAL;
+  if (end !== GENERAL && end - pack.used <= budget) {
+    const length = end - pack.used;
+    if (pack.used + length > budget) {
+      // Too long for this datagram: it starts the next one.
+      const at = pack.used;
+      flushPack();
+      batchBytes.copyWithin(0, at, at + length);
+    }
+    pack.used += length;
+    pack.count++;
+    return;
+  }
+  const encoded = encodeCborScratch(messageToArray(m));
+  const length = encoded.end - encoded.start;
+  if (length > budget) {
+    if ((m.type === "rumor" || m.type === "entries") && m.entries.length > 1) {
+      const half = m.entries.length >>> 1;
+      packOne({ ...m, entries: m.entries.slice(0, half) });
+      packOne({ ...m, entries: m.entries.slice(half) });
+      return;
+    }
+    if (
+      (m.type === "sync-nodes" || m.type === "sync-stamps" || m.type === "sync-pull") &&
+      m.nodes.length > 1
+    ) {
+      const half = m.nodes.length >>> 1;
+      packOne({ ...m, nodes: m.nodes.slice(0, half) });
+      packOne({ ...m, nodes: m.nodes.slice(half) });
+      return;
+    }
+    // A copy (`Buffer.slice` would not copy): the next encode writes over cbor-x's buffer.
+    const bytes = plainView(encoded).slice(encoded.start, encoded.end);
+    pack.out.push(...fragment(envelopeDatagram(pack.prefix, bytes, bytes.length, 1), pack.options));
+    return;
+  }
+  if (pack.used + length > budget) flushPack();
+  const from = plainView(encoded);
+  const used = pack.used;
+  if (length <= 64) {
+    // A short copy by hand: `subarray` would make a view.
+    for (let i = 0, j = encoded.start; i < length; i++, j++) batchBytes[used + i] = from[j]!;
+  } else batchBytes.set(from.subarray(encoded.start, encoded.end), used);
+  pack.used += length;
+  pack.count++;
 }
 
 /** Splits one oversized datagram into fragments of at most `mtu` bytes. */
