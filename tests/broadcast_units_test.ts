@@ -4,6 +4,7 @@
 // silent member, congestion, takeovers, acknowledgements and the caches, with exact values.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import {
   batched,
   DEFAULT_TREE_CONFIG,
@@ -955,4 +956,60 @@ test("a leaf of a message's tree keeps its id alone: duplicates known for cacheM
   }
   a.tick(1_001);
   assert.equal(a.receiveTree("m2", tree("m0", leaves[0]!), 1_001).fresh, true, "forgotten");
+});
+
+test("the message table holds what a Map would, whatever the order of numbers, and its gaps go", () => {
+  fc.assert(
+    fc.property(
+      fc.array(
+        fc.tuple(
+          fc.constantFrom("set", "delete", "set"),
+          fc.constantFrom("a", "b"),
+          fc.oneof(fc.integer({ min: 0, max: 40 }), fc.constant(-1)),
+        ),
+        { maxLength: 120, size: "medium" },
+      ),
+      (ops) => {
+        const t = new MessageTable<number>();
+        const ref = new Map<string, number>();
+        const next = { a: 0, b: 0 };
+        ops.forEach(([op, origin, n], i) => {
+          // -1: the origin's next number (in order, as most arrive); else any of 0 to 40.
+          const seq = n < 0 ? (next[origin as "a" | "b"] += 3) + 40 : n;
+          const key = `${origin} ${seq}`;
+          if (op === "set") {
+            t.set(origin, seq, i);
+            ref.set(key, i);
+          } else assert.equal(t.delete(origin, seq), ref.delete(key), `delete ${key}`);
+          for (const o of ["a", "b"]) {
+            for (let s = 0; s < next[o as "a" | "b"] + 45; s++) {
+              assert.equal(t.get(o, s), ref.get(`${o} ${s}`), `get ${o} ${s}`);
+              assert.equal(t.has(o, s), ref.has(`${o} ${s}`));
+            }
+          }
+          assert.equal(t.size, ref.size);
+          const origins = new Set([...ref.keys()].map((k) => k.split(" ")[0]));
+          assert.equal(t.origins, origins.size);
+        });
+      },
+    ),
+    { numRuns: 200 },
+  );
+  // Dropped in order, as messages expire: the slots go with them.
+  const t = new MessageTable<number>();
+  for (let seq = 0; seq < 10_000; seq++) t.set("a", seq, seq);
+  for (let seq = 0; seq < 9_990; seq++) t.delete("a", seq);
+  assert.equal(t.slots("a"), 10);
+  // One value held at the front: the gaps behind it stay until it goes.
+  t.set("a", 5, 5);
+  for (let seq = 9_990; seq < 9_999; seq++) t.delete("a", seq);
+  assert.deepEqual([t.slots("a"), t.size], [11, 2]);
+  t.delete("a", 5);
+  assert.deepEqual([t.slots("a"), t.size, t.get("a", 9_999)], [1, 1, 9_999]);
+  // The newest dropped before those in between: the gaps at the end go with it.
+  t.set("a", 10_001, 1);
+  t.set("a", 10_002, 2);
+  t.delete("a", 10_001);
+  t.delete("a", 10_002);
+  assert.deepEqual([t.slots("a"), t.has("a", 10_002)], [1, false]);
 });

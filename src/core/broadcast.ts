@@ -331,14 +331,16 @@ interface Pending {
 }
 
 /**
- * Values by message, named by its origin and number: a `Map` per origin, keyed by number.
- * (A `Map` keyed by the string `${seq} ${origin}` took a new string per message received
- * and per copy acknowledged, which V8 flattens and hashes before each lookup: 7% of a
- * relay's CPU in bench/cpu_per_write.ts, with the string's share of the collector's work.)
- * The origins are member ids decoded once per datagram (interned: their hash is kept). An
- * origin's `Map` goes with its last value: the table holds no more than its values. A
- * number above the highest held for its origin (a member numbers its messages in order,
- * and most arrive in order) is answered without a lookup.
+ * Values by message, named by its origin and number: per origin, its numbers in ascending
+ * order and their values, in two arrays. A member numbers its messages in order, and most
+ * arrive in order and leave (expire, are acknowledged) in order: a new number is appended
+ * (no hashing: a `Map` per origin cost a cache miss per message, 5% of a relay's CPU in
+ * bench/cpu_per_write.ts), a number above the last is answered at once, the others by a
+ * binary search, and the values dropped from the front leave it. (A `Map` keyed by the
+ * string `${seq} ${origin}` before took a new string per message received and per copy
+ * acknowledged, which V8 flattens and hashes before each lookup.) A value dropped in the
+ * middle leaves a gap until those before it go; an origin goes with its last value. Values
+ * are never `undefined`.
  *
  * @example
  * ```ts
@@ -350,7 +352,7 @@ interface Pending {
  * ```
  */
 export class MessageTable<T> {
-  readonly #byOrigin = new Map<string, { readonly seqs: Map<number, T>; max: number }>();
+  readonly #byOrigin = new Map<string, Row<T>>();
   #size = 0;
 
   /** Values held. */
@@ -363,36 +365,102 @@ export class MessageTable<T> {
     return this.#byOrigin.size;
   }
 
+  /** Slots held for origin `origin` (its values and the gaps among them), for tests. */
+  slots(origin: string): number {
+    const row = this.#byOrigin.get(origin);
+    return row ? row.seqs.length - row.head : 0;
+  }
+
   /** The value of message `seq` of `origin`, if held. */
   get(origin: string, seq: number): T | undefined {
-    const o = this.#byOrigin.get(origin);
-    return o === undefined || seq > o.max ? undefined : o.seqs.get(seq);
+    const row = this.#byOrigin.get(origin);
+    if (row === undefined) return undefined;
+    const seqs = row.seqs, last = seqs.length - 1;
+    if (seq > seqs[last]!) return undefined;
+    const i = seq === seqs[last] ? last : find(row, seq);
+    return seqs[i] === seq ? row.vals[i] : undefined;
   }
 
   /** Whether a value of message `seq` of `origin` is held. */
   has(origin: string, seq: number): boolean {
-    const o = this.#byOrigin.get(origin);
-    return o !== undefined && seq <= o.max && o.seqs.has(seq);
+    return this.get(origin, seq) !== undefined;
   }
 
   /** Holds `value` for message `seq` of `origin`, in place of the one held if any. */
   set(origin: string, seq: number, value: T): void {
-    let o = this.#byOrigin.get(origin);
-    if (!o) this.#byOrigin.set(origin, o = { seqs: new Map(), max: seq });
-    else if (seq > o.max) o.max = seq;
-    const n = o.seqs.size;
-    o.seqs.set(seq, value);
-    this.#size += o.seqs.size - n;
+    let row = this.#byOrigin.get(origin);
+    if (row === undefined) {
+      this.#byOrigin.set(origin, row = { seqs: [], vals: [], head: 0, size: 0 });
+    }
+    const seqs = row.seqs;
+    if (row.size === 0 || seq > seqs[seqs.length - 1]!) {
+      seqs.push(seq);
+      row.vals.push(value);
+    } else {
+      const i = find(row, seq);
+      if (seqs[i] === seq) {
+        if (row.vals[i] !== undefined) return void (row.vals[i] = value);
+        row.vals[i] = value;
+      } else if (i === row.head && i > 0) {
+        // Before the first: in the free slot before it.
+        row.head--;
+        seqs[row.head] = seq;
+        row.vals[row.head] = value;
+      } else {
+        seqs.splice(i, 0, seq);
+        row.vals.splice(i, 0, value);
+      }
+    }
+    row.size++;
+    this.#size++;
   }
 
   /** Drops the value of message `seq` of `origin`; whether one was held. */
   delete(origin: string, seq: number): boolean {
-    const o = this.#byOrigin.get(origin);
-    if (!o?.seqs.delete(seq)) return false;
+    const row = this.#byOrigin.get(origin);
+    if (row === undefined || seq > row.seqs[row.seqs.length - 1]!) return false;
+    const i = find(row, seq);
+    const { seqs, vals } = row;
+    if (seqs[i] !== seq || vals[i] === undefined) return false;
+    vals[i] = undefined;
     this.#size--;
-    if (o.seqs.size === 0) this.#byOrigin.delete(origin);
+    if (--row.size === 0) {
+      this.#byOrigin.delete(origin);
+      return true;
+    }
+    while (vals[row.head] === undefined) row.head++;
+    while (vals[vals.length - 1] === undefined) {
+      seqs.pop();
+      vals.pop();
+    }
+    if (row.head > 32 && row.head * 2 > seqs.length) {
+      row.seqs = seqs.slice(row.head);
+      row.vals = vals.slice(row.head);
+      row.head = 0;
+    }
     return true;
   }
+}
+
+/** One origin's numbers (ascending from `head` on) and values; `undefined`: a gap. */
+interface Row<T> {
+  seqs: number[];
+  vals: (T | undefined)[];
+  head: number;
+  /** Values held (gaps left out). */
+  size: number;
+}
+
+/** Index of the first number of `row` not below `seq` (from its head on). */
+function find<T>(row: Row<T>, seq: number): number {
+  const seqs = row.seqs;
+  let lo = row.head, hi = seqs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (seqs[mid]! < seq) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 /**
