@@ -1013,3 +1013,23 @@ test("the message table holds what a Map would, whatever the order of numbers, a
   t.delete("a", 10_002);
   assert.deepEqual([t.slots("a"), t.has("a", 10_002)], [1, false]);
 });
+
+test("a message is kept while a copy of it awaits an acknowledgement, not cacheMs", () => {
+  const a = member("a", ["b", "c", "d", "e"]);
+  const first = to(a.originate([], 0));
+  assert.equal(a.keptBytes, 32, "32 bytes: a message without entries");
+  for (const id of first.slice(1)) a.receiveIHave(id, ihave("a", 0), 10);
+  assert.equal(a.keptBytes, 32, "one copy still waits");
+  a.overlay.set(first[0]!, false);
+  const rerouted = to(a.tick(200));
+  assert.equal(rerouted.length, 1, "sent to whom the tree now names");
+  assert.equal(a.keptBytes, 32);
+  a.receiveIHave(rerouted[0]!, ihave("a", 0), 210);
+  assert.equal(a.keptBytes, 0, "every copy acknowledged: its id alone stays");
+  assert.equal(a.receiveTree("b", tree("a", 0), 220).fresh, false, "still seen");
+  // A relay keeps what it sent on until its children answer; a member with no copy to wait
+  // for (alone on its ring) keeps nothing.
+  const alone = member("z", []);
+  alone.originate([], 0);
+  assert.equal(alone.keptBytes, 0);
+});

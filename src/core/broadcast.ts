@@ -65,7 +65,10 @@ export interface TreeConfig {
   readonly ackDelayMs: number;
   /** Retransmission timeout before any round trip was measured, in ms. */
   readonly retransmitMs: number;
-  /** How long a message is kept to retransmit it, and its id to detect duplicates, in ms. */
+  /**
+   * How long a message is kept at most to retransmit it (it goes as soon as every copy sent
+   * is acknowledged), and its id to detect duplicates, in ms.
+   */
   readonly cacheMs: number;
   /** Bytes (roughly) of messages kept to retransmit at most. */
   readonly cacheBytes: number;
@@ -471,6 +474,12 @@ function find<T>(row: Row<T>, seq: number): number {
 class PendingCopies {
   readonly #byMessage = new MessageTable<Pending[]>();
   readonly #all = new Set<Pending>();
+  /** Told when the last copy of a message waiting goes. */
+  readonly #onLast: (origin: string, seq: number) => void;
+
+  constructor(onLast: (origin: string, seq: number) => void) {
+    this.#onLast = onLast;
+  }
 
   get size(): number {
     return this.#all.size;
@@ -478,6 +487,11 @@ class PendingCopies {
 
   values(): IterableIterator<Pending> {
     return this.#all.values();
+  }
+
+  /** Whether a copy of message `seq` of `origin` waits. */
+  has(origin: string, seq: number): boolean {
+    return this.#byMessage.has(origin, seq);
   }
 
   /** The copy of message `seq` of `origin` sent to `to`, if it waits. */
@@ -504,8 +518,9 @@ class PendingCopies {
     if (!this.#all.delete(p)) return;
     const { origin, seq } = p.message;
     const list = this.#byMessage.get(origin, seq)!;
-    if (list.length > 1) list.splice(list.indexOf(p), 1);
-    else this.#byMessage.delete(origin, seq);
+    if (list.length > 1) return void list.splice(list.indexOf(p), 1);
+    this.#byMessage.delete(origin, seq);
+    this.#onLast(origin, seq);
   }
 }
 
@@ -536,6 +551,8 @@ interface Cached {
   burst: boolean;
   /** Whether it came late here (after a retransmission on its way): sent twice onwards. */
   late: boolean;
+  /** Whether it is kept no longer (see `TreeBroadcast.#release`). */
+  released: boolean;
 }
 
 /** Counters of {@linkcode TreeBroadcast}, all growing from 0. */
@@ -593,10 +610,10 @@ export class TreeBroadcast {
   };
   #seq: number;
   /**
-   * The messages seen within `cacheMs`: the message itself when it is kept (to send it on
-   * and retransmit it), else the slot of its id. A message is kept only where it was sent
-   * on: a leaf of its tree (about half the members) keeps its id alone, and so does a
-   * member whose byte budget dropped the message sooner.
+   * The messages seen within `cacheMs`: the message itself while it is kept (to send it
+   * again: see `#release`), else the slot of its id. A leaf of its tree (about half the
+   * members) keeps its id alone from the start, and so does a member whose byte budget
+   * dropped the message sooner.
    */
   readonly #ids = new MessageTable<Cached | number>();
   /**
@@ -615,7 +632,10 @@ export class TreeBroadcast {
   #keptHead = 0;
   #cacheBytes = 0;
   /** Copies waiting for an acknowledgement, by message and `to`. */
-  readonly #pending = new PendingCopies();
+  readonly #pending = new PendingCopies((origin, seq) => {
+    const c = this.#keptMessage(origin, seq);
+    if (c) this.#release(c);
+  });
   #pendingDue = Infinity;
   /** Acknowledgements to send: member → origin → sequence numbers, and the last one's arrival. */
   #acks = new Map<string, Map<string, { seqs: number[]; at: number }>>();
@@ -676,6 +696,11 @@ export class TreeBroadcast {
     return this.#rtoFor(BURST_ACK_MS);
   }
 
+  /** Bytes (roughly, as `cacheBytes` counts them) of the messages kept to send again. */
+  get keptBytes(): number {
+    return this.#cacheBytes;
+  }
+
   /** Copies sent and not acknowledged yet. */
   get unacknowledged(): number {
     return this.#pending.size;
@@ -704,7 +729,7 @@ export class TreeBroadcast {
     };
     const cached = this.#remember(message, now);
     cached.burst = batched(message.seq);
-    return this.#sendAll(cached, this.overlay.children(message.origin, message.seq), now);
+    return this.#sendAllKept(cached, this.overlay.children(message.origin, message.seq), now);
   }
 
   /**
@@ -737,7 +762,7 @@ export class TreeBroadcast {
     cached.burst = burst;
     cached.late = late;
     cached.sentTo = [from];
-    return { fresh: true, sends: this.#sendAll(cached, children, now) };
+    return { fresh: true, sends: this.#sendAllKept(cached, children, now) };
   }
 
   /** An acknowledgement from `from`: its copies of those messages need no retransmission. */
@@ -959,6 +984,30 @@ export class TreeBroadcast {
     return sends;
   }
 
+  /** {@linkcode TreeBroadcast.#sendAll} of a message just kept: released if no copy waits. */
+  #sendAllKept(cached: Cached, to: readonly string[], now: number): TreeSend[] {
+    const sends = this.#sendAll(cached, to, now);
+    const { origin, seq } = cached.message;
+    if (!this.#pending.has(origin, seq)) this.#release(cached);
+    return sends;
+  }
+
+  /**
+   * The last copy of a message waiting here was acknowledged (or given up), or the cache
+   * dropped it (age, bytes): the message is no longer kept, only its id. It was kept to send it again, to take over
+   * a silent child's children or to send it to whom the tree names in place of a member
+   * gone, each for a copy still waiting: kept `cacheMs`, it was most of the memory a
+   * write took here (and of the collector's work).
+   */
+  #release(c: Cached): void {
+    if (c.released) return;
+    c.released = true;
+    this.#cacheBytes -= c.size;
+    const { origin, seq } = c.message;
+    // Unless the id was noted again since (a number reused by a restarted member).
+    if (this.#ids.get(origin, seq) === c) this.#ids.set(origin, seq, c.slot);
+  }
+
   /** A copy not acknowledged in time: send it again, or to whom the tree now names. */
   #retry(p: Pending, now: number, congested: boolean): TreeSend[] {
     if (p.echoAt <= now) {
@@ -969,9 +1018,11 @@ export class TreeBroadcast {
     const { origin, seq } = p.message;
     const cached = this.#keptMessage(origin, seq);
     if (!this.overlay.has(p.to)) {
-      // Gone from the ring: the tree over the members left names who gets it instead.
+      // Gone from the ring: the tree over the members left names who gets it instead (sent
+      // before `p` goes: its message is kept while a copy waits).
+      const sends = cached ? this.#sendAll(cached, this.overlay.children(origin, seq), now) : [];
       this.#pending.delete(p);
-      return cached ? this.#sendAll(cached, this.overlay.children(origin, seq), now) : [];
+      return sends;
     }
     if (p.attempts + 1 >= MAX_ATTEMPTS) {
       this.#pending.delete(p); // anti-entropy will bring it
@@ -1058,6 +1109,7 @@ export class TreeBroadcast {
       sentTo: [],
       burst: false,
       late: false,
+      released: false,
     };
     this.#kept.push(cached);
     this.#cacheBytes += size;
@@ -1080,11 +1132,11 @@ export class TreeBroadcast {
     const kept = this.#kept;
     while (this.#keptHead < kept.length) {
       const c = kept[this.#keptHead]!;
-      if (c.at > horizon && this.#cacheBytes <= this.config.cacheBytes) break;
-      this.#cacheBytes -= c.size;
-      // Dropped before its id is forgotten (the byte budget): its id stays seen.
-      const { origin, seq } = c.message;
-      if (this.#ids.get(origin, seq) === c) this.#ids.set(origin, seq, c.slot);
+      if (!c.released) {
+        if (c.at > horizon && this.#cacheBytes <= this.config.cacheBytes) break;
+        // Dropped before its id is forgotten (the byte budget): its id stays seen.
+        this.#release(c);
+      }
       this.#keptHead++;
     }
     if (this.#keptHead > 1024 && this.#keptHead * 2 > kept.length) {
