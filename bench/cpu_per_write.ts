@@ -2,30 +2,35 @@
 // v0.1.0, extracted with `git archive` under .scratch/), in one process and one run:
 //
 //   deno run -A bench/cpu_per_write.ts [--n 16] [--writes 2000] [--rate 200] [--trials 3]
-//     [--mode plain|encrypted|both] [--release both|0.1.0|this]
+//     [--mode plain|encrypted|both] [--release both|0.1.0|this] [--base v0.1.0]
 //
 // N members on a MemoryNetwork on virtual time (10 ms latency, the real codec on every
 // datagram), `writes` writes at `rate` per second cluster-wide, each by a random member;
 // CPU is the process's user + system time (`process.cpuUsage`, every thread: WebCrypto's
 // included) from the first write until every member holds every write, divided by
-// writes × N. In the encrypted mode every member holds the same cluster key (both
-// releases take `keys`); WebCrypto is asynchronous (0.1.0 seals with it; this release with
-// node:crypto, synchronous, where the runtime has it), so virtual time then moves 1 ms at
-// a time, and only once every WebCrypto call made meanwhile has finished and its datagram
-// gone on. The two releases alternate, and the table shows the median of the trials and
-// the ratio of the medians. `--release` runs one of them alone (for a profiler).
+// writes × N, after a full collection where the runtime allows one (see `collect`). In the
+// encrypted mode every member holds the same cluster key (both releases take `keys`);
+// WebCrypto is asynchronous (0.1.0 seals with it; this release with node:crypto,
+// synchronous, where the runtime has it), so virtual time then moves 1 ms at a time, and
+// only once every WebCrypto call made meanwhile has finished and its datagram gone on. The two releases alternate which runs first (this release in odd trials, 0.1.0 in
+// even ones), since the first run of a trial and the machine's load drift between trials
+// shift a run's CPU by a fifth; the table shows each release's median of the trials, the
+// ratio of those medians, and the median of the per-trial ratios (each trial's two runs
+// back to back, so the two share the machine's load). `--release` runs one of them alone
+// (for a profiler). `--base REV` measures against another commit instead of the tag (an A/B
+// of a change: `--base main`), extracted the same way.
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
 import { setImmediate } from "node:timers";
 import { fileURLToPath } from "node:url";
+import v8 from "node:v8";
+import vm from "node:vm";
 import { seededRandom } from "../src/core/random.ts";
 import { generateKey } from "../src/wire/crypto.ts";
 import { GossipKV } from "../src/gossip_kv.ts";
 import { MemoryNetwork } from "../src/transport/memory.ts";
 
-const TAG = "v0.1.0";
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const OLD = fileURLToPath(new URL(`../.scratch/${TAG}/`, import.meta.url));
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -43,6 +48,23 @@ const N = arg("n", 16), WRITES = arg("writes", 2000), RATE = arg("rate", 200);
 const TRIALS = arg("trials", 3);
 const MODE = choice("mode", ["both", "plain", "encrypted"] as const);
 const RELEASE = choice("release", ["both", "0.1.0", "this"] as const);
+const TAG = (() => {
+  const i = process.argv.indexOf("--base");
+  return i >= 0 ? process.argv[i + 1] ?? "" : "v0.1.0";
+})();
+// The tag's copy keeps its name (tests/rolling_upgrade_test.ts extracts the same); another
+// revision is extracted by its commit, so a moving name (main) never finds a stale copy.
+const OLD = fileURLToPath(new URL(`../.scratch/${baseDir(TAG)}/`, import.meta.url));
+
+function baseDir(rev: string): string {
+  if (rev === "v0.1.0") return rev;
+  const parsed = spawnSync("git", ["rev-parse", "--verify", "--quiet", `${rev}^{commit}`], {
+    cwd: ROOT,
+    encoding: "utf8",
+  });
+  if (parsed.status !== 0) throw new TypeError(`--base must name a git revision, not ${rev}`);
+  return `rev-${parsed.stdout.trim()}`;
+}
 
 if (!existsSync(`${OLD}src/gossip_kv.ts`)) {
   mkdirSync(OLD, { recursive: true });
@@ -55,6 +77,21 @@ const old = (await import(new URL(`file://${OLD}src/gossip_kv.ts`).href)) as {
 };
 
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * A full collection, where the runtime lets one be asked for (Deno and Node do): made before
+ * each measured run, so that a run pays for collecting its own garbage, not for what the run
+ * before it (maybe of the other release) left.
+ */
+const collect = (() => {
+  try {
+    v8.setFlagsFromString("--expose_gc");
+    const gc = vm.runInNewContext("gc");
+    return typeof gc === "function" ? gc as () => void : undefined;
+  } catch {
+    return undefined;
+  }
+})();
 
 // WebCrypto calls in flight: virtual time waits for them, as if sealing took no time
 // against the network's 10 ms (it takes microseconds on an idle machine). Without that,
@@ -109,6 +146,7 @@ async function run(Kv: typeof GossipKV, seed: number, encrypted: boolean): Promi
   for (const kv of members) kv.subscribe((c) => void (c.origin === "remote" && got++));
   const target = WRITES * (N - 1);
   const sent0 = net.stats().total.sentDatagrams;
+  collect?.();
   const cpu0 = process.cpuUsage();
   let carry = 0;
   for (let i = 0; i < WRITES; i++) {
@@ -133,19 +171,33 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 const modes = MODE === "both" ? [false, true] : [MODE === "encrypted"];
 for (const encrypted of modes) {
   const ours: Cost[] = [], theirs: Cost[] = [];
+  const ratios: number[] = [];
   for (let t = 0; t < TRIALS; t++) {
-    if (RELEASE !== "this") theirs.push(await run(old.GossipKV, t + 1, encrypted));
-    if (RELEASE !== "0.1.0") ours.push(await run(GossipKV, t + 1, encrypted));
+    const runOld = async () =>
+      RELEASE !== "this" && theirs.push(await run(old.GossipKV, t + 1, encrypted));
+    const runOurs = async () =>
+      RELEASE !== "0.1.0" && ours.push(await run(GossipKV, t + 1, encrypted));
+    if (t % 2 === 0) {
+      await runOurs();
+      await runOld();
+    } else {
+      await runOld();
+      await runOurs();
+    }
+    if (ours.length && theirs.length) ratios.push(ours.at(-1)!.us / theirs.at(-1)!.us);
   }
   const us = (xs: Cost[]) => median(xs.map((x) => x.us));
   const fmt = (xs: Cost[]) =>
     xs.length
       ? `${us(xs).toFixed(1)} µs (${median(xs.map((x) => x.datagrams)).toFixed(2)} datagrams sent)`
       : "not run";
-  const ratio = ours.length && theirs.length ? ` (×${(us(ours) / us(theirs)).toFixed(2)})` : "";
+  const ratio = ratios.length
+    ? ` (×${(us(ours) / us(theirs)).toFixed(2)}; per trial ×${median(ratios).toFixed(2)}, ` +
+      `×${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)})`
+    : "";
   console.log(
     `N=${N}, ${WRITES} writes at ${RATE}/s, ${encrypted ? "encrypted" : "plaintext"}: ` +
       `CPU per write per member, median of ${TRIALS}: ` +
-      `0.1.0 ${fmt(theirs)}, this release ${fmt(ours)}${ratio}`,
+      `${TAG === "v0.1.0" ? "0.1.0" : TAG} ${fmt(theirs)}, this release ${fmt(ours)}${ratio}`,
   );
 }

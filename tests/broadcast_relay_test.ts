@@ -48,36 +48,41 @@ const message = (origin: string, seq: number, hop: number): TreeMessage => ({
 test("a relay: the member asked sends its copy marked late, and awaits its acknowledgement", () => {
   const members = ids(16);
   const h = member("m1", members);
-  assert.ok(h.receiveTree("m0", message("m0", 0, 0), 0).fresh);
+  // A batch's message (a relay asks only for those), kept here for the cache's time.
+  assert.ok(h.receiveTree("m0", message("m0", 1, 0), 0).fresh);
+  for (const id of h.overlay.children("m0", 1)) h.receiveIHave(id, ihave("m0", 1), 5);
   const target = members.find((id) =>
-    !["m0", "m1", "m2"].includes(id) && !h.overlay.children("m0", 0).includes(id)
+    !["m0", "m1", "m2"].includes(id) && !h.overlay.children("m0", 1).includes(id)
   )!;
   // m2 asks for target's copy: it goes from here, hop + 2 (late), and waits to be answered.
   const before = h.unacknowledged;
-  assert.deepEqual(sent(h.receiveRelay("m2", relay("m0", 0, target), 10)), [`${target}:tree+3`]);
+  assert.deepEqual(sent(h.receiveRelay("m2", relay("m0", 1, target), 10)), [`${target}:tree+3`]);
   assert.equal(h.counters.relayed, 1);
   assert.equal(h.unacknowledged, before + 1);
   // Not answered: resent, as any copy.
   let again: TreeSend[] = [];
   while (!again.some((s) => s.to === target)) again = h.tick(h.nextWakeAt());
-  h.receiveIHave(target, ihave("m0", 0), h.nextWakeAt());
+  h.receiveIHave(target, ihave("m0", 1), h.nextWakeAt());
   assert.ok(h.counters.retransmitted >= 1);
   // Asked again for the same member: sent it already, refused.
-  assert.deepEqual(h.receiveRelay("m3", relay("m0", 0, target), 20), []);
+  assert.deepEqual(h.receiveRelay("m3", relay("m0", 1, target), 20), []);
   assert.equal(h.counters.relayRefused, 1);
 });
 
 test("a relay is refused for a message not kept, this member, the requester, the origin, a member off the ring", () => {
   const members = ids(16);
   const h = member("m1", members);
+  h.receiveTree("m0", message("m0", 1, 0), 0);
   h.receiveTree("m0", message("m0", 0, 0), 0);
+  for (const id of h.overlay.children("m0", 0)) h.receiveIHave(id, ihave("m0", 0), 5);
   const refused = [
-    relay("m0", 4, "m5"), // a message it never had
-    relay("m9", 0, "m5"), // another origin's
-    relay("m0", 0, "m1"), // this member
-    relay("m0", 0, "m2"), // the requester (below)
-    relay("m0", 0, "m0"), // the origin
-    relay("m0", 0, "zz"), // not on its ring
+    relay("m0", 5, "m5"), // a message it never had
+    relay("m9", 1, "m5"), // another origin's
+    relay("m0", 0, "m5"), // a lone message: not kept once acknowledged (at a leaf, never)
+    relay("m0", 1, "m1"), // this member
+    relay("m0", 1, "m2"), // the requester (below)
+    relay("m0", 1, "m0"), // the origin
+    relay("m0", 1, "zz"), // not on its ring
   ];
   for (const r of refused) assert.deepEqual(h.receiveRelay("m2", r, 5), [], JSON.stringify(r));
   assert.deepEqual([h.counters.relayed, h.counters.relayRefused], [0, refused.length]);

@@ -4,10 +4,12 @@
 // silent member, congestion, takeovers, acknowledgements and the caches, with exact values.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import {
   batched,
   DEFAULT_TREE_CONFIG,
   MAX_ATTEMPTS,
+  MessageTable,
   originFanout,
   Overlay,
   relayFanout,
@@ -882,4 +884,173 @@ test("past 1,024 forgotten messages dropped for their bytes, the slots are cut o
   assert.equal(a.receiveTree("b", tree("b", 3_001), 1_599).fresh, false, "remembered at 1,599");
   a.tick(1_600);
   assert.equal(a.receiveTree("b", tree("b", 3_002), 1_600).fresh, true, "forgotten at 1,600");
+});
+
+test("the message table tells origins and numbers apart, and holds no origin without a value", () => {
+  const t = new MessageTable<string>();
+  t.set("a", 4, "a4");
+  t.set("b", 4, "b4");
+  t.set("a", 5, "a5");
+  t.set("a", 4, "a4 again");
+  assert.deepEqual([t.size, t.origins], [3, 2]);
+  assert.deepEqual([t.get("a", 4), t.get("b", 4), t.get("a", 5)], ["a4 again", "b4", "a5"]);
+  assert.equal(t.get("b", 5), undefined);
+  assert.equal(t.has("c", 4), false);
+  assert.equal(t.delete("b", 5), false, "nothing held");
+  assert.deepEqual([t.size, t.origins], [3, 2]);
+  assert.equal(t.delete("b", 4), true);
+  assert.deepEqual([t.size, t.origins], [2, 1], "b's last value went, and b with it");
+  assert.equal(t.delete("a", 4) && t.delete("a", 5), true);
+  assert.deepEqual([t.size, t.origins], [0, 0]);
+  // Numbers past 2^31 (a member's numbers start at 2,048 × its clock's seconds) stay apart.
+  t.set("a", 2 ** 31 + 1, "high");
+  assert.equal(t.get("a", 1), undefined);
+  assert.equal(t.get("a", 2 ** 31 + 1), "high");
+  // Out of order: a lower number after a higher one, found both ways.
+  t.set("b", 10, "b10");
+  t.set("b", 7, "b7");
+  assert.deepEqual([t.get("b", 10), t.get("b", 7), t.has("b", 10), t.has("b", 7)], [
+    "b10",
+    "b7",
+    true,
+    true,
+  ]);
+  assert.equal(t.has("b", 11), false);
+  t.delete("b", 10);
+  t.set("b", 8, "b8");
+  assert.deepEqual([t.get("b", 8), t.get("b", 10)], ["b8", undefined]);
+});
+
+test("a leaf of a message's tree keeps its id alone: duplicates known for cacheMs, no bytes of the budget taken", () => {
+  const twenty = ids(20);
+  const view = overlay("m1", twenty);
+  // Lone messages: a batch's is kept at a leaf too (a relay may ask for it; below).
+  const seqs = Array.from({ length: 64 }, (_, i) => 4 * i);
+  const leaves = seqs.filter((seq) => view.children("m0", seq).length === 0);
+  // A message m1 relays, whose first child, once off the ring, leaves m1 a new child.
+  const relayed = seqs.find((seq) => {
+    const c = view.children("m0", seq);
+    if (c.length === 0) return false;
+    const without = overlay("m1", twenty.filter((id) => id !== c[0]));
+    return without.children("m0", seq).some((id) => !c.includes(id));
+  })!;
+  assert.ok(leaves.length > 8 && relayed !== undefined);
+  // A budget of one message (32 bytes without entries).
+  const a = member("m1", twenty, { cacheMs: 1_000, cacheBytes: 40 });
+  const children = to(a.receiveTree("m0", tree("m0", relayed), 0).sends);
+  assert.deepEqual(children, view.children("m0", relayed));
+  for (const seq of leaves) {
+    assert.deepEqual(a.receiveTree("m0", tree("m0", seq), 1), { fresh: true, sends: [] });
+  }
+  // The relayed message is still kept: its first child gone, it goes to the new one.
+  for (const id of children.slice(1)) a.receiveIHave(id, ihave("m0", relayed), 10);
+  a.overlay.set(children[0]!, false);
+  const rerouted = a.tick(200).filter((s) => s.message.type === "tree");
+  assert.ok(rerouted.length > 0, "re-routed from the cache");
+  for (const s of rerouted) {
+    assert.equal(seqOf(s), relayed);
+    assert.ok(!children.includes(s.to));
+  }
+  a.tick(999);
+  for (const seq of leaves) {
+    assert.equal(a.receiveTree("m2", tree("m0", seq), 999).fresh, false, `${seq} seen`);
+  }
+  a.tick(1_001);
+  assert.equal(a.receiveTree("m2", tree("m0", leaves[0]!), 1_001).fresh, true, "forgotten");
+});
+
+test("a batch's message is kept at a leaf and once acknowledged, for a relay to ask for", () => {
+  const twenty = ids(20);
+  const view = overlay("m1", twenty);
+  const seqs = Array.from({ length: 64 }, (_, i) => i).filter(batched);
+  const leaf = seqs.find((seq) => view.children("m0", seq).length === 0)!;
+  const inner = seqs.find((seq) => view.children("m0", seq).length > 0)!;
+  const a = member("m1", twenty);
+  const other = twenty.find((id) => !["m0", "m1", "m2"].includes(id))!;
+  assert.deepEqual(a.receiveTree("m0", tree("m0", leaf), 0).sends, []);
+  for (const id of to(a.receiveTree("m0", tree("m0", inner), 0).sends)) {
+    a.receiveIHave(id, ihave("m0", inner), 5);
+  }
+  assert.equal(a.unacknowledged, 0);
+  for (const seq of [leaf, inner]) {
+    const asked = a.receiveRelay("m2", { type: "relay", origin: "m0", seq, to: other }, 10);
+    assert.deepEqual(to(asked), [other], `message ${seq} kept`);
+  }
+  assert.equal(a.counters.relayRefused, 0);
+});
+
+test("the message table holds what a Map would, whatever the order of numbers, and its gaps go", () => {
+  fc.assert(
+    fc.property(
+      fc.array(
+        fc.tuple(
+          fc.constantFrom("set", "delete", "set"),
+          fc.constantFrom("a", "b"),
+          fc.oneof(fc.integer({ min: 0, max: 40 }), fc.constant(-1)),
+        ),
+        { maxLength: 120, size: "medium" },
+      ),
+      (ops) => {
+        const t = new MessageTable<number>();
+        const ref = new Map<string, number>();
+        const next = { a: 0, b: 0 };
+        ops.forEach(([op, origin, n], i) => {
+          // -1: the origin's next number (in order, as most arrive); else any of 0 to 40.
+          const seq = n < 0 ? (next[origin as "a" | "b"] += 3) + 40 : n;
+          const key = `${origin} ${seq}`;
+          if (op === "set") {
+            t.set(origin, seq, i);
+            ref.set(key, i);
+          } else assert.equal(t.delete(origin, seq), ref.delete(key), `delete ${key}`);
+          for (const o of ["a", "b"]) {
+            for (let s = 0; s < next[o as "a" | "b"] + 45; s++) {
+              assert.equal(t.get(o, s), ref.get(`${o} ${s}`), `get ${o} ${s}`);
+              assert.equal(t.has(o, s), ref.has(`${o} ${s}`));
+            }
+          }
+          assert.equal(t.size, ref.size);
+          const origins = new Set([...ref.keys()].map((k) => k.split(" ")[0]));
+          assert.equal(t.origins, origins.size);
+        });
+      },
+    ),
+    { numRuns: 200 },
+  );
+  // Dropped in order, as messages expire: the slots go with them.
+  const t = new MessageTable<number>();
+  for (let seq = 0; seq < 10_000; seq++) t.set("a", seq, seq);
+  for (let seq = 0; seq < 9_990; seq++) t.delete("a", seq);
+  assert.equal(t.slots("a"), 10);
+  // One value held at the front: the gaps behind it stay until it goes.
+  t.set("a", 5, 5);
+  for (let seq = 9_990; seq < 9_999; seq++) t.delete("a", seq);
+  assert.deepEqual([t.slots("a"), t.size], [11, 2]);
+  t.delete("a", 5);
+  assert.deepEqual([t.slots("a"), t.size, t.get("a", 9_999)], [1, 1, 9_999]);
+  // The newest dropped before those in between: the gaps at the end go with it.
+  t.set("a", 10_001, 1);
+  t.set("a", 10_002, 2);
+  t.delete("a", 10_001);
+  t.delete("a", 10_002);
+  assert.deepEqual([t.slots("a"), t.has("a", 10_002)], [1, false]);
+});
+
+test("a message is kept while a copy of it awaits an acknowledgement, not cacheMs", () => {
+  const a = member("a", ["b", "c", "d", "e"]);
+  const first = to(a.originate([], 0));
+  assert.equal(a.keptBytes, 32, "32 bytes: a message without entries");
+  for (const id of first.slice(1)) a.receiveIHave(id, ihave("a", 0), 10);
+  assert.equal(a.keptBytes, 32, "one copy still waits");
+  a.overlay.set(first[0]!, false);
+  const rerouted = to(a.tick(200));
+  assert.equal(rerouted.length, 1, "sent to whom the tree now names");
+  assert.equal(a.keptBytes, 32);
+  a.receiveIHave(rerouted[0]!, ihave("a", 0), 210);
+  assert.equal(a.keptBytes, 0, "every copy acknowledged: its id alone stays");
+  assert.equal(a.receiveTree("b", tree("a", 0), 220).fresh, false, "still seen");
+  // A relay keeps what it sent on until its children answer; a member with no copy to wait
+  // for (alone on its ring) keeps nothing.
+  const alone = member("z", []);
+  alone.originate([], 0);
+  assert.equal(alone.keptBytes, 0);
 });

@@ -368,3 +368,27 @@ test("the two sections hash a key apart, with the pinned seeds", () => {
     assert.equal(y.kb, hashString(k, LANE_B ^ 0x51));
   }));
 });
+
+test("lastStored is the version the last applying merge stored; a stale or equal one leaves it", () => {
+  const s = new Store();
+  assert.equal(s.lastStored, undefined);
+  const v = (key: string, wall: number): Entry => ({
+    section: "usr",
+    key,
+    value: `${key}@${wall}`,
+    wall,
+    logical: 0,
+    writer: "m1",
+    deleted: false,
+  });
+  s.merge(v("a", 2));
+  assert.equal(s.lastStored, s.get("usr", "a"));
+  s.merge(v("b", 1));
+  assert.equal(s.lastStored, s.get("usr", "b"));
+  assert.equal(s.merge(v("a", 1)).outcome, "stale");
+  assert.equal(s.merge(v("a", 2)).outcome, "duplicate");
+  assert.equal(s.lastStored, s.get("usr", "b"), "unchanged");
+  s.merge(v("a", 3));
+  assert.equal(s.lastStored, s.get("usr", "a"));
+  assert.equal(s.get("usr", "a")?.wall, 3, "the newer version");
+});

@@ -71,7 +71,10 @@ export interface TreeConfig {
   readonly ackDelayMs: number;
   /** Retransmission timeout before any round trip was measured, in ms. */
   readonly retransmitMs: number;
-  /** How long a message is kept to retransmit it, and its id to detect duplicates, in ms. */
+  /**
+   * How long a message is kept at most to retransmit it (it goes as soon as every copy sent
+   * is acknowledged), and its id to detect duplicates, in ms.
+   */
   readonly cacheMs: number;
   /** Bytes (roughly) of messages kept to retransmit at most. */
   readonly cacheBytes: number;
@@ -317,7 +320,6 @@ export class Overlay {
 
 interface Pending {
   readonly to: string;
-  readonly id: string;
   /** The copy sent: once retransmitted for a loss, marked late (see {@linkcode late}). */
   message: TreeMessage;
   /** Whether `message` is marked late already. */
@@ -338,16 +340,152 @@ interface Pending {
 }
 
 /**
+ * Values by message, named by its origin and number: per origin, its numbers in ascending
+ * order and their values, in two arrays. A member numbers its messages in order, and most
+ * arrive in order and leave (expire, are acknowledged) in order: a new number is appended
+ * (no hashing: a `Map` per origin cost a cache miss per message, 5% of a relay's CPU in
+ * bench/cpu_per_write.ts), a number above the last is answered at once, the others by a
+ * binary search, and the values dropped from the front leave it. (A `Map` keyed by the
+ * string `${seq} ${origin}` before took a new string per message received and per copy
+ * acknowledged, which V8 flattens and hashes before each lookup.) A value dropped in the
+ * middle leaves a gap until those before it go; an origin goes with its last value. Values
+ * are never `undefined`.
+ *
+ * @example
+ * ```ts
+ * import { MessageTable } from "./broadcast.ts";
+ * const t = new MessageTable<string>();
+ * t.set("a", 4, "x");
+ * t.delete("a", 4);
+ * console.log(t.size, t.origins); // 0 0
+ * ```
+ */
+export class MessageTable<T> {
+  readonly #byOrigin = new Map<string, Row<T>>();
+  #size = 0;
+
+  /** Values held. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** Origins with a value held. */
+  get origins(): number {
+    return this.#byOrigin.size;
+  }
+
+  /** Slots held for origin `origin` (its values and the gaps among them), for tests. */
+  slots(origin: string): number {
+    const row = this.#byOrigin.get(origin);
+    return row ? row.seqs.length - row.head : 0;
+  }
+
+  /** The value of message `seq` of `origin`, if held. */
+  get(origin: string, seq: number): T | undefined {
+    const row = this.#byOrigin.get(origin);
+    if (row === undefined) return undefined;
+    const seqs = row.seqs, last = seqs.length - 1;
+    if (seq > seqs[last]!) return undefined;
+    const i = seq === seqs[last] ? last : find(row, seq);
+    return seqs[i] === seq ? row.vals[i] : undefined;
+  }
+
+  /** Whether a value of message `seq` of `origin` is held. */
+  has(origin: string, seq: number): boolean {
+    return this.get(origin, seq) !== undefined;
+  }
+
+  /** Holds `value` for message `seq` of `origin`, in place of the one held if any. */
+  set(origin: string, seq: number, value: T): void {
+    let row = this.#byOrigin.get(origin);
+    if (row === undefined) {
+      this.#byOrigin.set(origin, row = { seqs: [], vals: [], head: 0, size: 0 });
+    }
+    const seqs = row.seqs;
+    if (row.size === 0 || seq > seqs[seqs.length - 1]!) {
+      seqs.push(seq);
+      row.vals.push(value);
+    } else {
+      const i = find(row, seq);
+      if (seqs[i] === seq) {
+        if (row.vals[i] !== undefined) return void (row.vals[i] = value);
+        row.vals[i] = value;
+      } else if (i === row.head && i > 0) {
+        // Before the first: in the free slot before it.
+        row.head--;
+        seqs[row.head] = seq;
+        row.vals[row.head] = value;
+      } else {
+        seqs.splice(i, 0, seq);
+        row.vals.splice(i, 0, value);
+      }
+    }
+    row.size++;
+    this.#size++;
+  }
+
+  /** Drops the value of message `seq` of `origin`; whether one was held. */
+  delete(origin: string, seq: number): boolean {
+    const row = this.#byOrigin.get(origin);
+    if (row === undefined || seq > row.seqs[row.seqs.length - 1]!) return false;
+    const i = find(row, seq);
+    const { seqs, vals } = row;
+    if (seqs[i] !== seq || vals[i] === undefined) return false;
+    vals[i] = undefined;
+    this.#size--;
+    if (--row.size === 0) {
+      this.#byOrigin.delete(origin);
+      return true;
+    }
+    while (vals[row.head] === undefined) row.head++;
+    while (vals[vals.length - 1] === undefined) {
+      seqs.pop();
+      vals.pop();
+    }
+    if (row.head > 32 && row.head * 2 > seqs.length) {
+      row.seqs = seqs.slice(row.head);
+      row.vals = vals.slice(row.head);
+      row.head = 0;
+    }
+    return true;
+  }
+}
+
+/** One origin's numbers (ascending from `head` on) and values; `undefined`: a gap. */
+interface Row<T> {
+  seqs: number[];
+  vals: (T | undefined)[];
+  head: number;
+  /** Values held (gaps left out). */
+  size: number;
+}
+
+/** Index of the first number of `row` not below `seq` (from its head on). */
+function find<T>(row: Row<T>, seq: number): number {
+  const seqs = row.seqs;
+  let lo = row.head, hi = seqs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (seqs[mid]! < seq) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
  * Copies waiting for an acknowledgement, in the order they were first set, found by the
- * origin and number of their message and by member. (A `Map` keyed by the string
- * `${to}\n${seq} ${origin}` built one new string per copy sent and per acknowledgement, and
- * a new string costs V8 a lookup in its string table: 4% of the CPU in
- * bench/cpu_per_write.ts.) A message has a few copies waiting at most (its children, and
- * theirs when they are taken over): a short array each.
+ * origin and number of their message and by member. A message has a few copies waiting at
+ * most (its children, and theirs when they are taken over): a short array each.
  */
 class PendingCopies {
-  readonly #byOrigin = new Map<string, Map<number, Pending[]>>();
+  readonly #byMessage = new MessageTable<Pending[]>();
   readonly #all = new Set<Pending>();
+  /** Told when the last copy of a message waiting goes. */
+  readonly #onLast: (origin: string, seq: number) => void;
+
+  constructor(onLast: (origin: string, seq: number) => void) {
+    this.#onLast = onLast;
+  }
 
   get size(): number {
     return this.#all.size;
@@ -357,9 +495,14 @@ class PendingCopies {
     return this.#all.values();
   }
 
+  /** Whether a copy of message `seq` of `origin` waits. */
+  has(origin: string, seq: number): boolean {
+    return this.#byMessage.has(origin, seq);
+  }
+
   /** The copy of message `seq` of `origin` sent to `to`, if it waits. */
   get(to: string, origin: string, seq: number): Pending | undefined {
-    const list = this.#byOrigin.get(origin)?.get(seq);
+    const list = this.#byMessage.get(origin, seq);
     if (list) { for (const p of list) if (p.to === to) return p; }
     return undefined;
   }
@@ -367,30 +510,23 @@ class PendingCopies {
   /** Adds `p`, in place of the copy of the same message to the same member if any. */
   set(p: Pending): void {
     const { origin, seq } = p.message;
-    let bySeq = this.#byOrigin.get(origin);
-    if (!bySeq) this.#byOrigin.set(origin, bySeq = new Map());
-    const list = bySeq.get(seq);
-    if (!list) {
-      bySeq.set(seq, [p]);
-      this.#all.add(p);
-      return;
-    }
-    const i = list.findIndex((q) => q.to === p.to);
+    const list = this.#byMessage.get(origin, seq);
+    const i = list ? list.findIndex((q) => q.to === p.to) : -1;
     if (i >= 0) {
-      this.#all.delete(list[i]!);
-      list[i] = p;
-    } else list.push(p);
+      this.#all.delete(list![i]!);
+      list![i] = p;
+    } else if (list) list.push(p);
+    else this.#byMessage.set(origin, seq, [p]);
     this.#all.add(p);
   }
 
   delete(p: Pending): void {
     if (!this.#all.delete(p)) return;
     const { origin, seq } = p.message;
-    const bySeq = this.#byOrigin.get(origin)!;
-    const list = bySeq.get(seq)!;
-    if (list.length > 1) list.splice(list.indexOf(p), 1);
-    else if (bySeq.size > 1) bySeq.delete(seq);
-    else this.#byOrigin.delete(origin);
+    const list = this.#byMessage.get(origin, seq)!;
+    if (list.length > 1) return void list.splice(list.indexOf(p), 1);
+    this.#byMessage.delete(origin, seq);
+    this.#onLast(origin, seq);
   }
 }
 
@@ -407,9 +543,10 @@ interface Peer {
 }
 
 interface Cached {
-  readonly id: string;
   readonly message: TreeMessage;
   readonly at: number;
+  /** The slot of its id (see `TreeBroadcast.#ids`). */
+  readonly slot: number;
   readonly size: number;
   /**
    * Members this member sent it to: a few, in an array of exactly that length (kept as
@@ -420,6 +557,8 @@ interface Cached {
   burst: boolean;
   /** Whether it came late here (after a retransmission on its way): sent twice onwards. */
   late: boolean;
+  /** Whether it is kept no longer (see `TreeBroadcast.#release`). */
+  released: boolean;
 }
 
 /** Counters of {@linkcode TreeBroadcast}, all growing from 0. */
@@ -448,10 +587,6 @@ const LATE_HOPS = 2;
 /** `m` as sent again: its `hop` tells its receiver (and theirs) that it is late. */
 function late(m: TreeMessage): TreeMessage {
   return { ...m, hop: Math.min(255, m.hop + LATE_HOPS) };
-}
-
-function idOf(origin: string, seq: number): string {
-  return `${seq} ${origin}`;
 }
 
 function approxEntryBytes(e: Entry, valueBytes: (v: unknown) => number): number {
@@ -487,23 +622,32 @@ export class TreeBroadcast {
   };
   #seq: number;
   /**
-   * Message ids seen are kept `cacheMs` after they were first seen: those of `#cache`, and
-   * those it dropped sooner for its byte budget, here (one table less to fill per message).
+   * The messages seen within `cacheMs`: the message itself while it is kept (to send it
+   * again: see `#release`), else the slot of its id. A leaf of a lone message's tree (about
+   * half the members) keeps its id alone from the start, and so does a member whose byte budget
+   * dropped the message sooner.
    */
-  readonly #seenOnly = new Set<string>();
-  readonly #cache = new Map<string, Cached>();
-  #cacheBytes = 0;
+  readonly #ids = new MessageTable<Cached | number>();
   /**
-   * Messages as they were first seen, oldest first: their ids are forgotten from
-   * `#seenHead` on, `#cache` drops them from `#cacheHead` on. (Iterating a `Map` from its
-   * oldest entry instead skips every entry deleted since the Map last grew: O(deleted) per
-   * call.)
+   * The ids seen, oldest first, from `#idHead` on, in arrays of their fields (no object per
+   * message): slot `#idBase + i` holds origin, number and arrival of the `i`th. (Iterating
+   * a `Map` from its oldest entry instead skips every entry deleted since the Map last
+   * grew: O(deleted) per call.)
    */
-  #order: Cached[] = [];
-  #seenHead = 0;
-  #cacheHead = 0;
-  /** Copies waiting for an acknowledgement, by message id and `to`. */
-  readonly #pending = new PendingCopies();
+  #idOrigins: string[] = [];
+  #idSeqs: number[] = [];
+  #idAts: number[] = [];
+  #idBase = 0;
+  #idHead = 0;
+  /** The messages kept, oldest first from `#keptHead` on, and their bytes. */
+  #kept: Cached[] = [];
+  #keptHead = 0;
+  #cacheBytes = 0;
+  /** Copies waiting for an acknowledgement, by message and `to`. */
+  readonly #pending = new PendingCopies((origin, seq) => {
+    const c = this.#keptMessage(origin, seq);
+    if (c && !c.burst) this.#release(c);
+  });
   #pendingDue = Infinity;
   /** Acknowledgements to send: member → origin → sequence numbers, and the last one's arrival. */
   #acks = new Map<string, Map<string, { seqs: number[]; at: number }>>();
@@ -564,6 +708,11 @@ export class TreeBroadcast {
     return this.#rtoFor(BURST_ACK_MS);
   }
 
+  /** Bytes (roughly, as `cacheBytes` counts them) of the messages kept to send again. */
+  get keptBytes(): number {
+    return this.#cacheBytes;
+  }
+
   /** Copies sent and not acknowledged yet. */
   get unacknowledged(): number {
     return this.#pending.size;
@@ -590,10 +739,9 @@ export class TreeBroadcast {
       hop: 0,
       entries,
     };
-    const id = idOf(message.origin, message.seq);
-    const cached = this.#remember(id, message, now);
+    const cached = this.#remember(message, now);
     cached.burst = batched(message.seq);
-    return this.#sendAll(cached, id, this.overlay.children(message.origin, message.seq), now);
+    return this.#sendAllKept(cached, this.overlay.children(message.origin, message.seq), now);
   }
 
   /**
@@ -601,26 +749,33 @@ export class TreeBroadcast {
    * entries; the sends forward it to this member's children in its tree.
    */
   receiveTree(from: string, m: TreeMessage, now: number): { fresh: boolean; sends: TreeSend[] } {
-    const id = idOf(m.origin, m.seq);
     const burst = batched(m.seq);
     this.#ack(from, m, now, burst ? BURST_ACK_MS : this.config.ackDelayMs);
-    if (this.#seen(id) || m.origin === this.overlay.self) {
+    if (this.#ids.has(m.origin, m.seq) || m.origin === this.overlay.self) {
       this.counters.duplicates++;
       this.#ackDue = now; // its sender is retransmitting: acknowledge at once
       return { fresh: false, sends: [] };
     }
     this.counters.received++;
-    const forward = { ...m, hop: Math.min(255, m.hop + 1) };
-    const cached = this.#remember(id, forward, now);
-    cached.burst = burst;
     const children = this.overlay.children(m.origin, m.seq);
-    cached.late = m.hop >= this.overlay.lastDepth;
+    const late = m.hop >= this.overlay.lastDepth;
     // A late copy was likely sent again: its sender waits for this answer, which goes at the
     // next tick. A timer fires 1 ms later at the soonest, so the copy's echo (ECHO_MS behind)
     // has usually arrived by then, and its acknowledgement shares this one's datagram.
-    if (cached.late) this.#ackDue = now;
+    if (late) this.#ackDue = now;
+    const self = this.overlay.self;
+    if (!burst && !children.some((t) => t !== from && t !== m.origin && t !== self)) {
+      // A leaf here: nothing to send on or retransmit, so only its id is kept. (Not for a
+      // batch's message: a `relay` may ask this member for it, see `#release`.)
+      this.#noteId(m.origin, m.seq, now, this.#idBase + this.#idAts.length);
+      return { fresh: true, sends: [] };
+    }
+    const forward = { ...m, hop: Math.min(255, m.hop + 1) };
+    const cached = this.#remember(forward, now);
+    cached.burst = burst;
+    cached.late = late;
     cached.sentTo = [from];
-    return { fresh: true, sends: this.#sendAll(cached, id, children, now) };
+    return { fresh: true, sends: this.#sendAllKept(cached, children, now) };
   }
 
   /** An acknowledgement from `from`: its copies of those messages need no retransmission. */
@@ -809,7 +964,6 @@ export class TreeBroadcast {
    */
   #sendAll(
     cached: Cached,
-    id: string,
     to: readonly string[],
     now: number,
     takeover = false,
@@ -828,7 +982,6 @@ export class TreeBroadcast {
       const echoAt = cached.late && !takeover ? now + ECHO_MS : Infinity;
       this.#pending.set({
         to: t,
-        id,
         message,
         late: takeover,
         sentAt: now,
@@ -844,6 +997,33 @@ export class TreeBroadcast {
     return sends;
   }
 
+  /** {@linkcode TreeBroadcast.#sendAll} of a message just kept: released if no copy waits. */
+  #sendAllKept(cached: Cached, to: readonly string[], now: number): TreeSend[] {
+    const sends = this.#sendAll(cached, to, now);
+    const { origin, seq } = cached.message;
+    if (!this.#pending.has(origin, seq) && !cached.burst) this.#release(cached);
+    return sends;
+  }
+
+  /**
+   * The last copy of a message waiting here was acknowledged (or given up), or the cache
+   * dropped it (age, bytes): the message is no longer kept, only its id. It was kept to send it again, to take over
+   * a silent child's children or to send it to whom the tree names in place of a member
+   * gone, each for a copy still waiting: kept `cacheMs`, it was most of the memory a
+   * write took here (and of the collector's work). A batch's message is kept its `cacheMs`
+   * all the same (only age or the byte budget release it), at a leaf too: a member that
+   * took over a silent child's children hands them to the members that acknowledged the
+   * message, by a `relay` (`#takeOver`), and those need it to send.
+   */
+  #release(c: Cached): void {
+    if (c.released) return;
+    c.released = true;
+    this.#cacheBytes -= c.size;
+    const { origin, seq } = c.message;
+    // Unless the id was noted again since (a number reused by a restarted member).
+    if (this.#ids.get(origin, seq) === c) this.#ids.set(origin, seq, c.slot);
+  }
+
   /** A copy not acknowledged in time: send it again, or to whom the tree now names. */
   #retry(p: Pending, now: number, congested: boolean): TreeSend[] {
     if (p.echoAt <= now) {
@@ -852,11 +1032,13 @@ export class TreeBroadcast {
       return [{ to: p.to, message: p.message }];
     }
     const { origin, seq } = p.message;
-    const cached = this.#cache.get(p.id);
+    const cached = this.#keptMessage(origin, seq);
     if (!this.overlay.has(p.to)) {
-      // Gone from the ring: the tree over the members left names who gets it instead.
+      // Gone from the ring: the tree over the members left names who gets it instead (sent
+      // before `p` goes: its message is kept while a copy waits).
+      const sends = cached ? this.#sendAll(cached, this.overlay.children(origin, seq), now) : [];
       this.#pending.delete(p);
-      return cached ? this.#sendAll(cached, p.id, this.overlay.children(origin, seq), now) : [];
+      return sends;
     }
     if (p.attempts + 1 >= MAX_ATTEMPTS) {
       this.#pending.delete(p); // anti-entropy will bring it
@@ -914,17 +1096,17 @@ export class TreeBroadcast {
    * copies of it to send; a lone message, or with none, is sent from here.
    */
   #takeOver(p: Pending, now: number): TreeSend[] {
-    const cached = this.#cache.get(p.id);
+    const { origin, seq } = p.message;
+    const cached = this.#keptMessage(origin, seq);
     if (p.takenOver || !cached) return [];
     // Silent for rounds: it may be gone. Its children should not wait for SWIM to say so.
     p.takenOver = true;
-    const { origin, seq } = p.message;
     const children = this.overlay.children(origin, seq, p.to);
     // A lone message's are few, and their time counts (a relay's copy comes a hop later); a
     // batch's come by the hundred from a burst's writer (its children time out together).
     const holders = cached.burst ? this.#holders(cached, p.to) : [];
     if (holders.length === 0) {
-      const sends = this.#sendAll(cached, p.id, children, now, true);
+      const sends = this.#sendAll(cached, children, now, true);
       this.counters.takenOver += sends.length;
       return sends;
     }
@@ -968,8 +1150,7 @@ export class TreeBroadcast {
    * off the ring, this member, the requester, the origin, or a member sent it already.
    */
   receiveRelay(from: string, m: RelayMessage, now: number): TreeSend[] {
-    const id = idOf(m.origin, m.seq);
-    const cached = this.#cache.get(id);
+    const cached = this.#keptMessage(m.origin, m.seq);
     if (
       !cached || m.to === this.overlay.self || m.to === from || m.to === m.origin ||
       !this.overlay.has(m.to) || cached.sentTo.includes(m.to)
@@ -977,62 +1158,79 @@ export class TreeBroadcast {
       this.counters.relayRefused++;
       return [];
     }
-    const sends = this.#sendAll(cached, id, [m.to], now, true);
+    const sends = this.#sendAll(cached, [m.to], now, true);
     this.counters.relayed += sends.length;
     return sends;
   }
 
-  /** Whether message `id` was seen within `cacheMs`. */
-  #seen(id: string): boolean {
-    // `#seenOnly` is mostly empty: a new id's lookup there would cost V8 a string-table probe.
-    return this.#cache.has(id) || (this.#seenOnly.size > 0 && this.#seenOnly.has(id));
+  /** Message `seq` of `origin`, if it is kept. */
+  #keptMessage(origin: string, seq: number): Cached | undefined {
+    const v = this.#ids.get(origin, seq);
+    return typeof v === "object" ? v : undefined;
   }
 
-  #remember(id: string, m: TreeMessage, now: number): Cached {
+  /** Keeps message `m` (first seen at `now`) and notes its id. */
+  #remember(m: TreeMessage, now: number): Cached {
     let size = 32;
     for (const e of m.entries) size += approxEntryBytes(e, this.#valueBytes);
     const cached: Cached = {
-      id,
       message: m,
       at: now,
+      slot: this.#idBase + this.#idAts.length,
       size,
       sentTo: [],
       burst: false,
       late: false,
+      released: false,
     };
-    this.#cache.set(id, cached);
-    this.#order.push(cached);
+    this.#kept.push(cached);
     this.#cacheBytes += size;
-    this.#expire(now);
+    this.#noteId(m.origin, m.seq, now, cached);
     return cached;
   }
 
-  /** Forgets cached messages past `cacheMs` or the byte budget, and ids past `cacheMs`. */
+  /** Notes the id of message `seq` of `origin`, first seen at `now`: `kept`, or its slot. */
+  #noteId(origin: string, seq: number, now: number, kept: Cached | number): void {
+    this.#ids.set(origin, seq, kept);
+    this.#idOrigins.push(origin);
+    this.#idSeqs.push(seq);
+    this.#idAts.push(now);
+    this.#expire(now);
+  }
+
+  /** Forgets kept messages past `cacheMs` or the byte budget, and ids past `cacheMs`. */
   #expire(now: number): void {
     const horizon = now - this.config.cacheMs;
-    const order = this.#order;
-    while (this.#seenHead < order.length) {
-      const c = order[this.#seenHead]!;
-      if (c.at > horizon) break;
-      this.#seenOnly.delete(c.id);
-      this.#seenHead++;
-    }
-    while (this.#cacheHead < order.length) {
-      const c = order[this.#cacheHead]!;
-      if (c.at > horizon && this.#cacheBytes <= this.config.cacheBytes) break;
-      if (this.#cache.get(c.id) === c) {
-        this.#cache.delete(c.id);
-        this.#cacheBytes -= c.size;
+    const kept = this.#kept;
+    while (this.#keptHead < kept.length) {
+      const c = kept[this.#keptHead]!;
+      if (!c.released) {
+        if (c.at > horizon && this.#cacheBytes <= this.config.cacheBytes) break;
         // Dropped before its id is forgotten (the byte budget): its id stays seen.
-        if (this.#cacheHead >= this.#seenHead) this.#seenOnly.add(c.id);
+        this.#release(c);
       }
-      this.#cacheHead++;
+      this.#keptHead++;
     }
-    const head = Math.min(this.#cacheHead, this.#seenHead);
-    if (head > 1024 && head * 2 > order.length) {
-      this.#order = order.slice(head);
-      this.#cacheHead -= head;
-      this.#seenHead -= head;
+    if (this.#keptHead > 1024 && this.#keptHead * 2 > kept.length) {
+      this.#kept = kept.slice(this.#keptHead);
+      this.#keptHead = 0;
+    }
+    const ats = this.#idAts;
+    while (this.#idHead < ats.length && ats[this.#idHead]! <= horizon) {
+      const origin = this.#idOrigins[this.#idHead]!, seq = this.#idSeqs[this.#idHead]!;
+      const slot = this.#idBase + this.#idHead;
+      // Unless the id was noted again since (a number reused by a restarted member).
+      const v = this.#ids.get(origin, seq);
+      if (v === slot || (typeof v === "object" && v.slot === slot)) this.#ids.delete(origin, seq);
+      this.#idHead++;
+    }
+    const head = this.#idHead;
+    if (head > 1024 && head * 2 > ats.length) {
+      this.#idOrigins = this.#idOrigins.slice(head);
+      this.#idSeqs = this.#idSeqs.slice(head);
+      this.#idAts = ats.slice(head);
+      this.#idBase += head;
+      this.#idHead = 0;
     }
     if (this.#peers.size > 2 * this.overlay.size + 16) {
       for (const id of this.#peers.keys()) if (!this.overlay.has(id)) this.#peers.delete(id);

@@ -108,6 +108,7 @@ export class Store {
   readonly #tombstones = new Set<StoredEntry>();
   readonly #live: Record<Section, number> = { sys: 0, usr: 0 };
   readonly #tree = new MerkleTree<StoredEntry>();
+  #lastStored: StoredEntry | undefined;
 
   /** The current version of a key, tombstones included. */
   get(section: Section, key: string): StoredEntry | undefined {
@@ -129,6 +130,7 @@ export class Store {
     }
     // Always hash afresh: an entry built by spreading another one would carry its hashes.
     const stored = hashEntry(entry);
+    this.#lastStored = stored;
     map.set(stored.key, stored);
     this.#tree.add(stored);
     if (stored.deleted) this.#tombstones.add(stored);
@@ -136,6 +138,15 @@ export class Store {
     return current
       ? { outcome: "applied", previous: current, stored }
       : { outcome: "applied", stored };
+  }
+
+  /**
+   * The version stored by the last {@linkcode Store.merge} that applied one (a caller that
+   * merged through another part finds it without looking the key up again); whether it is
+   * still current is the caller's to check.
+   */
+  get lastStored(): StoredEntry | undefined {
+    return this.#lastStored;
   }
 
   /**

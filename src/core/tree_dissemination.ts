@@ -137,7 +137,9 @@ export class TreeDissemination implements Dissemination {
             continue;
           }
           counters.rumorEntriesNew++;
-          const stored = store.get(e.section, e.key);
+          // Stored by that merge, unless the engine merged another version since (its own
+          // record, rewritten): then the fields differ, and the received copy stays.
+          const stored = store.lastStored;
           if (stored && sameVersion(stored, e)) entries[i] = stored;
         }
         break;

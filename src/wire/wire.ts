@@ -14,6 +14,7 @@ import {
   type DropReason,
   type Fragment,
   packDatagrams,
+  type PackOptions,
 } from "./codec.ts";
 
 /** Options for {@linkcode Wire}. */
@@ -78,6 +79,7 @@ export class Wire {
   #nextId = 0;
   /** The CBOR of the cluster name and sender id, written into every envelope. */
   readonly #prefix: readonly [Uint8Array, Uint8Array];
+  #pack: PackOptions | undefined;
 
   constructor(options: WireOptions) {
     this.cluster = options.cluster;
@@ -98,13 +100,17 @@ export class Wire {
    * cluster reserves room for sealing (`SEAL_OVERHEAD`), so sealed datagrams fit the MTU.
    */
   encode(messages: readonly Message[], reserveBytes = 0): Uint8Array[] {
-    return packDatagrams(messages, {
-      cluster: this.cluster,
-      sender: this.sender,
-      mtu: this.mtu - reserveBytes,
-      nextFragmentId: () => this.#nextId = (this.#nextId + 1) >>> 0,
-      prefix: this.#prefix,
-    });
+    if (this.#pack?.mtu !== this.mtu - reserveBytes) {
+      // Made once (a member reserves the same bytes every time), not per datagram.
+      this.#pack = {
+        cluster: this.cluster,
+        sender: this.sender,
+        mtu: this.mtu - reserveBytes,
+        nextFragmentId: () => this.#nextId = (this.#nextId + 1) >>> 0,
+        prefix: this.#prefix,
+      };
+    }
+    return packDatagrams(messages, this.#pack);
   }
 
   /** Decodes one datagram from transport address `from`, received at time `now`. */
