@@ -1,6 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
+  ECHO_MS,
+  LOSS_MEMORY_MS,
   MAX_ATTEMPTS,
   originFanout,
   Overlay,
@@ -294,6 +296,8 @@ test("a copy is acknowledged after the ack delay, a duplicate at once", () => {
   assert.equal(a.receiveTree("b", m, 200).fresh, false);
   assert.equal(a.nextWakeAt(), 200, "the sender is retransmitting: at once");
   assert.deepEqual(a.tick(200).map((s) => hopOf(s)), [0], "no wait");
+  // Its first acknowledgement was lost: this one goes again, ECHO_MS later.
+  assert.deepEqual(a.tick(200 + ECHO_MS).map((s) => hopOf(s)), [ECHO_MS], "again");
   // One of a batch (a number not divisible by 4): 2 ms. The `hop` of an `ihave` is the
   // wait meant, not how late this member's timer ran.
   assert.ok(a.receiveTree("b", { ...m, seq: 5 }, 300).fresh);
@@ -301,6 +305,47 @@ test("a copy is acknowledged after the ack delay, a duplicate at once", () => {
   assert.deepEqual(a.tick(330).map((s) => s.message), [
     { type: "ihave", origin: "b", hop: 2, seqs: [5] },
   ]);
+});
+
+test("after a loss seen (a copy late or twice), a lone message is acknowledged twice", () => {
+  const a = new TreeBroadcast("a", { ackDelayMs: 10 }, 0);
+  for (const id of ["b", "c"]) a.overlay.set(id, true);
+  const m = (seq: number, hop = 0) => ({
+    type: "tree" as const,
+    origin: "b",
+    seq,
+    hop,
+    entries: [],
+  });
+  const acks = (now: number) => a.tick(now).map((s) => [s.to, s.message.type, hopOf(s)]);
+  // No loss seen: one acknowledgement, nothing after it.
+  assert.ok(a.receiveTree("b", m(4), 0).fresh);
+  assert.deepEqual(acks(10), [["b", "ihave", 10]]);
+  assert.equal(a.nextWakeAt(), Infinity, "acknowledged once");
+  // Its acknowledgement was lost (the copy comes again): acknowledged at once, and again
+  // ECHO_MS later, in a datagram of its own (another tick).
+  assert.equal(a.receiveTree("b", m(4), 100).fresh, false);
+  assert.deepEqual(acks(100), [["b", "ihave", 0]]);
+  assert.equal(a.nextWakeAt(), 100 + ECHO_MS);
+  assert.deepEqual(acks(100 + ECHO_MS), [["b", "ihave", ECHO_MS]]);
+  // A loss seen lately: a new lone message's acknowledgement goes twice too, from any sender.
+  assert.ok(a.receiveTree("c", m(8), 200).fresh);
+  assert.deepEqual(acks(210), [["c", "ihave", 10]]);
+  assert.deepEqual(acks(210 + ECHO_MS), [["c", "ihave", 10 + ECHO_MS]]);
+  // A batch's message (a number not divisible by 4) is acknowledged once: a burst batches
+  // its acknowledgements, and its copies are many.
+  assert.ok(a.receiveTree("b", m(9), 300).fresh);
+  assert.deepEqual(acks(302), [["b", "ihave", 2]]);
+  assert.equal(a.nextWakeAt(), Infinity);
+  // LOSS_MEMORY_MS after the last loss seen: once again.
+  assert.ok(a.receiveTree("b", m(12), 100 + LOSS_MEMORY_MS).fresh);
+  assert.deepEqual(acks(110 + LOSS_MEMORY_MS), [["b", "ihave", 10]]);
+  assert.equal(a.nextWakeAt(), Infinity);
+  // A copy that came late (sent again on its way) is a loss seen as well.
+  const late = a.receiveTree("c", m(16, 200), 20_000);
+  assert.ok(late.fresh);
+  assert.deepEqual(acks(20_000), [["c", "ihave", 0]], "late: at once");
+  assert.deepEqual(acks(20_000 + ECHO_MS), [["c", "ihave", ECHO_MS]]);
 });
 
 test("the retransmission timeout follows the measured round trips", () => {

@@ -521,10 +521,15 @@ test("copies are acknowledged in batches: 15 ms later, 2 for a batch's, at once 
     { to: "c", message: { type: "ihave", origin: "b", hop: 0, seqs: [5] } },
   ]);
   assert.equal(a.counters.acked, 4);
+  // A duplicate came (a loss seen): the lone message's acknowledgement goes again, 1 ms later.
+  assert.deepEqual(a.tick(112), [
+    { to: "b", message: { type: "ihave", origin: "b", hop: 2, seqs: [8] } },
+  ]);
   assert.equal(a.nextWakeAt(), Infinity);
   // Timers run late: the wait meant is said, not the lateness (up to 255 ms).
   a.receiveTree("b", tree("b", 12), 200);
   assert.deepEqual(a.tick(400).map((s) => (s.message as { hop: number }).hop), [15]);
+  assert.deepEqual(a.tick(401).map((s) => (s.message as { hop: number }).hop), [16]);
   a.receiveTree("b", tree("b", 16), 500);
   a.receiveTree("b", tree("b", 20), 507.5);
   assert.deepEqual(a.tick(515).map((s) => (s.message as { hop: number }).hop), [7]);
@@ -546,7 +551,10 @@ test("a copy as late as its depth in the tree is acknowledged at once and sent o
   const sends = late.m5.tick(1_000);
   assert.deepEqual(sends.map((s) => s.message.type), ["ihave"]);
   assert.equal(late.m5.nextWakeAt(), 1_001);
-  assert.deepEqual(late.m5.tick(1_001), [{ to: "m4", message: tree("m0", 0, 2) }], "the echo");
+  assert.deepEqual(late.m5.tick(1_001), [
+    { to: "m4", message: tree("m0", 0, 2) },
+    { to: "m0", message: { type: "ihave", origin: "m0", hop: 1, seqs: [0] } },
+  ], "the echo, and the acknowledgement again (a loss seen: the copy came late)");
   assert.equal(late.m5.counters.retransmitted, 0);
 });
 
@@ -557,6 +565,9 @@ test("an acknowledgement holds 4,096 numbers at most, and each number once", () 
   const acks = a.tick(1_000).map((s) => (s.message as IHaveMessage).seqs);
   assert.deepEqual(acks.map((s) => s.length), [4096]);
   assert.deepEqual([acks[0]![0], acks[0]!.at(-1)], [905, 5_000]);
+  // 905 came twice (a loss seen): the lone messages' numbers (divisible by 4) go again.
+  const again = a.tick(1_001).map((s) => (s.message as IHaveMessage).seqs);
+  assert.deepEqual(again.map((s) => [s.length, s[0], s.at(-1)]), [[1024, 908, 5_000]]);
   for (let seq = 10_000; seq < 14_097; seq++) a.receiveTree("b", tree("b", seq), 2_000);
   const more = a.tick(3_000).map((s) => (s.message as IHaveMessage).seqs);
   assert.deepEqual(more.map((s) => s.length), [4096, 1]);

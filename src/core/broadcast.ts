@@ -20,11 +20,13 @@
  * - **Acknowledgement and retransmission.** A member acknowledges every copy it receives
  *   to its sender with an `ihave`, batched: `ackDelayMs` later for a lone message, 2 ms
  *   for a batch's, at once for a duplicate or a late copy (below: its sender is
- *   retransmitting). The `ihave`'s `hop` is the wait it was meant to have, so the sender
- *   measures the network's own round trip (Jacobson's estimator; Karn's rule: retransmitted
- *   copies are not measured) and adds the wait a copy's acknowledgement will have. It
- *   retransmits an unacknowledged copy after that timeout, twice ({@linkcode ECHO_MS}
- *   apart: a link that lost a copy is likely lossy), backing off after
+ *   retransmitting); a lone message's twice for a while after such a copy (a loss seen:
+ *   {@linkcode LOSS_MEMORY_MS}), since a lost acknowledgement costs two copies. The
+ *   `ihave`'s `hop` is the wait it was meant to have, so the sender measures the network's
+ *   own round trip (Jacobson's estimator; Karn's rule: retransmitted copies are not
+ *   measured) and adds the wait a copy's acknowledgement will have. It retransmits an
+ *   unacknowledged copy after that timeout, twice ({@linkcode ECHO_MS} apart: a link that
+ *   lost a copy is likely lossy), backing off after
  *   {@linkcode STEADY_ATTEMPTS}, at most {@linkcode MAX_ATTEMPTS} times; after
  *   {@linkcode TAKEOVER_ATTEMPTS} it also takes over the members the silent one would have
  *   sent to, and a member removed from the ring is replaced by those the tree now names.
@@ -112,6 +114,13 @@ const MAX_SEQS = 4096;
 const BURST_ACK_MS = 2;
 /** Delay between the two copies of a retransmission (or of a late copy), in ms. */
 export const ECHO_MS = 1;
+/**
+ * For this long after a member last received a copy late or twice (a loss on the way, or
+ * its own acknowledgement lost), it acknowledges each lone message twice, {@linkcode ECHO_MS}
+ * apart, in datagrams of their own: a lost acknowledgement costs its sender a retransmission
+ * (two copies), a second acknowledgement a few bytes. Without a loss seen, once.
+ */
+export const LOSS_MEMORY_MS = 10_000;
 /**
  * Retransmissions come due a timeout late, several at once: this member is overloaded (its
  * timers run late), and its copies are likely late, not lost. They then back off at once, go
@@ -652,6 +661,11 @@ export class TreeBroadcast {
   /** Acknowledgements to send: member → origin → sequence numbers, and the last one's arrival. */
   #acks = new Map<string, Map<string, { seqs: number[]; at: number }>>();
   #ackDue = Infinity;
+  /** Acknowledgements to send again at `#ackEchoDue` (see {@linkcode LOSS_MEMORY_MS}). */
+  #ackEchoes: TreeSend[] = [];
+  #ackEchoDue = Infinity;
+  /** When this member last received a copy late or twice (see {@linkcode LOSS_MEMORY_MS}). */
+  #lossAt = -Infinity;
   /** Smoothed round trip of the network (an acknowledgement's wait left out), its variation. */
   #srtt: number | undefined;
   #rttvar = 0;
@@ -753,6 +767,7 @@ export class TreeBroadcast {
     this.#ack(from, m, now, burst ? BURST_ACK_MS : this.config.ackDelayMs);
     if (this.#ids.has(m.origin, m.seq) || m.origin === this.overlay.self) {
       this.counters.duplicates++;
+      this.#lossAt = now;
       this.#ackDue = now; // its sender is retransmitting: acknowledge at once
       return { fresh: false, sends: [] };
     }
@@ -762,7 +777,10 @@ export class TreeBroadcast {
     // A late copy was likely sent again: its sender waits for this answer, which goes at the
     // next tick. A timer fires 1 ms later at the soonest, so the copy's echo (ECHO_MS behind)
     // has usually arrived by then, and its acknowledgement shares this one's datagram.
-    if (late) this.#ackDue = now;
+    if (late) {
+      this.#ackDue = now;
+      this.#lossAt = now;
+    }
     const self = this.overlay.self;
     if (!burst && !children.some((t) => t !== from && t !== m.origin && t !== self)) {
       // A leaf here: nothing to send on or retransmit, so only its id is kept. (Not for a
@@ -899,8 +917,14 @@ export class TreeBroadcast {
         }
       }
     }
+    if (now >= this.#ackEchoDue) {
+      sends.push(...this.#ackEchoes);
+      this.#ackEchoes = [];
+      this.#ackEchoDue = Infinity;
+    }
     if (now >= this.#ackDue) {
       const due = this.#ackDue;
+      const lossy = now - this.#lossAt < LOSS_MEMORY_MS;
       const acks = this.#acks;
       this.#acks = new Map();
       this.#ackDue = Infinity;
@@ -915,6 +939,17 @@ export class TreeBroadcast {
             const part = seqs.length <= MAX_SEQS ? seqs : seqs.slice(i, i + MAX_SEQS);
             this.counters.acked += part.length;
             sends.push({ to, message: { type: "ihave", origin, hop, seqs: part } });
+            const lone = lossy ? part.filter((seq) => !batched(seq)) : [];
+            if (lone.length > 0) {
+              // A loss seen lately: the lone messages' go again, in a datagram of their own
+              // (see LOSS_MEMORY_MS).
+              const again = Math.min(255, hop + ECHO_MS);
+              this.#ackEchoes.push({
+                to,
+                message: { type: "ihave", origin, hop: again, seqs: lone },
+              });
+              this.#ackEchoDue = Math.min(this.#ackEchoDue, now + ECHO_MS);
+            }
           }
         }
       }
@@ -925,7 +960,7 @@ export class TreeBroadcast {
 
   /** When {@linkcode TreeBroadcast.tick} next has work to do (Infinity: nothing pending). */
   nextWakeAt(): number {
-    return Math.min(this.#pendingDue, this.#ackDue);
+    return Math.min(this.#pendingDue, this.#ackDue, this.#ackEchoDue);
   }
 
   #ack(to: string, m: TreeMessage, now: number, delay: number): void {
