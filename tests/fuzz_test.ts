@@ -203,11 +203,16 @@ test(
         if (kind === 0) {
           data = await ring.seal(plain, CLUSTER, now); // fresh and genuine: applied
         } else if (kind === 1) {
-          // Tampered: a few bytes past the header flipped.
+          // Tampered: a few bytes past the header flipped, each a different byte (two flips
+          // of one byte by the same mask would cancel out and leave it genuine).
           data = await ring.seal(plain, CLUSTER, now);
           const flips = 1 + Math.floor(random() * 3);
-          for (let f = 0; f < flips; f++) {
-            data[4 + Math.floor(random() * (data.length - 4))]! ^= 1 + Math.floor(random() * 255);
+          const flipped = new Set<number>();
+          while (flipped.size < flips) {
+            const at = 4 + Math.floor(random() * (data.length - 4));
+            if (flipped.has(at)) continue;
+            flipped.add(at);
+            data[at]! ^= 1 + Math.floor(random() * 255);
           }
           reason = "unauthenticated";
         } else if (kind === 2) {
