@@ -4,23 +4,9 @@
 // sends its copy marked late and awaits its acknowledgement, or refuses the request.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Overlay, TreeBroadcast, type TreeSend } from "../src/core/broadcast.ts";
-import type { IHaveMessage, RelayMessage, TreeMessage } from "../src/core/messages.ts";
-
-const ids = (n: number) => Array.from({ length: n }, (_, i) => `m${i}`);
-
-function member(self: string, members: readonly string[]): TreeBroadcast {
-  const t = new TreeBroadcast(self, {}, 0);
-  for (const id of members) t.overlay.set(id, true);
-  return t;
-}
-
-const ihave = (origin: string, ...seqs: number[]): IHaveMessage => ({
-  type: "ihave",
-  origin,
-  hop: 0,
-  seqs,
-});
+import { Overlay, type TreeSend } from "../src/core/broadcast.ts";
+import type { RelayMessage, TreeMessage } from "../src/core/messages.ts";
+import { ids, ihave, member } from "./_tree.ts";
 
 const relay = (origin: string, seq: number, to: string): RelayMessage => ({
   type: "relay",

@@ -4,24 +4,9 @@
 // when a resent copy is marked late.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { TreeBroadcast } from "../src/core/broadcast.ts";
-import type { IHaveMessage, TreeMessage } from "../src/core/messages.ts";
-import type { TreeSend } from "../src/core/broadcast.ts";
-
-const ids = (n: number) => Array.from({ length: n }, (_, i) => `m${i}`);
-
-function member(self: string, members: readonly string[]): TreeBroadcast {
-  const t = new TreeBroadcast(self, {}, 0);
-  for (const id of members) t.overlay.set(id, true);
-  return t;
-}
-
-const ihave = (origin: string, ...seqs: number[]): IHaveMessage => ({
-  type: "ihave",
-  origin,
-  hop: 0,
-  seqs,
-});
+import type { TreeMessage } from "../src/core/messages.ts";
+import { ids, ihave, member } from "./_tree.ts";
+import type { TreeBroadcast, TreeSend } from "../src/core/broadcast.ts";
 
 const seqOf = (s: TreeSend) => (s.message as TreeMessage).seq;
 /** Sends as `to/seq`, and a `relay` as `helper/seq>to`. */

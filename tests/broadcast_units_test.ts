@@ -19,25 +19,12 @@ import {
 } from "../src/core/broadcast.ts";
 import type { IHaveMessage, TreeMessage } from "../src/core/messages.ts";
 import type { Entry } from "../src/core/store.ts";
-
-const ids = (n: number) => Array.from({ length: n }, (_, i) => `m${i}`);
+import { ids, ihave, member } from "./_tree.ts";
 
 function overlay(self: string, members: readonly string[]): Overlay {
   const o = new Overlay(self);
   for (const id of members) o.set(id, true);
   return o;
-}
-
-/** Member `self` of a tree broadcast holding `members` on its ring. */
-function member(
-  self: string,
-  members: readonly string[],
-  config: Partial<TreeConfig> = {},
-  now = 0,
-): TreeBroadcast {
-  const t = new TreeBroadcast(self, config, now);
-  for (const id of members) t.overlay.set(id, true);
-  return t;
 }
 
 const tree = (origin: string, seq: number, hop = 0, entries: Entry[] = []): TreeMessage => ({
@@ -46,13 +33,6 @@ const tree = (origin: string, seq: number, hop = 0, entries: Entry[] = []): Tree
   seq,
   hop,
   entries,
-});
-
-const ihave = (origin: string, ...seqs: number[]): IHaveMessage => ({
-  type: "ihave",
-  origin,
-  hop: 0,
-  seqs,
 });
 
 const seqOf = (s: TreeSend | undefined) => (s!.message as TreeMessage).seq;

@@ -1,0 +1,27 @@
+// Shared builders of the tree broadcast's unit tests (src/core/broadcast.ts): member ids, a
+// member with those on its ring, and an acknowledgement.
+import { TreeBroadcast, type TreeConfig } from "../src/core/broadcast.ts";
+import type { IHaveMessage } from "../src/core/messages.ts";
+
+/** Member ids `m0` to `m{n-1}`. */
+export const ids = (n: number): string[] => Array.from({ length: n }, (_, i) => `m${i}`);
+
+/** Member `self` of a tree broadcast holding `members` on its ring. */
+export function member(
+  self: string,
+  members: readonly string[],
+  config: Partial<TreeConfig> = {},
+  now = 0,
+): TreeBroadcast {
+  const t = new TreeBroadcast(self, config, now);
+  for (const id of members) t.overlay.set(id, true);
+  return t;
+}
+
+/** An acknowledgement of `seqs` of `origin`, sent without waiting. */
+export const ihave = (origin: string, ...seqs: number[]): IHaveMessage => ({
+  type: "ihave",
+  origin,
+  hop: 0,
+  seqs,
+});
