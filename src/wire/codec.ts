@@ -201,29 +201,35 @@ export function encodeMessage(m: Message): Uint8Array {
   return encodeCbor(messageToArray(m));
 }
 
-/** Bytes of a CBOR array header for `n` items. */
-function arrayHeaderBytes(n: number): number {
-  return n < 24 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 5;
+/** Bytes of a minimal CBOR head for `n` (an array's items, a text's bytes, an integer). */
+function headBytes(n: number): number {
+  return n < 0x18 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 5;
 }
 
-/** Writes a CBOR array header for `n` items at `o`; returns the offset after it. */
-function writeArrayHeader(out: Uint8Array, o: number, n: number): number {
-  if (n < 24) {
-    out[o] = 0x80 + n;
+/** CBOR major types, as the top bits of a head's first byte. */
+const UNSIGNED = 0x00, TEXT = 0x60, ARRAY = 0x80;
+
+/**
+ * Writes the minimal CBOR head of `major` for `n` (0 to 2^32 - 1) at `o`; returns the offset
+ * after it.
+ */
+function writeHead(out: Uint8Array, o: number, major: number, n: number): number {
+  if (n < 0x18) {
+    out[o] = major | n;
     return o + 1;
   }
   if (n < 0x100) {
-    out[o] = 0x98;
+    out[o] = major | 0x18;
     out[o + 1] = n;
     return o + 2;
   }
   if (n < 0x10000) {
-    out[o] = 0x99;
+    out[o] = major | 0x19;
     out[o + 1] = n >>> 8;
     out[o + 2] = n & 0xff;
     return o + 3;
   }
-  out[o] = 0x9a;
+  out[o] = major | 0x1a;
   out[o + 1] = n >>> 24;
   out[o + 2] = (n >>> 16) & 0xff;
   out[o + 3] = (n >>> 8) & 0xff;
@@ -247,14 +253,14 @@ function envelopeDatagram(
   count: number,
 ): Uint8Array {
   const items = count + prefix.length;
-  let n = HEADER_BYTES + arrayHeaderBytes(items) + bodyEnd;
+  let n = HEADER_BYTES + headBytes(items) + bodyEnd;
   for (const p of prefix) n += p.length;
   const out = slabBytes(n);
   out[0] = MAGIC_0;
   out[1] = MAGIC_1;
   out[2] = PROTOCOL_VERSION;
   out[3] = Kind.Envelope;
-  let o = writeArrayHeader(out, HEADER_BYTES, items);
+  let o = writeHead(out, HEADER_BYTES, ARRAY, items);
   for (const p of prefix) {
     out.set(p, o);
     o += p.length;
@@ -300,26 +306,7 @@ const isWellFormed = (String.prototype as { isWellFormed?: (this: string) => boo
  */
 function writeCount(out: Uint8Array, o: number, v: number): number {
   if (o + 9 > out.length) return GENERAL;
-  if (v >>> 0 === v) {
-    if (v < 0x18) {
-      out[o] = v;
-      return o + 1;
-    }
-    if (v < 0x100) {
-      out[o] = 0x18;
-      out[o + 1] = v;
-      return o + 2;
-    }
-    if (v < 0x10000) {
-      out[o] = 0x19;
-      out[o + 1] = v >> 8;
-      out[o + 2] = v & 0xff;
-      return o + 3;
-    }
-    out[o] = 0x1a;
-    batchView.setUint32(o + 1, v);
-    return o + 5;
-  }
+  if (v >>> 0 === v) return writeHead(out, o, UNSIGNED, v);
   if (!Number.isInteger(v) || v < 0) return GENERAL;
   out[o] = 0xfb;
   batchView.setFloat64(o + 1, v);
@@ -336,7 +323,7 @@ function writeText(out: Uint8Array, o: number, s: string): number {
   if (n >= 0x40 && !isWellFormed?.call(s)) return GENERAL;
   if (o + 5 + 3 * n > out.length) return GENERAL;
   // The header's size for n units; moved once the UTF-8 length is known, if it differs.
-  const guess = n < 0x18 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 5;
+  const guess = headBytes(n);
   let p = o + guess;
   for (let i = 0; i < n; i++) {
     let c1 = s.charCodeAt(i), c2: number;
@@ -358,20 +345,9 @@ function writeText(out: Uint8Array, o: number, s: string): number {
     }
   }
   const length = p - o - guess;
-  const size = length < 0x18 ? 1 : length < 0x100 ? 2 : length < 0x10000 ? 3 : 5;
+  const size = headBytes(length);
   if (size !== guess) out.copyWithin(o + size, o + guess, p);
-  if (size === 1) out[o] = 0x60 | length;
-  else if (size === 2) {
-    out[o] = 0x78;
-    out[o + 1] = length;
-  } else if (size === 3) {
-    out[o] = 0x79;
-    out[o + 1] = length >> 8;
-    out[o + 2] = length & 0xff;
-  } else {
-    out[o] = 0x7a;
-    batchView.setUint32(o + 1, length);
-  }
+  writeHead(out, o, TEXT, length);
   return o + size + length;
 }
 
@@ -385,7 +361,7 @@ function writeText(out: Uint8Array, o: number, s: string): number {
 function writeFast(m: Message, out: Uint8Array, o: number): number {
   if (m.type === "ihave") {
     const seqs = m.seqs;
-    o = writeArrayHeader(out, o, 3 + seqs.length);
+    o = writeHead(out, o, ARRAY, 3 + seqs.length);
     out[o++] = MessageCode.ihave;
     if ((o = writeText(out, o, m.origin)) < 0 || (o = writeCount(out, o, m.hop)) < 0) {
       return GENERAL;
@@ -398,7 +374,7 @@ function writeFast(m: Message, out: Uint8Array, o: number): number {
   }
   if (m.type !== "tree") return GENERAL;
   const entries = m.entries;
-  o = writeArrayHeader(out, o, 4 + entries.length);
+  o = writeHead(out, o, ARRAY, 4 + entries.length);
   out[o++] = MessageCode.tree;
   if (
     (o = writeText(out, o, m.origin)) < 0 || (o = writeCount(out, o, m.seq)) < 0 ||
