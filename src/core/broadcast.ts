@@ -128,6 +128,22 @@ export const LOSS_MEMORY_MS = 10_000;
  * retransmitting adds to an overload.
  */
 const CONGESTED = 32;
+/**
+ * Retransmitted copies waiting for one member's acknowledgement at most, at first and after
+ * it recovers. A retransmission lost again while the member answers other copies (a loss
+ * on the way, or its receive buffer full: an overloaded member drops what arrives beyond
+ * what it can take) halves its window, once a round trip at most; every retransmission it
+ * acknowledges widens it by one. Beyond the window, due copies wait a timeout (a round
+ * counts as an attempt: after {@linkcode MAX_ATTEMPTS}, anti-entropy brings them). While
+ * its window is below this, its retransmissions go once, not marked late (no echo here, no
+ * second copy down the subtree): extra copies to a member that drops for want of room only
+ * displace others.
+ */
+const WINDOW = 64;
+/** How long a copy waits at most for room in its member's window, in ms. */
+const WINDOW_WAIT_MS = 2_000;
+const MAX_WINDOW = 256;
+const MIN_WINDOW = 8;
 /** Bounds of the retransmission timeout, in ms: the lower one covers a busy event loop. */
 const MIN_RTO = 20;
 const MIN_RTO_MARGIN = 2;
@@ -549,6 +565,12 @@ interface Peer {
   silentRounds: number;
   /** Until when its last probe awaits an answer (its due copies wait till then). */
   probeUntil: number;
+  /** Retransmitted copies it may have waiting at once (see {@linkcode WINDOW}). */
+  window: number;
+  /** When its window was last cut (once a round trip at most). */
+  cutAt: number;
+  /** Retransmitted copies to it waiting, as the last tick counted them. */
+  inFlight: number;
 }
 
 interface Cached {
@@ -810,6 +832,7 @@ export class TreeBroadcast {
       const p = this.#pending.get(from, m.origin, seq);
       if (!p) continue;
       this.#pending.delete(p);
+      if (p.attempts > 0 && peer) peer.window = Math.min(MAX_WINDOW, peer.window + 1);
       if (p.attempts === 0) {
         this.#measure(now - p.sentAt, m.hop);
       }
@@ -853,6 +876,9 @@ export class TreeBroadcast {
           backoff: 1,
           silentRounds: 0,
           probeUntil: -Infinity,
+          window: WINDOW,
+          cutAt: -Infinity,
+          inFlight: 0,
         },
       );
     }
@@ -865,9 +891,13 @@ export class TreeBroadcast {
     if (now >= this.#pendingDue) {
       let due = Infinity;
       const retry: Pending[] = [];
+      for (const peer of this.#peers.values()) peer.inFlight = 0;
       for (const p of this.#pending.values()) {
         if (p.deadline <= now || p.echoAt <= now) retry.push(p);
-        else due = Math.min(due, p.deadline, p.echoAt);
+        else {
+          due = Math.min(due, p.deadline, p.echoAt);
+          if (p.attempts > 0) this.#peer(p.to).inFlight++;
+        }
       }
       this.#pendingDue = due;
       // Random loss leaves some copies unacknowledged; an overload delays this member's own
@@ -900,6 +930,18 @@ export class TreeBroadcast {
           if (this.#gone(p, peer)) sends.push(...this.#takeOver(p, now));
           continue;
         }
+        if (!probe && peer.inFlight >= peer.window) {
+          // Its window is full: this copy waits a round (see WINDOW).
+          this.counters.heldBack++;
+          if (now - p.sentAt >= WINDOW_WAIT_MS) {
+            this.#pending.delete(p); // anti-entropy will bring it
+            continue;
+          }
+          p.deadline = now + this.rtoOf(p.to);
+          p.echoAt = Infinity;
+          this.#pendingDue = Math.min(this.#pendingDue, p.deadline);
+          continue;
+        }
         if (congested && sent >= CONGESTED) {
           // Later: retransmitting adds to an overload.
           p.deadline = now + this.rtoOf(p.to);
@@ -909,6 +951,7 @@ export class TreeBroadcast {
         }
         if (probe) peer.silentRounds++;
         sent++;
+        peer.inFlight++;
         sends.push(...this.#retry(p, now, congested));
         if (probe) {
           peer.probeUntil = p.deadline;
@@ -1082,8 +1125,17 @@ export class TreeBroadcast {
     // A loss, likely: others answered since this copy went, or its member was not found slow
     // lately (its timeout never backed off). Its receiver gets it late, and so does the
     // subtree below it: the copy says so, and they send it twice.
-    const lossy = this.#heardAt > p.lastSentAt || this.#peer(p.to).backoff <= 1;
-    if (!p.late && !congested && lossy) {
+    const peer = this.#peer(p.to);
+    if (p.attempts > 0 && peer.heardAt > p.lastSentAt) {
+      // A retransmission lost too, while the member answers others: it drops (see WINDOW).
+      if (now - peer.cutAt > this.rtoOf(p.to)) {
+        peer.window = Math.max(MIN_WINDOW, Math.floor(peer.window / 2));
+        peer.cutAt = now;
+      }
+    }
+    const crowded = peer.window < WINDOW / 2;
+    const lossy = this.#heardAt > p.lastSentAt || peer.backoff <= 1;
+    if (!p.late && !congested && !crowded && lossy) {
       p.message = late(p.message);
       p.late = true;
     }
@@ -1097,7 +1149,6 @@ export class TreeBroadcast {
     p.deadline = now + Math.min(MAX_RTO, rto * backoff);
     this.#pendingDue = Math.min(this.#pendingDue, p.deadline);
     this.counters.retransmitted++;
-    const peer = this.#peer(p.to);
     // Its children are taken over once it has been silent long enough to be gone, not
     // merely slow (a takeover costs up to 2 copies, each awaiting an acknowledgement).
     // A member silent through an earlier round too (other copies' probes) goes sooner.
@@ -1107,7 +1158,7 @@ export class TreeBroadcast {
     // Sent twice, ECHO_MS apart (two datagrams): a link that lost a copy is likely lossy,
     // and each further loss would cost another timeout. Not with a takeover: the member
     // seems gone, and its children get the message anyway.
-    if (!congested && !(takeover && !p.takenOver)) {
+    if (!congested && !crowded && !(takeover && !p.takenOver)) {
       p.echoAt = now + ECHO_MS;
       this.#pendingDue = Math.min(this.#pendingDue, p.echoAt);
     }
