@@ -56,7 +56,12 @@
  *   answered meanwhile (a crash, a partition), or after {@linkcode TAKEOVER_ROUNDS} silent
  *   rounds when nobody did. Without this, a round trip longer than the timeout turned every
  *   copy into several (retransmissions, their echoes, the takeovers of members that were
- *   only slow), and they added to the overload that delayed the acknowledgements.
+ *   only slow), and they added to the overload that delayed the acknowledgements. A member
+ *   that answers some copies and loses others may be dropping for want of room (a full
+ *   receive buffer): its retransmitted copies in flight are bounded by a window of its own
+ *   (`WINDOW`), cut when a retransmission to it is lost again; cut twice, its
+ *   retransmissions go once, unmarked. Without this, each drop at an overloaded member
+ *   brought it two copies more, and its subtree two of every late copy.
  *
  * The state machine is pure: it takes `now` and returns what to send, to member ids.
  *
@@ -130,20 +135,24 @@ export const LOSS_MEMORY_MS = 10_000;
 const CONGESTED = 32;
 /**
  * Retransmitted copies waiting for one member's acknowledgement at most, at first and after
- * it recovers. A retransmission lost again while the member answers other copies (a loss
- * on the way, or its receive buffer full: an overloaded member drops what arrives beyond
- * what it can take) halves its window, once a round trip at most; every retransmission it
- * acknowledges widens it by one. Beyond the window, due copies wait a timeout (a round
- * counts as an attempt: after {@linkcode MAX_ATTEMPTS}, anti-entropy brings them). While
- * its window is below this, its retransmissions go once, not marked late (no echo here, no
- * second copy down the subtree): extra copies to a member that drops for want of room only
- * displace others.
+ * it recovers. A retransmission lost again while the member answered something since it
+ * went (a loss on the way, or its receive buffer full: an overloaded member drops what
+ * arrives beyond what it can take) halves its window (to {@linkcode MIN_WINDOW} at least),
+ * once a timeout at most; every retransmission it acknowledges widens it by one (to
+ * {@linkcode MAX_WINDOW} at most). Beyond the window, due copies wait a timeout, for
+ * {@linkcode WINDOW_WAIT_MS} from their first send at most (then anti-entropy brings them).
+ * While its window is below half this (cut twice without recovering), its retransmissions
+ * go once, not marked late (no echo here, no second copy down the subtree): extra copies to
+ * a member that drops for want of room only displace others. A random loss costs a cut now
+ * and then, and the retransmissions acknowledged win it back.
  */
 const WINDOW = 64;
+/** The smallest retransmission window of a member (see {@linkcode WINDOW}). */
+const MIN_WINDOW = 8;
+/** The largest retransmission window of a member (see {@linkcode WINDOW}). */
+const MAX_WINDOW = 256;
 /** How long a copy waits at most for room in its member's window, in ms. */
 const WINDOW_WAIT_MS = 2_000;
-const MAX_WINDOW = 256;
-const MIN_WINDOW = 8;
 /** Bounds of the retransmission timeout, in ms: the lower one covers a busy event loop. */
 const MIN_RTO = 20;
 const MIN_RTO_MARGIN = 2;
