@@ -59,8 +59,8 @@
  *   only slow), and they added to the overload that delayed the acknowledgements. A member
  *   that answers some copies and loses others may be dropping for want of room (a full
  *   receive buffer): its retransmitted copies in flight are bounded by a window of its own
- *   (`WINDOW`), cut when a retransmission to it is lost again; cut twice, its
- *   retransmissions go once, unmarked. Without this, each drop at an overloaded member
+ *   (`WINDOW`), cut when a retransmission to it is lost again; cut twice and half
+ *   full, its retransmissions go once, unmarked. Without this, each drop at an overloaded member
  *   brought it two copies more, and its subtree two of every late copy.
  *
  * The state machine is pure: it takes `now` and returns what to send, to member ids.
@@ -141,8 +141,8 @@ const CONGESTED = 32;
  * once a timeout at most; every retransmission it acknowledges widens it by one (to
  * {@linkcode MAX_WINDOW} at most). Beyond the window, due copies wait a timeout, for
  * {@linkcode WINDOW_WAIT_MS} from their first send at most (then anti-entropy brings them).
- * While its window is below half this (cut twice without recovering), its retransmissions
- * go once, not marked late (no echo here, no second copy down the subtree): extra copies to
+ * While its window is below half this (cut twice without recovering) and half full, its
+ * retransmissions go once, not marked late (no echo here, no second copy down the subtree): extra copies to
  * a member that drops for want of room only displace others. A random loss costs a cut now
  * and then, and the retransmissions acknowledged win it back.
  */
@@ -1142,7 +1142,7 @@ export class TreeBroadcast {
         peer.cutAt = now;
       }
     }
-    const crowded = peer.window < WINDOW / 2;
+    const crowded = peer.window < WINDOW / 2 && peer.inFlight >= peer.window / 2;
     const lossy = this.#heardAt > p.lastSentAt || peer.backoff <= 1;
     if (!p.late && !congested && !crowded && lossy) {
       p.message = late(p.message);
