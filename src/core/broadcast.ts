@@ -57,11 +57,11 @@
  *   rounds when nobody did. Without this, a round trip longer than the timeout turned every
  *   copy into several (retransmissions, their echoes, the takeovers of members that were
  *   only slow), and they added to the overload that delayed the acknowledgements. A member
- *   that answers some copies and loses others may be dropping for want of room (a full
- *   receive buffer): its retransmitted copies in flight are bounded by a window of its own
- *   (`WINDOW`), cut when a retransmission to it is lost again; cut twice and half
- *   full, its retransmissions go once, unmarked. Without this, each drop at an overloaded member
- *   brought it two copies more, and its subtree two of every late copy.
+ *   that answers some copies, late (its round trip grew), and loses others is dropping for
+ *   want of room (a full receive buffer): its retransmitted copies in flight are bounded by
+ *   a window of its own (`WINDOW`), cut when a retransmission to it is lost again, and they
+ *   go once, unmarked. Without this, each drop at an overloaded member brought it two
+ *   copies more, and its subtree two of every late copy.
  *
  * The state machine is pure: it takes `now` and returns what to send, to member ids.
  *
@@ -135,22 +135,30 @@ export const LOSS_MEMORY_MS = 10_000;
 const CONGESTED = 32;
 /**
  * Retransmitted copies waiting for one member's acknowledgement at most, at first and after
- * it recovers. A retransmission lost again while the member answered something since it
- * went (a loss on the way, or its receive buffer full: an overloaded member drops what
- * arrives beyond what it can take) halves its window (to {@linkcode MIN_WINDOW} at least),
- * once a timeout at most; every retransmission it acknowledges widens it by one (to
- * {@linkcode MAX_WINDOW} at most). Beyond the window, due copies wait a timeout, for
- * {@linkcode WINDOW_WAIT_MS} from their first send at most (then anti-entropy brings them).
- * While its window is below half this (cut twice without recovering) and half full, its
- * retransmissions go once, not marked late (no echo here, no second copy down the subtree): extra copies to
- * a member that drops for want of room only displace others. A random loss costs a cut now
- * and then, and the retransmissions acknowledged win it back.
+ * it recovers, while it queues (see {@linkcode QUEUEING_MS}: its round trip grew). A
+ * retransmission lost again while the member answered something since it went (an
+ * overloaded member drops what arrives beyond what its receive buffer holds) halves its
+ * window (to {@linkcode MIN_WINDOW} at least), once a timeout at most; every retransmission
+ * it acknowledges widens it by one (to {@linkcode MAX_WINDOW} at most). Beyond the window,
+ * due copies wait a timeout, for {@linkcode WINDOW_WAIT_MS} from their first send at most
+ * (then anti-entropy brings them). And while it queues, its retransmissions go once, not
+ * marked late (no echo here, no second copy down the subtree): extra copies to a member
+ * that drops for want of room only displace others.
  */
 const WINDOW = 64;
 /** The smallest retransmission window of a member (see {@linkcode WINDOW}). */
 const MIN_WINDOW = 8;
 /** The largest retransmission window of a member (see {@linkcode WINDOW}). */
 const MAX_WINDOW = 256;
+/**
+ * A member whose round trip (smoothed) is longer than twice its shortest one and this many
+ * ms is queueing copies (a full receive buffer, a busy event loop): only then do its losses
+ * cut its window (see {@linkcode WINDOW}) and its retransmissions go once, unmarked. A
+ * random loss on a link whose round trip holds steady is repaired as before.
+ */
+const QUEUEING_MS = 4;
+/** How slowly a member's shortest round trip follows longer ones (see `Peer.minRtt`), in ms. */
+const MIN_RTT_FOLLOW_MS = 60_000;
 /** How long a copy waits at most for room in its member's window, in ms. */
 const WINDOW_WAIT_MS = 2_000;
 /** Bounds of the retransmission timeout, in ms: the lower one covers a busy event loop. */
@@ -580,6 +588,14 @@ interface Peer {
   cutAt: number;
   /** Retransmitted copies to it waiting, as the last tick counted them. */
   inFlight: number;
+  /**
+   * Its own smoothed round trip, an acknowledgement's wait left out, and the shortest one
+   * (following a longer one very slowly): see {@linkcode QUEUEING_MS}.
+   */
+  srtt: number;
+  minRtt: number;
+  /** When its round trip was last measured. */
+  sampledAt: number;
 }
 
 interface Cached {
@@ -844,6 +860,15 @@ export class TreeBroadcast {
       if (p.attempts > 0 && peer) peer.window = Math.min(MAX_WINDOW, peer.window + 1);
       if (p.attempts === 0) {
         this.#measure(now - p.sentAt, m.hop);
+        if (peer) {
+          const net = Math.max(0, now - p.sentAt - m.hop);
+          peer.srtt = Number.isNaN(peer.srtt) ? net : 0.875 * peer.srtt + 0.125 * net;
+          // The shortest follows a longer round trip over minutes (a route that changed),
+          // by the time passed, not the samples taken: an overload does not become the norm.
+          const follow = Math.min(1, (now - peer.sampledAt) / MIN_RTT_FOLLOW_MS);
+          peer.minRtt = net < peer.minRtt ? net : peer.minRtt + (net - peer.minRtt) * follow;
+          peer.sampledAt = now;
+        }
       }
     }
   }
@@ -888,6 +913,9 @@ export class TreeBroadcast {
           window: WINDOW,
           cutAt: -Infinity,
           inFlight: 0,
+          srtt: NaN,
+          minRtt: Infinity,
+          sampledAt: -Infinity,
         },
       );
     }
@@ -939,7 +967,7 @@ export class TreeBroadcast {
           if (this.#gone(p, peer)) sends.push(...this.#takeOver(p, now));
           continue;
         }
-        if (!probe && peer.inFlight >= peer.window) {
+        if (!probe && this.#queueing(peer) && peer.inFlight >= peer.window) {
           // Its window is full: this copy waits a round (see WINDOW).
           this.counters.heldBack++;
           if (now - p.sentAt >= WINDOW_WAIT_MS) {
@@ -1135,14 +1163,15 @@ export class TreeBroadcast {
     // lately (its timeout never backed off). Its receiver gets it late, and so does the
     // subtree below it: the copy says so, and they send it twice.
     const peer = this.#peer(p.to);
-    if (p.attempts > 0 && peer.heardAt > p.lastSentAt) {
-      // A retransmission lost too, while the member answers others: it drops (see WINDOW).
+    if (p.attempts > 0 && peer.heardAt > p.lastSentAt && this.#queueing(peer)) {
+      // A retransmission lost too, while the member answers others late: it drops for want
+      // of room (see WINDOW).
       if (now - peer.cutAt > this.rtoOf(p.to)) {
         peer.window = Math.max(MIN_WINDOW, Math.floor(peer.window / 2));
         peer.cutAt = now;
       }
     }
-    const crowded = peer.window < WINDOW / 2 && peer.inFlight >= peer.window / 2;
+    const crowded = this.#queueing(peer);
     const lossy = this.#heardAt > p.lastSentAt || peer.backoff <= 1;
     if (!p.late && !congested && !crowded && lossy) {
       p.message = late(p.message);
@@ -1173,6 +1202,14 @@ export class TreeBroadcast {
     }
     if (takeover) sends.push(...this.#takeOver(p, now));
     return sends;
+  }
+
+  /**
+   * Whether `peer` answers later than the network's round trip allows: copies queue at it (a
+   * full receive buffer, a busy event loop), and its losses are likely drops for want of room.
+   */
+  #queueing(peer: Peer): boolean {
+    return peer.srtt > 2 * peer.minRtt + QUEUEING_MS;
   }
 
   /**
