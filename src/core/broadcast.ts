@@ -584,7 +584,7 @@ interface Peer {
   probeUntil: number;
   /** Retransmitted copies it may have waiting at once (see {@linkcode WINDOW}). */
   window: number;
-  /** When its window was last cut (once a round trip at most). */
+  /** When its window was last cut (once a timeout at most). */
   cutAt: number;
   /** Retransmitted copies to it waiting, as the last tick counted them. */
   inFlight: number;
