@@ -28,8 +28,9 @@ export const MIN_PENDING_RECEIVES = 4;
 /**
  * Polls in a row that must complete every pending receive before the loops double. A burst
  * between members of one process fills a few polls; a starved event loop fills them all.
- * 1,000 writes to 64 members in one process, medians of 5 bursts (3 runs each): 0.35-0.41 s
- * doubling after one full poll, 0.30-0.35 s with 4 always pending, 0.40-0.43 s with 32.
+ * 1,000 writes to 64 members in one process, medians of 5 bursts, 3 runs each, alternating
+ * in one session: 0.31-0.35 s (3 polls) against 0.40-0.43 s with 32 always pending; in
+ * another, 0.35-0.41 s doubling after one full poll, 0.30-0.35 s with 4 always pending.
  */
 export const FULL_POLLS = 3;
 
