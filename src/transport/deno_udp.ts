@@ -18,7 +18,8 @@
  * @module
  */
 
-import { type DenoAddr, type DenoDatagramConn, denoGlobal } from "../_runtime.ts";
+import { denoGlobal } from "../_runtime.ts";
+import { Receives } from "./_deno_receives.ts";
 import { bindOptions, type UdpTransport, udpTransport, type UdpTransportOptions } from "./udp.ts";
 
 export type { DatagramHandler, Transport, UdpTransport, UdpTransportOptions } from "./udp.ts";
@@ -61,9 +62,7 @@ export function denoUdpTransport(options: UdpTransportOptions = {}): Promise<Udp
     let closed = false;
     return Promise.resolve(udpTransport("deno", options, {
       bound: { hostname: conn.addr.hostname, port: conn.addr.port },
-      listen: (deliver) => {
-        for (let n = 0; n < PENDING_RECEIVES; n++) void receiveLoop(conn, deliver, () => closed);
-      },
+      listen: (deliver) => new Receives(conn, deliver, () => closed).start(),
       send: (data, hostname, port) => conn.send(data, { transport: "udp", hostname, port }),
       close() {
         closed = true;
@@ -74,41 +73,5 @@ export function denoUdpTransport(options: UdpTransportOptions = {}): Promise<Udp
     }, () => runtime.networkInterfaces?.() ?? []));
   } catch (error) {
     return Promise.reject(error);
-  }
-}
-
-/**
- * Receives kept pending at once on the socket. With one, a member whose event loop also
- * serves many HTTP connections all but stops reading its socket, although its timers run on
- * time, and the kernel drops what arrives (in the fault lab, the cluster's pings and acks with
- * the rest: the peers declared the member dead). Measured with tests/lab/deno_udp_reads.ts
- * (2,000 clients connecting, ~2,900 datagrams/s arriving, two other processes burning a core
- * each), datagrams read per second: one pending, 48-685; 8 pending, mostly 30-500; 32 pending,
- * 204-2,256. Each holds a 64 KiB buffer: 2 MiB in all.
- */
-const PENDING_RECEIVES = 32;
-
-async function receiveLoop(
-  conn: DenoDatagramConn,
-  deliver: (data: Uint8Array, hostname: string, port: number) => void,
-  closed: () => boolean,
-): Promise<void> {
-  // Without a buffer, each receive() allocates 64 KiB; one buffer, then a right-sized copy.
-  const buffer = new Uint8Array(65536);
-  let failures = 0;
-  while (!closed()) {
-    let datagram: [Uint8Array, DenoAddr];
-    try {
-      datagram = await conn.receive(buffer);
-      failures = 0;
-    } catch {
-      if (closed()) return; // close() interrupts the pending receive
-      // On Windows, an ICMP "port unreachable" for an earlier send surfaces as a receive
-      // error (WSAECONNRESET) although the socket is fine: keep reading, but back off in
-      // case the error persists. https://github.com/tokio-rs/tokio/issues/2017
-      await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 2 ** failures++)));
-      continue;
-    }
-    deliver(datagram[0].slice(), datagram[1].hostname, datagram[1].port);
   }
 }
