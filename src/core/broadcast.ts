@@ -629,7 +629,10 @@ export interface TreeCounters {
   retransmitted: number;
   /** Copies sent to the children of a member that did not acknowledge. */
   takenOver: number;
-  /** Due retransmissions held back: their member was silent and one copy went as a probe. */
+  /**
+   * Due retransmissions held back: their member was silent and one copy went as a probe, or
+   * it queues and its retransmission window was full (see `WINDOW`).
+   */
   heldBack: number;
   /** Copies sent at another member's `relay` request (a takeover handed on). */
   relayed: number;
