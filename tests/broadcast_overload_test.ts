@@ -3,9 +3,8 @@
 // kernel does). The copies sent to it must not multiply (src/core/broadcast.ts: WINDOW).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { TreeBroadcast, type TreeSend } from "../src/core/broadcast.ts";
-import type { Entry } from "../src/core/store.ts";
-import { ids } from "./_tree.ts";
+import type { TreeSend } from "../src/core/broadcast.ts";
+import { entry, ids, member } from "./_tree.ts";
 
 interface Datagram {
   readonly at: number;
@@ -20,11 +19,7 @@ interface Datagram {
 function overload(perMs: number, loadMs = 1_000, drainMs = 5_000, buffer = 50) {
   const members = ids(5);
   const slow = "m4";
-  const nodes = new Map(members.map((id) => {
-    const t = new TreeBroadcast(id, {}, 0);
-    for (const other of members) t.overlay.set(other, true);
-    return [id, t];
-  }));
+  const nodes = new Map(members.map((id) => [id, member(id, members)]));
   const got = new Map(members.map((id) => [id, new Set<string>()]));
   let wire: Datagram[] = [];
   const inbox: Datagram[] = [];
@@ -48,18 +43,9 @@ function overload(perMs: number, loadMs = 1_000, drainMs = 5_000, buffer = 50) {
     if (now < loadMs) {
       for (const w of members.slice(0, 4)) {
         const key = `${w}/${now}`;
-        const entry: Entry = {
-          section: "usr",
-          key,
-          value: "v",
-          wall: 1,
-          logical: 0,
-          writer: w,
-          deleted: false,
-        };
         writes++;
         got.get(w)!.add(key);
-        post(w, nodes.get(w)!.originate([entry], now));
+        post(w, nodes.get(w)!.originate([entry(key, w)], now));
       }
     }
     const due = wire.filter((d) => d.at <= now);

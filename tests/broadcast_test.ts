@@ -13,8 +13,7 @@ import {
 import { seededRandom } from "../src/core/random.ts";
 import type { Entry } from "../src/core/store.ts";
 import { Wire } from "../src/wire/wire.ts";
-
-const ids = (n: number) => Array.from({ length: n }, (_, i) => `m${i}`);
+import { entry, ids } from "./_tree.ts";
 
 function overlays(members: readonly string[]): Map<string, Overlay> {
   const out = new Map<string, Overlay>();
@@ -116,17 +115,8 @@ class TreeNet {
   }
 
   broadcast(from: string, key: string, lone = true): void {
-    const entry: Entry = {
-      section: "usr",
-      key,
-      value: "v",
-      wall: 1,
-      logical: 0,
-      writer: from,
-      deleted: false,
-    };
     this.got.get(from)!.add(key);
-    this.#post(from, this.nodes.get(from)!.originate([entry], this.now, lone));
+    this.#post(from, this.nodes.get(from)!.originate([entry(key, from)], this.now, lone));
   }
 
   #post(from: string, sends: readonly TreeSend[]): void {
@@ -365,17 +355,15 @@ test("the retransmission timeout follows the measured round trips", () => {
 
 test("the tree messages survive the wire: encode, decode, and bad ones are refused", () => {
   const wire = new Wire({ cluster: "c", sender: "s" });
-  const entry: Entry = {
-    section: "usr",
-    key: "k",
-    value: "v",
-    wall: 1_700_000_000_000,
-    logical: 2,
-    writer: "s",
-    deleted: false,
-  };
+  const stamped: Entry = { ...entry("k", "s"), wall: 1_700_000_000_000, logical: 2 };
   const messages = [
-    { type: "tree" as const, origin: "s", seq: 1_700_000_000_000 * 1024, hop: 3, entries: [entry] },
+    {
+      type: "tree" as const,
+      origin: "s",
+      seq: 1_700_000_000_000 * 1024,
+      hop: 3,
+      entries: [stamped],
+    },
     { type: "ihave" as const, origin: "s", hop: 2, seqs: [10, 11, 15] },
     { type: "graft" as const, origin: "s", seqs: [7] },
     { type: "prune" as const, origin: "s" },

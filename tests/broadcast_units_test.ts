@@ -19,7 +19,7 @@ import {
 } from "../src/core/broadcast.ts";
 import type { IHaveMessage, TreeMessage } from "../src/core/messages.ts";
 import type { Entry } from "../src/core/store.ts";
-import { ids, ihave, member } from "./_tree.ts";
+import { entry, ids, ihave, member } from "./_tree.ts";
 
 function overlay(self: string, members: readonly string[]): Overlay {
   const o = new Overlay(self);
@@ -759,15 +759,7 @@ test("a cached message is forgotten exactly cacheMs after it was sent", () => {
 
 test("the cache's byte count goes down with what it forgets", () => {
   // 60 bytes a message; room for two. The first is forgotten by age, then two more fit.
-  const e: Entry = {
-    section: "usr",
-    key: "k",
-    value: "vv",
-    wall: 1,
-    logical: 0,
-    writer: "a",
-    deleted: false,
-  };
+  const e = entry("k", "a", "vv");
   const a = member("a", ["b", "c", "d", "e"], { cacheMs: 100, cacheBytes: 120 });
   a.originate([e], 0, false);
   a.tick(100);
