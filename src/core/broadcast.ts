@@ -1166,7 +1166,8 @@ export class TreeBroadcast {
     // lately (its timeout never backed off). Its receiver gets it late, and so does the
     // subtree below it: the copy says so, and they send it twice.
     const peer = this.#peer(p.to);
-    if (p.attempts > 0 && peer.heardAt > p.lastSentAt && this.#queueing(peer)) {
+    const crowded = this.#queueing(peer);
+    if (crowded && p.attempts > 0 && peer.heardAt > p.lastSentAt) {
       // A retransmission lost too, while the member answers others late: it drops for want
       // of room (see WINDOW).
       if (now - peer.cutAt > this.rtoOf(p.to)) {
@@ -1174,7 +1175,6 @@ export class TreeBroadcast {
         peer.cutAt = now;
       }
     }
-    const crowded = this.#queueing(peer);
     const lossy = this.#heardAt > p.lastSentAt || peer.backoff <= 1;
     if (!p.late && !congested && !crowded && lossy) {
       p.message = late(p.message);
