@@ -15,6 +15,11 @@ export class Listeners<T> {
     this.#onError = onError;
   }
 
+  /** How many listeners are subscribed. */
+  get size(): number {
+    return this.#listeners.size;
+  }
+
   /** Adds `listener`. Returns a function that removes it. */
   add(listener: (event: T) => void): () => void {
     this.#listeners.add(listener);

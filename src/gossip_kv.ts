@@ -11,6 +11,7 @@ import { Traffic } from "./_traffic.ts";
 import { isConfigKey } from "./core/config.ts";
 import {
   type Change,
+  changeOf,
   DEFAULT_CONFIG,
   Engine,
   type EngineConfig,
@@ -740,11 +741,18 @@ export class GossipKV {
         });
       }
     }
-    for (const change of out.changes) {
-      if (change.origin === "remote") this.#traffic.convergenceLag(now - change.wall);
-      this.#listeners.emit(change);
+    // A Change object per version applied only while a listener is subscribed (checked
+    // before each: a listener may subscribe or unsubscribe another); the lag from the versions.
+    const { changed, localChanged } = out;
+    for (let i = 0, l = 0; i < changed.length; i++) {
+      const e = changed[i]!;
+      const local = l < localChanged.length && localChanged[l] === i;
+      if (local) l++;
+      else this.#traffic.convergenceLag(now - e.wall);
+      if (this.#listeners.size > 0) this.#listeners.emit(changeOf(e, local ? "local" : "remote"));
     }
-    for (const change of out.memberChanges) this.#memberListeners.emit(change);
+    const { memberChanges } = out;
+    for (let i = 0; i < memberChanges.length; i++) this.#memberListeners.emit(memberChanges[i]!);
     this.#schedule();
   }
 

@@ -11,7 +11,7 @@ import {
   type DisseminationContext,
   RumorMongering,
 } from "../src/core/dissemination.ts";
-import { Engine, type EngineOptions } from "../src/core/engine.ts";
+import { Engine, type EngineOptions, type EngineOutput } from "../src/core/engine.ts";
 import { LargeValueCooldown } from "../src/core/large_values.ts";
 import { Membership } from "../src/core/membership.ts";
 import type {
@@ -322,6 +322,34 @@ test("a remote entry too far ahead of the clock is refused and counted", () => {
   const out = a.takeOutput();
   assert.deepEqual(out.changes.map((c) => [c.key, c.origin, c.writer]), [["k", "remote", "w"]]);
   assert.deepEqual(out.applied, [a.entry("usr", "k")]);
+});
+
+test("one output's changes interleave local writes and remote merges in order", () => {
+  const a = engine("a");
+  a.start(0);
+  a.takeOutput();
+  a.write("usr", "mine", 1, false, 5);
+  a.receive("b:1", envelope("b", [{ type: "entries", entries: [usr("theirs", 2, 6)] }]), 6);
+  a.write("usr", "mine", undefined, true, 7);
+  a.receive("b:1", envelope("b", [{ type: "entries", entries: [usr("old", 3, 1)] }]), 7);
+  const out = a.takeOutput();
+  // The versions stored, themselves (the first "mine" was replaced by its tombstone).
+  assert.equal(out.changed.length, 4);
+  assert.equal(out.changed[1], a.entry("usr", "theirs"));
+  assert.equal(out.changed[2], a.entry("usr", "mine"));
+  assert.equal(out.changed[3], a.entry("usr", "old"));
+  assert.deepEqual(out.localChanged, [0, 2]);
+  assert.deepEqual(out.changes.map((c) => [c.key, c.origin, c.deleted, c.value, c.writer]), [
+    ["mine", "local", false, 1, "a"],
+    ["theirs", "remote", false, 2, "w"],
+    ["mine", "local", true, undefined, "a"],
+    ["old", "remote", false, 3, "w"],
+  ]);
+  assert.deepEqual(
+    out.changes.map((c) => [c.wall, c.logical]),
+    out.changed.map((e) => [e.wall, e.logical]),
+  );
+  assert.deepEqual(a.takeOutput().changes, [], "taken once");
 });
 
 test("a member record written by another member is refused and counted", () => {
@@ -792,13 +820,31 @@ test("a member forgotten with its record already deleted gets no second tombston
 
 test("a fresh engine has nothing to report, and each output is taken once", () => {
   const a = engine("a");
-  const empty = { outgoing: [], changes: [], memberChanges: [], applied: [], collected: [] };
+  const empty = {
+    outgoing: [],
+    changes: [],
+    changed: [],
+    localChanged: [],
+    memberChanges: [],
+    applied: [],
+    collected: [],
+  };
+  // Every field, `changes` (a getter) included.
+  const fields = (o: EngineOutput) => ({
+    outgoing: o.outgoing,
+    changes: o.changes,
+    changed: o.changed,
+    localChanged: o.localChanged,
+    memberChanges: o.memberChanges,
+    applied: o.applied,
+    collected: o.collected,
+  });
   a.flush(0); // nothing written yet: nothing to spread
-  assert.deepEqual(a.takeOutput(), empty);
+  assert.deepEqual(fields(a.takeOutput()), empty);
   a.start(0);
   a.receive("b:1", envelope("b"), 0);
-  assert.notDeepEqual(a.takeOutput(), empty);
-  assert.deepEqual(a.takeOutput(), empty);
+  assert.notDeepEqual(fields(a.takeOutput()), empty);
+  assert.deepEqual(fields(a.takeOutput()), empty);
 });
 
 test("a user entry shaped like a member record makes nobody known, loaded or received", () => {

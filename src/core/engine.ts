@@ -89,7 +89,15 @@ export interface MemberChange {
 /** Everything the engine produced since the last {@linkcode Engine.takeOutput}. */
 export interface EngineOutput {
   readonly outgoing: readonly Outgoing[];
+  /** The changes to the user's data, as {@linkcode Change} objects made on each read. */
   readonly changes: readonly Change[];
+  /**
+   * The versions of user data applied, in order: what `changes` describes, without an
+   * object per change (see {@linkcode changeOf}).
+   */
+  readonly changed: readonly StoredEntry[];
+  /** The positions in `changed`, ascending, of this member's own writes; the rest are remote. */
+  readonly localChanged: readonly number[];
   readonly memberChanges: readonly MemberChange[];
   /** Versions applied to the store (local writes and remote merges), for a storage log. */
   readonly applied: readonly StoredEntry[];
@@ -99,6 +107,46 @@ export interface EngineOutput {
 
 /** What an output field holds when nothing was produced: most takes find nothing. */
 const NONE: readonly never[] = Object.freeze([]);
+
+/**
+ * `list` with `item` appended, where `list` may be {@linkcode NONE}: a list of one is made
+ * as such (a push onto an empty array makes room for 17), most takes carrying one or none.
+ */
+function append<T>(list: T[], item: T): T[] {
+  if (list.length === 0) return [item];
+  list.push(item);
+  return list;
+}
+
+/** The {@linkcode Change} that applying version `e` of user data made. */
+export function changeOf(e: StoredEntry, origin: "local" | "remote"): Change {
+  return {
+    key: e.key,
+    value: e.value,
+    deleted: e.deleted,
+    origin,
+    writer: e.writer,
+    wall: e.wall,
+    logical: e.logical,
+  };
+}
+
+/** An {@linkcode EngineOutput}, whose `changes` are made only when read. */
+class Output implements EngineOutput {
+  constructor(
+    readonly outgoing: readonly Outgoing[],
+    readonly changed: readonly StoredEntry[],
+    readonly localChanged: readonly number[],
+    readonly memberChanges: readonly MemberChange[],
+    readonly applied: readonly StoredEntry[],
+    readonly collected: readonly StoredEntry[],
+  ) {}
+
+  get changes(): readonly Change[] {
+    const local = new Set(this.localChanged);
+    return this.changed.map((e, i) => changeOf(e, local.has(i) ? "local" : "remote"));
+  }
+}
 
 /** Options of {@linkcode Engine}: identity, seeds and tuning. */
 export interface EngineOptions extends Partial<EngineConfig> {
@@ -147,9 +195,11 @@ export class Engine {
   readonly #dissemination: Dissemination;
   readonly #graveyard: Graveyard;
   readonly #largeValues: LargeValueCooldown;
-  #changes: Change[] = [];
+  /** User data applied since the last take, and which of it were local writes (see Output). */
+  #changed: StoredEntry[] = NONE as never[];
+  #localChanged: number[] = NONE as never[];
   #memberChanges: MemberChange[] = [];
-  #applied: StoredEntry[] = [];
+  #applied: StoredEntry[] = NONE as never[];
   #collected: StoredEntry[] = [];
   #pendingRumor: StoredEntry[] = [];
   /** Whether the writes pending were held for want of a member (see {@linkcode Engine.flush}). */
@@ -306,7 +356,7 @@ export class Engine {
       deleted,
     };
     const { stored } = this.store.merge(entry);
-    this.#applied.push(stored!);
+    this.#applied = append(this.#applied, stored!);
     this.#emitChange(stored!, "local");
     this.#pendingRumor.push(stored!);
     return stored!;
@@ -522,16 +572,19 @@ export class Engine {
   /** Takes the messages, data changes and member changes produced so far. */
   takeOutput(): EngineOutput {
     // A take finds most of these empty (one per datagram received): no new array for them.
-    const out = {
-      outgoing: this.#outbox.take(!this.#left),
-      changes: this.#changes.length ? this.#changes : NONE,
-      memberChanges: this.#memberChanges.length ? this.#memberChanges : NONE,
-      applied: this.#applied.length ? this.#applied : NONE,
-      collected: this.#collected.length ? this.#collected : NONE,
-    };
-    if (this.#changes.length) this.#changes = [];
+    const out = new Output(
+      this.#outbox.take(!this.#left),
+      this.#changed,
+      this.#localChanged,
+      this.#memberChanges.length ? this.#memberChanges : NONE,
+      this.#applied,
+      this.#collected.length ? this.#collected : NONE,
+    );
+    // Those that `append` to start again from NONE, the others from a new array.
+    if (this.#changed.length) this.#changed = NONE as never[];
+    if (this.#localChanged.length) this.#localChanged = NONE as never[];
     if (this.#memberChanges.length) this.#memberChanges = [];
-    if (this.#applied.length) this.#applied = [];
+    if (this.#applied.length) this.#applied = NONE as never[];
     if (this.#collected.length) this.#collected = [];
     return out;
   }
@@ -543,17 +596,11 @@ export class Engine {
 
   // ------------------------------------------------------------------ internals
 
+  /** Notes a change to the user's data; the `Change` itself is made by its reader. */
   #emitChange(e: StoredEntry, origin: "local" | "remote"): void {
     if (e.section !== "usr") return;
-    this.#changes.push({
-      key: e.key,
-      value: e.value,
-      deleted: e.deleted,
-      origin,
-      writer: e.writer,
-      wall: e.wall,
-      logical: e.logical,
-    });
+    if (origin === "local") this.#localChanged = append(this.#localChanged, this.#changed.length);
+    this.#changed = append(this.#changed, e);
   }
 
   #emitMember(m: MemberState, previous: MemberStatus | undefined): void {
@@ -602,10 +649,10 @@ export class Engine {
       if (!e.deleted) this.#outbox.send(from, { type: "entries", entries: [tombstoneAfter(e)] });
       return "refused";
     }
-    const r = this.store.merge(e);
-    if (r.outcome !== "applied") return r.outcome;
-    const stored = r.stored!;
-    this.#applied.push(stored);
+    const outcome = this.store.apply(e);
+    if (outcome !== "applied") return outcome;
+    const stored = this.store.lastStored!;
+    this.#applied = append(this.#applied, stored);
     this.#emitChange(stored, "remote");
     if (stored.section === "sys") this.#onRecord(stored, from, now);
     return "applied";
@@ -691,7 +738,7 @@ export class Engine {
         const record = this.store.get("sys", MEMBER_KEY_PREFIX + m.id);
         if (record && !record.deleted) {
           const { stored } = this.store.merge(tombstoneAfter(record));
-          if (stored) this.#applied.push(stored);
+          if (stored) this.#applied = append(this.#applied, stored);
         }
       }
     }

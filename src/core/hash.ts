@@ -58,12 +58,30 @@ export function entryHash(
   writer: string,
   deleted: boolean,
 ): [number, number] {
+  const w = writerHash(writer, deleted);
+  return [entryHashA(keyA, wall, logical, w), entryHashB(keyB, wall, logical, w)];
+}
+
+/** The writer's part of {@linkcode entryHash}, shared by its two lanes. */
+export function writerHash(writer: string, deleted: boolean): number {
+  return hashString(writer, WRITER_SEED) ^ (deleted ? 0x5a5a5a5a : 0);
+}
+
+/**
+ * The first lane of {@linkcode entryHash}, `w` being {@linkcode writerHash}: the two lanes
+ * apart, a caller storing them gets them without the pair's array.
+ */
+export function entryHashA(keyA: number, wall: number, logical: number, w: number): number {
   const wallLo = wall >>> 0;
   const wallHi = Math.floor(wall / 0x1_0000_0000) | 0;
-  const w = hashString(writer, WRITER_SEED) ^ (deleted ? 0x5a5a5a5a : 0);
-  const a = fmix(mix(mix(mix(mix(keyA, wallLo), wallHi), logical | 0), w) ^ 20);
-  const b = fmix(mix(mix(mix(mix(keyB, w), logical | 0), wallHi), wallLo) ^ 20);
-  return [a, b];
+  return fmix(mix(mix(mix(mix(keyA, wallLo), wallHi), logical | 0), w) ^ 20);
+}
+
+/** The second lane of {@linkcode entryHash} (see {@linkcode entryHashA}). */
+export function entryHashB(keyB: number, wall: number, logical: number, w: number): number {
+  const wallLo = wall >>> 0;
+  const wallHi = Math.floor(wall / 0x1_0000_0000) | 0;
+  return fmix(mix(mix(mix(mix(keyB, w), logical | 0), wallHi), wallLo) ^ 20);
 }
 
 /** Writes a 64-bit hash big-endian into `out` at `offset`. */

@@ -10,7 +10,7 @@
  */
 
 import { compareStamps, type Stamp } from "./hlc.ts";
-import { entryHash, hashString, LANE_A, LANE_B } from "./hash.ts";
+import { entryHashA, entryHashB, hashString, LANE_A, LANE_B, writerHash } from "./hash.ts";
 import { type MerkleItem, MerkleTree, type NodeDigest } from "./merkle.ts";
 
 /** The two sections of the map: the store's own state and the user's data. */
@@ -72,7 +72,7 @@ export function hashEntry(entry: Entry): StoredEntry {
   const seed = entry.section === "usr" ? 0 : 0x51;
   const ka = keyHash(entry.section, entry.key);
   const kb = hashString(entry.key, LANE_B ^ seed);
-  const [ea, eb] = entryHash(ka, kb, entry.wall, entry.logical, entry.writer, entry.deleted);
+  const w = writerHash(entry.writer, entry.deleted);
   return {
     section: entry.section,
     key: entry.key,
@@ -83,8 +83,8 @@ export function hashEntry(entry: Entry): StoredEntry {
     deleted: entry.deleted,
     ka,
     kb,
-    ea,
-    eb,
+    ea: entryHashA(ka, entry.wall, entry.logical, w),
+    eb: entryHashB(kb, entry.wall, entry.logical, w),
   };
 }
 
@@ -109,6 +109,8 @@ export class Store {
   readonly #live: Record<Section, number> = { sys: 0, usr: 0 };
   readonly #tree = new MerkleTree<StoredEntry>();
   #lastStored: StoredEntry | undefined;
+  /** The version {@linkcode Store.lastStored} replaced, if any. */
+  #lastReplaced: StoredEntry | undefined;
 
   /** The current version of a key, tombstones included. */
   get(section: Section, key: string): StoredEntry | undefined {
@@ -120,24 +122,34 @@ export class Store {
    * (stamp, writer). Returns what happened and, when applied, the version it replaced.
    */
   merge(entry: Entry): { outcome: MergeOutcome; previous?: StoredEntry; stored?: StoredEntry } {
+    const outcome = this.apply(entry);
+    if (outcome !== "applied") return outcome === "stale" ? STALE : DUPLICATE;
+    const stored = this.#lastStored!, previous = this.#lastReplaced;
+    return previous ? { outcome, previous, stored } : { outcome, stored };
+  }
+
+  /**
+   * {@linkcode Store.merge} without its result object (a merge of each entry received
+   * made one): the version stored, when applied, is {@linkcode Store.lastStored}.
+   */
+  apply(entry: Entry): MergeOutcome {
     const map = entry.section === "usr" ? this.#usr : this.#sys;
     const current = map.get(entry.key);
     if (current) {
       const c = compareVersions(entry, current);
-      if (c < 0) return STALE;
-      if (c === 0) return DUPLICATE;
+      if (c < 0) return "stale";
+      if (c === 0) return "duplicate";
       this.#remove(current);
     }
     // Always hash afresh: an entry built by spreading another one would carry its hashes.
     const stored = hashEntry(entry);
     this.#lastStored = stored;
+    this.#lastReplaced = current;
     map.set(stored.key, stored);
     this.#tree.add(stored);
     if (stored.deleted) this.#tombstones.add(stored);
     else this.#live[stored.section]++;
-    return current
-      ? { outcome: "applied", previous: current, stored }
-      : { outcome: "applied", stored };
+    return "applied";
   }
 
   /**

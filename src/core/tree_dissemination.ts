@@ -156,8 +156,10 @@ export class TreeDissemination implements Dissemination {
 
   endEnvelope(sender: string, now: number): void {
     const fresh = this.#fresh, hop = this.#hop;
-    this.#fresh = [];
     this.#hop = -1;
+    // Most envelopes bring no rumor: no new array for them.
+    if (fresh.length === 0) return;
+    this.#fresh = [];
     // Large values are not forwarded (see `RumorMongering`).
     const forward = fresh.filter((e) => !isLarge(e));
     if (forward.length === 0) return;
