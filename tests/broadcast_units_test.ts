@@ -869,7 +869,7 @@ test("past 1,024 forgotten messages dropped for their bytes, the slots are cut o
   assert.equal(a.receiveTree("b", tree("b", 3_002), 1_600).fresh, true, "forgotten at 1,600");
 });
 
-test("the message table tells origins and numbers apart, and holds no origin without a value", () => {
+test("the message table tells origins and numbers apart, and counts no origin without a value", () => {
   const t = new MessageTable<string>();
   t.set("a", 4, "a4");
   t.set("b", 4, "b4");

@@ -403,8 +403,14 @@ interface Pending {
  * ```
  */
 export class MessageTable<T> {
+  /**
+   * Rows by origin, emptied rows too (see `delete`): a row per message made and dropped
+   * again was most of the table's garbage (a row and two arrays grown to 17 each).
+   */
   readonly #byOrigin = new Map<string, Row<T>>();
   #size = 0;
+  /** Rows holding a value. */
+  #origins = 0;
 
   /** Values held. */
   get size(): number {
@@ -413,7 +419,7 @@ export class MessageTable<T> {
 
   /** Origins with a value held. */
   get origins(): number {
-    return this.#byOrigin.size;
+    return this.#origins;
   }
 
   /** Slots held for origin `origin` (its values and the gaps among them), for tests. */
@@ -439,11 +445,15 @@ export class MessageTable<T> {
 
   /** Holds `value` for message `seq` of `origin`, in place of the one held if any. */
   set(origin: string, seq: number, value: T): void {
-    let row = this.#byOrigin.get(origin);
+    const row = this.#byOrigin.get(origin);
     if (row === undefined) {
-      this.#byOrigin.set(origin, row = { seqs: [], vals: [], head: 0, size: 0 });
+      this.#byOrigin.set(origin, { seqs: [seq], vals: [value], head: 0, size: 1 });
+      this.#size++;
+      this.#origins++;
+      return;
     }
     const seqs = row.seqs;
+    if (row.size === 0) this.#origins++;
     if (row.size === 0 || seq > seqs[seqs.length - 1]!) {
       seqs.push(seq);
       row.vals.push(value);
@@ -476,7 +486,19 @@ export class MessageTable<T> {
     vals[i] = undefined;
     this.#size--;
     if (--row.size === 0) {
-      this.#byOrigin.delete(origin);
+      // Kept, empty, with its arrays' room (an array made empty gives its room up): the
+      // origin's next message, likely soon, reuses it. `seq` stays before the head, a free
+      // slot, so that the row still reads as ascending.
+      this.#origins--;
+      seqs.length = 1;
+      vals.length = 1;
+      seqs[0] = seq;
+      vals[0] = undefined;
+      row.head = 1;
+      // Emptied rows of origins gone (members that left), at most about as many as the rest.
+      if (this.#byOrigin.size > 2 * this.#origins + 64) {
+        for (const [o, r] of this.#byOrigin) if (r.size === 0) this.#byOrigin.delete(o);
+      }
       return true;
     }
     while (vals[row.head] === undefined) row.head++;

@@ -246,6 +246,9 @@ export function header(kind: number): Uint8Array {
  * Builds a kind-0 datagram from `count` already encoded messages, `body` back to back,
  * written once into one array (see `_slab.ts`: a datagram costs no buffer of its own).
  */
+/** Bytes up to which {@linkcode envelopeDatagram} copies its body by a loop. */
+const COPY_BY_LOOP = 512;
+
 function envelopeDatagram(
   prefix: readonly Uint8Array[],
   body: Uint8Array,
@@ -265,7 +268,10 @@ function envelopeDatagram(
     out.set(p, o);
     o += p.length;
   }
-  out.set(bodyEnd === body.length ? body : body.subarray(0, bodyEnd), o);
+  if (bodyEnd === body.length) out.set(body, o);
+  else if (bodyEnd > COPY_BY_LOOP) out.set(body.subarray(0, bodyEnd), o);
+  // A datagram's few hundred bytes: copied one by one, without a view made for the copy.
+  else for (let i = 0; i < bodyEnd; i++) out[o + i] = body[i]!;
   return out;
 }
 
@@ -423,40 +429,62 @@ export function packDatagrams(messages: readonly Message[], options: PackOptions
   if (budget < 64) {
     throw new RangeError(`MTU of ${mtu} bytes is too small for this cluster name and id`);
   }
-  const out: Uint8Array[] = [];
-  pack = { out, count: 0, used: 0, budget, prefix, options };
+  // One packing object and datagram list, kept: most calls make one datagram.
+  pack = PACKING;
+  pack.made = 0;
+  pack.count = 0;
+  pack.used = 0;
+  pack.budget = budget;
+  pack.prefix = prefix;
+  pack.options = options;
   try {
-    for (const m of messages) packOne(m);
+    for (let i = 0; i < messages.length; i++) packOne(messages[i]!);
     flushPack();
+    const made = pack.made, out = pack.out;
+    const datagrams = made === 1 ? [out[0]!] : out.slice(0, made);
+    for (let i = 0; i < made; i++) out[i] = EMPTY_BYTES; // not kept alive here
+    return datagrams;
   } finally {
+    pack.prefix = IDLE.prefix;
+    pack.options = IDLE.options;
     pack = IDLE;
   }
-  return out;
 }
 
 /** A packing under way ({@linkcode packDatagrams} is synchronous: one at a time). */
 interface Packing {
+  /** The datagrams made, the first `made` of `out` (the array is kept from call to call). */
   readonly out: Uint8Array[];
+  made: number;
   /** Messages in the datagram being filled, and their bytes in `batchBytes`. */
   count: number;
   used: number;
-  readonly budget: number;
-  readonly prefix: readonly Uint8Array[];
-  readonly options: PackOptions;
+  budget: number;
+  prefix: readonly Uint8Array[];
+  options: PackOptions;
 }
 
 const IDLE: Packing = {
   out: [],
+  made: 0,
   count: 0,
   used: 0,
   budget: 0,
   prefix: [],
   options: { cluster: "", sender: "", mtu: 0, nextFragmentId: () => 0 },
 };
+/** The packing of {@linkcode packDatagrams}, reused. */
+const PACKING: Packing = { ...IDLE, out: [] };
 let pack = IDLE;
+const EMPTY_BYTES = new Uint8Array(0);
+
+/** Adds a datagram made to the packing's list. */
+function packed(datagram: Uint8Array): void {
+  pack.out[pack.made++] = datagram;
+}
 
 function flushPack(): void {
-  if (pack.count) pack.out.push(envelopeDatagram(pack.prefix, batchBytes, pack.used, pack.count));
+  if (pack.count) packed(envelopeDatagram(pack.prefix, batchBytes, pack.used, pack.count));
   pack.count = 0;
   pack.used = 0;
 }
@@ -498,7 +526,9 @@ function packOne(m: Message): void {
     }
     // A copy (`Buffer.slice` would not copy): the next encode writes over cbor-x's buffer.
     const bytes = plainView(encoded).slice(encoded.start, encoded.end);
-    pack.out.push(...fragment(envelopeDatagram(pack.prefix, bytes, bytes.length, 1), pack.options));
+    for (const f of fragment(envelopeDatagram(pack.prefix, bytes, bytes.length, 1), pack.options)) {
+      packed(f);
+    }
     return;
   }
   if (pack.used + length > budget) flushPack();
