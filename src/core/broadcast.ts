@@ -620,6 +620,9 @@ interface Peer {
   sampledAt: number;
 }
 
+/** The `sentTo` of a message sent to nobody yet (one array for all: it is replaced, not grown). */
+const NO_IDS: readonly string[] = Object.freeze([]);
+
 interface Cached {
   readonly message: TreeMessage;
   readonly at: number;
@@ -1108,14 +1111,18 @@ export class TreeBroadcast {
     now: number,
     takeover = false,
   ): TreeSend[] {
-    const sends: TreeSend[] = [];
+    // Sized for every member of `to` (a few), and cut to those sent to: an array grown by
+    // `push` makes room for 17.
+    const sends = new Array<TreeSend>(to.length);
+    let n = 0;
     const self = this.overlay.self;
     const message = takeover ? late(cached.message) : cached.message;
     let deadline = NaN;
-    for (const t of to) {
+    for (let i = 0; i < to.length; i++) {
+      const t = to[i]!;
       if (t === self || t === message.origin || cached.sentTo.includes(t)) continue;
       cached.sentTo = cached.sentTo.concat(t);
-      sends.push({ to: t, message });
+      sends[n++] = { to: t, message };
       if (this.#pending.size >= MAX_PENDING) continue;
       if (Number.isNaN(deadline)) deadline = now + (cached.burst ? this.burstRto : this.rto);
       this.#peer(t);
@@ -1134,6 +1141,7 @@ export class TreeBroadcast {
       });
       this.#pendingDue = Math.min(this.#pendingDue, deadline, echoAt);
     }
+    sends.length = n;
     return sends;
   }
 
@@ -1335,7 +1343,7 @@ export class TreeBroadcast {
       at: now,
       slot: this.#idBase + this.#idAts.length,
       size,
-      sentTo: [],
+      sentTo: NO_IDS,
       burst: false,
       late: false,
       released: false,

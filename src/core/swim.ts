@@ -314,8 +314,10 @@ export class Swim {
       const at = p.sentAt + p.late;
       t = Math.min(t, p.indirect ? at + probeIntervalMs : p.sentAt + probeTimeoutMs);
     }
-    for (const m of this.#ctx.membership.suspects()) {
-      if (m.suspectDeadline) t = Math.min(t, m.suspectDeadline);
+    const suspects = this.#ctx.membership.suspects();
+    for (let i = 0; i < suspects.length; i++) {
+      const deadline = suspects[i]!.suspectDeadline;
+      if (deadline) t = Math.min(t, deadline);
     }
     return t;
   }
