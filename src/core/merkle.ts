@@ -72,8 +72,8 @@ function levelOffset(level: number): number {
 type Bucket<T> = T[] | Set<T>;
 const SMALL_BUCKET = 16;
 
-/** Per-child accumulators of {@linkcode MerkleTree.children}: a, b, count for each child. */
-const childScratch = new Int32Array(3 * FANOUT);
+/** The children's digests of {@linkcode MerkleTree.children}: a, b, count for each child. */
+const childDigests = new Uint32Array(3 * FANOUT);
 
 /** The Merkle index of a set of items. */
 export class MerkleTree<T extends MerkleItem> {
@@ -147,14 +147,31 @@ export class MerkleTree<T extends MerkleItem> {
 
   /** Digests of the 16 children of node (level, index), which must be above `MAX_LEVEL`. */
   children(level: number, index: number): NodeDigest[] {
+    const acc = this.childrenInto(level, index, childDigests);
     const out: NodeDigest[] = [];
+    for (let i = 0; i < 3 * FANOUT; i += 3) {
+      out.push({ a: acc[i]!, b: acc[i + 1]!, count: acc[i + 2]! });
+    }
+    return out;
+  }
+
+  /**
+   * {@linkcode MerkleTree.children} without an object per child: child `i`'s hash lanes
+   * and count go to `out[3i]`, `out[3i + 1]` and `out[3i + 2]` (48 numbers). Returns `out`.
+   */
+  childrenInto(level: number, index: number, out: Uint32Array): Uint32Array {
     const first = index * FANOUT;
     if (level + 1 <= this.#depth) {
-      for (let i = 0; i < FANOUT; i++) out.push(this.node(level + 1, first + i));
+      const o = levelOffset(level + 1) + first;
+      for (let i = 0; i < FANOUT; i++) {
+        out[3 * i] = this.#a[o + i]!;
+        out[3 * i + 1] = this.#b[o + i]!;
+        out[3 * i + 2] = this.#count[o + i]!;
+      }
       return out;
     }
-    // Accumulated as 32-bit integers (no number allocated per item), made unsigned at the end.
-    const acc = childScratch.fill(0);
+    // Accumulated as 32-bit integers (no number allocated per item), unsigned when read.
+    const acc = out.fill(0);
     for (const set of this.#bucketsUnder(level, index)) {
       for (const item of set) {
         if (level > BUCKET_LEVEL && nodeIndex(item.ka, level) !== index) continue;
@@ -164,10 +181,7 @@ export class MerkleTree<T extends MerkleItem> {
         acc[i + 2]!++;
       }
     }
-    for (let i = 0; i < 3 * FANOUT; i += 3) {
-      out.push({ a: acc[i]! >>> 0, b: acc[i + 1]! >>> 0, count: acc[i + 2]! });
-    }
-    return out;
+    return acc;
   }
 
   /**

@@ -212,6 +212,14 @@ export class Store {
     return this.#tree.children(level, index);
   }
 
+  /**
+   * Merkle digests of one node's 16 children into `out`, without an object each (see
+   * {@linkcode MerkleTree.childrenInto}). Returns `out`.
+   */
+  childrenInto(level: number, index: number, out: Uint32Array): Uint32Array {
+    return this.#tree.childrenInto(level, index, out);
+  }
+
   /** The versions under one Merkle node. */
   nodeEntries(level: number, index: number): Iterable<StoredEntry> {
     return this.#tree.items(level, index);

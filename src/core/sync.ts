@@ -268,16 +268,25 @@ function popcount16(mask: number): number {
 
 /** A node's compact description: mask of non-empty children, one salted byte each. */
 function nodeData(store: Store, level: number, index: number, salt: number): Uint8Array {
-  const children = store.children(level, index);
+  const c = store.childrenInto(level, index, nodeDataDigests);
   let mask = 0;
-  for (let i = 0; i < FANOUT; i++) if (children[i]!.count > 0) mask |= 1 << i;
+  for (let i = 0; i < FANOUT; i++) if (c[3 * i + 2]! > 0) mask |= 1 << i;
   const out = new Uint8Array(2 + popcount16(mask));
   out[0] = mask >>> 8;
   out[1] = mask & 0xff;
   let p = 2;
-  for (const c of children) if (c.count > 0) out[p++] = digestByte(salt, c.a, c.b);
+  for (let i = 0; i < 3 * FANOUT; i += 3) {
+    if (c[i + 2]! > 0) out[p++] = digestByte(salt, c[i]!, c[i + 1]!);
+  }
   return out;
 }
+
+/**
+ * The children's digests that {@linkcode nodeData} and {@linkcode compactNodes} read (see
+ * `Store.childrenInto`), one array each: `compactNodes` calls `nodeData` as it reads its own.
+ */
+const nodeDataDigests = new Uint32Array(3 * FANOUT);
+const compactDigests = new Uint32Array(3 * FANOUT);
 
 /** A key's id in this descent: 16 bits of a salted hash of the key. */
 function keyId(e: StoredEntry, salt: number): number {
@@ -406,23 +415,23 @@ function compactNodes(store: Store, m: Extract<Message, { type: "sync-nodes" }>)
   for (const node of m.nodes) {
     const theirs = node.data;
     const mask = (theirs[0]! << 8) | theirs[1]!;
-    const mine = store.children(level, node.index);
+    const mine = store.childrenInto(level, node.index, compactDigests);
     const before = r.size;
     let p = 2;
     for (let i = 0; i < FANOUT; i++) {
-      const child = mine[i]!;
+      const count = mine[3 * i + 2]!;
       const childIndex = node.index * FANOUT + i;
       if ((mask & (1 << i)) === 0) {
         // They hold nothing there: everything we hold is news to them.
-        if (child.count > 0) {
+        if (count > 0) {
           for (const e of store.nodeEntries(level + 1, childIndex)) r.entries.push(e);
         }
         continue;
       }
       const digest = theirs[p++];
-      if (child.count === 0) r.stamps.push({ index: childIndex, data: EMPTY });
-      else if (digestByte(salt, child.a, child.b) !== digest) {
-        r.describe(store, level + 1, childIndex, child.count, salt);
+      if (count === 0) r.stamps.push({ index: childIndex, data: EMPTY });
+      else if (digestByte(salt, mine[3 * i]!, mine[3 * i + 1]!) !== digest) {
+        r.describe(store, level + 1, childIndex, count, salt);
       }
     }
     if (r.size === before && (salt & RETRY) === 0) {
