@@ -148,6 +148,9 @@ class Output implements EngineOutput {
   }
 }
 
+/** What {@linkcode Engine.takeOutput} returns when nothing was produced. */
+const NO_OUTPUT: EngineOutput = Object.freeze(new Output(NONE, NONE, NONE, NONE, NONE, NONE));
+
 /** Options of {@linkcode Engine}: identity, seeds and tuning. */
 export interface EngineOptions extends Partial<EngineConfig> {
   /** This member's id, unique in the cluster. */
@@ -571,9 +574,15 @@ export class Engine {
 
   /** Takes the messages, data changes and member changes produced so far. */
   takeOutput(): EngineOutput {
-    // A take finds most of these empty (one per datagram received): no new array for them.
+    // A take finds most of these empty (one per datagram received): no new array for them,
+    // and no output object when all are.
+    const outgoing = this.#outbox.take(!this.#left);
+    if (
+      outgoing.length === 0 && this.#changed.length === 0 && this.#memberChanges.length === 0 &&
+      this.#applied.length === 0 && this.#collected.length === 0
+    ) return NO_OUTPUT;
     const out = new Output(
-      this.#outbox.take(!this.#left),
+      outgoing,
       this.#changed,
       this.#localChanged,
       this.#memberChanges.length ? this.#memberChanges : NONE,
