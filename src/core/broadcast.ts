@@ -620,6 +620,25 @@ interface Peer {
   sampledAt: number;
 }
 
+/** What {@linkcode TreeBroadcast.receiveTree} returns for a message seen before, and at a leaf. */
+const SEEN: { fresh: boolean; sends: TreeSend[] } = Object.freeze({
+  fresh: false,
+  sends: Object.freeze([]) as unknown as TreeSend[],
+});
+const LEAF: { fresh: boolean; sends: TreeSend[] } = Object.freeze({
+  fresh: true,
+  sends: SEEN.sends,
+});
+
+/** Whether any of `children` is another member than `from`, `origin` and `self`. */
+function sendsOn(children: readonly string[], from: string, origin: string, self: string): boolean {
+  for (let i = 0; i < children.length; i++) {
+    const t = children[i]!;
+    if (t !== from && t !== origin && t !== self) return true;
+  }
+  return false;
+}
+
 /** The `sentTo` of a message sent to nobody yet (one array for all: it is replaced, not grown). */
 const NO_IDS: readonly string[] = Object.freeze([]);
 
@@ -844,7 +863,7 @@ export class TreeBroadcast {
       this.counters.duplicates++;
       this.#lossAt = now;
       this.#ackDue = now; // its sender is retransmitting: acknowledge at once
-      return { fresh: false, sends: [] };
+      return SEEN;
     }
     this.counters.received++;
     const children = this.overlay.children(m.origin, m.seq);
@@ -857,11 +876,11 @@ export class TreeBroadcast {
       this.#lossAt = now;
     }
     const self = this.overlay.self;
-    if (!burst && !children.some((t) => t !== from && t !== m.origin && t !== self)) {
+    if (!burst && !sendsOn(children, from, m.origin, self)) {
       // A leaf here: nothing to send on or retransmit, so only its id is kept. (Not for a
       // batch's message: a `relay` may ask this member for it, see `#release`.)
       this.#noteId(m.origin, m.seq, now, this.#idBase + this.#idAts.length);
-      return { fresh: true, sends: [] };
+      return LEAF;
     }
     const forward = { ...m, hop: Math.min(255, m.hop + 1) };
     const cached = this.#remember(forward, now);
