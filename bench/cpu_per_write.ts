@@ -18,7 +18,10 @@
 // ratio of those medians, and the median of the per-trial ratios (each trial's two runs
 // back to back, so the two share the machine's load). `--release` runs one of them alone
 // (for a profiler). `--base REV` measures against another commit instead of the tag (an A/B
-// of a change: `--base main`), extracted the same way.
+// of a change: `--base main`), extracted the same way. Where the runtime counts the bytes its
+// heap allocated (Deno: `v8.getHeapStatistics().total_allocated_bytes`), each release's line
+// also shows them per write per member, over the same span as the CPU: a counted quantity,
+// steady from run to run where the CPU time moves by a tenth (the collector's work follows it).
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync } from "node:fs";
 import { setImmediate } from "node:timers";
@@ -107,10 +110,17 @@ for (const name of ["encrypt", "decrypt"]) {
   };
 }
 
-/** CPU µs and datagrams sent, per write per member. */
+/** CPU µs, datagrams sent and heap bytes allocated (if counted), per write per member. */
 interface Cost {
   readonly us: number;
   readonly datagrams: number;
+  readonly allocated: number | undefined;
+}
+
+/** Bytes the heap allocated so far, where the runtime counts them (Deno), else undefined. */
+function allocatedBytes(): number | undefined {
+  const stats = v8.getHeapStatistics() as { total_allocated_bytes?: number };
+  return typeof stats.total_allocated_bytes === "number" ? stats.total_allocated_bytes : undefined;
 }
 
 async function run(Kv: typeof GossipKV, seed: number, encrypted: boolean): Promise<Cost> {
@@ -147,6 +157,7 @@ async function run(Kv: typeof GossipKV, seed: number, encrypted: boolean): Promi
   const target = WRITES * (N - 1);
   const sent0 = net.stats().total.sentDatagrams;
   collect?.();
+  const allocated0 = allocatedBytes();
   const cpu0 = process.cpuUsage();
   let carry = 0;
   for (let i = 0; i < WRITES; i++) {
@@ -161,10 +172,17 @@ async function run(Kv: typeof GossipKV, seed: number, encrypted: boolean): Promi
     for (let t = 0; t < 60_000 && got < target; t++) await advance(1);
   } else time.runUntil(() => got >= target, 60_000);
   const cpu = process.cpuUsage(cpu0);
+  const allocated1 = allocatedBytes();
   const sent = net.stats().total.sentDatagrams - sent0;
   if (got < target) throw new Error(`only ${got} of ${target} deliveries`);
   for (const kv of members) await kv.close({ leave: false });
-  return { us: (cpu.user + cpu.system) / (WRITES * N), datagrams: sent / (WRITES * N) };
+  return {
+    us: (cpu.user + cpu.system) / (WRITES * N),
+    datagrams: sent / (WRITES * N),
+    allocated: allocated0 === undefined || allocated1 === undefined
+      ? undefined
+      : (allocated1 - allocated0) / (WRITES * N),
+  };
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
@@ -187,9 +205,14 @@ for (const encrypted of modes) {
     if (ours.length && theirs.length) ratios.push(ours.at(-1)!.us / theirs.at(-1)!.us);
   }
   const us = (xs: Cost[]) => median(xs.map((x) => x.us));
+  const allocated = (xs: Cost[]) =>
+    xs.every((x) => x.allocated !== undefined)
+      ? `, ${median(xs.map((x) => x.allocated!)).toFixed(0)} bytes allocated`
+      : "";
   const fmt = (xs: Cost[]) =>
     xs.length
-      ? `${us(xs).toFixed(1)} µs (${median(xs.map((x) => x.datagrams)).toFixed(2)} datagrams sent)`
+      ? `${us(xs).toFixed(1)} µs (${median(xs.map((x) => x.datagrams)).toFixed(2)} datagrams sent` +
+        `${allocated(xs)})`
       : "not run";
   const ratio = ratios.length
     ? ` (×${(us(ours) / us(theirs)).toFixed(2)}; per trial ×${median(ratios).toFixed(2)}, ` +
