@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { internId } from "../src/wire/_entry.ts";
+import { internedAt, internId } from "../src/wire/_entry.ts";
 import { decodeDatagram, packDatagrams } from "../src/wire/codec.ts";
 import { seededRandom } from "../src/core/random.ts";
 
@@ -63,4 +63,36 @@ test("decoded sender, origin and writer equal what was sent, datagram after data
     assert.equal(ihave.origin, origin);
     assert.deepEqual(ihave.seqs, [i, i + 2]);
   }
+});
+
+test("internedAt() finds an id interned before by its bytes, and nothing else", () => {
+  const bytes = (s: string, pad = 0) => {
+    const b = new Uint8Array(pad + s.length);
+    for (let i = 0; i < s.length; i++) b[pad + i] = s.charCodeAt(i);
+    return b;
+  };
+  internId("node-17");
+  assert.equal(internedAt(bytes("node-17", 3), 3, 7), "node-17");
+  // Another text of the same length in the same slot is not it.
+  const random = seededRandom(5);
+  let other = "";
+  for (let tries = 0; tries < 100_000; tries++) {
+    let s = "";
+    for (let j = 0; j < 7; j++) s += String.fromCharCode(97 + Math.floor(random() * 26));
+    if (s === "node-17") continue;
+    internId(s);
+    if (internedAt(bytes("node-17"), 0, 7) === undefined) {
+      other = s;
+      break;
+    }
+  }
+  assert.notEqual(other, "", "some id takes node-17's slot");
+  assert.equal(internedAt(bytes(other), 0, other.length), other);
+  assert.equal(internedAt(bytes("node-17"), 0, 7), undefined);
+  // A prefix or a longer text is not the id.
+  assert.equal(internedAt(bytes(other), 0, other.length - 1), undefined);
+  // Bytes past ASCII never match, even where a code unit equals the byte.
+  internId("\u00e9");
+  assert.equal(internId("\u00e9"), "\u00e9");
+  assert.equal(internedAt(new Uint8Array([0xe9]), 0, 1), undefined);
 });

@@ -54,6 +54,23 @@ export function internId(s: string): string {
   return s;
 }
 
+/**
+ * The member id held by {@linkcode internId}'s slot for the ASCII text in `bytes[start,
+ * start + n)`, without making a string: undefined if the slot holds another text (or the
+ * bytes are not ASCII). Same hash as `internId`, whose code units are these bytes.
+ */
+export function internedAt(bytes: Uint8Array, start: number, n: number): string | undefined {
+  let h = n;
+  for (let i = 0; i < n; i++) h = (Math.imul(h, 31) + bytes[start + i]!) | 0;
+  const held = interned[(h ^ (h >>> 8)) & (INTERN_SLOTS - 1)];
+  if (held === undefined || held.length !== n) return undefined;
+  for (let i = 0; i < n; i++) {
+    const c = bytes[start + i]!;
+    if (c >= 0x80 || held.charCodeAt(i) !== c) return undefined;
+  }
+  return held;
+}
+
 /** Checks an unsigned integer field of the layout. */
 export function layoutUint(v: unknown, what: string, max = Number.MAX_SAFE_INTEGER): number {
   if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > max) {

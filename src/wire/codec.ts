@@ -26,6 +26,7 @@ import { KEY_ID_BYTES, STAMP_BYTES } from "../core/sync.ts";
 import {
   entryFromArray,
   entryToArray,
+  internedAt,
   internId,
   LayoutError,
   layoutString,
@@ -911,6 +912,25 @@ function readText(min: number, max: number): string | undefined {
   return String.fromCharCode.apply(null, chars);
 }
 
+/**
+ * A member id in ASCII of 1 to {@linkcode MAX_ID_LENGTH} characters, interned (see
+ * `internId`), or undefined. An id decoded lately is found by its bytes, without a string
+ * made for it: every datagram names its sender, and each message its origin and writers.
+ */
+function readId(): string | undefined {
+  const start = at;
+  const n = readHead(3);
+  if (n < 1 || n > MAX_ID_LENGTH || at + n > src.length) return undefined;
+  const held = internedAt(src, at, n);
+  if (held !== undefined) {
+    at += n;
+    return held;
+  }
+  at = start;
+  const text = readText(1, MAX_ID_LENGTH);
+  return text === undefined ? undefined : internId(text);
+}
+
 /** Whether the text at `at` is `s` (ASCII), moving past it if so. */
 function skipText(s: string): boolean {
   const n = readHead(3);
@@ -934,7 +954,7 @@ function readEntry(): Entry | undefined {
   const wall = readCount(Number.MAX_SAFE_INTEGER);
   const logical = readCount(Number.MAX_SAFE_INTEGER);
   if (wall === OTHER || logical === OTHER) return undefined;
-  const writer = readText(1, MAX_ID_LENGTH);
+  const writer = readId();
   if (writer === undefined) return undefined;
   let value: unknown;
   if (!deleted) {
@@ -946,7 +966,7 @@ function readEntry(): Entry | undefined {
     key,
     wall,
     logical,
-    writer: internId(writer),
+    writer,
     deleted,
     value,
   };
@@ -957,9 +977,8 @@ function readMessage(): Message | undefined {
   const code = readHead(0);
   if (code !== MessageCode.tree && code !== MessageCode.ihave) return undefined;
   if (n < (code === MessageCode.tree ? 5 : 4)) return undefined;
-  const text = readText(1, MAX_ID_LENGTH);
-  if (text === undefined) return undefined;
-  const origin = internId(text);
+  const origin = readId();
+  if (origin === undefined) return undefined;
   if (code === MessageCode.ihave) {
     const hop = readCount(255);
     if (hop === OTHER || n - 3 > 4096) return undefined;
@@ -993,9 +1012,8 @@ function readEnvelope(data: Uint8Array, cluster: string): Envelope | undefined {
   try {
     const n = readHead(4);
     if (n < 3 || !skipText(cluster)) return undefined;
-    const text = readText(1, MAX_ID_LENGTH);
-    if (text === undefined) return undefined;
-    const sender = internId(text);
+    const sender = readId();
+    if (sender === undefined) return undefined;
     const messages = new Array<Message>(n - 2);
     for (let i = 0; i < n - 2; i++) {
       const m = readMessage();
