@@ -232,6 +232,9 @@ function mix(h: number): number {
   return h >>> 0;
 }
 
+/** The children of a leaf: one list for all, never written. */
+const NO_CHILDREN: readonly string[] = Object.freeze([]);
+
 /**
  * The ring of one member: the members it holds alive, ordered by a hash of their ids, and
  * the tree every message takes over it. Updates are O(N) memory moves (a splice), a
@@ -289,11 +292,11 @@ export class Overlay {
    * The members that `of` (this member by default) sends message `seq` of `origin` to, in
    * this member's view: empty for a leaf of that tree, or for a member not on the ring.
    */
-  children(origin: string, seq: number, of: string = this.self): string[] {
+  children(origin: string, seq: number, of: string = this.self): readonly string[] {
     this.#depth = 0;
     const ring = this.#ring;
     const n = ring.length;
-    if (n < 2 || !this.#members.has(of)) return [];
+    if (n < 2 || !this.#members.has(of)) return NO_CHILDREN;
     // Positions in the row are ring positions from `start` on, the origin's left out.
     const originKey = hashString(origin, RING_SEED) >>> 0;
     const start = lowerBoundAt(ring, mix(originKey + seq), "") % n;
@@ -327,16 +330,17 @@ export class Overlay {
    * The first member of each of the `k` parts of row positions `[lo, hi)`, in a row that
    * starts at ring position `start` and leaves out position `o` (the origin's).
    */
-  #heads(start: number, o: number, lo: number, hi: number, k: number): string[] {
+  #heads(start: number, o: number, lo: number, hi: number, k: number): readonly string[] {
     const ring = this.#ring;
     const n = ring.length;
     const len = hi - lo;
-    const out: string[] = [];
+    // A leaf's (most members', for most messages) is one shared empty list: no array made.
+    let out: string[] | undefined;
     for (let g = 0; g < k; g++) {
       const s = cut(lo, len, k, g), e = cut(lo, len, k, g + 1);
-      if (e > s) out.push(ring[(start + s + (s >= o ? 1 : 0)) % n]!.id);
+      if (e > s) (out ??= []).push(ring[(start + s + (s >= o ? 1 : 0)) % n]!.id);
     }
-    return out;
+    return out ?? NO_CHILDREN;
   }
 
   #depth = 0;
@@ -636,6 +640,12 @@ function sendsOn(children: readonly string[], from: string, origin: string, self
     const t = children[i]!;
     if (t !== from && t !== origin && t !== self) return true;
   }
+  return false;
+}
+
+/** Whether one of the first `n` of `sends` goes to `to`. */
+function sentIn(sends: readonly TreeSend[], n: number, to: string): boolean {
+  for (let i = 0; i < n; i++) if (sends[i]!.to === to) return true;
   return false;
 }
 
@@ -1140,7 +1150,7 @@ export class TreeBroadcast {
     for (let i = 0; i < to.length; i++) {
       const t = to[i]!;
       if (t === self || t === message.origin || cached.sentTo.includes(t)) continue;
-      cached.sentTo = cached.sentTo.concat(t);
+      if (sentIn(sends, n, t)) continue;
       sends[n++] = { to: t, message };
       if (this.#pending.size >= MAX_PENDING) continue;
       if (Number.isNaN(deadline)) deadline = now + (cached.burst ? this.burstRto : this.rto);
@@ -1161,6 +1171,14 @@ export class TreeBroadcast {
       this.#pendingDue = Math.min(this.#pendingDue, deadline, echoAt);
     }
     sends.length = n;
+    if (n > 0) {
+      // Those sent to join `sentTo` in one array of the new length, not one per member.
+      const before = cached.sentTo;
+      const sentTo = new Array<string>(before.length + n);
+      for (let i = 0; i < before.length; i++) sentTo[i] = before[i]!;
+      for (let i = 0; i < n; i++) sentTo[before.length + i] = sends[i]!.to;
+      cached.sentTo = sentTo;
+    }
     return sends;
   }
 
