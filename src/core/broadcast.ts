@@ -334,13 +334,18 @@ export class Overlay {
     const ring = this.#ring;
     const n = ring.length;
     const len = hi - lo;
-    // A leaf's (most members', for most messages) is one shared empty list: no array made.
-    let out: string[] | undefined;
+    // A leaf's (most members', for most messages) is one shared empty list: no array made;
+    // the others' of their length (a list grown by `push` makes room for 17).
+    let count = 0;
+    for (let g = 0; g < k; g++) if (cut(lo, len, k, g + 1) > cut(lo, len, k, g)) count++;
+    if (count === 0) return NO_CHILDREN;
+    const out = new Array<string>(count);
+    let i = 0;
     for (let g = 0; g < k; g++) {
       const s = cut(lo, len, k, g), e = cut(lo, len, k, g + 1);
-      if (e > s) (out ??= []).push(ring[(start + s + (s >= o ? 1 : 0)) % n]!.id);
+      if (e > s) out[i++] = ring[(start + s + (s >= o ? 1 : 0)) % n]!.id;
     }
-    return out ?? NO_CHILDREN;
+    return out;
   }
 
   #depth = 0;
@@ -1374,7 +1379,10 @@ export class TreeBroadcast {
   /** Keeps message `m` (first seen at `now`) and notes its id. */
   #remember(m: TreeMessage, now: number): Cached {
     let size = 32;
-    for (const e of m.entries) size += approxEntryBytes(e, this.#valueBytes);
+    const entries = m.entries;
+    for (let i = 0; i < entries.length; i++) {
+      size += approxEntryBytes(entries[i]!, this.#valueBytes);
+    }
     const cached: Cached = {
       message: m,
       at: now,

@@ -389,7 +389,9 @@ export class Engine {
     const sender = envelope.sender;
     if (sender === this.id) return; // our own datagram, looped back
     this.#swim.heardFrom(sender, from, now);
-    for (const m of envelope.messages) {
+    const messages = envelope.messages;
+    for (let i = 0; i < messages.length; i++) {
+      const m = messages[i]!;
       this.counters.messagesIn[m.type]++;
       switch (m.type) {
         case "ping":

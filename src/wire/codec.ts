@@ -837,8 +837,14 @@ export function checkHeader(
   if (data[2] !== PROTOCOL_VERSION) {
     return { reason: "bad-version", detail: `protocol version ${data[2]}` };
   }
-  return { kind: data[3]! };
+  return KINDS[data[3]!]!;
 }
+
+/** The answers of {@linkcode checkHeader} that pass, one per kind byte: none made per datagram. */
+const KINDS: readonly { readonly kind: number }[] = Array.from(
+  { length: 256 },
+  (_, kind) => Object.freeze({ kind }),
+);
 
 // ------------------------------------------------ tree and ihave datagrams, read by hand
 
