@@ -1,8 +1,16 @@
 // CPU time per replicated write per member, this release against release 0.1.0 (tag
 // v0.1.0, extracted with `git archive` under .scratch/), in one process and one run:
 //
-//   deno run -A bench/cpu_per_write.ts [--n 16] [--writes 2000] [--rate 200] [--trials 3]
-//     [--mode plain|encrypted|both] [--release both|0.1.0|this] [--base v0.1.0]
+//   deno run -A bench/cpu_per_write.ts [--n 16] [--writes 2000] [--encrypted-writes W]
+//     [--rate 200] [--trials 3] [--mode plain|encrypted|both] [--release both|0.1.0|this]
+//     [--base v0.1.0] [--write]
+//
+// `--encrypted-writes` sets the writes of the encrypted mode (`--writes` by default);
+// `--write` puts the figures into docs/benchmarks.md, section 8, between its markers
+// (bench/main.ts keeps it when it rewrites the file; see bench/sections.ts), with the
+// command that measured them. The section's figures come from:
+//
+//   deno task bench:cpu
 //
 // N members on a MemoryNetwork on virtual time (10 ms latency, the real codec on every
 // datagram), `writes` writes at `rate` per second cluster-wide, each by a random member;
@@ -32,6 +40,8 @@ import { seededRandom } from "../src/core/random.ts";
 import { generateKey } from "../src/wire/crypto.ts";
 import { GossipKV } from "../src/gossip_kv.ts";
 import { MemoryNetwork } from "../src/transport/memory.ts";
+import { runtimeLabel } from "./env.ts";
+import { CPU, writeSection } from "./sections.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
@@ -48,6 +58,7 @@ function choice<T extends string>(name: string, options: readonly T[]): T {
 }
 
 const N = arg("n", 16), WRITES = arg("writes", 2000), RATE = arg("rate", 200);
+const ENCRYPTED_WRITES = arg("encrypted-writes", WRITES);
 const TRIALS = arg("trials", 3);
 const MODE = choice("mode", ["both", "plain", "encrypted"] as const);
 const RELEASE = choice("release", ["both", "0.1.0", "this"] as const);
@@ -55,6 +66,10 @@ const TAG = (() => {
   const i = process.argv.indexOf("--base");
   return i >= 0 ? process.argv[i + 1] ?? "" : "v0.1.0";
 })();
+const WRITE = process.argv.includes("--write");
+if (WRITE && (RELEASE !== "both" || TAG !== "v0.1.0")) {
+  throw new TypeError("--write measures against release 0.1.0: no --release, no --base");
+}
 // The tag's copy keeps its name (tests/rolling_upgrade_test.ts extracts the same); another
 // revision is extracted by its commit, so a moving name (main) never finds a stale copy.
 const OLD = fileURLToPath(new URL(`../.scratch/${baseDir(TAG)}/`, import.meta.url));
@@ -124,6 +139,7 @@ function allocatedBytes(): number | undefined {
 }
 
 async function run(Kv: typeof GossipKV, seed: number, encrypted: boolean): Promise<Cost> {
+  const writes = encrypted ? ENCRYPTED_WRITES : WRITES;
   const net = new MemoryNetwork({ seed, latencyMs: 10, virtualTime: true });
   const time = net.time!;
   const keys = encrypted ? [generateKey()] : undefined;
@@ -154,13 +170,13 @@ async function run(Kv: typeof GossipKV, seed: number, encrypted: boolean): Promi
   const random = seededRandom(`${seed}/writes`);
   let got = 0;
   for (const kv of members) kv.subscribe((c) => void (c.origin === "remote" && got++));
-  const target = WRITES * (N - 1);
+  const target = writes * (N - 1);
   const sent0 = net.stats().total.sentDatagrams;
   collect?.();
   const allocated0 = allocatedBytes();
   const cpu0 = process.cpuUsage();
   let carry = 0;
-  for (let i = 0; i < WRITES; i++) {
+  for (let i = 0; i < writes; i++) {
     void members[Math.floor(random() * N)]!.set(`k${i}`, `value-${i}`);
     // Whole ms steps when encrypted; the fractions add up.
     carry += 1000 / RATE;
@@ -177,15 +193,34 @@ async function run(Kv: typeof GossipKV, seed: number, encrypted: boolean): Promi
   if (got < target) throw new Error(`only ${got} of ${target} deliveries`);
   for (const kv of members) await kv.close({ leave: false });
   return {
-    us: (cpu.user + cpu.system) / (WRITES * N),
-    datagrams: sent / (WRITES * N),
+    us: (cpu.user + cpu.system) / (writes * N),
+    datagrams: sent / (writes * N),
     allocated: allocated0 === undefined || allocated1 === undefined
       ? undefined
-      : (allocated1 - allocated0) / (WRITES * N),
+      : (allocated1 - allocated0) / (writes * N),
   };
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
+
+/** One mode's figures: each release's runs, and the per-trial ratios (this ÷ the other). */
+interface Row {
+  readonly encrypted: boolean;
+  readonly writes: number;
+  readonly ours: readonly Cost[];
+  readonly theirs: readonly Cost[];
+  readonly ratios: readonly number[];
+}
+
+const us = (xs: readonly Cost[]) => median(xs.map((x) => x.us));
+const bytes = (xs: readonly Cost[]) =>
+  xs.length && xs.every((x) => x.allocated !== undefined)
+    ? median(xs.map((x) => x.allocated!))
+    : undefined;
+const datagrams = (xs: readonly Cost[]) => median(xs.map((x) => x.datagrams));
+const base = TAG === "v0.1.0" ? "0.1.0" : TAG;
+
+const rows: Row[] = [];
 const modes = MODE === "both" ? [false, true] : [MODE === "encrypted"];
 for (const encrypted of modes) {
   const ours: Cost[] = [], theirs: Cost[] = [];
@@ -204,23 +239,70 @@ for (const encrypted of modes) {
     }
     if (ours.length && theirs.length) ratios.push(ours.at(-1)!.us / theirs.at(-1)!.us);
   }
-  const us = (xs: Cost[]) => median(xs.map((x) => x.us));
-  const allocated = (xs: Cost[]) =>
-    xs.every((x) => x.allocated !== undefined)
-      ? `, ${median(xs.map((x) => x.allocated!)).toFixed(0)} bytes allocated`
-      : "";
-  const fmt = (xs: Cost[]) =>
-    xs.length
-      ? `${us(xs).toFixed(1)} µs (${median(xs.map((x) => x.datagrams)).toFixed(2)} datagrams sent` +
-        `${allocated(xs)})`
-      : "not run";
+  const row = { encrypted, writes: encrypted ? ENCRYPTED_WRITES : WRITES, ours, theirs, ratios };
+  rows.push(row);
+  const fmt = (xs: Cost[]) => {
+    if (!xs.length) return "not run";
+    const b = bytes(xs);
+    return `${us(xs).toFixed(1)} µs (${datagrams(xs).toFixed(2)} datagrams sent` +
+      `${b === undefined ? "" : `, ${b.toFixed(0)} bytes allocated`})`;
+  };
   const ratio = ratios.length
     ? ` (×${(us(ours) / us(theirs)).toFixed(2)}; per trial ×${median(ratios).toFixed(2)}, ` +
       `×${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)})`
     : "";
   console.log(
-    `N=${N}, ${WRITES} writes at ${RATE}/s, ${encrypted ? "encrypted" : "plaintext"}: ` +
+    `N=${N}, ${row.writes} writes at ${RATE}/s, ${encrypted ? "encrypted" : "plaintext"}: ` +
       `CPU per write per member, median of ${TRIALS}: ` +
-      `${TAG === "v0.1.0" ? "0.1.0" : TAG} ${fmt(theirs)}, this release ${fmt(ours)}${ratio}`,
+      `${base} ${fmt(theirs)}, this release ${fmt(ours)}${ratio}`,
   );
+}
+
+/** Section 8 of docs/benchmarks.md, between its markers. */
+function section(): string {
+  const command = ["deno run -A bench/cpu_per_write.ts", ...process.argv.slice(2)].join(" ");
+  const kb = (b: number | undefined) => b === undefined ? "—" : `${(b / 1000).toFixed(1)} kB`;
+  return [
+    CPU.begin,
+    "## 8. CPU per replicated write",
+    "",
+    `Generated by \`${command}\` on ${new Date().toISOString().slice(0, 10)}, running on ` +
+    `${runtimeLabel()}. ${N} members on a \`MemoryNetwork\` on virtual time (10 ms latency, ` +
+    `the real codec on every datagram), writes at ${RATE} a second cluster-wide, each by a ` +
+    "random member. CPU is the process's user and system time from the first write until " +
+    "every member holds every write, divided by the writes and the members; release " +
+    `${base} and this release alternate which runs first, ${TRIALS} trials. Target: at ` +
+    `most a third of release 0.1.0's, plaintext and encrypted.`,
+    "",
+    `| mode | writes | ${base}, µs | this release, µs | this ÷ ${base} (medians) | ` +
+    "per trial: median, range | datagrams sent, " + `${base} → this | bytes allocated, ` +
+    `${base} → this |`,
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ...rows.map((r) => {
+      const ratio = r.ratios.length ? `×${(us(r.ours) / us(r.theirs)).toFixed(2)}` : "—";
+      const per = r.ratios.length
+        ? `×${median([...r.ratios]).toFixed(2)}, ×${Math.min(...r.ratios).toFixed(2)}–×${
+          Math.max(...r.ratios).toFixed(2)
+        }`
+        : "—";
+      const cell = (xs: readonly Cost[], f: (xs: readonly Cost[]) => string) =>
+        xs.length ? f(xs) : "—";
+      return `| ${r.encrypted ? "encrypted" : "plaintext"} | ${r.writes.toLocaleString("en")} | ` +
+        `${cell(r.theirs, (xs) => us(xs).toFixed(1))} | ${
+          cell(r.ours, (xs) => us(xs).toFixed(1))
+        } | ` +
+        `${ratio} | ${per} | ${cell(r.theirs, (xs) => datagrams(xs).toFixed(2))} → ` +
+        `${cell(r.ours, (xs) => datagrams(xs).toFixed(2))} | ` +
+        `${kb(bytes(r.theirs))} → ${kb(bytes(r.ours))} |`;
+    }),
+    "",
+    "Datagrams sent and bytes allocated are per write per member; bytes allocated are the " +
+    "heap's allocations over the same span, where the runtime counts them " +
+    "(Deno). The encrypted mode seals and opens every datagram with the cluster key.",
+    CPU.end,
+  ].join("\n");
+}
+
+if (WRITE) {
+  console.log(`\nWrote section 8 of ${writeSection(CPU, section())}`);
 }

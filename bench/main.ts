@@ -17,7 +17,7 @@ import { join } from "node:path";
 import { DEFAULTS } from "../src/gossip_kv.ts";
 import { antiEntropy } from "./anti_entropy.ts";
 import { codec } from "./codec.ts";
-import { keepEdgeSection } from "./edge.ts";
+import { keepSections } from "./sections.ts";
 import { convergence, type ConvergenceResult } from "./convergence.ts";
 import {
   commandFor,
@@ -367,10 +367,10 @@ async function main(): Promise<void> {
   const baseline = existsSync(baselineFile)
     ? { results: JSON.parse(readFileSync(baselineFile, "utf8")) as Results, label: BASELINE.label }
     : undefined;
-  // The edge replica's section comes from bench/edge.ts: keep it when rewriting the file.
+  // The sections of bench/edge.ts and bench/cpu_per_write.ts: kept when rewriting the file.
   const md = join(out, "benchmarks.md");
   const before = existsSync(md) ? readFileSync(md, "utf8") : "";
-  writeFileSync(md, keepEdgeSection(before, markdown(results, new Set(svgs.keys()), baseline)));
+  writeFileSync(md, keepSections(before, markdown(results, new Set(svgs.keys()), baseline)));
   // `deno fmt --check` (CI) formats SVG and JSON too: hand it the files as it wants them.
   const deno = denoBinary();
   const written = [...svgs.keys(), "results.json"].map((f) => join(svgDir, f));
