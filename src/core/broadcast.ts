@@ -114,7 +114,12 @@ const MAX_SEQS = 4096;
 /**
  * The acknowledgement of a message of a batch (see {@linkcode batched}) waits this many ms
  * only (a burst batches itself), and its sender expects it that much sooner. Every member
- * tells a batch's message by its number alone, so sender and receiver agree.
+ * tells a batch's message by its number alone, so sender and receiver agree. A longer wait
+ * answers more copies per `ihave`, but every timeout grows by it. At 5 ms, 1,000 writes to 64
+ * members over UDP in one Deno process took 3-7% fewer datagrams (medians 0-11% shorter, 4
+ * runs of 5 bursts alternating), but in `bench/balance.ts` (MemoryNetwork, 10 ms latency,
+ * bursts of 1,000, seeds 2-4) the last member got a burst 6-10% later with 10% loss, at every
+ * N of 16, 64 and 256.
  */
 const BURST_ACK_MS = 2;
 /** Delay between the two copies of a retransmission (or of a late copy), in ms. */
