@@ -40,6 +40,7 @@ import { seededRandom } from "../src/core/random.ts";
 import { generateKey } from "../src/wire/crypto.ts";
 import { GossipKV } from "../src/gossip_kv.ts";
 import { MemoryNetwork } from "../src/transport/memory.ts";
+import { RELEASE_TAG, resolveCommit } from "../tests/_release.ts";
 import { runtimeLabel } from "./env.ts";
 import { CPU, writeSection } from "./sections.ts";
 
@@ -64,10 +65,10 @@ const MODE = choice("mode", ["both", "plain", "encrypted"] as const);
 const RELEASE = choice("release", ["both", "0.1.0", "this"] as const);
 const TAG = (() => {
   const i = process.argv.indexOf("--base");
-  return i >= 0 ? process.argv[i + 1] ?? "" : "v0.1.0";
+  return i >= 0 ? process.argv[i + 1] ?? "" : RELEASE_TAG;
 })();
 const WRITE = process.argv.includes("--write");
-if (WRITE && (RELEASE !== "both" || TAG !== "v0.1.0")) {
+if (WRITE && (RELEASE !== "both" || TAG !== RELEASE_TAG)) {
   throw new TypeError("--write measures against release 0.1.0: no --release, no --base");
 }
 // The tag's copy keeps its name (tests/rolling_upgrade_test.ts extracts the same); another
@@ -75,18 +76,23 @@ if (WRITE && (RELEASE !== "both" || TAG !== "v0.1.0")) {
 const OLD = fileURLToPath(new URL(`../.scratch/${baseDir(TAG)}/`, import.meta.url));
 
 function baseDir(rev: string): string {
-  if (rev === "v0.1.0") return rev;
-  const parsed = spawnSync("git", ["rev-parse", "--verify", "--quiet", `${rev}^{commit}`], {
-    cwd: ROOT,
-    encoding: "utf8",
-  });
-  if (parsed.status !== 0) throw new TypeError(`--base must name a git revision, not ${rev}`);
-  return `rev-${parsed.stdout.trim()}`;
+  if (rev === RELEASE_TAG) return rev;
+  return `rev-${commitOf(rev)}`;
+}
+
+/** The commit `rev` names; the tag of 0.1.0 names its commit in a clone without tags too. */
+function commitOf(rev: string): string {
+  const commit = resolveCommit(ROOT, rev);
+  if (commit === undefined) throw new TypeError(`--base must name a git revision, not ${rev}`);
+  return commit;
 }
 
 if (!existsSync(`${OLD}src/gossip_kv.ts`)) {
   mkdirSync(OLD, { recursive: true });
-  const archive = spawnSync("git", ["archive", TAG, "src"], { cwd: ROOT, maxBuffer: 1 << 28 });
+  const archive = spawnSync("git", ["archive", commitOf(TAG), "src"], {
+    cwd: ROOT,
+    maxBuffer: 1 << 28,
+  });
   if (archive.status !== 0) throw new Error(`git archive ${TAG} failed: ${archive.stderr}`);
   spawnSync("tar", ["-x", "-C", OLD], { input: archive.stdout });
 }
@@ -218,7 +224,7 @@ const bytes = (xs: readonly Cost[]) =>
     ? median(xs.map((x) => x.allocated!))
     : undefined;
 const datagrams = (xs: readonly Cost[]) => median(xs.map((x) => x.datagrams));
-const base = TAG === "v0.1.0" ? "0.1.0" : TAG;
+const base = TAG === RELEASE_TAG ? "0.1.0" : TAG;
 
 const rows: Row[] = [];
 const modes = MODE === "both" ? [false, true] : [MODE === "encrypted"];

@@ -10,21 +10,21 @@ import { fileURLToPath } from "node:url";
 import { seededRandom } from "../src/core/random.ts";
 import type { GossipKV } from "../src/gossip_kv.ts";
 import { Cluster } from "./_cluster.ts";
+import { RELEASE_COMMIT, RELEASE_TAG as TAG, resolveCommit } from "./_release.ts";
 
-const TAG = "v0.1.0";
-/** The commit tagged v0.1.0: a clone without tags still holds it in main's history. */
-const RELEASE = "25377bcb14c5cef434a98713e26159d98bdd4513";
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const OLD = fileURLToPath(new URL(`../.scratch/${TAG}/`, import.meta.url));
 
 /** Extracts the old release's `src/` under `.scratch/` (once); a reason when it cannot. */
 function extractOld(): string | undefined {
   if (existsSync(`${OLD}src/gossip_kv.ts`)) return undefined;
-  const commit = spawnSync("git", ["rev-parse", "--verify", `${RELEASE}^{commit}`], { cwd: ROOT });
-  if (commit.status !== 0) return `commit ${RELEASE} (${TAG}) not found (not a git checkout?)`;
+  const commit = resolveCommit(ROOT, TAG);
+  if (commit === undefined) {
+    return `commit ${RELEASE_COMMIT} (${TAG}) not found (not a git checkout?)`;
+  }
   rmSync(OLD, { recursive: true, force: true });
   mkdirSync(OLD, { recursive: true });
-  const archive = spawnSync("git", ["archive", RELEASE, "src"], { cwd: ROOT, maxBuffer: 1 << 28 });
+  const archive = spawnSync("git", ["archive", commit, "src"], { cwd: ROOT, maxBuffer: 1 << 28 });
   if (archive.status !== 0) return `git archive ${TAG} failed: ${archive.stderr}`;
   const tar = spawnSync("tar", ["-x", "-C", OLD], { input: archive.stdout });
   if (tar.status !== 0) return `tar failed: ${tar.stderr}`;

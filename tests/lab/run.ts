@@ -56,6 +56,7 @@
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { resolveCommit } from "../_release.ts";
 import process from "node:process";
 import { header, Kind, packDatagrams } from "../../src/wire/codec.ts";
 import { concatBytes, encodeCbor } from "../../src/wire/cbor.ts";
@@ -223,7 +224,8 @@ if (options.profile) mkdirSync(options.profile, { recursive: true });
 function membersTree(rev: string | undefined): string | undefined {
   if (rev === undefined) return undefined;
   const git = ["git", "-c", "safe.directory=*", "-C", ROOT];
-  const commit = sh([...git, "rev-parse", "--verify", `${rev}^{commit}`]).trim();
+  const commit = resolveCommit(ROOT, rev);
+  if (commit === undefined) throw new Error(`--members-from=${rev}: not a git revision here`);
   const dir = join(ROOT, ".scratch", `lab-${commit.slice(0, 12)}`);
   if (!existsSync(join(dir, "src", "cli.ts"))) {
     rmSync(dir, { recursive: true, force: true });
