@@ -11,7 +11,13 @@ import {
   type DisseminationContext,
   RumorMongering,
 } from "../src/core/dissemination.ts";
-import { Engine, type EngineOptions, type EngineOutput } from "../src/core/engine.ts";
+import {
+  type Change,
+  changeOf,
+  Engine,
+  type EngineOptions,
+  type EngineOutput,
+} from "../src/core/engine.ts";
 import { LargeValueCooldown } from "../src/core/large_values.ts";
 import { Membership } from "../src/core/membership.ts";
 import type {
@@ -57,6 +63,12 @@ const usr = (key: string, value: unknown, wall: number, writer = "w", logical = 
 const record = memberRecord;
 
 /** Messages of the given type in an output, with where they go. */
+/** The {@linkcode Change} objects of an output, as GossipKV hands them to its listeners. */
+function changesOf(out: EngineOutput): Change[] {
+  const local = new Set(out.localChanged);
+  return out.changed.map((e, i) => changeOf(e, local.has(i) ? "local" : "remote"));
+}
+
 function outgoing(e: Engine, type?: Message["type"]): [string, Message][] {
   return e.takeOutput().outgoing.flatMap((o) =>
     o.messages.filter((m) => type === undefined || m.type === type).map((m) =>
@@ -97,7 +109,7 @@ test("start() writes the member's own record and greets every seed but itself", 
   assert.deepEqual([own.writer, own.wall, own.deleted], ["a", 1_000, false]);
   const out = e.takeOutput();
   assert.deepEqual(out.applied, [own]);
-  assert.deepEqual(out.changes, [], "a sys record is no user change");
+  assert.deepEqual(changesOf(out), [], "a sys record is no user change");
   assert.deepEqual(out.outgoing.map((o) => o.to), ["s:1", "t:1"]);
   const hello: MemberMessage = {
     type: "member",
@@ -133,12 +145,12 @@ test("a local write is applied at once, reported, and pushed once at the next fl
   assert.equal(gone.value, undefined, "a tombstone holds no value");
   const out = a.takeOutput();
   assert.deepEqual(out.applied, [first, second, gone]);
-  assert.deepEqual(out.changes.map((c) => [c.key, c.value, c.deleted, c.origin, c.writer]), [
+  assert.deepEqual(changesOf(out).map((c) => [c.key, c.value, c.deleted, c.origin, c.writer]), [
     ["k", 1, false, "local", "a"],
     ["k", 2, false, "local", "a"],
     ["j", undefined, true, "local", "a"],
   ]);
-  assert.deepEqual(out.changes.map((c) => [c.wall, c.logical]), [[10, 0], [11, 0], [12, 0]]);
+  assert.deepEqual(changesOf(out).map((c) => [c.wall, c.logical]), [[10, 0], [11, 0], [12, 0]]);
   assert.deepEqual(out.outgoing, [], "nothing sent before the flush");
   a.flush(12);
   const pushed = outgoing(a, "rumor");
@@ -320,7 +332,7 @@ test("a remote entry too far ahead of the clock is refused and counted", () => {
   a.receive("b:1", envelope("b", [{ type: "entries", entries: [usr("k", 1, 10_000)] }]), 9_000);
   assert.equal(a.entry("usr", "k")?.value, 1);
   const out = a.takeOutput();
-  assert.deepEqual(out.changes.map((c) => [c.key, c.origin, c.writer]), [["k", "remote", "w"]]);
+  assert.deepEqual(changesOf(out).map((c) => [c.key, c.origin, c.writer]), [["k", "remote", "w"]]);
   assert.deepEqual(out.applied, [a.entry("usr", "k")]);
 });
 
@@ -339,17 +351,17 @@ test("one output's changes interleave local writes and remote merges in order", 
   assert.equal(out.changed[2], a.entry("usr", "mine"));
   assert.equal(out.changed[3], a.entry("usr", "old"));
   assert.deepEqual(out.localChanged, [0, 2]);
-  assert.deepEqual(out.changes.map((c) => [c.key, c.origin, c.deleted, c.value, c.writer]), [
+  assert.deepEqual(changesOf(out).map((c) => [c.key, c.origin, c.deleted, c.value, c.writer]), [
     ["mine", "local", false, 1, "a"],
     ["theirs", "remote", false, 2, "w"],
     ["mine", "local", true, undefined, "a"],
     ["old", "remote", false, 3, "w"],
   ]);
   assert.deepEqual(
-    out.changes.map((c) => [c.wall, c.logical]),
+    changesOf(out).map((c) => [c.wall, c.logical]),
     out.changed.map((e) => [e.wall, e.logical]),
   );
-  assert.deepEqual(a.takeOutput().changes, [], "taken once");
+  assert.deepEqual(changesOf(a.takeOutput()), [], "taken once");
 });
 
 test("a member record written by another member is refused and counted", () => {
@@ -822,17 +834,15 @@ test("a fresh engine has nothing to report, and each output is taken once", () =
   const a = engine("a");
   const empty = {
     outgoing: [],
-    changes: [],
     changed: [],
     localChanged: [],
     memberChanges: [],
     applied: [],
     collected: [],
   };
-  // Every field, `changes` (a getter) included.
+  // Every field.
   const fields = (o: EngineOutput) => ({
     outgoing: o.outgoing,
-    changes: o.changes,
     changed: o.changed,
     localChanged: o.localChanged,
     memberChanges: o.memberChanges,

@@ -46,7 +46,7 @@ test("Engine.load() merges entries silently: no change, no rumor, nothing to per
   assert.equal(e.store.get("usr", "x")?.wall, T - 10);
   assert.equal(e.store.get("usr", "y")?.deleted, true);
   const out = e.takeOutput();
-  assert.deepEqual([out.outgoing, out.changes, out.applied, out.collected], [[], [], [], []]);
+  assert.deepEqual([out.outgoing, out.changed, out.applied, out.collected], [[], [], [], []]);
 });
 
 test("Engine.load() raises the clock past every loaded stamp, beyond the drift bound too", () => {

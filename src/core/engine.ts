@@ -89,11 +89,9 @@ export interface MemberChange {
 /** Everything the engine produced since the last {@linkcode Engine.takeOutput}. */
 export interface EngineOutput {
   readonly outgoing: readonly Outgoing[];
-  /** The changes to the user's data, as {@linkcode Change} objects made on each read. */
-  readonly changes: readonly Change[];
   /**
-   * The versions of user data applied, in order: what `changes` describes, without an
-   * object per change (see {@linkcode changeOf}).
+   * The versions of user data applied, in order: the changes to the user's data, without
+   * an object per change ({@linkcode changeOf} makes the {@linkcode Change} of one).
    */
   readonly changed: readonly StoredEntry[];
   /** The positions in `changed`, ascending, of this member's own writes; the rest are remote. */
@@ -131,7 +129,7 @@ export function changeOf(e: StoredEntry, origin: "local" | "remote"): Change {
   };
 }
 
-/** An {@linkcode EngineOutput}, whose `changes` are made only when read. */
+/** An {@linkcode EngineOutput}: one shape for every take. */
 class Output implements EngineOutput {
   constructor(
     readonly outgoing: readonly Outgoing[],
@@ -141,11 +139,6 @@ class Output implements EngineOutput {
     readonly applied: readonly StoredEntry[],
     readonly collected: readonly StoredEntry[],
   ) {}
-
-  get changes(): readonly Change[] {
-    const local = new Set(this.localChanged);
-    return this.changed.map((e, i) => changeOf(e, local.has(i) ? "local" : "remote"));
-  }
 }
 
 /** What {@linkcode Engine.takeOutput} returns when nothing was produced. */
