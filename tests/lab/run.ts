@@ -56,8 +56,8 @@
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { resolveCommit } from "../_release.ts";
 import process from "node:process";
+import { resolveCommit } from "../_release.ts";
 import { header, Kind, packDatagrams } from "../../src/wire/codec.ts";
 import { concatBytes, encodeCbor } from "../../src/wire/cbor.ts";
 import type { Message } from "../../src/core/messages.ts";
