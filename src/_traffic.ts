@@ -24,12 +24,13 @@ class BytesByType {
   /** Shares a datagram's `bytes` among its messages' types. */
   addShares(messages: readonly { readonly type: MessageType }[], bytes: number): void {
     const share = bytes / messages.length;
-    for (const m of messages) {
-      let i = this.#index.get(m.type);
+    for (let m = 0; m < messages.length; m++) {
+      const type = messages[m]!.type;
+      let i = this.#index.get(type);
       if (i === undefined) {
         i = this.#types.length;
-        this.#types.push(m.type);
-        this.#index.set(m.type, i);
+        this.#types.push(type);
+        this.#index.set(type, i);
         if (i >= this.#bytes.length) {
           const grown = new Float64Array(2 * this.#bytes.length);
           grown.set(this.#bytes);

@@ -17,6 +17,7 @@ import {
   type EngineConfig,
   type MemberChange,
 } from "./core/engine.ts";
+import type { Message } from "./core/messages.ts";
 import type { Random } from "./core/random.ts";
 import { type Json, toJson } from "./json.ts";
 import type { Clock, Scheduler } from "./time.ts";
@@ -706,25 +707,37 @@ export class GossipKV {
     const now = this.#clock.now();
     const overhead = this.#sealing.overhead;
     // A message alone for several peers (a broadcast forwarded to the children of this
-    // member) is packed once, and its datagrams sealed once: the same bytes go to each.
-    const alone = out.outgoing.length > 1 ? new Map<unknown, Uint8Array[]>() : undefined;
-    for (const batch of out.outgoing) {
+    // member) is packed once, and its datagrams sealed once: the same bytes go to each. The
+    // outbox puts such a message in consecutive batches (one per address, in the order sent
+    // to), so the last one packed is all there is to remember: no map per pump.
+    let lastAlone: Message | undefined, lastDatagrams: Uint8Array[] | undefined;
+    const outgoing = out.outgoing;
+    for (let b = 0; b < outgoing.length; b++) {
+      const batch = outgoing[b]!;
       const { to, messages } = batch;
-      let datagrams = messages.length === 1 ? alone?.get(messages[0]) : undefined;
-      try {
-        datagrams ??= this.#wire.encode(messages, overhead);
-      } catch (error) {
-        this.#onError(error);
-        continue;
+      const alone = messages.length === 1 ? messages[0] : undefined;
+      let datagrams: Uint8Array[];
+      if (alone !== undefined && alone === lastAlone) datagrams = lastDatagrams!;
+      else {
+        try {
+          datagrams = this.#wire.encode(messages, overhead);
+        } catch (error) {
+          this.#onError(error);
+          continue;
+        }
+        if (alone !== undefined) {
+          lastAlone = alone;
+          lastDatagrams = datagrams;
+        }
       }
-      if (messages.length === 1) alone?.set(messages[0], datagrams);
       let total = 0;
       let last: Promise<void> | undefined;
-      for (const d of datagrams) {
+      for (let i = 0; i < datagrams.length; i++) {
         if (this.#pendingSends.size >= MAX_PENDING_SENDS) {
           this.#traffic.sendDropped();
           continue;
         }
+        const d = datagrams[i]!;
         this.#traffic.sent(d.length + overhead);
         total += d.length + overhead;
         last = this.#send(to, d);
