@@ -659,6 +659,53 @@ function sentIn(sends: readonly TreeSend[], n: number, to: string): boolean {
   return false;
 }
 
+/** Numbers of nobody's: one list for all, never written. */
+const NO_SEQS: readonly number[] = Object.freeze([]);
+
+/** Whether `seqs` ascends strictly (no number twice). */
+function ascending(seqs: readonly number[]): boolean {
+  for (let i = 1; i < seqs.length; i++) if (seqs[i - 1]! >= seqs[i]!) return false;
+  return true;
+}
+
+/**
+ * The acknowledgements waiting to go to one member: per origin, in the order first
+ * acknowledged since the last were sent, the numbers and when the last of them arrived.
+ * Kept from round to round with its arrays (a `Map` per member and an object per origin,
+ * made every round, were ~15% of the bytes a relay allocated per write).
+ */
+class AckBatch {
+  readonly to: string;
+  /** Origins with numbers waiting: the first `count` of `origins`, `seqs` and `ats`. */
+  count = 0;
+  readonly origins: string[] = [];
+  readonly seqs: number[][] = [];
+  readonly ats: number[] = [];
+
+  constructor(to: string) {
+    this.to = to;
+  }
+
+  /** Notes number `seq` of `origin`, arrived at `at`. */
+  add(origin: string, seq: number, at: number): void {
+    let i = 0;
+    while (i < this.count && this.origins[i] !== origin) i++;
+    if (i < this.count) this.seqs[i]!.push(seq);
+    else {
+      this.origins[i] = origin;
+      this.seqs[i] = [seq];
+      this.count++;
+    }
+    this.ats[i] = at;
+  }
+
+  /** Empties it; the lists of numbers were handed on (to `ihave` messages). */
+  clear(): void {
+    for (let i = 0; i < this.count; i++) this.seqs[i] = NO_SEQS as number[];
+    this.count = 0;
+  }
+}
+
 /** The `sentTo` of a message sent to nobody yet (one array for all: it is replaced, not grown). */
 const NO_IDS: readonly string[] = Object.freeze([]);
 
@@ -772,8 +819,11 @@ export class TreeBroadcast {
     if (c && !c.burst) this.#release(c);
   });
   #pendingDue = Infinity;
-  /** Acknowledgements to send: member → origin → sequence numbers, and the last one's arrival. */
-  #acks = new Map<string, Map<string, { seqs: number[]; at: number }>>();
+  /** Acknowledgements to send, by member; kept from round to round (see {@linkcode AckBatch}). */
+  readonly #ackBatches = new Map<string, AckBatch>();
+  /** The batches with acknowledgements waiting, `[0, #ackingCount)`, in order of the first. */
+  readonly #acking: AckBatch[] = [];
+  #ackingCount = 0;
   #ackDue = Infinity;
   /** Acknowledgements to send again at `#ackEchoDue` (see {@linkcode LOSS_MEMORY_MS}). */
   #ackEchoes: TreeSend[] = [];
@@ -1072,12 +1122,13 @@ export class TreeBroadcast {
     if (now >= this.#ackDue) {
       const due = this.#ackDue;
       const lossy = now - this.#lossAt < LOSS_MEMORY_MS;
-      const acks = this.#acks;
-      this.#acks = new Map();
       this.#ackDue = Infinity;
-      for (const [to, byOrigin] of acks) {
-        for (const [origin, { seqs: list, at }] of byOrigin) {
-          const seqs = list.length === 1 ? list : [...new Set(list)].sort((a, b) => a - b);
+      for (let b = 0; b < this.#ackingCount; b++) {
+        const batch = this.#acking[b]!;
+        const to = batch.to;
+        for (let j = 0; j < batch.count; j++) {
+          const origin = batch.origins[j]!, list = batch.seqs[j]!, at = batch.ats[j]!;
+          const seqs = ascending(list) ? list : [...new Set(list)].sort((a, b) => a - b);
           // `hop` says how long the last of them waited here on purpose (not how late this
           // member's timers ran: that is part of the round trip): its sender subtracts it
           // from the round trip, to learn the network's own.
@@ -1086,7 +1137,7 @@ export class TreeBroadcast {
             const part = seqs.length <= MAX_SEQS ? seqs : seqs.slice(i, i + MAX_SEQS);
             this.counters.acked += part.length;
             sends.push({ to, message: { type: "ihave", origin, hop, seqs: part } });
-            const lone = lossy ? part.filter((seq) => !batched(seq)) : [];
+            const lone = lossy ? part.filter((seq) => !batched(seq)) : NO_SEQS;
             if (lone.length > 0) {
               // A loss seen lately: the lone messages' go again, in a datagram of their own
               // (see LOSS_MEMORY_MS).
@@ -1099,7 +1150,9 @@ export class TreeBroadcast {
             }
           }
         }
+        batch.clear();
       }
+      this.#ackingCount = 0;
     }
     this.#expire(now);
     return sends;
@@ -1112,13 +1165,10 @@ export class TreeBroadcast {
 
   #ack(to: string, m: TreeMessage, now: number, delay: number): void {
     if (to === this.overlay.self) return;
-    let byOrigin = this.#acks.get(to);
-    if (!byOrigin) this.#acks.set(to, byOrigin = new Map());
-    const pending = byOrigin.get(m.origin);
-    if (pending) {
-      pending.seqs.push(m.seq);
-      pending.at = now;
-    } else byOrigin.set(m.origin, { seqs: [m.seq], at: now });
+    let batch = this.#ackBatches.get(to);
+    if (!batch) this.#ackBatches.set(to, batch = new AckBatch(to));
+    if (batch.count === 0) this.#acking[this.#ackingCount++] = batch;
+    batch.add(m.origin, m.seq, now);
     this.#ackDue = Math.min(this.#ackDue, now + delay);
   }
 
@@ -1449,6 +1499,11 @@ export class TreeBroadcast {
     }
     if (this.#peers.size > 2 * this.overlay.size + 16) {
       for (const id of this.#peers.keys()) if (!this.overlay.has(id)) this.#peers.delete(id);
+    }
+    if (this.#ackBatches.size > 2 * this.overlay.size + 16) {
+      for (const [id, batch] of this.#ackBatches) {
+        if (batch.count === 0 && !this.overlay.has(id)) this.#ackBatches.delete(id);
+      }
     }
   }
 }
