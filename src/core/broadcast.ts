@@ -581,15 +581,15 @@ class PendingCopies {
   /** The copy of message `seq` of `origin` sent to `to`, if it waits. */
   get(to: string, origin: string, seq: number): Pending | undefined {
     const list = this.#byMessage.get(origin, seq);
-    if (list) { for (const p of list) if (p.to === to) return p; }
-    return undefined;
+    const i = list ? copyTo(list, to) : -1;
+    return i >= 0 ? list![i] : undefined;
   }
 
   /** Adds `p`, in place of the copy of the same message to the same member if any. */
   set(p: Pending): void {
     const { origin, seq } = p.message;
     const list = this.#byMessage.get(origin, seq);
-    const i = list ? list.findIndex((q) => q.to === p.to) : -1;
+    const i = list ? copyTo(list, p.to) : -1;
     if (i >= 0) {
       this.#all.delete(list![i]!);
       list![i] = p;
@@ -599,13 +599,43 @@ class PendingCopies {
   }
 
   delete(p: Pending): void {
-    if (!this.#all.delete(p)) return;
+    if (!this.#all.has(p)) return;
     const { origin, seq } = p.message;
     const list = this.#byMessage.get(origin, seq)!;
-    if (list.length > 1) return void list.splice(list.indexOf(p), 1);
+    this.#remove(list, list.indexOf(p), origin, seq);
+  }
+
+  /**
+   * Removes the copy of message `seq` of `origin` sent to `to` and returns it, if it waits
+   * (one look-up, where `get` and `delete` took two).
+   */
+  take(to: string, origin: string, seq: number): Pending | undefined {
+    const list = this.#byMessage.get(origin, seq);
+    const i = list ? copyTo(list, to) : -1;
+    if (i < 0) return undefined;
+    const p = list![i]!;
+    this.#remove(list!, i, origin, seq);
+    return p;
+  }
+
+  /** Removes `list[i]`, a copy of message `seq` of `origin`. */
+  #remove(list: Pending[], i: number, origin: string, seq: number): void {
+    this.#all.delete(list[i]!);
+    if (list.length > 1) {
+      // In place (`splice` makes an array of what it removes).
+      for (let j = i + 1; j < list.length; j++) list[j - 1] = list[j]!;
+      list.length--;
+      return;
+    }
     this.#byMessage.delete(origin, seq);
     this.#onLast(origin, seq);
   }
+}
+
+/** Index of the copy to `to` in `list`, or -1. */
+function copyTo(list: readonly Pending[], to: string): number {
+  for (let i = 0; i < list.length; i++) if (list[i]!.to === to) return i;
+  return -1;
 }
 
 /** What a sender knows of one member it sends copies to. */
@@ -971,9 +1001,8 @@ export class TreeBroadcast {
       peer.backoff = Math.max(1, peer.backoff / 2);
     }
     for (const seq of m.seqs) {
-      const p = this.#pending.get(from, m.origin, seq);
+      const p = this.#pending.take(from, m.origin, seq);
       if (!p) continue;
-      this.#pending.delete(p);
       if (p.attempts > 0 && peer) peer.window = Math.min(MAX_WINDOW, peer.window + 1);
       if (p.attempts === 0) {
         this.#measure(now - p.sentAt, m.hop);
