@@ -199,24 +199,28 @@ export interface TreeSend {
   readonly message: TreeMessage | IHaveMessage | RelayMessage;
 }
 
-interface RingSlot {
-  readonly key: number;
-  readonly id: string;
-}
-
 const RING_SEED = 0x5bd1e995;
 
-function slot(id: string): RingSlot {
-  return { key: hashString(id, RING_SEED) >>> 0, id };
+/** Where member `id` sits on the ring. */
+function ringKey(id: string): number {
+  return hashString(id, RING_SEED) >>> 0;
 }
 
-/** Index of the first slot not before (`key`, `id`) (binary search). */
-function lowerBoundAt(ring: readonly RingSlot[], key: number, id: string): number {
-  let lo = 0, hi = ring.length;
+/**
+ * Index of the first member of the ring (`keys` ascending, ties by `ids`) not before (`key`,
+ * `id`) (binary search).
+ */
+function lowerBoundAt(
+  keys: readonly number[],
+  ids: readonly string[],
+  key: number,
+  id: string,
+): number {
+  let lo = 0, hi = keys.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    const m = ring[mid]!;
-    if (m.key < key || (m.key === key && m.id < id)) lo = mid + 1;
+    const k = keys[mid]!;
+    if (k < key || (k === key && ids[mid]! < id)) lo = mid + 1;
     else hi = mid;
   }
   return lo;
@@ -255,8 +259,14 @@ const NO_CHILDREN: readonly string[] = Object.freeze([]);
  */
 export class Overlay {
   readonly self: string;
-  readonly #ring: RingSlot[] = [];
-  readonly #members = new Set<string>();
+  /**
+   * The ring: its members' keys ascending (ties by id), and their ids, in two arrays (a
+   * search reads a line or two of numbers, not an object per step).
+   */
+  readonly #keys: number[] = [];
+  readonly #ids: string[] = [];
+  /** The members placed, and their keys. */
+  readonly #members = new Map<string, number>();
   #version = 0;
 
   constructor(self: string) {
@@ -283,12 +293,17 @@ export class Overlay {
   set(id: string, present: boolean): boolean {
     if (id === this.self && !present) return false;
     if (this.#members.has(id) === present) return false;
-    if (present) this.#members.add(id);
+    const key = ringKey(id);
+    if (present) this.#members.set(id, key);
     else this.#members.delete(id);
-    const s = slot(id);
-    const i = lowerBoundAt(this.#ring, s.key, id);
-    if (present) this.#ring.splice(i, 0, s);
-    else if (this.#ring[i]?.id === id) this.#ring.splice(i, 1);
+    const i = lowerBoundAt(this.#keys, this.#ids, key, id);
+    if (present) {
+      this.#keys.splice(i, 0, key);
+      this.#ids.splice(i, 0, id);
+    } else if (this.#ids[i] === id) {
+      this.#keys.splice(i, 1);
+      this.#ids.splice(i, 1);
+    }
     this.#version++;
     return true;
   }
@@ -299,19 +314,21 @@ export class Overlay {
    */
   children(origin: string, seq: number, of: string = this.self): readonly string[] {
     this.#depth = 0;
-    const ring = this.#ring;
-    const n = ring.length;
-    if (n < 2 || !this.#members.has(of)) return NO_CHILDREN;
+    const keys = this.#keys, ids = this.#ids;
+    const n = keys.length;
+    const ofKey = this.#members.get(of);
+    if (n < 2 || ofKey === undefined) return NO_CHILDREN;
     // Positions in the row are ring positions from `start` on, the origin's left out.
-    const originKey = hashString(origin, RING_SEED) >>> 0;
-    const start = lowerBoundAt(ring, mix(originKey + seq), "") % n;
+    const placed = this.#members.get(origin);
+    const originKey = placed ?? ringKey(origin);
+    const start = lowerBoundAt(keys, ids, mix(originKey + seq), "") % n;
     // The origin is not in the row (it may be missing from this view: then nothing is left out).
-    const o = this.#members.has(origin)
-      ? (lowerBoundAt(ring, originKey, origin) - start + n) % n
+    const o = placed !== undefined
+      ? (lowerBoundAt(keys, ids, originKey, origin) - start + n) % n
       : n;
     const size = o < n ? n - 1 : n;
     if (of === origin) return this.#heads(start, o, 0, size, originFanout(seq));
-    const p = (lowerBoundAt(ring, hashString(of, RING_SEED) >>> 0, of) - start + n) % n;
+    const p = (lowerBoundAt(keys, ids, ofKey, of) - start + n) % n;
     const i = p > o ? p - 1 : p;
     let lo = 0, hi = size, k = originFanout(seq), depth = 1;
     for (;;) {
@@ -336,8 +353,8 @@ export class Overlay {
    * starts at ring position `start` and leaves out position `o` (the origin's).
    */
   #heads(start: number, o: number, lo: number, hi: number, k: number): readonly string[] {
-    const ring = this.#ring;
-    const n = ring.length;
+    const ids = this.#ids;
+    const n = ids.length;
     const len = hi - lo;
     // A leaf's (most members', for most messages) is one shared empty list: no array made;
     // the others' of their length (a list grown by `push` makes room for 17).
@@ -348,7 +365,7 @@ export class Overlay {
     let i = 0;
     for (let g = 0; g < k; g++) {
       const s = cut(lo, len, k, g), e = cut(lo, len, k, g + 1);
-      if (e > s) out[i++] = ring[(start + s + (s >= o ? 1 : 0)) % n]!.id;
+      if (e > s) out[i++] = ids[(start + s + (s >= o ? 1 : 0)) % n]!;
     }
     return out;
   }
@@ -538,10 +555,25 @@ interface Row<T> {
   size: number;
 }
 
-/** Index of the first number of `row` not below `seq` (from its head on). */
+/**
+ * Index of the first number of `row` not below `seq` (from its head on). Most numbers sought
+ * are the first (the oldest: expiring, or acknowledged in order) or among the last few (a
+ * message just acknowledged): those are looked at first, going back from the last by steps
+ * that double, and a binary search finishes between. (A binary search from the start read a
+ * cache line per step, most of them cold, in rows of hundreds.)
+ */
 function find<T>(row: Row<T>, seq: number): number {
   const seqs = row.seqs;
   let lo = row.head, hi = seqs.length;
+  if (lo < hi && seqs[lo]! >= seq) return lo;
+  lo++;
+  for (let step = 1; hi - step >= lo; step *= 2) {
+    if (seqs[hi - step]! < seq) {
+      lo = hi - step + 1;
+      break;
+    }
+    hi -= step;
+  }
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
     if (seqs[mid]! < seq) lo = mid + 1;
