@@ -790,6 +790,69 @@ interface Cached {
   released: boolean;
 }
 
+/**
+ * The ids of the messages seen, oldest first, each numbered by its slot (0 for the first
+ * ever noted, then 1, 2 ...): the slots from `start` to `end` are held, in a ring of arrays
+ * of their fields (slot `s` at index `s & mask`), which doubles when full and halves when
+ * under a quarter full (down to 1,024 slots: it grew in a burst). No object per
+ * message, and no array grown or copied per id (arrays grown by `push` and cut by `slice`
+ * took ~120 bytes per message).
+ */
+class SeenIds {
+  #origins: string[] = new Array<string>(64).fill("");
+  #seqs = new Float64Array(64);
+  #ats = new Float64Array(64);
+  #mask = 63;
+  /** The slot of the oldest id held. */
+  start = 0;
+  /** The slot the next id takes. */
+  end = 0;
+
+  /** Notes message `seq` of `origin`, seen at `at`, in slot `end`. */
+  push(origin: string, seq: number, at: number): void {
+    if (this.end - this.start > this.#mask) this.#resize(2 * (this.#mask + 1));
+    const i = this.end & this.#mask;
+    this.#origins[i] = origin;
+    this.#seqs[i] = seq;
+    this.#ats[i] = at;
+    this.end++;
+  }
+
+  firstOrigin(): string {
+    return this.#origins[this.start & this.#mask]!;
+  }
+
+  firstSeq(): number {
+    return this.#seqs[this.start & this.#mask]!;
+  }
+
+  firstAt(): number {
+    return this.#ats[this.start & this.#mask]!;
+  }
+
+  /** Forgets the oldest id. */
+  shift(): void {
+    this.start++;
+    const size = this.#mask + 1;
+    if (size > 1024 && 4 * (this.end - this.start) < size) this.#resize(size / 2);
+  }
+
+  #resize(size: number): void {
+    const mask = size - 1;
+    const origins = new Array<string>(size).fill("");
+    const seqs = new Float64Array(size), ats = new Float64Array(size);
+    for (let s = this.start; s < this.end; s++) {
+      origins[s & mask] = this.#origins[s & this.#mask]!;
+      seqs[s & mask] = this.#seqs[s & this.#mask]!;
+      ats[s & mask] = this.#ats[s & this.#mask]!;
+    }
+    this.#origins = origins;
+    this.#seqs = seqs;
+    this.#ats = ats;
+    this.#mask = mask;
+  }
+}
+
 /** Counters of {@linkcode TreeBroadcast}, all growing from 0. */
 export interface TreeCounters {
   /** Tree messages received for the first time. */
@@ -861,16 +924,10 @@ export class TreeBroadcast {
    */
   readonly #ids = new MessageTable<Cached | number>();
   /**
-   * The ids seen, oldest first, from `#idHead` on, in arrays of their fields (no object per
-   * message): slot `#idBase + i` holds origin, number and arrival of the `i`th. (Iterating
-   * a `Map` from its oldest entry instead skips every entry deleted since the Map last
-   * grew: O(deleted) per call.)
+   * The ids seen, oldest first. (Iterating a `Map` from its oldest entry instead skips every
+   * entry deleted since the Map last grew: O(deleted) per call.)
    */
-  #idOrigins: string[] = [];
-  #idSeqs: number[] = [];
-  #idAts: number[] = [];
-  #idBase = 0;
-  #idHead = 0;
+  readonly #seen = new SeenIds();
   /** The messages kept, oldest first from `#keptHead` on, and their bytes. */
   #kept: Cached[] = [];
   #keptHead = 0;
@@ -1011,7 +1068,7 @@ export class TreeBroadcast {
     if (!burst && !sendsOn(children, from, m.origin, self)) {
       // A leaf here: nothing to send on or retransmit, so only its id is kept. (Not for a
       // batch's message: a `relay` may ask this member for it, see `#release`.)
-      this.#noteId(m.origin, m.seq, now, this.#idBase + this.#idAts.length);
+      this.#noteId(m.origin, m.seq, now, this.#seen.end);
       return LEAF;
     }
     const forward = { ...m, hop: Math.min(255, m.hop + 1) };
@@ -1502,7 +1559,7 @@ export class TreeBroadcast {
     const cached: Cached = {
       message: m,
       at: now,
-      slot: this.#idBase + this.#idAts.length,
+      slot: this.#seen.end,
       size,
       sentTo: NO_IDS,
       burst: false,
@@ -1518,9 +1575,7 @@ export class TreeBroadcast {
   /** Notes the id of message `seq` of `origin`, first seen at `now`: `kept`, or its slot. */
   #noteId(origin: string, seq: number, now: number, kept: Cached | number): void {
     this.#ids.set(origin, seq, kept);
-    this.#idOrigins.push(origin);
-    this.#idSeqs.push(seq);
-    this.#idAts.push(now);
+    this.#seen.push(origin, seq, now);
     this.#expire(now);
   }
 
@@ -1541,22 +1596,14 @@ export class TreeBroadcast {
       this.#kept = kept.slice(this.#keptHead);
       this.#keptHead = 0;
     }
-    const ats = this.#idAts;
-    while (this.#idHead < ats.length && ats[this.#idHead]! <= horizon) {
-      const origin = this.#idOrigins[this.#idHead]!, seq = this.#idSeqs[this.#idHead]!;
-      const slot = this.#idBase + this.#idHead;
+    const seen = this.#seen;
+    while (seen.start < seen.end && seen.firstAt() <= horizon) {
+      const origin = seen.firstOrigin(), seq = seen.firstSeq();
+      const slot = seen.start;
       // Unless the id was noted again since (a number reused by a restarted member).
       const v = this.#ids.get(origin, seq);
       if (v === slot || (typeof v === "object" && v.slot === slot)) this.#ids.delete(origin, seq);
-      this.#idHead++;
-    }
-    const head = this.#idHead;
-    if (head > 1024 && head * 2 > ats.length) {
-      this.#idOrigins = this.#idOrigins.slice(head);
-      this.#idSeqs = this.#idSeqs.slice(head);
-      this.#idAts = ats.slice(head);
-      this.#idBase += head;
-      this.#idHead = 0;
+      seen.shift();
     }
     if (this.#peers.size > 2 * this.overlay.size + 16) {
       for (const id of this.#peers.keys()) if (!this.overlay.has(id)) this.#peers.delete(id);
