@@ -684,8 +684,12 @@ interface Peer {
   window: number;
   /** When its window was last cut (once a timeout at most). */
   cutAt: number;
-  /** Retransmitted copies to it waiting, as the last tick counted them. */
+  /**
+   * Retransmitted copies to it waiting, as the last tick counted them: counted in the tick
+   * numbered `counted`, else none.
+   */
   inFlight: number;
+  counted: number;
   /**
    * Its own smoothed round trip, an acknowledgement's wait left out, and the shortest one
    * (following a longer one very slowly): see {@linkcode QUEUEING_MS}.
@@ -694,6 +698,17 @@ interface Peer {
   minRtt: number;
   /** When its round trip was last measured. */
   sampledAt: number;
+}
+
+/** Retransmitted copies to `peer` waiting, as tick number `scan` counted them. */
+function inFlight(peer: Peer, scan: number): number {
+  return peer.counted === scan ? peer.inFlight : 0;
+}
+
+/** Counts one more retransmitted copy to `peer` waiting, in tick number `scan`. */
+function inFlightOne(peer: Peer, scan: number): void {
+  peer.inFlight = inFlight(peer, scan) + 1;
+  peer.counted = scan;
 }
 
 /** What {@linkcode TreeBroadcast.receiveTree} returns for a message seen before, and at a leaf. */
@@ -958,6 +973,8 @@ export class TreeBroadcast {
   readonly #peers = new Map<string, Peer>();
   /** When any member last acknowledged anything here. */
   #heardAt = -Infinity;
+  /** Ticks that scanned the copies waiting (see `Peer.counted`). */
+  #scans = 0;
   readonly #valueBytes: (v: unknown) => number;
 
   constructor(
@@ -1148,6 +1165,7 @@ export class TreeBroadcast {
           window: WINDOW,
           cutAt: -Infinity,
           inFlight: 0,
+          counted: -1,
           srtt: NaN,
           minRtt: Infinity,
           sampledAt: -Infinity,
@@ -1163,12 +1181,13 @@ export class TreeBroadcast {
     if (now >= this.#pendingDue) {
       let due = Infinity;
       const retry: Pending[] = [];
-      for (const peer of this.#peers.values()) peer.inFlight = 0;
+      // Every peer's count starts at 0 in this tick (no pass over all of them to reset it).
+      const scan = ++this.#scans;
       for (const p of this.#pending.values()) {
         if (p.deadline <= now || p.echoAt <= now) retry.push(p);
         else {
           due = Math.min(due, p.deadline, p.echoAt);
-          if (p.attempts > 0) this.#peer(p.to).inFlight++;
+          if (p.attempts > 0) inFlightOne(this.#peer(p.to), scan);
         }
       }
       this.#pendingDue = due;
@@ -1202,7 +1221,7 @@ export class TreeBroadcast {
           if (this.#gone(p, peer)) sends.push(...this.#takeOver(p, now));
           continue;
         }
-        if (!probe && this.#queueing(peer) && peer.inFlight >= peer.window) {
+        if (!probe && this.#queueing(peer) && inFlight(peer, scan) >= peer.window) {
           // Its window is full: this copy waits a round (see WINDOW).
           this.counters.heldBack++;
           if (now - p.sentAt >= WINDOW_WAIT_MS) {
@@ -1223,7 +1242,7 @@ export class TreeBroadcast {
         }
         if (probe) peer.silentRounds++;
         sent++;
-        peer.inFlight++;
+        inFlightOne(peer, scan);
         sends.push(...this.#retry(p, now, congested));
         if (probe) {
           peer.probeUntil = p.deadline;
