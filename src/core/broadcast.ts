@@ -357,10 +357,10 @@ export class Overlay {
     const n = ids.length;
     const len = hi - lo;
     // A leaf's (most members', for most messages) is one shared empty list: no array made;
-    // the others' of their length (a list grown by `push` makes room for 17).
-    let count = 0;
-    for (let g = 0; g < k; g++) if (cut(lo, len, k, g + 1) > cut(lo, len, k, g)) count++;
-    if (count === 0) return NO_CHILDREN;
+    // the others' of their length (a list grown by `push` makes room for 17). Every part
+    // holds a position when there are `k` or more, else one each as many as there are.
+    const count = Math.min(k, len);
+    if (count <= 0) return NO_CHILDREN;
     const out = new Array<string>(count);
     let i = 0;
     for (let g = 0; g < k; g++) {
