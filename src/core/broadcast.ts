@@ -199,24 +199,28 @@ export interface TreeSend {
   readonly message: TreeMessage | IHaveMessage | RelayMessage;
 }
 
-interface RingSlot {
-  readonly key: number;
-  readonly id: string;
-}
-
 const RING_SEED = 0x5bd1e995;
 
-function slot(id: string): RingSlot {
-  return { key: hashString(id, RING_SEED) >>> 0, id };
+/** Where member `id` sits on the ring. */
+function ringKey(id: string): number {
+  return hashString(id, RING_SEED) >>> 0;
 }
 
-/** Index of the first slot not before (`key`, `id`) (binary search). */
-function lowerBoundAt(ring: readonly RingSlot[], key: number, id: string): number {
-  let lo = 0, hi = ring.length;
+/**
+ * Index of the first member of the ring (`keys` ascending, ties by `ids`) not before (`key`,
+ * `id`) (binary search).
+ */
+function lowerBoundAt(
+  keys: readonly number[],
+  ids: readonly string[],
+  key: number,
+  id: string,
+): number {
+  let lo = 0, hi = keys.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    const m = ring[mid]!;
-    if (m.key < key || (m.key === key && m.id < id)) lo = mid + 1;
+    const k = keys[mid]!;
+    if (k < key || (k === key && ids[mid]! < id)) lo = mid + 1;
     else hi = mid;
   }
   return lo;
@@ -255,8 +259,14 @@ const NO_CHILDREN: readonly string[] = Object.freeze([]);
  */
 export class Overlay {
   readonly self: string;
-  readonly #ring: RingSlot[] = [];
-  readonly #members = new Set<string>();
+  /**
+   * The ring: its members' keys ascending (ties by id), and their ids, in two arrays (a
+   * search reads a line or two of numbers, not an object per step).
+   */
+  readonly #keys: number[] = [];
+  readonly #ids: string[] = [];
+  /** The members placed, and their keys. */
+  readonly #members = new Map<string, number>();
   #version = 0;
 
   constructor(self: string) {
@@ -283,12 +293,17 @@ export class Overlay {
   set(id: string, present: boolean): boolean {
     if (id === this.self && !present) return false;
     if (this.#members.has(id) === present) return false;
-    if (present) this.#members.add(id);
+    const key = ringKey(id);
+    if (present) this.#members.set(id, key);
     else this.#members.delete(id);
-    const s = slot(id);
-    const i = lowerBoundAt(this.#ring, s.key, id);
-    if (present) this.#ring.splice(i, 0, s);
-    else if (this.#ring[i]?.id === id) this.#ring.splice(i, 1);
+    const i = lowerBoundAt(this.#keys, this.#ids, key, id);
+    if (present) {
+      this.#keys.splice(i, 0, key);
+      this.#ids.splice(i, 0, id);
+    } else if (this.#ids[i] === id) {
+      this.#keys.splice(i, 1);
+      this.#ids.splice(i, 1);
+    }
     this.#version++;
     return true;
   }
@@ -299,19 +314,21 @@ export class Overlay {
    */
   children(origin: string, seq: number, of: string = this.self): readonly string[] {
     this.#depth = 0;
-    const ring = this.#ring;
-    const n = ring.length;
-    if (n < 2 || !this.#members.has(of)) return NO_CHILDREN;
+    const keys = this.#keys, ids = this.#ids;
+    const n = keys.length;
+    const ofKey = this.#members.get(of);
+    if (n < 2 || ofKey === undefined) return NO_CHILDREN;
     // Positions in the row are ring positions from `start` on, the origin's left out.
-    const originKey = hashString(origin, RING_SEED) >>> 0;
-    const start = lowerBoundAt(ring, mix(originKey + seq), "") % n;
+    const placed = this.#members.get(origin);
+    const originKey = placed ?? ringKey(origin);
+    const start = lowerBoundAt(keys, ids, mix(originKey + seq), "") % n;
     // The origin is not in the row (it may be missing from this view: then nothing is left out).
-    const o = this.#members.has(origin)
-      ? (lowerBoundAt(ring, originKey, origin) - start + n) % n
+    const o = placed !== undefined
+      ? (lowerBoundAt(keys, ids, originKey, origin) - start + n) % n
       : n;
     const size = o < n ? n - 1 : n;
     if (of === origin) return this.#heads(start, o, 0, size, originFanout(seq));
-    const p = (lowerBoundAt(ring, hashString(of, RING_SEED) >>> 0, of) - start + n) % n;
+    const p = (lowerBoundAt(keys, ids, ofKey, of) - start + n) % n;
     const i = p > o ? p - 1 : p;
     let lo = 0, hi = size, k = originFanout(seq), depth = 1;
     for (;;) {
@@ -336,19 +353,19 @@ export class Overlay {
    * starts at ring position `start` and leaves out position `o` (the origin's).
    */
   #heads(start: number, o: number, lo: number, hi: number, k: number): readonly string[] {
-    const ring = this.#ring;
-    const n = ring.length;
+    const ids = this.#ids;
+    const n = ids.length;
     const len = hi - lo;
     // A leaf's (most members', for most messages) is one shared empty list: no array made;
-    // the others' of their length (a list grown by `push` makes room for 17).
-    let count = 0;
-    for (let g = 0; g < k; g++) if (cut(lo, len, k, g + 1) > cut(lo, len, k, g)) count++;
-    if (count === 0) return NO_CHILDREN;
+    // the others' of their length (a list grown by `push` makes room for 17). Every part
+    // holds a position when there are `k` or more, else one each as many as there are.
+    const count = Math.min(k, len);
+    if (count <= 0) return NO_CHILDREN;
     const out = new Array<string>(count);
     let i = 0;
     for (let g = 0; g < k; g++) {
       const s = cut(lo, len, k, g), e = cut(lo, len, k, g + 1);
-      if (e > s) out[i++] = ring[(start + s + (s >= o ? 1 : 0)) % n]!.id;
+      if (e > s) out[i++] = ids[(start + s + (s >= o ? 1 : 0)) % n]!;
     }
     return out;
   }
@@ -393,6 +410,10 @@ interface Pending {
   held: number;
   /** Whether the children of `to` were sent it already. */
   takenOver?: boolean;
+  /** Whether it waits in {@linkcode PendingCopies}, and the copies set there after and before it. */
+  waiting: boolean;
+  newer: Pending | undefined;
+  older: Pending | undefined;
 }
 
 /**
@@ -538,10 +559,25 @@ interface Row<T> {
   size: number;
 }
 
-/** Index of the first number of `row` not below `seq` (from its head on). */
+/**
+ * Index of the first number of `row` not below `seq` (from its head on). Most numbers sought
+ * are the first (the oldest: expiring, or acknowledged in order) or among the last few (a
+ * message just acknowledged): those are looked at first, going back from the last by steps
+ * that double, and a binary search finishes between. (A binary search from the start read a
+ * cache line per step, most of them cold, in rows of hundreds.)
+ */
 function find<T>(row: Row<T>, seq: number): number {
   const seqs = row.seqs;
   let lo = row.head, hi = seqs.length;
+  if (lo < hi && seqs[lo]! >= seq) return lo;
+  lo++;
+  for (let step = 1; hi - step >= lo; step *= 2) {
+    if (seqs[hi - step]! < seq) {
+      lo = hi - step + 1;
+      break;
+    }
+    hi -= step;
+  }
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
     if (seqs[mid]! < seq) lo = mid + 1;
@@ -551,13 +587,17 @@ function find<T>(row: Row<T>, seq: number): number {
 }
 
 /**
- * Copies waiting for an acknowledgement, in the order they were first set, found by the
- * origin and number of their message and by member. A message has a few copies waiting at
- * most (its children, and theirs when they are taken over): a short array each.
+ * Copies waiting for an acknowledgement, in the order they were set, found by the origin and
+ * number of their message and by member. A message has a few copies waiting at most (its
+ * children, and theirs when they are taken over): a short array each. The order is a list
+ * through the copies themselves (`newer`, `older`): a `Set` hashed and grew its table for
+ * every copy (1-2% of the CPU per write).
  */
 class PendingCopies {
   readonly #byMessage = new MessageTable<Pending[]>();
-  readonly #all = new Set<Pending>();
+  #oldest: Pending | undefined;
+  #newest: Pending | undefined;
+  #size = 0;
   /** Told when the last copy of a message waiting goes. */
   readonly #onLast: (origin: string, seq: number) => void;
 
@@ -566,11 +606,12 @@ class PendingCopies {
   }
 
   get size(): number {
-    return this.#all.size;
+    return this.#size;
   }
 
-  values(): IterableIterator<Pending> {
-    return this.#all.values();
+  /** The copy set first of those waiting (the next: its `newer`). */
+  get oldest(): Pending | undefined {
+    return this.#oldest;
   }
 
   /** Whether a copy of message `seq` of `origin` waits. */
@@ -581,31 +622,78 @@ class PendingCopies {
   /** The copy of message `seq` of `origin` sent to `to`, if it waits. */
   get(to: string, origin: string, seq: number): Pending | undefined {
     const list = this.#byMessage.get(origin, seq);
-    if (list) { for (const p of list) if (p.to === to) return p; }
-    return undefined;
+    const i = list ? copyTo(list, to) : -1;
+    return i >= 0 ? list![i] : undefined;
   }
 
   /** Adds `p`, in place of the copy of the same message to the same member if any. */
   set(p: Pending): void {
     const { origin, seq } = p.message;
     const list = this.#byMessage.get(origin, seq);
-    const i = list ? list.findIndex((q) => q.to === p.to) : -1;
+    const i = list ? copyTo(list, p.to) : -1;
     if (i >= 0) {
-      this.#all.delete(list![i]!);
+      this.#unlink(list![i]!);
       list![i] = p;
     } else if (list) list.push(p);
     else this.#byMessage.set(origin, seq, [p]);
-    this.#all.add(p);
+    p.waiting = true;
+    p.older = this.#newest;
+    p.newer = undefined;
+    if (this.#newest) this.#newest.newer = p;
+    else this.#oldest = p;
+    this.#newest = p;
+    this.#size++;
   }
 
   delete(p: Pending): void {
-    if (!this.#all.delete(p)) return;
+    if (!p.waiting) return;
     const { origin, seq } = p.message;
     const list = this.#byMessage.get(origin, seq)!;
-    if (list.length > 1) return void list.splice(list.indexOf(p), 1);
+    this.#remove(list, list.indexOf(p), origin, seq);
+  }
+
+  /**
+   * Removes the copy of message `seq` of `origin` sent to `to` and returns it, if it waits
+   * (one look-up, where `get` and `delete` took two).
+   */
+  take(to: string, origin: string, seq: number): Pending | undefined {
+    const list = this.#byMessage.get(origin, seq);
+    const i = list ? copyTo(list, to) : -1;
+    if (i < 0) return undefined;
+    const p = list![i]!;
+    this.#remove(list!, i, origin, seq);
+    return p;
+  }
+
+  /** Removes `list[i]`, a copy of message `seq` of `origin`. */
+  #remove(list: Pending[], i: number, origin: string, seq: number): void {
+    this.#unlink(list[i]!);
+    if (list.length > 1) {
+      // In place (`splice` makes an array of what it removes).
+      for (let j = i + 1; j < list.length; j++) list[j - 1] = list[j]!;
+      list.length--;
+      return;
+    }
     this.#byMessage.delete(origin, seq);
     this.#onLast(origin, seq);
   }
+
+  /** Takes `p` out of the order of the copies waiting. */
+  #unlink(p: Pending): void {
+    p.waiting = false;
+    if (p.older) p.older.newer = p.newer;
+    else this.#oldest = p.newer;
+    if (p.newer) p.newer.older = p.older;
+    else this.#newest = p.older;
+    p.newer = p.older = undefined;
+    this.#size--;
+  }
+}
+
+/** Index of the copy to `to` in `list`, or -1. */
+function copyTo(list: readonly Pending[], to: string): number {
+  for (let i = 0; i < list.length; i++) if (list[i]!.to === to) return i;
+  return -1;
 }
 
 /** What a sender knows of one member it sends copies to. */
@@ -622,8 +710,12 @@ interface Peer {
   window: number;
   /** When its window was last cut (once a timeout at most). */
   cutAt: number;
-  /** Retransmitted copies to it waiting, as the last tick counted them. */
+  /**
+   * Retransmitted copies to it waiting, as the last tick counted them: counted in the tick
+   * numbered `counted`, else none.
+   */
   inFlight: number;
+  counted: number;
   /**
    * Its own smoothed round trip, an acknowledgement's wait left out, and the shortest one
    * (following a longer one very slowly): see {@linkcode QUEUEING_MS}.
@@ -632,6 +724,17 @@ interface Peer {
   minRtt: number;
   /** When its round trip was last measured. */
   sampledAt: number;
+}
+
+/** Retransmitted copies to `peer` waiting, as tick number `scan` counted them. */
+function inFlight(peer: Peer, scan: number): number {
+  return peer.counted === scan ? peer.inFlight : 0;
+}
+
+/** Counts one more retransmitted copy to `peer` waiting, in tick number `scan`. */
+function inFlightOne(peer: Peer, scan: number): void {
+  peer.inFlight = inFlight(peer, scan) + 1;
+  peer.counted = scan;
 }
 
 /** What {@linkcode TreeBroadcast.receiveTree} returns for a message seen before, and at a leaf. */
@@ -659,6 +762,53 @@ function sentIn(sends: readonly TreeSend[], n: number, to: string): boolean {
   return false;
 }
 
+/** Numbers of nobody's: one list for all, never written. */
+const NO_SEQS: readonly number[] = Object.freeze([]);
+
+/** Whether `seqs` ascends strictly (no number twice). */
+function ascending(seqs: readonly number[]): boolean {
+  for (let i = 1; i < seqs.length; i++) if (seqs[i - 1]! >= seqs[i]!) return false;
+  return true;
+}
+
+/**
+ * The acknowledgements waiting to go to one member: per origin, in the order first
+ * acknowledged since the last were sent, the numbers and when the last of them arrived.
+ * Kept from round to round with its arrays (a `Map` per member and an object per origin,
+ * made every round, were ~15% of the bytes a relay allocated per write).
+ */
+class AckBatch {
+  readonly to: string;
+  /** Origins with numbers waiting: the first `count` of `origins`, `seqs` and `ats`. */
+  count = 0;
+  readonly origins: string[] = [];
+  readonly seqs: number[][] = [];
+  readonly ats: number[] = [];
+
+  constructor(to: string) {
+    this.to = to;
+  }
+
+  /** Notes number `seq` of `origin`, arrived at `at`. */
+  add(origin: string, seq: number, at: number): void {
+    let i = 0;
+    while (i < this.count && this.origins[i] !== origin) i++;
+    if (i < this.count) this.seqs[i]!.push(seq);
+    else {
+      this.origins[i] = origin;
+      this.seqs[i] = [seq];
+      this.count++;
+    }
+    this.ats[i] = at;
+  }
+
+  /** Empties it; the lists of numbers were handed on (to `ihave` messages). */
+  clear(): void {
+    for (let i = 0; i < this.count; i++) this.seqs[i] = NO_SEQS as number[];
+    this.count = 0;
+  }
+}
+
 /** The `sentTo` of a message sent to nobody yet (one array for all: it is replaced, not grown). */
 const NO_IDS: readonly string[] = Object.freeze([]);
 
@@ -679,6 +829,69 @@ interface Cached {
   late: boolean;
   /** Whether it is kept no longer (see `TreeBroadcast.#release`). */
   released: boolean;
+}
+
+/**
+ * The ids of the messages seen, oldest first, each numbered by its slot (0 for the first
+ * ever noted, then 1, 2 ...): the slots from `start` to `end` are held, in a ring of arrays
+ * of their fields (slot `s` at index `s & mask`), which doubles when full and halves when
+ * under a quarter full (down to 1,024 slots: it grew in a burst). No object per
+ * message, and no array grown or copied per id (arrays grown by `push` and cut by `slice`
+ * took ~120 bytes per message).
+ */
+class SeenIds {
+  #origins: string[] = new Array<string>(64).fill("");
+  #seqs = new Float64Array(64);
+  #ats = new Float64Array(64);
+  #mask = 63;
+  /** The slot of the oldest id held. */
+  start = 0;
+  /** The slot the next id takes. */
+  end = 0;
+
+  /** Notes message `seq` of `origin`, seen at `at`, in slot `end`. */
+  push(origin: string, seq: number, at: number): void {
+    if (this.end - this.start > this.#mask) this.#resize(2 * (this.#mask + 1));
+    const i = this.end & this.#mask;
+    this.#origins[i] = origin;
+    this.#seqs[i] = seq;
+    this.#ats[i] = at;
+    this.end++;
+  }
+
+  firstOrigin(): string {
+    return this.#origins[this.start & this.#mask]!;
+  }
+
+  firstSeq(): number {
+    return this.#seqs[this.start & this.#mask]!;
+  }
+
+  firstAt(): number {
+    return this.#ats[this.start & this.#mask]!;
+  }
+
+  /** Forgets the oldest id. */
+  shift(): void {
+    this.start++;
+    const size = this.#mask + 1;
+    if (size > 1024 && 4 * (this.end - this.start) < size) this.#resize(size / 2);
+  }
+
+  #resize(size: number): void {
+    const mask = size - 1;
+    const origins = new Array<string>(size).fill("");
+    const seqs = new Float64Array(size), ats = new Float64Array(size);
+    for (let s = this.start; s < this.end; s++) {
+      origins[s & mask] = this.#origins[s & this.#mask]!;
+      seqs[s & mask] = this.#seqs[s & this.#mask]!;
+      ats[s & mask] = this.#ats[s & this.#mask]!;
+    }
+    this.#origins = origins;
+    this.#seqs = seqs;
+    this.#ats = ats;
+    this.#mask = mask;
+  }
 }
 
 /** Counters of {@linkcode TreeBroadcast}, all growing from 0. */
@@ -752,16 +965,10 @@ export class TreeBroadcast {
    */
   readonly #ids = new MessageTable<Cached | number>();
   /**
-   * The ids seen, oldest first, from `#idHead` on, in arrays of their fields (no object per
-   * message): slot `#idBase + i` holds origin, number and arrival of the `i`th. (Iterating
-   * a `Map` from its oldest entry instead skips every entry deleted since the Map last
-   * grew: O(deleted) per call.)
+   * The ids seen, oldest first. (Iterating a `Map` from its oldest entry instead skips every
+   * entry deleted since the Map last grew: O(deleted) per call.)
    */
-  #idOrigins: string[] = [];
-  #idSeqs: number[] = [];
-  #idAts: number[] = [];
-  #idBase = 0;
-  #idHead = 0;
+  readonly #seen = new SeenIds();
   /** The messages kept, oldest first from `#keptHead` on, and their bytes. */
   #kept: Cached[] = [];
   #keptHead = 0;
@@ -772,8 +979,11 @@ export class TreeBroadcast {
     if (c && !c.burst) this.#release(c);
   });
   #pendingDue = Infinity;
-  /** Acknowledgements to send: member → origin → sequence numbers, and the last one's arrival. */
-  #acks = new Map<string, Map<string, { seqs: number[]; at: number }>>();
+  /** Acknowledgements to send, by member; kept from round to round (see {@linkcode AckBatch}). */
+  readonly #ackBatches = new Map<string, AckBatch>();
+  /** The batches with acknowledgements waiting, `[0, #ackingCount)`, in order of the first. */
+  readonly #acking: AckBatch[] = [];
+  #ackingCount = 0;
   #ackDue = Infinity;
   /** Acknowledgements to send again at `#ackEchoDue` (see {@linkcode LOSS_MEMORY_MS}). */
   #ackEchoes: TreeSend[] = [];
@@ -789,6 +999,8 @@ export class TreeBroadcast {
   readonly #peers = new Map<string, Peer>();
   /** When any member last acknowledged anything here. */
   #heardAt = -Infinity;
+  /** Ticks that scanned the copies waiting (see `Peer.counted`). */
+  #scans = 0;
   readonly #valueBytes: (v: unknown) => number;
 
   constructor(
@@ -899,7 +1111,7 @@ export class TreeBroadcast {
     if (!burst && !sendsOn(children, from, m.origin, self)) {
       // A leaf here: nothing to send on or retransmit, so only its id is kept. (Not for a
       // batch's message: a `relay` may ask this member for it, see `#release`.)
-      this.#noteId(m.origin, m.seq, now, this.#idBase + this.#idAts.length);
+      this.#noteId(m.origin, m.seq, now, this.#seen.end);
       return LEAF;
     }
     const forward = { ...m, hop: Math.min(255, m.hop + 1) };
@@ -921,9 +1133,8 @@ export class TreeBroadcast {
       peer.backoff = Math.max(1, peer.backoff / 2);
     }
     for (const seq of m.seqs) {
-      const p = this.#pending.get(from, m.origin, seq);
+      const p = this.#pending.take(from, m.origin, seq);
       if (!p) continue;
-      this.#pending.delete(p);
       if (p.attempts > 0 && peer) peer.window = Math.min(MAX_WINDOW, peer.window + 1);
       if (p.attempts === 0) {
         this.#measure(now - p.sentAt, m.hop);
@@ -980,6 +1191,7 @@ export class TreeBroadcast {
           window: WINDOW,
           cutAt: -Infinity,
           inFlight: 0,
+          counted: -1,
           srtt: NaN,
           minRtt: Infinity,
           sampledAt: -Infinity,
@@ -995,12 +1207,13 @@ export class TreeBroadcast {
     if (now >= this.#pendingDue) {
       let due = Infinity;
       const retry: Pending[] = [];
-      for (const peer of this.#peers.values()) peer.inFlight = 0;
-      for (const p of this.#pending.values()) {
+      // Every peer's count starts at 0 in this tick (no pass over all of them to reset it).
+      const scan = ++this.#scans;
+      for (let p = this.#pending.oldest; p; p = p.newer) {
         if (p.deadline <= now || p.echoAt <= now) retry.push(p);
         else {
           due = Math.min(due, p.deadline, p.echoAt);
-          if (p.attempts > 0) this.#peer(p.to).inFlight++;
+          if (p.attempts > 0) inFlightOne(this.#peer(p.to), scan);
         }
       }
       this.#pendingDue = due;
@@ -1034,7 +1247,7 @@ export class TreeBroadcast {
           if (this.#gone(p, peer)) sends.push(...this.#takeOver(p, now));
           continue;
         }
-        if (!probe && this.#queueing(peer) && peer.inFlight >= peer.window) {
+        if (!probe && this.#queueing(peer) && inFlight(peer, scan) >= peer.window) {
           // Its window is full: this copy waits a round (see WINDOW).
           this.counters.heldBack++;
           if (now - p.sentAt >= WINDOW_WAIT_MS) {
@@ -1055,7 +1268,7 @@ export class TreeBroadcast {
         }
         if (probe) peer.silentRounds++;
         sent++;
-        peer.inFlight++;
+        inFlightOne(peer, scan);
         sends.push(...this.#retry(p, now, congested));
         if (probe) {
           peer.probeUntil = p.deadline;
@@ -1072,12 +1285,13 @@ export class TreeBroadcast {
     if (now >= this.#ackDue) {
       const due = this.#ackDue;
       const lossy = now - this.#lossAt < LOSS_MEMORY_MS;
-      const acks = this.#acks;
-      this.#acks = new Map();
       this.#ackDue = Infinity;
-      for (const [to, byOrigin] of acks) {
-        for (const [origin, { seqs: list, at }] of byOrigin) {
-          const seqs = list.length === 1 ? list : [...new Set(list)].sort((a, b) => a - b);
+      for (let b = 0; b < this.#ackingCount; b++) {
+        const batch = this.#acking[b]!;
+        const to = batch.to;
+        for (let j = 0; j < batch.count; j++) {
+          const origin = batch.origins[j]!, list = batch.seqs[j]!, at = batch.ats[j]!;
+          const seqs = ascending(list) ? list : [...new Set(list)].sort((a, b) => a - b);
           // `hop` says how long the last of them waited here on purpose (not how late this
           // member's timers ran: that is part of the round trip): its sender subtracts it
           // from the round trip, to learn the network's own.
@@ -1086,7 +1300,7 @@ export class TreeBroadcast {
             const part = seqs.length <= MAX_SEQS ? seqs : seqs.slice(i, i + MAX_SEQS);
             this.counters.acked += part.length;
             sends.push({ to, message: { type: "ihave", origin, hop, seqs: part } });
-            const lone = lossy ? part.filter((seq) => !batched(seq)) : [];
+            const lone = lossy ? part.filter((seq) => !batched(seq)) : NO_SEQS;
             if (lone.length > 0) {
               // A loss seen lately: the lone messages' go again, in a datagram of their own
               // (see LOSS_MEMORY_MS).
@@ -1099,7 +1313,9 @@ export class TreeBroadcast {
             }
           }
         }
+        batch.clear();
       }
+      this.#ackingCount = 0;
     }
     this.#expire(now);
     return sends;
@@ -1112,13 +1328,10 @@ export class TreeBroadcast {
 
   #ack(to: string, m: TreeMessage, now: number, delay: number): void {
     if (to === this.overlay.self) return;
-    let byOrigin = this.#acks.get(to);
-    if (!byOrigin) this.#acks.set(to, byOrigin = new Map());
-    const pending = byOrigin.get(m.origin);
-    if (pending) {
-      pending.seqs.push(m.seq);
-      pending.at = now;
-    } else byOrigin.set(m.origin, { seqs: [m.seq], at: now });
+    let batch = this.#ackBatches.get(to);
+    if (!batch) this.#ackBatches.set(to, batch = new AckBatch(to));
+    if (batch.count === 0) this.#acking[this.#ackingCount++] = batch;
+    batch.add(m.origin, m.seq, now);
     this.#ackDue = Math.min(this.#ackDue, now + delay);
   }
 
@@ -1177,6 +1390,9 @@ export class TreeBroadcast {
         attempts: 0,
         held: 0,
         echoAt,
+        waiting: false,
+        newer: undefined,
+        older: undefined,
       });
       this.#pendingDue = Math.min(this.#pendingDue, deadline, echoAt);
     }
@@ -1391,7 +1607,7 @@ export class TreeBroadcast {
     const cached: Cached = {
       message: m,
       at: now,
-      slot: this.#idBase + this.#idAts.length,
+      slot: this.#seen.end,
       size,
       sentTo: NO_IDS,
       burst: false,
@@ -1407,9 +1623,7 @@ export class TreeBroadcast {
   /** Notes the id of message `seq` of `origin`, first seen at `now`: `kept`, or its slot. */
   #noteId(origin: string, seq: number, now: number, kept: Cached | number): void {
     this.#ids.set(origin, seq, kept);
-    this.#idOrigins.push(origin);
-    this.#idSeqs.push(seq);
-    this.#idAts.push(now);
+    this.#seen.push(origin, seq, now);
     this.#expire(now);
   }
 
@@ -1430,25 +1644,22 @@ export class TreeBroadcast {
       this.#kept = kept.slice(this.#keptHead);
       this.#keptHead = 0;
     }
-    const ats = this.#idAts;
-    while (this.#idHead < ats.length && ats[this.#idHead]! <= horizon) {
-      const origin = this.#idOrigins[this.#idHead]!, seq = this.#idSeqs[this.#idHead]!;
-      const slot = this.#idBase + this.#idHead;
+    const seen = this.#seen;
+    while (seen.start < seen.end && seen.firstAt() <= horizon) {
+      const origin = seen.firstOrigin(), seq = seen.firstSeq();
+      const slot = seen.start;
       // Unless the id was noted again since (a number reused by a restarted member).
       const v = this.#ids.get(origin, seq);
       if (v === slot || (typeof v === "object" && v.slot === slot)) this.#ids.delete(origin, seq);
-      this.#idHead++;
-    }
-    const head = this.#idHead;
-    if (head > 1024 && head * 2 > ats.length) {
-      this.#idOrigins = this.#idOrigins.slice(head);
-      this.#idSeqs = this.#idSeqs.slice(head);
-      this.#idAts = ats.slice(head);
-      this.#idBase += head;
-      this.#idHead = 0;
+      seen.shift();
     }
     if (this.#peers.size > 2 * this.overlay.size + 16) {
       for (const id of this.#peers.keys()) if (!this.overlay.has(id)) this.#peers.delete(id);
+    }
+    if (this.#ackBatches.size > 2 * this.overlay.size + 16) {
+      for (const [id, batch] of this.#ackBatches) {
+        if (batch.count === 0 && !this.overlay.has(id)) this.#ackBatches.delete(id);
+      }
     }
   }
 }
