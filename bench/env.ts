@@ -1,6 +1,7 @@
 // What the benchmarks need from the runtime, the same way on Deno, Bun and Node: its name
 // and version, a forced garbage collection, the heap size, and the other runtimes' commands.
 import { existsSync } from "node:fs";
+import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as v8 from "node:v8";
@@ -23,6 +24,16 @@ const g = globalThis as { Deno?: DenoGlobal; Bun?: BunGlobal; gc?: () => void };
 
 /** The runtime this process runs on. */
 export const runtime: RuntimeName = g.Deno ? "deno" : g.Bun ? "bun" : "node";
+
+/**
+ * The machine, for the report: "2 cores (Intel(R) Xeon(R) Processor), 24 GiB". A ratio of two
+ * releases' CPU times depends on the processor too, so a section that shows one names it.
+ */
+export function machineLabel(): string {
+  const cores = cpus();
+  const model = cores[0]?.model.trim() || "unknown CPU";
+  return `${cores.length} cores (${model}), ${Math.round(totalmem() / 2 ** 30)} GiB`;
+}
 
 /** Name and version, for the report: "Deno 2.1.0 (V8 13.0)". */
 export function runtimeLabel(): string {

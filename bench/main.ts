@@ -12,7 +12,7 @@
 // deno run -A --v8-flags=--max-old-space-size=8192 bench/main.ts --max-n 2000).
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { cpus, tmpdir, totalmem } from "node:os";
+import { tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { DEFAULTS } from "../src/gossip_kv.ts";
 import { antiEntropy } from "./anti_entropy.ts";
@@ -24,6 +24,7 @@ import {
   denoBinary,
   gc,
   heapUsed,
+  machineLabel,
   now,
   ROOT,
   runtime,
@@ -323,9 +324,7 @@ async function main(): Promise<void> {
   const results: Results = {
     mode: args.mode,
     date: new Date().toISOString().slice(0, 10),
-    machine: `${cpus().length} cores (${cpus()[0]?.model.trim() ?? "unknown CPU"}), ${
-      Math.round(totalmem() / 2 ** 30)
-    } GiB`,
+    machine: machineLabel(),
     memoryBytes: totalmem(),
     host: runtimeLabel(),
     durationMs: now() - started,
