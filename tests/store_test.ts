@@ -392,3 +392,47 @@ test("lastStored is the version the last applying merge stored; a stale or equal
   assert.equal(s.lastStored, s.get("usr", "a"));
   assert.equal(s.get("usr", "a")?.wall, 3, "the newer version");
 });
+
+test("keys whose hashes share a slot are kept apart", () => {
+  // Two keys whose first hash lanes agree on their top 30 bits (the store's map slot).
+  const seen = new Map<number, string>();
+  let pair: [string, string] | undefined;
+  for (let i = 0; !pair; i++) {
+    const key = `k${i}`;
+    const slot = keyHash("usr", key) >>> 2;
+    const other = seen.get(slot);
+    if (other !== undefined) pair = [other, key];
+    else seen.set(slot, key);
+  }
+  const [a, b] = pair;
+  const v = (key: string, wall: number, deleted = false): Entry => ({
+    section: "usr",
+    key,
+    value: deleted ? undefined : `${key}@${wall}`,
+    wall,
+    logical: 0,
+    writer: "w",
+    deleted,
+  });
+  const store = new Store();
+  assert.equal(store.apply(v(a, 1)), "applied");
+  assert.equal(store.get("usr", b), undefined);
+  assert.equal(store.apply(v(b, 1)), "applied");
+  assert.equal(store.apply(v(b, 1)), "duplicate");
+  assert.equal(store.get("usr", a)?.value, `${a}@1`);
+  assert.equal(store.get("usr", b)?.value, `${b}@1`);
+  assert.deepEqual([...store.versions("usr")].map((e) => e.key), [a, b]);
+  // Replacing or deleting one leaves the other.
+  assert.equal(store.apply(v(a, 2)), "applied");
+  assert.equal(store.apply(v(a, 1)), "stale");
+  assert.equal(store.get("usr", a)?.value, `${a}@2`);
+  assert.equal(store.get("usr", b)?.value, `${b}@1`);
+  assert.equal(store.apply(v(b, 3, true)), "applied");
+  assert.equal(store.collectTombstones(4), 1);
+  assert.equal(store.get("usr", b), undefined);
+  assert.equal(store.get("usr", a)?.value, `${a}@2`);
+  assert.deepEqual([...store.versions("usr")].map((e) => e.key), [a]);
+  assert.equal(store.size, 1);
+  assert.equal(store.apply(v(b, 5)), "applied");
+  assert.deepEqual([...store.versions("usr")].map((e) => e.key).sort(), [a, b].sort());
+});
