@@ -75,26 +75,15 @@ export function keyHash(section: Section, key: string): number {
   return hashString(key, LANE_A ^ (section === "usr" ? 0 : 0x51));
 }
 
-/** The two lanes of a key's hash, as {@linkcode keyLanes} computes them (kept). */
-const lanes = new Uint32Array(2);
-
-/**
- * Both lanes of a key's hash (the first is {@linkcode keyHash}) in one pass over the key,
- * into an array kept from call to call: read them before the next call.
- */
-function keyLanes(section: Section, key: string): Uint32Array {
-  const seed = section === "usr" ? 0 : 0x51;
-  return hashStringTwice(key, LANE_A ^ seed, LANE_B ^ seed, lanes);
-}
+/** The two lanes of a key's hash, as {@linkcode hashEntry} computes them (kept). */
+const keyLanes = new Uint32Array(2);
 
 /** Adds the hashes to an entry, making it ready to be stored or compared by hash. */
 export function hashEntry(entry: Entry): StoredEntry {
-  const lanes = keyLanes(entry.section, entry.key);
-  return withHashes(entry, lanes[0]!, lanes[1]!);
-}
-
-/** {@linkcode hashEntry} of an entry whose key hash lanes are `ka` and `kb`. */
-function withHashes(entry: Entry, ka: number, kb: number): StoredEntry {
+  const seed = entry.section === "usr" ? 0 : 0x51;
+  // Both lanes of the key hash in one pass over the key (the first is `keyHash`).
+  const lanes = hashStringTwice(entry.key, LANE_A ^ seed, LANE_B ^ seed, keyLanes);
+  const ka = lanes[0]!, kb = lanes[1]!;
   const w = writerHash(entry.writer, entry.deleted);
   return {
     section: entry.section,
@@ -109,30 +98,6 @@ function withHashes(entry: Entry, ka: number, kb: number): StoredEntry {
     ea: entryHashA(ka, entry.wall, entry.logical, w),
     eb: entryHashB(kb, entry.wall, entry.logical, w),
   };
-}
-
-/**
- * The versions of one section by key hash: the map's key is a slot, 30 bits of the key's
- * hash (a small integer on every V8 build), and it holds the version of the one key there
- * or, for keys whose slots collide (rare), their versions in an array. A map keyed by the
- * key strings themselves made V8 hash every key decoded (a new string) and, for every
- * candidate of a probe, read a key string elsewhere in memory: the store's largest cost.
- */
-type Slots = Map<number, StoredEntry | StoredEntry[]>;
-
-/** The slot of the key whose first hash lane is `ka`. */
-function slotOf(ka: number): number {
-  return ka >>> 2;
-}
-
-/** The version of `key` among those a slot holds. */
-function findIn(
-  held: StoredEntry | StoredEntry[] | undefined,
-  key: string,
-): StoredEntry | undefined {
-  if (held === undefined || !Array.isArray(held)) return held?.key === key ? held : undefined;
-  for (let i = 0; i < held.length; i++) if (held[i]!.key === key) return held[i];
-  return undefined;
 }
 
 /** What {@linkcode Store.merge} did with an entry. */
@@ -150,8 +115,8 @@ const DUPLICATE = Object.freeze({ outcome: "duplicate" as const });
 
 /** The replicated map of one member. Pure and synchronous. */
 export class Store {
-  readonly #sys: Slots = new Map();
-  readonly #usr: Slots = new Map();
+  readonly #sys = new Map<string, StoredEntry>();
+  readonly #usr = new Map<string, StoredEntry>();
   readonly #tombstones = new Set<StoredEntry>();
   readonly #live: Record<Section, number> = { sys: 0, usr: 0 };
   readonly #tree = new MerkleTree<StoredEntry>();
@@ -161,8 +126,7 @@ export class Store {
 
   /** The current version of a key, tombstones included. */
   get(section: Section, key: string): StoredEntry | undefined {
-    const slots = section === "usr" ? this.#usr : this.#sys;
-    return findIn(slots.get(slotOf(keyHash(section, key))), key);
+    return (section === "usr" ? this.#usr : this.#sys).get(key);
   }
 
   /**
@@ -181,30 +145,19 @@ export class Store {
    * made one): the version stored, when applied, is {@linkcode Store.lastStored}.
    */
   apply(entry: Entry): MergeOutcome {
-    const slots = entry.section === "usr" ? this.#usr : this.#sys;
-    // Always hash afresh: an entry built by spreading another one would carry its hashes.
-    const lanes = keyLanes(entry.section, entry.key);
-    const ka = lanes[0]!, kb = lanes[1]!;
-    const slot = slotOf(ka);
-    const held = slots.get(slot);
-    const current = findIn(held, entry.key);
+    const map = entry.section === "usr" ? this.#usr : this.#sys;
+    const current = map.get(entry.key);
     if (current) {
       const c = compareVersions(entry, current);
       if (c < 0) return "stale";
       if (c === 0) return "duplicate";
       this.#remove(current);
     }
-    const stored = withHashes(entry, ka, kb);
+    // Always hash afresh: an entry built by spreading another one would carry its hashes.
+    const stored = hashEntry(entry);
     this.#lastStored = stored;
     this.#lastReplaced = current;
-    if (held === undefined) slots.set(slot, stored);
-    else {
-      // Another key in the slot, or the version just removed from it.
-      const now = slots.get(slot);
-      if (now === undefined) slots.set(slot, stored);
-      else if (Array.isArray(now)) now.push(stored);
-      else slots.set(slot, [now, stored]);
-    }
+    map.set(stored.key, stored);
     this.#tree.add(stored);
     if (stored.deleted) this.#tombstones.add(stored);
     else this.#live[stored.section]++;
@@ -251,15 +204,9 @@ export class Store {
     return this.#tree.size;
   }
 
-  /**
-   * Versions in one section, tombstones included, in insertion order (keys whose slots
-   * collide, rare, together at the first one's place).
-   */
-  *versions(section: Section): IterableIterator<StoredEntry> {
-    for (const held of (section === "usr" ? this.#usr : this.#sys).values()) {
-      if (Array.isArray(held)) yield* held;
-      else yield held;
-    }
+  /** Versions in one section, tombstones included, in insertion order. */
+  versions(section: Section): IterableIterator<StoredEntry> {
+    return (section === "usr" ? this.#usr : this.#sys).values();
   }
 
   /** Merkle digest of the whole store. */
@@ -291,15 +238,7 @@ export class Store {
   }
 
   #remove(entry: StoredEntry): void {
-    const slots = entry.section === "usr" ? this.#usr : this.#sys;
-    const slot = slotOf(entry.ka);
-    const held = slots.get(slot);
-    if (held === entry) slots.delete(slot);
-    else if (Array.isArray(held)) {
-      const i = held.indexOf(entry);
-      if (i >= 0) held.splice(i, 1);
-      if (held.length === 1) slots.set(slot, held[0]!);
-    }
+    (entry.section === "usr" ? this.#usr : this.#sys).delete(entry.key);
     this.#tree.remove(entry);
     if (entry.deleted) this.#tombstones.delete(entry);
     else this.#live[entry.section]--;
