@@ -7,6 +7,7 @@ import {
   entryHash,
   hashHex,
   hashString,
+  hashStringTwice,
   LANE_A,
   LANE_B,
   readLane,
@@ -26,6 +27,16 @@ test("hashString() gives the pinned values on both lanes", () => {
   for (const [s, a, b] of pinned) {
     assert.deepEqual([hashString(s, LANE_A), hashString(s, LANE_B)], [a, b], JSON.stringify(s));
   }
+});
+
+test("hashStringTwice() is hashString() with each seed", () => {
+  const out = new Uint32Array(2);
+  fc.assert(
+    fc.property(fc.string({ unit: "binary" }), fc.integer(), fc.integer(), (s, x, y) => {
+      hashStringTwice(s, x, y, out);
+      assert.deepEqual([out[0], out[1]], [hashString(s, x), hashString(s, y)]);
+    }),
+  );
 });
 
 test("entryHash() gives the pinned values, wall times past 32 bits included", () => {

@@ -191,11 +191,17 @@ export class Engine {
   readonly #dissemination: Dissemination;
   readonly #graveyard: Graveyard;
   readonly #largeValues: LargeValueCooldown;
-  /** User data applied since the last take, and which of it were local writes (see Output). */
-  #changed: StoredEntry[] = NONE as never[];
+  /**
+   * Versions applied since the last take. The user data among them are the take's
+   * `changed`: the same array while no `sys` version is among them (most takes), so that an
+   * applied version costs one list, not two.
+   */
+  #applied: StoredEntry[] = NONE as never[];
+  /** How many of {@linkcode Engine.#applied} are `sys` versions. */
+  #sysApplied = 0;
+  /** The positions in `changed` of local writes (see Output). */
   #localChanged: number[] = NONE as never[];
   #memberChanges: MemberChange[] = [];
-  #applied: StoredEntry[] = NONE as never[];
   #collected: StoredEntry[] = [];
   #pendingRumor: StoredEntry[] = [];
   /** Whether the writes pending were held for want of a member (see {@linkcode Engine.flush}). */
@@ -352,8 +358,7 @@ export class Engine {
       deleted,
     };
     const { stored } = this.store.merge(entry);
-    this.#applied = append(this.#applied, stored!);
-    this.#emitChange(stored!, "local");
+    this.#emitApplied(stored!, "local");
     this.#pendingRumor.push(stored!);
     return stored!;
   }
@@ -572,23 +577,24 @@ export class Engine {
     // A take finds most of these empty (one per datagram received): no new array for them,
     // and no output object when all are.
     const outgoing = this.#outbox.take(!this.#left);
+    const applied = this.#applied;
     if (
-      outgoing.length === 0 && this.#changed.length === 0 && this.#memberChanges.length === 0 &&
-      this.#applied.length === 0 && this.#collected.length === 0
+      outgoing.length === 0 && applied.length === 0 && this.#memberChanges.length === 0 &&
+      this.#collected.length === 0
     ) return NO_OUTPUT;
     const out = new Output(
       outgoing,
-      this.#changed,
+      this.#sysApplied === 0 ? applied : applied.filter((e) => e.section === "usr"),
       this.#localChanged,
       this.#memberChanges.length ? this.#memberChanges : NONE,
-      this.#applied,
+      applied,
       this.#collected.length ? this.#collected : NONE,
     );
     // Those that `append` to start again from NONE, the others from a new array.
-    if (this.#changed.length) this.#changed = NONE as never[];
+    if (applied.length) this.#applied = NONE as never[];
+    this.#sysApplied = 0;
     if (this.#localChanged.length) this.#localChanged = NONE as never[];
     if (this.#memberChanges.length) this.#memberChanges = [];
-    if (this.#applied.length) this.#applied = NONE as never[];
     if (this.#collected.length) this.#collected = [];
     return out;
   }
@@ -600,11 +606,18 @@ export class Engine {
 
   // ------------------------------------------------------------------ internals
 
-  /** Notes a change to the user's data; the `Change` itself is made by its reader. */
-  #emitChange(e: StoredEntry, origin: "local" | "remote"): void {
-    if (e.section !== "usr") return;
-    if (origin === "local") this.#localChanged = append(this.#localChanged, this.#changed.length);
-    this.#changed = append(this.#changed, e);
+  /**
+   * Notes a version applied to the store, and so a change to the user's data when of that
+   * section (the `Change` itself is made by its reader).
+   */
+  #emitApplied(e: StoredEntry, origin: "local" | "remote"): void {
+    if (e.section !== "usr") this.#sysApplied++;
+    else if (origin === "local") {
+      // Its position among the user data applied.
+      const position = this.#applied.length - this.#sysApplied;
+      this.#localChanged = append(this.#localChanged, position);
+    }
+    this.#applied = append(this.#applied, e);
   }
 
   #emitMember(m: MemberState, previous: MemberStatus | undefined): void {
@@ -656,8 +669,7 @@ export class Engine {
     const outcome = this.store.apply(e);
     if (outcome !== "applied") return outcome;
     const stored = this.store.lastStored!;
-    this.#applied = append(this.#applied, stored);
-    this.#emitChange(stored, "remote");
+    this.#emitApplied(stored, "remote");
     if (stored.section === "sys") this.#onRecord(stored, from, now);
     return "applied";
   }
@@ -742,7 +754,7 @@ export class Engine {
         const record = this.store.get("sys", MEMBER_KEY_PREFIX + m.id);
         if (record && !record.deleted) {
           const { stored } = this.store.merge(tombstoneAfter(record));
-          if (stored) this.#applied = append(this.#applied, stored);
+          if (stored) this.#emitApplied(stored, "local");
         }
       }
     }

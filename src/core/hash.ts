@@ -47,6 +47,34 @@ export function hashString(s: string, seed: number): number {
 }
 
 /**
+ * {@linkcode hashString} of `s` with two seeds at once, in one pass over its code units:
+ * the first into `out[0]`, the second into `out[1]`. Returns `out`.
+ */
+export function hashStringTwice(
+  s: string,
+  seedA: number,
+  seedB: number,
+  out: Uint32Array,
+): Uint32Array {
+  let a = seedA | 0, b = seedB | 0;
+  const n = s.length;
+  let i = 0;
+  for (; i + 1 < n; i += 2) {
+    const k = s.charCodeAt(i) | (s.charCodeAt(i + 1) << 16);
+    a = mix(a, k);
+    b = mix(b, k);
+  }
+  if (i < n) {
+    const k = s.charCodeAt(i);
+    a = mix(a, k);
+    b = mix(b, k);
+  }
+  out[0] = fmix(a ^ n);
+  out[1] = fmix(b ^ n);
+  return out;
+}
+
+/**
  * The 64-bit hash of one entry version: its key hash lanes, its stamp, its writer and
  * whether it is a tombstone. Two versions of one key always hash differently.
  */

@@ -10,7 +10,15 @@
  */
 
 import { compareStamps, type Stamp } from "./hlc.ts";
-import { entryHashA, entryHashB, hashString, LANE_A, LANE_B, writerHash } from "./hash.ts";
+import {
+  entryHashA,
+  entryHashB,
+  hashString,
+  hashStringTwice,
+  LANE_A,
+  LANE_B,
+  writerHash,
+} from "./hash.ts";
 import { type MerkleItem, MerkleTree, type NodeDigest } from "./merkle.ts";
 
 /** The two sections of the map: the store's own state and the user's data. */
@@ -67,11 +75,15 @@ export function keyHash(section: Section, key: string): number {
   return hashString(key, LANE_A ^ (section === "usr" ? 0 : 0x51));
 }
 
+/** The two lanes of a key's hash, as {@linkcode hashEntry} computes them (kept). */
+const keyLanes = new Uint32Array(2);
+
 /** Adds the hashes to an entry, making it ready to be stored or compared by hash. */
 export function hashEntry(entry: Entry): StoredEntry {
   const seed = entry.section === "usr" ? 0 : 0x51;
-  const ka = keyHash(entry.section, entry.key);
-  const kb = hashString(entry.key, LANE_B ^ seed);
+  // Both lanes of the key hash in one pass over the key (the first is `keyHash`).
+  const lanes = hashStringTwice(entry.key, LANE_A ^ seed, LANE_B ^ seed, keyLanes);
+  const ka = lanes[0]!, kb = lanes[1]!;
   const w = writerHash(entry.writer, entry.deleted);
   return {
     section: entry.section,

