@@ -1118,8 +1118,7 @@ export class TreeBroadcast {
     const cached = this.#remember(forward, now);
     cached.burst = burst;
     cached.late = late;
-    cached.sentTo = [from];
-    return { fresh: true, sends: this.#sendAllKept(cached, children, now) };
+    return { fresh: true, sends: this.#sendAllKept(cached, children, now, from) };
   }
 
   /** An acknowledgement from `from`: its copies of those messages need no retransmission. */
@@ -1355,13 +1354,15 @@ export class TreeBroadcast {
   /**
    * Sends the cached message to each of `to` not sent to yet, awaiting acknowledgements;
    * marked late when `takeover` (these members should have had it from another by now).
-   * A message late here, or marked so, goes twice, {@linkcode ECHO_MS} apart.
+   * A message late here, or marked so, goes twice, {@linkcode ECHO_MS} apart. `from`, the
+   * member it came from (it has it), joins `sentTo` with those sent to, in the same array.
    */
   #sendAll(
     cached: Cached,
     to: readonly string[],
     now: number,
     takeover = false,
+    from?: string,
   ): TreeSend[] {
     // Sized for every member of `to` (a few), and cut to those sent to: an array grown by
     // `push` makes room for 17.
@@ -1372,7 +1373,7 @@ export class TreeBroadcast {
     let deadline = NaN;
     for (let i = 0; i < to.length; i++) {
       const t = to[i]!;
-      if (t === self || t === message.origin || cached.sentTo.includes(t)) continue;
+      if (t === self || t === message.origin || t === from || cached.sentTo.includes(t)) continue;
       if (sentIn(sends, n, t)) continue;
       sends[n++] = { to: t, message };
       if (this.#pending.size >= MAX_PENDING) continue;
@@ -1397,20 +1398,22 @@ export class TreeBroadcast {
       this.#pendingDue = Math.min(this.#pendingDue, deadline, echoAt);
     }
     sends.length = n;
-    if (n > 0) {
+    const known = from === undefined ? 0 : 1;
+    if (n + known > 0) {
       // Those sent to join `sentTo` in one array of the new length, not one per member.
-      const before = cached.sentTo;
-      const sentTo = new Array<string>(before.length + n);
+      const before = cached.sentTo, start = before.length + known;
+      const sentTo = new Array<string>(start + n);
       for (let i = 0; i < before.length; i++) sentTo[i] = before[i]!;
-      for (let i = 0; i < n; i++) sentTo[before.length + i] = sends[i]!.to;
+      if (from !== undefined) sentTo[before.length] = from;
+      for (let i = 0; i < n; i++) sentTo[start + i] = sends[i]!.to;
       cached.sentTo = sentTo;
     }
     return sends;
   }
 
   /** {@linkcode TreeBroadcast.#sendAll} of a message just kept: released if no copy waits. */
-  #sendAllKept(cached: Cached, to: readonly string[], now: number): TreeSend[] {
-    const sends = this.#sendAll(cached, to, now);
+  #sendAllKept(cached: Cached, to: readonly string[], now: number, from?: string): TreeSend[] {
+    const sends = this.#sendAll(cached, to, now, false, from);
     const { origin, seq } = cached.message;
     if (!this.#pending.has(origin, seq) && !cached.burst) this.#release(cached);
     return sends;
