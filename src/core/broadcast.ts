@@ -1202,7 +1202,7 @@ export class TreeBroadcast {
 
   /** Due work: retransmissions and batched acknowledgements. */
   tick(now: number): TreeSend[] {
-    const sends: TreeSend[] = [];
+    let sends: TreeSend[] = [];
     if (now >= this.#pendingDue) {
       let due = Infinity;
       const retry: Pending[] = [];
@@ -1285,6 +1285,10 @@ export class TreeBroadcast {
       const due = this.#ackDue;
       const lossy = now - this.#lossAt < LOSS_MEMORY_MS;
       this.#ackDue = Infinity;
+      // Most ticks send acknowledgements alone: in an array sized for them (cut to those
+      // sent), not one grown by `push` from empty (room for 17, for one or two).
+      let n = sends.length;
+      if (n === 0) sends = new Array<TreeSend>(this.#ackSendsAtMost());
       for (let b = 0; b < this.#ackingCount; b++) {
         const batch = this.#acking[b]!;
         const to = batch.to;
@@ -1298,7 +1302,7 @@ export class TreeBroadcast {
           for (let i = 0; i < seqs.length; i += MAX_SEQS) {
             const part = seqs.length <= MAX_SEQS ? seqs : seqs.slice(i, i + MAX_SEQS);
             this.counters.acked += part.length;
-            sends.push({ to, message: { type: "ihave", origin, hop, seqs: part } });
+            sends[n++] = { to, message: { type: "ihave", origin, hop, seqs: part } };
             const lone = lossy ? part.filter((seq) => !batched(seq)) : NO_SEQS;
             if (lone.length > 0) {
               // A loss seen lately: the lone messages' go again, in a datagram of their own
@@ -1315,9 +1319,20 @@ export class TreeBroadcast {
         batch.clear();
       }
       this.#ackingCount = 0;
+      sends.length = n;
     }
     this.#expire(now);
     return sends;
+  }
+
+  /** The `ihave` messages the acknowledgements waiting take at most. */
+  #ackSendsAtMost(): number {
+    let n = 0;
+    for (let b = 0; b < this.#ackingCount; b++) {
+      const batch = this.#acking[b]!;
+      for (let j = 0; j < batch.count; j++) n += Math.ceil(batch.seqs[j]!.length / MAX_SEQS);
+    }
+    return n;
   }
 
   /** When {@linkcode TreeBroadcast.tick} next has work to do (Infinity: nothing pending). */
