@@ -391,7 +391,11 @@ export class Overlay {
   }
 }
 
-interface Pending {
+/**
+ * A copy sent and waiting for its acknowledgement. A class, not an object literal: V8 made a
+ * literal of these 14 fields ~60 bytes larger (one per copy sent).
+ */
+class Pending {
   readonly to: string;
   /** The copy sent: once retransmitted for a loss, marked late (see {@linkcode late}). */
   message: TreeMessage;
@@ -402,18 +406,36 @@ interface Pending {
   lastSentAt: number;
   deadline: number;
   /** Its timeout while it waits in a send queue (`deadline` is Infinity meanwhile). */
-  timeout: number;
-  attempts: number;
+  timeout = 0;
+  attempts = 0;
   /** When the second copy of a retransmission goes (Infinity: none due). */
   echoAt: number;
   /** Rounds it waited for the answer to another copy's probe (see the module). */
-  held: number;
+  held = 0;
   /** Whether the children of `to` were sent it already. */
-  takenOver?: boolean;
+  takenOver = false;
   /** Whether it waits in {@linkcode PendingCopies}, and the copies set there after and before it. */
-  waiting: boolean;
-  newer: Pending | undefined;
-  older: Pending | undefined;
+  waiting = false;
+  newer: Pending | undefined = undefined;
+  older: Pending | undefined = undefined;
+
+  /** `message` (marked `late`) sent to `to` at `now`, due by `deadline`, its echo at `echoAt`. */
+  constructor(
+    to: string,
+    message: TreeMessage,
+    late: boolean,
+    now: number,
+    deadline: number,
+    echoAt: number,
+  ) {
+    this.to = to;
+    this.message = message;
+    this.late = late;
+    this.sentAt = now;
+    this.lastSentAt = now;
+    this.deadline = deadline;
+    this.echoAt = echoAt;
+  }
 }
 
 /**
@@ -1405,21 +1427,7 @@ export class TreeBroadcast {
       if (Number.isNaN(deadline)) deadline = now + (cached.burst ? this.burstRto : this.rto);
       this.#peer(t);
       const echoAt = cached.late && !takeover ? now + ECHO_MS : Infinity;
-      this.#pending.set({
-        to: t,
-        message,
-        late: takeover,
-        sentAt: now,
-        lastSentAt: now,
-        deadline,
-        timeout: 0,
-        attempts: 0,
-        held: 0,
-        echoAt,
-        waiting: false,
-        newer: undefined,
-        older: undefined,
-      }, to.length);
+      this.#pending.set(new Pending(t, message, takeover, now, deadline, echoAt), to.length);
       this.#pendingDue = Math.min(this.#pendingDue, deadline, echoAt);
     }
     sends.length = n;
