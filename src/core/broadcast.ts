@@ -844,23 +844,39 @@ class AckBatch {
 /** The `sentTo` of a message sent to nobody yet (one array for all: it is replaced, not grown). */
 const NO_IDS: readonly string[] = Object.freeze([]);
 
-interface Cached {
+/** A message kept to send (onwards, again). A class: see {@linkcode Pending}. */
+class Cached {
   readonly message: TreeMessage;
   readonly at: number;
   /** The slot of its id (see `TreeBroadcast.#ids`). */
   readonly slot: number;
   readonly size: number;
+  /** The member it came from, if any (it has it). */
+  from: string | undefined = undefined;
   /**
    * Members this member sent it to: a few, in an array of exactly that length (kept as
-   * long as the message; a `Set`, or an array grown by `push`, took ~150 bytes).
+   * long as the message; a `Set`, or an array grown by `push`, took ~150 bytes): the list
+   * of members to send it to itself when it went to every one (see `TreeBroadcast.#sendAll`).
    */
-  sentTo: readonly string[];
+  sentTo: readonly string[] = NO_IDS;
   /** Whether it is one of a batch (see {@linkcode batched}). */
-  burst: boolean;
+  burst = false;
   /** Whether it came late here (after a retransmission on its way): sent twice onwards. */
-  late: boolean;
+  late = false;
   /** Whether it is kept no longer (see `TreeBroadcast.#release`). */
-  released: boolean;
+  released = false;
+
+  constructor(message: TreeMessage, at: number, slot: number, size: number) {
+    this.message = message;
+    this.at = at;
+    this.slot = slot;
+    this.size = size;
+  }
+
+  /** Whether member `id` has it from here, or gave it here. */
+  reached(id: string): boolean {
+    return id === this.from || this.sentTo.includes(id);
+  }
 }
 
 /**
@@ -1150,7 +1166,8 @@ export class TreeBroadcast {
     const cached = this.#remember(forward, now);
     cached.burst = burst;
     cached.late = late;
-    return { fresh: true, sends: this.#sendAllKept(cached, children, now, from) };
+    cached.from = from;
+    return { fresh: true, sends: this.#sendAllKept(cached, children, now) };
   }
 
   /** An acknowledgement from `from`: its copies of those messages need no retransmission. */
@@ -1401,15 +1418,13 @@ export class TreeBroadcast {
   /**
    * Sends the cached message to each of `to` not sent to yet, awaiting acknowledgements;
    * marked late when `takeover` (these members should have had it from another by now).
-   * A message late here, or marked so, goes twice, {@linkcode ECHO_MS} apart. `from`, the
-   * member it came from (it has it), joins `sentTo` with those sent to, in the same array.
+   * A message late here, or marked so, goes twice, {@linkcode ECHO_MS} apart.
    */
   #sendAll(
     cached: Cached,
     to: readonly string[],
     now: number,
     takeover = false,
-    from?: string,
   ): TreeSend[] {
     // Sized for every member of `to` (a few), and cut to those sent to: an array grown by
     // `push` makes room for 17.
@@ -1420,7 +1435,7 @@ export class TreeBroadcast {
     let deadline = NaN;
     for (let i = 0; i < to.length; i++) {
       const t = to[i]!;
-      if (t === self || t === message.origin || t === from || cached.sentTo.includes(t)) continue;
+      if (t === self || t === message.origin || cached.reached(t)) continue;
       if (sentIn(sends, n, t)) continue;
       sends[n++] = { to: t, message };
       if (this.#pending.size >= MAX_PENDING) continue;
@@ -1431,22 +1446,23 @@ export class TreeBroadcast {
       this.#pendingDue = Math.min(this.#pendingDue, deadline, echoAt);
     }
     sends.length = n;
-    const known = from === undefined ? 0 : 1;
-    if (n + known > 0) {
+    if (n > 0 && n === to.length && cached.sentTo.length === 0) {
+      // Sent to every one of `to` (a list nobody writes), and to nobody before: `to` is the list.
+      cached.sentTo = to;
+    } else if (n > 0) {
       // Those sent to join `sentTo` in one array of the new length, not one per member.
-      const before = cached.sentTo, start = before.length + known;
-      const sentTo = new Array<string>(start + n);
+      const before = cached.sentTo;
+      const sentTo = new Array<string>(before.length + n);
       for (let i = 0; i < before.length; i++) sentTo[i] = before[i]!;
-      if (from !== undefined) sentTo[before.length] = from;
-      for (let i = 0; i < n; i++) sentTo[start + i] = sends[i]!.to;
+      for (let i = 0; i < n; i++) sentTo[before.length + i] = sends[i]!.to;
       cached.sentTo = sentTo;
     }
     return sends;
   }
 
   /** {@linkcode TreeBroadcast.#sendAll} of a message just kept: released if no copy waits. */
-  #sendAllKept(cached: Cached, to: readonly string[], now: number, from?: string): TreeSend[] {
-    const sends = this.#sendAll(cached, to, now, false, from);
+  #sendAllKept(cached: Cached, to: readonly string[], now: number): TreeSend[] {
+    const sends = this.#sendAll(cached, to, now);
     const { origin, seq } = cached.message;
     if (!this.#pending.has(origin, seq) && !cached.burst) this.#release(cached);
     return sends;
@@ -1580,7 +1596,7 @@ export class TreeBroadcast {
     // in the message's tree, and those handed to it here (a leaf of the tree sends none).
     const load = holders.map((h) => this.overlay.children(origin, seq, h).length);
     for (const to of children) {
-      if (to === self || to === origin || cached.sentTo.includes(to) || holders.includes(to)) {
+      if (to === self || to === origin || cached.reached(to) || holders.includes(to)) {
         continue;
       }
       let best = 0;
@@ -1600,7 +1616,8 @@ export class TreeBroadcast {
   #holders(cached: Cached, silent: string): string[] {
     const { origin, seq } = cached.message;
     const out: string[] = [];
-    for (const id of cached.sentTo) {
+    const { from, sentTo } = cached;
+    for (const id of from === undefined ? sentTo : [from, ...sentTo]) {
       if (id === silent || id === origin || !this.overlay.has(id)) continue;
       if (this.#pending.get(id, origin, seq) === undefined) out.push(id);
     }
@@ -1617,7 +1634,7 @@ export class TreeBroadcast {
     const cached = this.#keptMessage(m.origin, m.seq);
     if (
       !cached || m.to === this.overlay.self || m.to === from || m.to === m.origin ||
-      !this.overlay.has(m.to) || cached.sentTo.includes(m.to)
+      !this.overlay.has(m.to) || cached.reached(m.to)
     ) {
       this.counters.relayRefused++;
       return [];
@@ -1640,16 +1657,7 @@ export class TreeBroadcast {
     for (let i = 0; i < entries.length; i++) {
       size += approxEntryBytes(entries[i]!, this.#valueBytes);
     }
-    const cached: Cached = {
-      message: m,
-      at: now,
-      slot: this.#seen.end,
-      size,
-      sentTo: NO_IDS,
-      burst: false,
-      late: false,
-      released: false,
-    };
+    const cached = new Cached(m, now, this.#seen.end, size);
     this.#kept.push(cached);
     this.#cacheBytes += size;
     this.#noteId(m.origin, m.seq, now, cached);
