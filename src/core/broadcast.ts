@@ -391,7 +391,11 @@ export class Overlay {
   }
 }
 
-interface Pending {
+/**
+ * A copy sent and waiting for its acknowledgement. A class, not an object literal: V8 made a
+ * literal of these 14 fields ~60 bytes larger (one per copy sent).
+ */
+class Pending {
   readonly to: string;
   /** The copy sent: once retransmitted for a loss, marked late (see {@linkcode late}). */
   message: TreeMessage;
@@ -402,18 +406,36 @@ interface Pending {
   lastSentAt: number;
   deadline: number;
   /** Its timeout while it waits in a send queue (`deadline` is Infinity meanwhile). */
-  timeout: number;
-  attempts: number;
+  timeout = 0;
+  attempts = 0;
   /** When the second copy of a retransmission goes (Infinity: none due). */
   echoAt: number;
   /** Rounds it waited for the answer to another copy's probe (see the module). */
-  held: number;
+  held = 0;
   /** Whether the children of `to` were sent it already. */
-  takenOver?: boolean;
+  takenOver = false;
   /** Whether it waits in {@linkcode PendingCopies}, and the copies set there after and before it. */
-  waiting: boolean;
-  newer: Pending | undefined;
-  older: Pending | undefined;
+  waiting = false;
+  newer: Pending | undefined = undefined;
+  older: Pending | undefined = undefined;
+
+  /** `message` (marked `late`) sent to `to` at `now`, due by `deadline`, its echo at `echoAt`. */
+  constructor(
+    to: string,
+    message: TreeMessage,
+    late: boolean,
+    now: number,
+    deadline: number,
+    echoAt: number,
+  ) {
+    this.to = to;
+    this.message = message;
+    this.late = late;
+    this.sentAt = now;
+    this.lastSentAt = now;
+    this.deadline = deadline;
+    this.echoAt = echoAt;
+  }
 }
 
 /**
@@ -626,8 +648,11 @@ class PendingCopies {
     return i >= 0 ? list![i] : undefined;
   }
 
-  /** Adds `p`, in place of the copy of the same message to the same member if any. */
-  set(p: Pending): void {
+  /**
+   * Adds `p`, in place of the copy of the same message to the same member if any. The first
+   * copy of a message makes its list with room for `room` (the copies sent with it).
+   */
+  set(p: Pending, room = 1): void {
     const { origin, seq } = p.message;
     const list = this.#byMessage.get(origin, seq);
     const i = list ? copyTo(list, p.to) : -1;
@@ -635,7 +660,14 @@ class PendingCopies {
       this.#unlink(list![i]!);
       list![i] = p;
     } else if (list) list.push(p);
-    else this.#byMessage.set(origin, seq, [p]);
+    else {
+      // Made for `room` and cut to one: `push` then fills the room (V8 keeps a few slots
+      // spare), where `[p]` grew to room for 17 (~160 bytes more) at the second copy.
+      const copies = new Array<Pending>(room);
+      copies[0] = p;
+      copies.length = 1;
+      this.#byMessage.set(origin, seq, copies);
+    }
     p.waiting = true;
     p.older = this.#newest;
     p.newer = undefined;
@@ -812,23 +844,39 @@ class AckBatch {
 /** The `sentTo` of a message sent to nobody yet (one array for all: it is replaced, not grown). */
 const NO_IDS: readonly string[] = Object.freeze([]);
 
-interface Cached {
+/** A message kept to send (onwards, again). A class: see {@linkcode Pending}. */
+class Cached {
   readonly message: TreeMessage;
   readonly at: number;
   /** The slot of its id (see `TreeBroadcast.#ids`). */
   readonly slot: number;
   readonly size: number;
+  /** The member it came from, if any (it has it). */
+  from: string | undefined = undefined;
   /**
    * Members this member sent it to: a few, in an array of exactly that length (kept as
-   * long as the message; a `Set`, or an array grown by `push`, took ~150 bytes).
+   * long as the message; a `Set`, or an array grown by `push`, took ~150 bytes): the list
+   * of members to send it to itself when it went to every one (see `TreeBroadcast.#sendAll`).
    */
-  sentTo: readonly string[];
+  sentTo: readonly string[] = NO_IDS;
   /** Whether it is one of a batch (see {@linkcode batched}). */
-  burst: boolean;
+  burst = false;
   /** Whether it came late here (after a retransmission on its way): sent twice onwards. */
-  late: boolean;
+  late = false;
   /** Whether it is kept no longer (see `TreeBroadcast.#release`). */
-  released: boolean;
+  released = false;
+
+  constructor(message: TreeMessage, at: number, slot: number, size: number) {
+    this.message = message;
+    this.at = at;
+    this.slot = slot;
+    this.size = size;
+  }
+
+  /** Whether member `id` has it from here, or gave it here. */
+  reached(id: string): boolean {
+    return id === this.from || this.sentTo.includes(id);
+  }
 }
 
 /**
@@ -1118,7 +1166,7 @@ export class TreeBroadcast {
     const cached = this.#remember(forward, now);
     cached.burst = burst;
     cached.late = late;
-    cached.sentTo = [from];
+    cached.from = from;
     return { fresh: true, sends: this.#sendAllKept(cached, children, now) };
   }
 
@@ -1203,7 +1251,7 @@ export class TreeBroadcast {
 
   /** Due work: retransmissions and batched acknowledgements. */
   tick(now: number): TreeSend[] {
-    const sends: TreeSend[] = [];
+    let sends: TreeSend[] = [];
     if (now >= this.#pendingDue) {
       let due = Infinity;
       const retry: Pending[] = [];
@@ -1286,6 +1334,10 @@ export class TreeBroadcast {
       const due = this.#ackDue;
       const lossy = now - this.#lossAt < LOSS_MEMORY_MS;
       this.#ackDue = Infinity;
+      // Most ticks send acknowledgements alone: in an array sized for them (cut to those
+      // sent), not one grown by `push` from empty (room for 17, for one or two).
+      let n = sends.length;
+      if (n === 0) sends = new Array<TreeSend>(this.#ackSendsAtMost());
       for (let b = 0; b < this.#ackingCount; b++) {
         const batch = this.#acking[b]!;
         const to = batch.to;
@@ -1299,7 +1351,7 @@ export class TreeBroadcast {
           for (let i = 0; i < seqs.length; i += MAX_SEQS) {
             const part = seqs.length <= MAX_SEQS ? seqs : seqs.slice(i, i + MAX_SEQS);
             this.counters.acked += part.length;
-            sends.push({ to, message: { type: "ihave", origin, hop, seqs: part } });
+            sends[n++] = { to, message: { type: "ihave", origin, hop, seqs: part } };
             const lone = lossy ? part.filter((seq) => !batched(seq)) : NO_SEQS;
             if (lone.length > 0) {
               // A loss seen lately: the lone messages' go again, in a datagram of their own
@@ -1316,9 +1368,20 @@ export class TreeBroadcast {
         batch.clear();
       }
       this.#ackingCount = 0;
+      sends.length = n;
     }
     this.#expire(now);
     return sends;
+  }
+
+  /** The `ihave` messages the acknowledgements waiting take at most. */
+  #ackSendsAtMost(): number {
+    let n = 0;
+    for (let b = 0; b < this.#ackingCount; b++) {
+      const batch = this.#acking[b]!;
+      for (let j = 0; j < batch.count; j++) n += Math.ceil(batch.seqs[j]!.length / MAX_SEQS);
+    }
+    return n;
   }
 
   /** When {@linkcode TreeBroadcast.tick} next has work to do (Infinity: nothing pending). */
@@ -1372,32 +1435,21 @@ export class TreeBroadcast {
     let deadline = NaN;
     for (let i = 0; i < to.length; i++) {
       const t = to[i]!;
-      if (t === self || t === message.origin || cached.sentTo.includes(t)) continue;
+      if (t === self || t === message.origin || cached.reached(t)) continue;
       if (sentIn(sends, n, t)) continue;
       sends[n++] = { to: t, message };
       if (this.#pending.size >= MAX_PENDING) continue;
       if (Number.isNaN(deadline)) deadline = now + (cached.burst ? this.burstRto : this.rto);
       this.#peer(t);
       const echoAt = cached.late && !takeover ? now + ECHO_MS : Infinity;
-      this.#pending.set({
-        to: t,
-        message,
-        late: takeover,
-        sentAt: now,
-        lastSentAt: now,
-        deadline,
-        timeout: 0,
-        attempts: 0,
-        held: 0,
-        echoAt,
-        waiting: false,
-        newer: undefined,
-        older: undefined,
-      });
+      this.#pending.set(new Pending(t, message, takeover, now, deadline, echoAt), to.length);
       this.#pendingDue = Math.min(this.#pendingDue, deadline, echoAt);
     }
     sends.length = n;
-    if (n > 0) {
+    if (n > 0 && n === to.length && cached.sentTo.length === 0) {
+      // Sent to every one of `to` (a list nobody writes), and to nobody before: `to` is the list.
+      cached.sentTo = to;
+    } else if (n > 0) {
       // Those sent to join `sentTo` in one array of the new length, not one per member.
       const before = cached.sentTo;
       const sentTo = new Array<string>(before.length + n);
@@ -1544,7 +1596,7 @@ export class TreeBroadcast {
     // in the message's tree, and those handed to it here (a leaf of the tree sends none).
     const load = holders.map((h) => this.overlay.children(origin, seq, h).length);
     for (const to of children) {
-      if (to === self || to === origin || cached.sentTo.includes(to) || holders.includes(to)) {
+      if (to === self || to === origin || cached.reached(to) || holders.includes(to)) {
         continue;
       }
       let best = 0;
@@ -1564,7 +1616,8 @@ export class TreeBroadcast {
   #holders(cached: Cached, silent: string): string[] {
     const { origin, seq } = cached.message;
     const out: string[] = [];
-    for (const id of cached.sentTo) {
+    const { from, sentTo } = cached;
+    for (const id of from === undefined ? sentTo : [from, ...sentTo]) {
       if (id === silent || id === origin || !this.overlay.has(id)) continue;
       if (this.#pending.get(id, origin, seq) === undefined) out.push(id);
     }
@@ -1581,7 +1634,7 @@ export class TreeBroadcast {
     const cached = this.#keptMessage(m.origin, m.seq);
     if (
       !cached || m.to === this.overlay.self || m.to === from || m.to === m.origin ||
-      !this.overlay.has(m.to) || cached.sentTo.includes(m.to)
+      !this.overlay.has(m.to) || cached.reached(m.to)
     ) {
       this.counters.relayRefused++;
       return [];
@@ -1604,16 +1657,7 @@ export class TreeBroadcast {
     for (let i = 0; i < entries.length; i++) {
       size += approxEntryBytes(entries[i]!, this.#valueBytes);
     }
-    const cached: Cached = {
-      message: m,
-      at: now,
-      slot: this.#seen.end,
-      size,
-      sentTo: NO_IDS,
-      burst: false,
-      late: false,
-      released: false,
-    };
+    const cached = new Cached(m, now, this.#seen.end, size);
     this.#kept.push(cached);
     this.#cacheBytes += size;
     this.#noteId(m.origin, m.seq, now, cached);
