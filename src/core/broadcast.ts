@@ -69,6 +69,7 @@
  */
 
 import { hashString } from "./hash.ts";
+import { Ring } from "./ring.ts";
 import type { IHaveMessage, RelayMessage, TreeMessage } from "./messages.ts";
 import type { Entry } from "./store.ts";
 
@@ -879,68 +880,8 @@ class Cached {
   }
 }
 
-/**
- * The ids of the messages seen, oldest first, each numbered by its slot (0 for the first
- * ever noted, then 1, 2 ...): the slots from `start` to `end` are held, in a ring of arrays
- * of their fields (slot `s` at index `s & mask`), which doubles when full and halves when
- * under a quarter full (down to 1,024 slots: it grew in a burst). No object per
- * message, and no array grown or copied per id (arrays grown by `push` and cut by `slice`
- * took ~120 bytes per message).
- */
-class SeenIds {
-  #origins: string[] = new Array<string>(64).fill("");
-  #seqs = new Float64Array(64);
-  #ats = new Float64Array(64);
-  #mask = 63;
-  /** The slot of the oldest id held. */
-  start = 0;
-  /** The slot the next id takes. */
-  end = 0;
-
-  /** Notes message `seq` of `origin`, seen at `at`, in slot `end`. */
-  push(origin: string, seq: number, at: number): void {
-    if (this.end - this.start > this.#mask) this.#resize(2 * (this.#mask + 1));
-    const i = this.end & this.#mask;
-    this.#origins[i] = origin;
-    this.#seqs[i] = seq;
-    this.#ats[i] = at;
-    this.end++;
-  }
-
-  firstOrigin(): string {
-    return this.#origins[this.start & this.#mask]!;
-  }
-
-  firstSeq(): number {
-    return this.#seqs[this.start & this.#mask]!;
-  }
-
-  firstAt(): number {
-    return this.#ats[this.start & this.#mask]!;
-  }
-
-  /** Forgets the oldest id. */
-  shift(): void {
-    this.start++;
-    const size = this.#mask + 1;
-    if (size > 1024 && 4 * (this.end - this.start) < size) this.#resize(size / 2);
-  }
-
-  #resize(size: number): void {
-    const mask = size - 1;
-    const origins = new Array<string>(size).fill("");
-    const seqs = new Float64Array(size), ats = new Float64Array(size);
-    for (let s = this.start; s < this.end; s++) {
-      origins[s & mask] = this.#origins[s & this.#mask]!;
-      seqs[s & mask] = this.#seqs[s & this.#mask]!;
-      ats[s & mask] = this.#ats[s & this.#mask]!;
-    }
-    this.#origins = origins;
-    this.#seqs = seqs;
-    this.#ats = ats;
-    this.#mask = mask;
-  }
-}
+/** The fields of an id seen, in {@linkcode TreeBroadcast}'s ring of them: numbers, then strings. */
+const SEQ = 0, AT = 1, ORIGIN = 0;
 
 /** Counters of {@linkcode TreeBroadcast}, all growing from 0. */
 export interface TreeCounters {
@@ -1013,10 +954,11 @@ export class TreeBroadcast {
    */
   readonly #ids = new MessageTable<Cached | number>();
   /**
-   * The ids seen, oldest first. (Iterating a `Map` from its oldest entry instead skips every
-   * entry deleted since the Map last grew: O(deleted) per call.)
+   * The ids seen, oldest first, by slot: origin, number and arrival of each. (Iterating a
+   * `Map` from its oldest entry instead skips every entry deleted since the Map last grew:
+   * O(deleted) per call.)
    */
-  readonly #seen = new SeenIds();
+  readonly #seen = new Ring(2, 1);
   /** The messages kept, oldest first from `#keptHead` on, and their bytes. */
   #kept: Cached[] = [];
   #keptHead = 0;
@@ -1667,7 +1609,10 @@ export class TreeBroadcast {
   /** Notes the id of message `seq` of `origin`, first seen at `now`: `kept`, or its slot. */
   #noteId(origin: string, seq: number, now: number, kept: Cached | number): void {
     this.#ids.set(origin, seq, kept);
-    this.#seen.push(origin, seq, now);
+    const seen = this.#seen, i = seen.push();
+    seen.strings[ORIGIN]![i] = origin;
+    seen.numbers[SEQ]![i] = seq;
+    seen.numbers[AT]![i] = now;
     this.#expire(now);
   }
 
@@ -1689,9 +1634,9 @@ export class TreeBroadcast {
       this.#keptHead = 0;
     }
     const seen = this.#seen;
-    while (seen.start < seen.end && seen.firstAt() <= horizon) {
-      const origin = seen.firstOrigin(), seq = seen.firstSeq();
-      const slot = seen.start;
+    while (seen.size > 0 && seen.numbers[AT]![seen.index(seen.start)]! <= horizon) {
+      const slot = seen.start, i = seen.index(slot);
+      const origin = seen.strings[ORIGIN]![i]!, seq = seen.numbers[SEQ]![i]!;
       // Unless the id was noted again since (a number reused by a restarted member).
       const v = this.#ids.get(origin, seq);
       if (v === slot || (typeof v === "object" && v.slot === slot)) this.#ids.delete(origin, seq);

@@ -19,6 +19,7 @@ import type { Message } from "./messages.ts";
 import { approxSize, isLarge } from "./large_values.ts";
 import { MEMBER_KEY_PREFIX } from "./records.ts";
 import { sample } from "./random.ts";
+import { Ring } from "./ring.ts";
 import type { Entry, StoredEntry } from "./store.ts";
 
 /**
@@ -267,57 +268,38 @@ function sameVersion(a: Entry, b: Entry): boolean {
     a.deleted === b.deleted && a.value === b.value && a.key === b.key && a.section === b.section;
 }
 
-/**
- * Counts of entries by time, oldest first; writes at the same ms share one slot. The slots
- * from `#start` to `#end` are held in a ring (slot `s` at index `s & #mask`) that doubles
- * when full and halves when under a quarter full (down to 1,024 slots): arrays grown by
- * `push` and cut by `slice` took ~70 bytes per write.
- */
+/** The fields of a slot of {@linkcode RecentWrites}. */
+const AT = 0, COUNT = 1;
+
+/** Counts of entries by time, oldest first; writes at the same ms share one slot. */
 class RecentWrites {
-  #at = new Float64Array(64);
-  #n = new Float64Array(64);
-  #mask = 63;
-  #start = 0;
-  #end = 0;
+  /** Per slot: when, and how many entries (see {@linkcode Ring}). */
+  readonly #slots = new Ring(2);
   /** Entries in the slots kept. */
   entries = 0;
 
   /** When the newest slot was noted (-Infinity: none). */
   get lastAt(): number {
-    return this.#end > this.#start ? this.#at[(this.#end - 1) & this.#mask]! : -Infinity;
+    const slots = this.#slots;
+    return slots.size > 0 ? slots.numbers[AT]![slots.index(slots.end - 1)]! : -Infinity;
   }
 
   push(at: number, n: number): void {
-    const last = (this.#end - 1) & this.#mask;
-    if (this.#end > this.#start && this.#at[last] === at) this.#n[last]! += n;
+    const slots = this.#slots;
+    if (this.lastAt === at) slots.numbers[COUNT]![slots.index(slots.end - 1)]! += n;
     else {
-      if (this.#end - this.#start > this.#mask) this.#resize(2 * (this.#mask + 1));
-      const i = this.#end & this.#mask;
-      this.#at[i] = at;
-      this.#n[i] = n;
-      this.#end++;
+      const i = slots.push();
+      slots.numbers[AT]![i] = at;
+      slots.numbers[COUNT]![i] = n;
     }
     this.entries += n;
   }
 
   dropBefore(t: number): void {
-    while (this.#start < this.#end && this.#at[this.#start & this.#mask]! < t) {
-      this.entries -= this.#n[this.#start & this.#mask]!;
-      this.#start++;
+    const slots = this.#slots;
+    while (slots.size > 0 && slots.numbers[AT]![slots.index(slots.start)]! < t) {
+      this.entries -= slots.numbers[COUNT]![slots.index(slots.start)]!;
+      slots.shift();
     }
-    const size = this.#mask + 1;
-    if (size > 1024 && 4 * (this.#end - this.#start) < size) this.#resize(size / 2);
-  }
-
-  #resize(size: number): void {
-    const mask = size - 1;
-    const at = new Float64Array(size), n = new Float64Array(size);
-    for (let s = this.#start; s < this.#end; s++) {
-      at[s & mask] = this.#at[s & this.#mask]!;
-      n[s & mask] = this.#n[s & this.#mask]!;
-    }
-    this.#at = at;
-    this.#n = n;
-    this.#mask = mask;
   }
 }
