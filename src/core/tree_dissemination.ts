@@ -201,6 +201,12 @@ export class TreeDissemination implements Dissemination {
 
   /** Broadcasts entries along the tree, in messages of one datagram each. */
   #broadcast(entries: readonly StoredEntry[], now: number): void {
+    // One entry is one message (most writes): no chunks to make. The message keeps the
+    // caller's array, which nothing changes after.
+    if (entries.length === 1) {
+      this.#send(this.#tree.originate(entries, now, true));
+      return;
+    }
     const chunks: StoredEntry[][] = [];
     let chunk: StoredEntry[] = [];
     let bytes = 0;
@@ -277,12 +283,11 @@ class RecentWrites {
   readonly #slots = new Ring(2);
   /** Entries in the slots kept. */
   entries = 0;
-
-  /** When the newest slot was noted (-Infinity: none). */
-  get lastAt(): number {
-    const slots = this.#slots;
-    return slots.size > 0 ? slots.numbers[AT]![slots.index(slots.end - 1)]! : -Infinity;
-  }
+  /**
+   * When the newest slot was noted (-Infinity: none): a field of its own, read at every
+   * push, where the ring's column is a few objects away (each cold, one member among many).
+   */
+  lastAt = -Infinity;
 
   push(at: number, n: number): void {
     const slots = this.#slots;
@@ -291,6 +296,7 @@ class RecentWrites {
       const i = slots.push();
       slots.numbers[AT]![i] = at;
       slots.numbers[COUNT]![i] = n;
+      this.lastAt = at;
     }
     this.entries += n;
   }
@@ -301,5 +307,6 @@ class RecentWrites {
       this.entries -= slots.numbers[COUNT]![slots.index(slots.start)]!;
       slots.shift();
     }
+    if (slots.size === 0) this.lastAt = -Infinity;
   }
 }
