@@ -203,7 +203,8 @@ export class Engine {
   #localChanged: number[] = NONE as never[];
   #memberChanges: MemberChange[] = [];
   #collected: StoredEntry[] = [];
-  #pendingRumor: StoredEntry[] = [];
+  /** Local writes not flushed yet ({@linkcode NONE} when none: see `append`). */
+  #pendingRumor: StoredEntry[] = NONE as never[];
   /** Whether the writes pending were held for want of a member (see {@linkcode Engine.flush}). */
   #heldAlone = false;
   #nextMaintenanceAt: number;
@@ -305,7 +306,7 @@ export class Engine {
     this.#writeRecord(now);
     // No member is known yet to push the record to: it travels by anti-entropy from the
     // seeds, and is not left pending to ride along with this member's first write.
-    this.#pendingRumor = [];
+    this.#pendingRumor = NONE as never[];
     this.#joinSeeds();
   }
 
@@ -359,15 +360,19 @@ export class Engine {
     };
     const { stored } = this.store.merge(entry);
     this.#emitApplied(stored!, "local");
-    this.#pendingRumor.push(stored!);
+    this.#pendingRumor = append(this.#pendingRumor, stored!);
     return stored!;
   }
 
   /** Spreads the writes made since the last flush (see `dissemination.ts`). */
   flush(now: number): void {
     if (this.#pendingRumor.length === 0) return;
-    // Only the versions still current: a key written twice is pushed once.
-    const entries = this.#pendingRumor.filter((e) => this.store.get(e.section, e.key) === e);
+    // Only the versions still current: a key written twice is pushed once. Most flushes
+    // find them all current (one write, mostly): the list itself goes then, not a copy.
+    const pending = this.#pendingRumor;
+    let current = 0;
+    while (current < pending.length && this.#current(pending[current]!)) current++;
+    const entries = current === pending.length ? pending : pending.filter((e) => this.#current(e));
     if (this.membership.live().length === 0 && !this.#left) {
       // Nobody to push to yet (a member joining admits its seed once it answers a ping):
       // held, the newest HELD_ALONE, until the envelope that admits a first member.
@@ -376,7 +381,7 @@ export class Engine {
       return;
     }
     this.#heldAlone = false;
-    this.#pendingRumor = [];
+    this.#pendingRumor = NONE as never[];
     if (entries.length === 0) return;
     this.#dissemination.publish(entries, now);
   }
@@ -451,7 +456,7 @@ export class Engine {
             continue;
           }
           if (this.#mergeRemote(e, CLIENT, now) === "applied") {
-            this.#pendingRumor.push(this.store.get(e.section, e.key)!);
+            this.#pendingRumor = append(this.#pendingRumor, this.store.get(e.section, e.key)!);
           }
         }
       } else if (
@@ -629,6 +634,11 @@ export class Engine {
       incarnation: m.incarnation,
       previous,
     });
+  }
+
+  /** Whether version `e` is still its key's current version. */
+  #current(e: StoredEntry): boolean {
+    return this.store.get(e.section, e.key) === e;
   }
 
   #writeRecord(now: number): void {
