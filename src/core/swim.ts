@@ -367,6 +367,8 @@ export class Swim {
 
   #tickSuspicions(now: number): void {
     const membership = this.#ctx.membership;
+    // Most ticks find no suspect: no copy of the list for them.
+    if (membership.suspects().length === 0) return;
     for (const m of [...membership.suspects()]) {
       if (m.suspectDeadline && now >= m.suspectDeadline) {
         const u: MemberMessage = {
