@@ -484,7 +484,7 @@ export class Engine {
     const probed = this.#swim.tick(now);
     if (probed) this.#antiEntropy.probing(probed, now);
     this.#dissemination.tick?.(now);
-    this.#antiEntropy.tick(now, () => this.#joinSeeds());
+    this.#antiEntropy.tick(now, this.#joinSeedsBound);
     if (now >= this.#nextMaintenanceAt) {
       this.#nextMaintenanceAt = now + this.config.gossipIntervalMs;
       this.#maintain(now);
@@ -646,6 +646,9 @@ export class Engine {
     const meta = { ...this.#meta, ...this.#dissemination.recordFields, ...SYNC_RECORD_FIELDS };
     this.write("sys", key, memberRecord(this.address, meta), false, now);
   }
+
+  /** {@linkcode Engine.#joinSeeds} as a callback, made once (anti-entropy takes it every tick). */
+  readonly #joinSeedsBound = () => this.#joinSeeds();
 
   #joinSeeds(): void {
     const hello = this.membership.update(this.membership.self);
