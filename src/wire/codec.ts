@@ -258,15 +258,18 @@ function envelopeDatagram(
 ): Uint8Array {
   const items = count + prefix.length;
   let n = HEADER_BYTES + headBytes(items) + bodyEnd;
-  for (const p of prefix) n += p.length;
+  for (let i = 0; i < prefix.length; i++) n += prefix[i]!.length;
   const out = slabBytes(n);
   out[0] = MAGIC_0;
   out[1] = MAGIC_1;
   out[2] = PROTOCOL_VERSION;
   out[3] = Kind.Envelope;
   let o = writeHead(out, HEADER_BYTES, ARRAY, items);
-  for (const p of prefix) {
-    out.set(p, o);
+  // The cluster name and sender id, a few bytes each: copied by a loop, as the body below
+  // (`set` was a tenth of the time of encoding a datagram).
+  for (let i = 0; i < prefix.length; i++) {
+    const p = prefix[i]!;
+    for (let j = 0; j < p.length; j++) out[o + j] = p[j]!;
     o += p.length;
   }
   if (bodyEnd === body.length) out.set(body, o);
@@ -900,7 +903,17 @@ function readCount(max: number): number {
   return v <= max ? v : OTHER;
 }
 
-/** The character codes of the text being read (an array kept: no view per text read). */
+/**
+ * Arrays of the character codes of a text being read, one per length up to 64, kept: no
+ * view per text read, and `fromCharCode.apply` over an array of the text's own length took
+ * two thirds of the time it took over one array whose length was set for each text (keys
+ * and values of a few characters, measured on Deno).
+ */
+const charsOfLength: number[][] = Array.from(
+  { length: 65 },
+  (_, n) => new Array<number>(n).fill(0),
+);
+/** The character codes of a longer text. */
 const chars: number[] = [];
 
 /** Text in ASCII of `min` to `max` characters, or undefined. */
@@ -908,14 +921,18 @@ function readText(min: number, max: number): string | undefined {
   const n = readHead(3);
   if (n < min || n > max || at + n > src.length) return undefined;
   if (n === 1) return src[at]! < 0x80 ? String.fromCharCode(src[at++]!) : undefined;
-  chars.length = n;
+  let codes = charsOfLength[n];
+  if (codes === undefined) {
+    codes = chars;
+    chars.length = n;
+  }
   for (let i = 0; i < n; i++) {
     const c = src[at + i]!;
     if (c >= 0x80) return undefined;
-    chars[i] = c;
+    codes[i] = c;
   }
   at += n;
-  return String.fromCharCode.apply(null, chars);
+  return String.fromCharCode.apply(null, codes);
 }
 
 /**
