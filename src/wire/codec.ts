@@ -1072,6 +1072,23 @@ export function decodeDatagram(data: Uint8Array, cluster: string, maxBytes: numb
   return decodeChecked(data, cluster, maxBytes, true);
 }
 
+/**
+ * Decodes one datagram as {@linkcode decodeDatagram} does, but returns the envelope itself,
+ * without the result around it, when the datagram is one read by hand (most are): no object
+ * made per datagram beyond what it holds. Anything else gets `decodeDatagram`'s result.
+ */
+export function decodeEnvelope(
+  data: Uint8Array,
+  cluster: string,
+  maxBytes: number,
+): Envelope | Decoded {
+  if (checkHeader(data, maxBytes) === KINDS[Kind.Envelope]) {
+    const envelope = readEnvelope(data, cluster);
+    if (envelope) return envelope;
+  }
+  return decodeChecked(data, cluster, maxBytes, true);
+}
+
 function decodeChecked(
   data: Uint8Array,
   cluster: string,
