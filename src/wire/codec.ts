@@ -852,12 +852,14 @@ const KINDS: readonly { readonly kind: number }[] = Array.from(
 // ------------------------------------------------ tree and ihave datagrams, read by hand
 
 /*
- * A datagram of tree and ihave messages only (most of a busy cluster's) is read here
- * straight from its bytes into the messages, without the arrays cbor-x builds for it and
- * the checks' walk over them. Only the plainest form is read: definite lengths, text in
- * ASCII, integers as cbor-x writes them, values of text or an integer; anything else (and
- * anything the checks would refuse) is left to cbor-x and the checks, from the start of the
- * datagram, so the result is always theirs (tests/wire_fast_test.ts compares the two).
+ * A datagram of tree and ihave messages only (most of a busy cluster's), or of sync-root and
+ * sync-nodes messages (most of the rest, which cbor-x and the checks read several times
+ * slower), is read here straight from its bytes into the messages, without the arrays
+ * cbor-x builds for it and the checks' walk over them. Only the plainest form is read:
+ * definite lengths, text in ASCII, integers as cbor-x writes them, values of text or an
+ * integer; anything else (and anything the checks would refuse) is left to cbor-x and the
+ * checks, from the start of the datagram, so the result is always theirs
+ * (tests/wire_fast_test.ts and tests/wire_fast_sync_test.ts compare the two).
  */
 
 /** What the readers below return for what they leave to cbor-x. */
@@ -995,9 +997,63 @@ function readEntry(): Entry | undefined {
   };
 }
 
+/** A byte string of `min` to `max` bytes, copied (see `_slab.ts`), or undefined. */
+function readBytes(min: number, max: number): Uint8Array | undefined {
+  const n = readHead(2);
+  if (n < min || n > max || at + n > src.length) return undefined;
+  const out = slabBytes(n);
+  for (let i = 0; i < n; i++) out[i] = src[at + i]!;
+  at += n;
+  return out;
+}
+
+/** A sync-root message of `n` items, its code read. */
+function readSyncRoot(n: number): Message | undefined {
+  if (n !== 3) return undefined;
+  const hash = readBytes(8, 8);
+  if (hash === undefined) return undefined;
+  const count = readCount(Number.MAX_SAFE_INTEGER);
+  return count === OTHER ? undefined : { type: "sync-root", hash, count };
+}
+
+/** The node indexes of the sync-nodes message being read (an array kept). */
+const nodeIndexes: number[] = [];
+
+/** A sync-nodes message of `n` items, its code read: as `nodeBlob` checks it. */
+function readSyncNodes(n: number): Message | undefined {
+  if (n < 5) return undefined;
+  const salt = readCount(0xffff);
+  const level = readCount(MAX_LEVEL - 1);
+  if (salt === OTHER || level === OTHER) return undefined;
+  const count = n - 4;
+  nodeIndexes.length = count;
+  for (let i = 0; i < count; i++) {
+    const gap = readCount(Number.MAX_SAFE_INTEGER);
+    if (gap === OTHER || (i > 0 && gap === 0)) return undefined;
+    const index = i === 0 ? gap : nodeIndexes[i - 1]! + gap;
+    if (!isNode(level, index)) return undefined;
+    nodeIndexes[i] = index;
+  }
+  const blob = readBytes(0, src.length);
+  if (blob === undefined) return undefined;
+  const nodes = new Array<{ index: number; data: Uint8Array }>(count);
+  let o = 0;
+  for (let i = 0; i < count; i++) {
+    if (o + 2 > blob.length) return undefined;
+    let children = 0;
+    for (let m = (blob[o]! << 8) | blob[o + 1]!; m; m &= m - 1) children++;
+    if (children === 0 || o + 2 + children > blob.length) return undefined;
+    nodes[i] = { index: nodeIndexes[i]!, data: blob.subarray(o, o + 2 + children) };
+    o += 2 + children;
+  }
+  return o === blob.length ? { type: "sync-nodes", salt, level, nodes } : undefined;
+}
+
 function readMessage(): Message | undefined {
   const n = readHead(4);
   const code = readHead(0);
+  if (code === MessageCode["sync-root"]) return readSyncRoot(n);
+  if (code === MessageCode["sync-nodes"]) return readSyncNodes(n);
   if (code !== MessageCode.tree && code !== MessageCode.ihave) return undefined;
   if (n < (code === MessageCode.tree ? 5 : 4)) return undefined;
   const origin = readId();
