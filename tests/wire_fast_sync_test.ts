@@ -1,13 +1,14 @@
-// The codec reads datagrams of sync-root and sync-nodes messages by hand too (readEnvelope,
-// src/wire/codec.ts), with tree and ihave messages: whatever the bytes, the result must be
-// the one of cbor-x and the checks (decodeDatagramByCbor), as tests/wire_fast_test.ts checks
-// for tree and ihave messages.
+// The codec writes and reads sync-root and sync-nodes messages by hand too (writeFast and
+// readEnvelope, src/wire/codec.ts), as tree and ihave messages: the bytes must be those
+// cbor-x writes, and whatever the bytes read, the result must be the one of cbor-x and the
+// checks (decodeDatagramByCbor), as tests/wire_fast_test.ts checks for tree and ihave ones.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import {
   decodeDatagram,
   decodeDatagramByCbor,
+  encodeMessage,
   HEADER_BYTES,
   MAGIC_0,
   MAGIC_1,
@@ -62,6 +63,30 @@ const ack: fc.Arbitrary<Message> = fc.record({ type: fc.constant("ack" as const)
 
 const pack = (messages: readonly Message[]) =>
   packDatagrams(messages, { cluster: "c", sender: "s", mtu: 1400, nextFragmentId: () => 1 });
+
+test("sync-root and sync-nodes messages pack to the bytes cbor-x writes for them", () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.oneof(root, nodes, ihave, ack), { minLength: 1, maxLength: 4 }),
+      (messages) => {
+        const datagrams = pack(messages);
+        fc.pre(datagrams.length === 1);
+        // One datagram: the header, the array's head, the cluster, the sender, each message.
+        const items = encodeCbor(new Array(messages.length + 2).fill(0))
+          .subarray(0, -(messages.length + 2));
+        const parts = [
+          Uint8Array.of(MAGIC_0, MAGIC_1, PROTOCOL_VERSION, 0),
+          items,
+          encodeCbor("c"),
+          encodeCbor("s"),
+          ...messages.map(encodeMessage),
+        ];
+        assert.deepEqual([...datagrams[0]!], parts.flatMap((p) => [...p]));
+      },
+    ),
+    { numRuns: 500 },
+  );
+});
 
 test("sync-root and sync-nodes messages read by hand decode to what was sent", () => {
   let envelopes = 0;

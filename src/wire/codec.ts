@@ -208,7 +208,7 @@ function headBytes(n: number): number {
 }
 
 /** CBOR major types, as the top bits of a head's first byte. */
-const UNSIGNED = 0x00, TEXT = 0x60, ARRAY = 0x80;
+const UNSIGNED = 0x00, BYTES = 0x40, TEXT = 0x60, ARRAY = 0x80;
 
 /**
  * Writes the minimal CBOR head of `major` for `n` (0 to 2^32 - 1) at `o`; returns the offset
@@ -361,14 +361,53 @@ function writeText(out: Uint8Array, o: number, s: string): number {
   return o + size + length;
 }
 
+/** Writes `data` at `o` as a byte string; returns the offset after it, or {@linkcode GENERAL}. */
+function writeByteString(out: Uint8Array, o: number, data: Uint8Array): number {
+  if (o + 5 + data.length > out.length) return GENERAL;
+  o = writeHead(out, o, BYTES, data.length);
+  for (let i = 0; i < data.length; i++) out[o++] = data[i]!;
+  return o;
+}
+
 /**
- * Writes a tree or ihave message at `o` of `out` (the packing buffer), the bytes cbor-x
- * writes for `messageToArray(m)`, without the arrays of `messageToArray` and
- * `entryToArray` or cbor-x's walk over them: these two are most of the datagrams of a busy
- * cluster. Text, and integers from 0 (values of other types go to cbor-x: the message is
- * then left to it whole). Returns the offset after it, or {@linkcode GENERAL}.
+ * Writes a tree, ihave, sync-root or sync-nodes message at `o` of `out` (the packing
+ * buffer), the bytes cbor-x writes for `messageToArray(m)`, without the arrays of
+ * `messageToArray` and `entryToArray` or cbor-x's walk over them: tree and ihave messages
+ * are most of the datagrams of a busy cluster, and the two sync messages most of the rest.
+ * Text, bytes, and integers from 0 (values of other types go to cbor-x: the message is then
+ * left to it whole). Returns the offset after it, or {@linkcode GENERAL}.
  */
 function writeFast(m: Message, out: Uint8Array, o: number): number {
+  if (m.type === "sync-root") {
+    o = writeHead(out, o, ARRAY, 3);
+    o = writeHead(out, o, UNSIGNED, MessageCode["sync-root"]);
+    if ((o = writeByteString(out, o, m.hash)) < 0) return GENERAL;
+    return writeCount(out, o, m.count);
+  }
+  if (m.type === "sync-nodes") {
+    const nodes = m.nodes;
+    o = writeHead(out, o, ARRAY, 4 + nodes.length);
+    o = writeHead(out, o, UNSIGNED, MessageCode["sync-nodes"]);
+    if ((o = writeCount(out, o, m.salt)) < 0 || (o = writeCount(out, o, m.level)) < 0) {
+      return GENERAL;
+    }
+    let blob = 0;
+    for (let i = 0; i < nodes.length; i++) {
+      const n = nodes[i]!;
+      o = writeCount(out, o, i === 0 ? n.index : n.index - nodes[i - 1]!.index);
+      if (o < 0) return GENERAL;
+      blob += n.data.length;
+    }
+    // The nodes' data back to back, one byte string (see `messageToArray`).
+    if (o + 5 + blob > out.length) return GENERAL;
+    o = writeHead(out, o, BYTES, blob);
+    for (let i = 0; i < nodes.length; i++) {
+      const data = nodes[i]!.data;
+      for (let j = 0; j < data.length; j++) out[o + j] = data[j]!;
+      o += data.length;
+    }
+    return o;
+  }
   if (m.type === "ihave") {
     const seqs = m.seqs;
     o = writeHead(out, o, ARRAY, 3 + seqs.length);
@@ -495,7 +534,8 @@ function flushPack(): void {
 
 function packOne(m: Message): void {
   const { budget } = pack;
-  const end = m.type === "tree" || m.type === "ihave"
+  const end = m.type === "tree" || m.type === "ihave" || m.type === "sync-root" ||
+      m.type === "sync-nodes"
     ? writeFast(m, batchBytes, pack.used)
     : GENERAL;
   if (end !== GENERAL && end - pack.used <= budget) {
