@@ -1,4 +1,4 @@
-// The codec writes and reads sync-root and sync-nodes messages by hand too (writeFast and
+// The codec writes and reads sync-root, sync-nodes, ping and ack messages by hand too (writeFast and
 // readEnvelope, src/wire/codec.ts), as tree and ihave messages: the bytes must be those
 // cbor-x writes, and whatever the bytes read, the result must be the one of cbor-x and the
 // checks (decodeDatagramByCbor), as tests/wire_fast_test.ts checks for tree and ihave ones.
@@ -59,15 +59,27 @@ const ihave: fc.Arbitrary<Message> = fc.record({
   ),
 });
 
-const ack: fc.Arbitrary<Message> = fc.record({ type: fc.constant("ack" as const), seq: fc.nat() });
+const ack: fc.Arbitrary<Message> = fc.record({
+  type: fc.constant("ack" as const),
+  seq: fc.oneof(fc.nat(), fc.constantFrom(2 ** 32, 2 ** 53 - 1)),
+});
+
+const ping: fc.Arbitrary<Message> = fc.record({
+  type: fc.constant("ping" as const),
+  seq: fc.nat(),
+  target: fc.oneof(
+    fc.constantFrom("m2", "é", "t".repeat(256)),
+    fc.string({ minLength: 1, maxLength: 8 }),
+  ),
+});
 
 const pack = (messages: readonly Message[]) =>
   packDatagrams(messages, { cluster: "c", sender: "s", mtu: 1400, nextFragmentId: () => 1 });
 
-test("sync-root and sync-nodes messages pack to the bytes cbor-x writes for them", () => {
+test("sync-root, sync-nodes, ping and ack messages pack to the bytes cbor-x writes for them", () => {
   fc.assert(
     fc.property(
-      fc.array(fc.oneof(root, nodes, ihave, ack), { minLength: 1, maxLength: 4 }),
+      fc.array(fc.oneof(root, nodes, ihave, ack, ping), { minLength: 1, maxLength: 4 }),
       (messages) => {
         const datagrams = pack(messages);
         fc.pre(datagrams.length === 1);
@@ -88,11 +100,11 @@ test("sync-root and sync-nodes messages pack to the bytes cbor-x writes for them
   );
 });
 
-test("sync-root and sync-nodes messages read by hand decode to what was sent", () => {
+test("sync-root, sync-nodes, ping and ack messages read by hand decode to what was sent", () => {
   let envelopes = 0;
   fc.assert(
     fc.property(
-      fc.array(fc.oneof(root, nodes, ihave), { minLength: 1, maxLength: 4 }),
+      fc.array(fc.oneof(root, nodes, ihave, ack, ping), { minLength: 1, maxLength: 4 }),
       (messages) => {
         const datagrams = pack(messages);
         fc.pre(datagrams.length === 1);
@@ -109,7 +121,7 @@ test("sync-root and sync-nodes messages read by hand decode to what was sent", (
   assert.ok(envelopes > 200, `${envelopes} datagrams decoded`);
 });
 
-test("whatever the bytes of a sync datagram, reading it by hand gives the result of cbor-x and the checks", () => {
+test("whatever the bytes of a sync, ping or ack datagram, reading it by hand gives the result of cbor-x and the checks", () => {
   const edit = fc.oneof(
     fc.record({ at: fc.nat(), byte: fc.nat(255) }).map((e) => (d: Uint8Array) => {
       const out = d.slice();
@@ -123,7 +135,7 @@ test("whatever the bytes of a sync datagram, reading it by hand gives the result
   );
   fc.assert(
     fc.property(
-      fc.array(fc.oneof(root, nodes, ihave, ack), { minLength: 1, maxLength: 3 }),
+      fc.array(fc.oneof(root, nodes, ihave, ack, ping), { minLength: 1, maxLength: 3 }),
       fc.array(edit, { maxLength: 3 }),
       fc.constantFrom("c", "d"),
       (messages, edits, cluster) => {
@@ -138,7 +150,7 @@ test("whatever the bytes of a sync datagram, reading it by hand gives the result
   );
 });
 
-test("sync messages at the layout's limits are read by hand as cbor-x and the checks read them", () => {
+test("sync, ping and ack messages at the layout's limits are read by hand as cbor-x and the checks read them", () => {
   const field = <T>(valid: T[], edge: T[]) =>
     fc.oneof({ weight: 8, arbitrary: fc.constantFrom(...valid) }, {
       weight: 1,
@@ -159,11 +171,16 @@ test("sync messages at the layout's limits are read by hand as cbor-x and the ch
       [Uint8Array.of(0, 0), Uint8Array.of(0, 3, 1), Uint8Array.of(0, 1, 9, 9), bytes(0), "b"],
     ),
   ).map(([salt, level, gaps, blob]) => [34, salt, level, ...gaps, blob]);
+  const seq = field([0, 2 ** 32, 2 ** 53 - 1], [2 ** 53, -1, 1.5, "q"]);
+  const rawAck = fc.tuple(seq, field([false], [true]))
+    .map(([s, extra]) => extra ? [2, s, 0] : [2, s]);
+  const rawPing = fc.tuple(seq, field(["m2", "t".repeat(256)], ["", "t".repeat(257), "é", 3]))
+    .map(([s, target]) => [1, s, target]);
   fc.assert(
     fc.property(
       field(["c"], ["d"]),
       field(["s"], ["", "x".repeat(257)]),
-      fc.array(fc.oneof(rawRoot, rawNodes), { maxLength: 3 }),
+      fc.array(fc.oneof(rawRoot, rawNodes, rawAck, rawPing), { maxLength: 3 }),
       field([false], [true]),
       (cluster, sender, messages, trailing) => {
         const body = encodeCbor([cluster, sender, ...messages]);

@@ -370,14 +370,25 @@ function writeByteString(out: Uint8Array, o: number, data: Uint8Array): number {
 }
 
 /**
- * Writes a tree, ihave, sync-root or sync-nodes message at `o` of `out` (the packing
- * buffer), the bytes cbor-x writes for `messageToArray(m)`, without the arrays of
+ * Writes a tree, ihave, sync-root, sync-nodes, ping or ack message at `o` of `out` (the
+ * packing buffer), the bytes cbor-x writes for `messageToArray(m)`, without the arrays of
  * `messageToArray` and `entryToArray` or cbor-x's walk over them: tree and ihave messages
- * are most of the datagrams of a busy cluster, and the two sync messages most of the rest.
+ * are most of the datagrams of a busy cluster, and the others most of the rest.
  * Text, bytes, and integers from 0 (values of other types go to cbor-x: the message is then
  * left to it whole). Returns the offset after it, or {@linkcode GENERAL}.
  */
 function writeFast(m: Message, out: Uint8Array, o: number): number {
+  if (m.type === "ack") {
+    o = writeHead(out, o, ARRAY, 2);
+    out[o++] = MessageCode.ack;
+    return writeCount(out, o, m.seq);
+  }
+  if (m.type === "ping") {
+    o = writeHead(out, o, ARRAY, 3);
+    out[o++] = MessageCode.ping;
+    if ((o = writeCount(out, o, m.seq)) < 0) return GENERAL;
+    return writeText(out, o, m.target);
+  }
   if (m.type === "sync-root") {
     o = writeHead(out, o, ARRAY, 3);
     o = writeHead(out, o, UNSIGNED, MessageCode["sync-root"]);
@@ -535,7 +546,7 @@ function flushPack(): void {
 function packOne(m: Message): void {
   const { budget } = pack;
   const end = m.type === "tree" || m.type === "ihave" || m.type === "sync-root" ||
-      m.type === "sync-nodes"
+      m.type === "sync-nodes" || m.type === "ack" || m.type === "ping"
     ? writeFast(m, batchBytes, pack.used)
     : GENERAL;
   if (end !== GENERAL && end - pack.used <= budget) {
@@ -892,13 +903,13 @@ const KINDS: readonly { readonly kind: number }[] = Array.from(
 // ------------------------------------------------ tree and ihave datagrams, read by hand
 
 /*
- * A datagram of tree and ihave messages only (most of a busy cluster's), or of sync-root and
- * sync-nodes messages (most of the rest, which cbor-x and the checks read several times
- * slower), is read here straight from its bytes into the messages, without the arrays
- * cbor-x builds for it and the checks' walk over them. Only the plainest form is read:
- * definite lengths, text in ASCII, integers as cbor-x writes them, values of text or an
- * integer; anything else (and anything the checks would refuse) is left to cbor-x and the
- * checks, from the start of the datagram, so the result is always theirs
+ * A datagram of tree and ihave messages only (most of a busy cluster's), or of sync-root,
+ * sync-nodes, ping and ack messages (most of the rest, which cbor-x and the checks read
+ * several times slower), is read here straight from its bytes into the messages, without
+ * the arrays cbor-x builds for it and the checks' walk over them. Only the plainest form is
+ * read: definite lengths, text in ASCII, integers as cbor-x writes them, values of text or
+ * an integer; anything else (and anything the checks would refuse) is left to cbor-x and
+ * the checks, from the start of the datagram, so the result is always theirs
  * (tests/wire_fast_test.ts and tests/wire_fast_sync_test.ts compare the two).
  */
 
@@ -1092,6 +1103,15 @@ function readSyncNodes(n: number): Message | undefined {
 function readMessage(): Message | undefined {
   const n = readHead(4);
   const code = readHead(0);
+  if (code === MessageCode.ack) {
+    const seq = n === 2 ? readCount(Number.MAX_SAFE_INTEGER) : OTHER;
+    return seq === OTHER ? undefined : { type: "ack", seq };
+  }
+  if (code === MessageCode.ping) {
+    const seq = n === 3 ? readCount(Number.MAX_SAFE_INTEGER) : OTHER;
+    const target = seq === OTHER ? undefined : readText(1, MAX_ID_LENGTH);
+    return target === undefined ? undefined : { type: "ping", seq, target };
+  }
   if (code === MessageCode["sync-root"]) return readSyncRoot(n);
   if (code === MessageCode["sync-nodes"]) return readSyncNodes(n);
   if (code !== MessageCode.tree && code !== MessageCode.ihave) return undefined;
