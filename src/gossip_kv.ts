@@ -17,7 +17,7 @@ import {
   type EngineConfig,
   type MemberChange,
 } from "./core/engine.ts";
-import type { Message } from "./core/messages.ts";
+import type { Envelope, Message } from "./core/messages.ts";
 import type { Random } from "./core/random.ts";
 import { type Json, toJson } from "./json.ts";
 import type { Clock, Scheduler } from "./time.ts";
@@ -642,25 +642,30 @@ export class GossipKV {
     if (this.#sealing.overhead === 0) {
       // Plaintext: nothing to open, and so no callbacks to make for it (two per datagram).
       const now = this.#clock.now();
-      this.#accept(this.#wire.decode(data, from, now), data.length, from, now);
+      this.#accept(this.#wire.receive(data, from, now), data.length, from, now);
       return;
     }
     this.#sealing.open(
       data,
       (datagram, now) =>
-        this.#accept(this.#wire.decode(datagram, from, now), data.length, from, now),
+        this.#accept(this.#wire.receive(datagram, from, now), data.length, from, now),
       (reason, detail) => this.#join.refused(reason, detail, from),
     );
   }
 
   /** Hands a decoded datagram of `bytes` bytes (as received) to the engine. */
-  #accept(r: Received, bytes: number, from: string, now: number): void {
-    if (r.status === "dropped") this.#join.refused(r.reason, r.detail, from);
-    if (r.status !== "envelope") return;
-    if (r.envelope.sender !== this.id) this.#join.markJoined();
-    this.#traffic.receivedMessages(r.envelope.messages, bytes);
+  #accept(r: Envelope | Received, bytes: number, from: string, now: number): void {
+    let envelope: Envelope;
+    if ("messages" in r) envelope = r;
+    else if (r.status === "envelope") envelope = r.envelope;
+    else {
+      if (r.status === "dropped") this.#join.refused(r.reason, r.detail, from);
+      return;
+    }
+    if (envelope.sender !== this.id) this.#join.markJoined();
+    this.#traffic.receivedMessages(envelope.messages, bytes);
     try {
-      this.#engine.receive(from, r.envelope, now);
+      this.#engine.receive(from, envelope, now);
     } catch (error) {
       // The engine validates what it is given; reaching here is a bug, but never a crash.
       this.#onError(error);

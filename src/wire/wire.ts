@@ -10,6 +10,7 @@ import type { Envelope, Message } from "../core/messages.ts";
 import { concatBytes, encodeCbor } from "./cbor.ts";
 import {
   decodeDatagram,
+  decodeEnvelope,
   DEFAULT_MTU,
   type DropReason,
   type Fragment,
@@ -115,8 +116,19 @@ export class Wire {
 
   /** Decodes one datagram from transport address `from`, received at time `now`. */
   decode(data: Uint8Array, from: string, now: number): Received {
+    const r = this.receive(data, from, now);
+    return "messages" in r ? { status: "envelope", envelope: r, bytes: data.length } : r;
+  }
+
+  /**
+   * Decodes one datagram as {@linkcode Wire.decode} does, but returns a whole datagram's
+   * envelope itself, without the result around it (a member's receive path: the envelope's
+   * bytes are the datagram's).
+   */
+  receive(data: Uint8Array, from: string, now: number): Envelope | Received {
     this.expire(now);
-    const decoded = decodeDatagram(data, this.cluster, this.mtu);
+    const decoded = decodeEnvelope(data, this.cluster, this.mtu);
+    if ("messages" in decoded) return decoded;
     switch (decoded.kind) {
       case "envelope":
         return { status: "envelope", envelope: decoded.envelope, bytes: data.length };
