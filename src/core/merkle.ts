@@ -243,12 +243,32 @@ export class MerkleTree<T extends MerkleItem> {
     }
   }
 
+  /**
+   * Stores one more level: the levels above keep their digests, and the new one is summed
+   * bucket by bucket (each bucket lies under one node of it), one XOR per item.
+   */
   #rebuild(depth: number): void {
-    const n = levelOffset(depth + 1);
+    const n = levelOffset(depth + 1), first = levelOffset(depth);
+    const a = new Uint32Array(n), b = new Uint32Array(n), count = new Uint32Array(n);
+    a.set(this.#a);
+    b.set(this.#b);
+    count.set(this.#count);
+    const shift = BITS_PER_LEVEL * (BUCKET_LEVEL - depth);
+    // Callbacks, not `for … of`: this runs once per level, mostly before it is optimized,
+    // and the interpreter allocates a result object per step of an iterator.
+    const sum = (item: T, o: number): void => {
+      a[o]! ^= item.ea;
+      b[o]! ^= item.eb;
+      count[o]!++;
+    };
+    this.#buckets.forEach((set, bucket) => {
+      const o = first + (bucket >>> shift);
+      if (Array.isArray(set)) { for (let i = 0; i < set.length; i++) sum(set[i]!, o); }
+      else set.forEach((item) => sum(item, o));
+    });
     this.#depth = depth;
-    this.#a = new Uint32Array(n);
-    this.#b = new Uint32Array(n);
-    this.#count = new Uint32Array(n);
-    for (const set of this.#buckets.values()) for (const item of set) this.#toggle(item, 1);
+    this.#a = a;
+    this.#b = b;
+    this.#count = count;
   }
 }
