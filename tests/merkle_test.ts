@@ -129,12 +129,12 @@ test("an empty member receives everything in one exchange", () => {
 });
 
 test("deep nodes are computed exactly like stored ones", () => {
-  let storedLevel2 = 0;
+  let storedLevel3 = 0;
   fc.assert(
     fc.property(
       fc.array(fc.integer({ min: 0, max: 0xffff_ffff }), { maxLength: 3000, size: "max" }),
       (hashes) => {
-        if (hashes.length > 4 * 16 * 16) storedLevel2++;
+        if (hashes.length > 16 ** 3 / 4) storedLevel3++;
         const tree = new MerkleTree<{ ka: number; ea: number; eb: number }>();
         const items = hashes.map((ka, i) => ({
           ka,
@@ -170,7 +170,7 @@ test("deep nodes are computed exactly like stored ones", () => {
       },
     ),
   );
-  assert.ok(storedLevel2 >= 20, `only ${storedLevel2} runs stored level 2`);
+  assert.ok(storedLevel3 >= 20, `only ${storedLevel3} runs stored level 3`);
 });
 
 /** Every node of `level` recomputed from the items: the oracle for the stored levels. */
@@ -233,17 +233,52 @@ test("every stored node stays exact through adds, removals and the growth of the
           kept.delete(victim);
         }
         assert.equal(tree.size, kept.size);
-        // Levels 1 and 2 are stored once the tree holds more than 64 and 1,024 items.
-        assertLevels(tree, [...kept], 2);
+        // Levels 1, 2 and 3 are stored once the tree holds more than 4, 64 and 1,024 items.
+        assertLevels(tree, [...kept], 3);
         if (items.length > 1024 && removals.length > 0) grew++;
       },
     ),
     { numRuns: 40 },
   );
-  assert.ok(grew >= 10, `only ${grew} runs stored level 2 and removed items`);
+  assert.ok(grew >= 10, `only ${grew} runs stored level 3 and removed items`);
 });
 
-test("a tree grown past 16,384 items keeps level 3 exact through removals", () => {
+test("a level stored after removals starts from the items kept", () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.integer({ min: 0, max: 0xffff_ffff }), {
+        minLength: 50,
+        maxLength: 1500,
+        size: "max",
+      }),
+      fc.array(fc.nat(), { maxLength: 300, size: "max" }),
+      fc.nat(),
+      (hashes, removals, cut) => {
+        const tree = new MerkleTree<Item>();
+        const items = hashes.map(itemOf);
+        // Some items in, some of those out, then the rest in: the tree grows in between.
+        const early = items.slice(0, cut % items.length);
+        for (const item of early) tree.add(item);
+        const kept = new Set(early);
+        for (const r of removals) {
+          if (early.length === 0) break;
+          const victim = early[r % early.length]!;
+          tree.remove(victim);
+          kept.delete(victim);
+        }
+        for (const item of items.slice(early.length)) {
+          tree.add(item);
+          kept.add(item);
+        }
+        assert.equal(tree.size, kept.size);
+        assertLevels(tree, [...kept], 3);
+      },
+    ),
+    { numRuns: 40 },
+  );
+});
+
+test("a tree grown to 20,000 items keeps level 3 exact through removals", () => {
   const random = seededRandom(17);
   const items = Array.from(
     { length: 20_000 },
