@@ -129,12 +129,12 @@ test("an empty member receives everything in one exchange", () => {
 });
 
 test("deep nodes are computed exactly like stored ones", () => {
-  let storedLevel2 = 0;
+  let storedLevel3 = 0;
   fc.assert(
     fc.property(
       fc.array(fc.integer({ min: 0, max: 0xffff_ffff }), { maxLength: 3000, size: "max" }),
       (hashes) => {
-        if (hashes.length > 4 * 16 * 16) storedLevel2++;
+        if (hashes.length > 16 ** 3 / 4) storedLevel3++;
         const tree = new MerkleTree<{ ka: number; ea: number; eb: number }>();
         const items = hashes.map((ka, i) => ({
           ka,
@@ -170,7 +170,7 @@ test("deep nodes are computed exactly like stored ones", () => {
       },
     ),
   );
-  assert.ok(storedLevel2 >= 20, `only ${storedLevel2} runs stored level 2`);
+  assert.ok(storedLevel3 >= 20, `only ${storedLevel3} runs stored level 3`);
 });
 
 /** Every node of `level` recomputed from the items: the oracle for the stored levels. */
@@ -222,28 +222,37 @@ test("every stored node stays exact through adds, removals and the growth of the
         size: "max",
       }),
       fc.array(fc.nat(), { maxLength: 500, size: "max" }),
-      (hashes, removals) => {
+      fc.nat(),
+      (hashes, removals, cut) => {
         const tree = new MerkleTree<Item>();
         const items = hashes.map(itemOf);
-        for (const item of items) tree.add(item);
-        const kept = new Set(items);
+        // Some items in, some of those out, then the rest in: a level stored after removals
+        // starts from the items kept (all the items come first when `cut` is their number).
+        const early = items.slice(0, cut % (items.length + 1));
+        for (const item of early) tree.add(item);
+        const kept = new Set(early);
         for (const r of removals) {
-          const victim = items[r % items.length]!;
+          if (early.length === 0) break;
+          const victim = early[r % early.length]!;
           tree.remove(victim);
           kept.delete(victim);
         }
+        for (const item of items.slice(early.length)) {
+          tree.add(item);
+          kept.add(item);
+        }
         assert.equal(tree.size, kept.size);
-        // Levels 1 and 2 are stored once the tree holds more than 64 and 1,024 items.
-        assertLevels(tree, [...kept], 2);
+        // Levels 1, 2 and 3 are stored once the tree holds more than 4, 64 and 1,024 items.
+        assertLevels(tree, [...kept], 3);
         if (items.length > 1024 && removals.length > 0) grew++;
       },
     ),
-    { numRuns: 40 },
+    { numRuns: 60 },
   );
-  assert.ok(grew >= 10, `only ${grew} runs stored level 2 and removed items`);
+  assert.ok(grew >= 10, `only ${grew} runs stored level 3 and removed items`);
 });
 
-test("a tree grown past 16,384 items keeps level 3 exact through removals", () => {
+test("a tree grown to 20,000 items keeps level 3 exact through removals", () => {
   const random = seededRandom(17);
   const items = Array.from(
     { length: 20_000 },
