@@ -398,6 +398,8 @@ export class Overlay {
  */
 class Pending {
   readonly to: string;
+  /** The message kept here that this is a copy of (while kept: see `TreeBroadcast.#keptOf`). */
+  readonly cached: Cached;
   /** The copy sent: once retransmitted for a loss, marked late (see {@linkcode late}). */
   message: TreeMessage;
   /** Whether `message` is marked late already. */
@@ -420,9 +422,13 @@ class Pending {
   newer: Pending | undefined = undefined;
   older: Pending | undefined = undefined;
 
-  /** `message` (marked `late`) sent to `to` at `now`, due by `deadline`, its echo at `echoAt`. */
+  /**
+   * `message` (a copy of `cached`'s, marked `late`) sent to `to` at `now`, due by `deadline`,
+   * its echo at `echoAt`.
+   */
   constructor(
     to: string,
+    cached: Cached,
     message: TreeMessage,
     late: boolean,
     now: number,
@@ -430,6 +436,7 @@ class Pending {
     echoAt: number,
   ) {
     this.to = to;
+    this.cached = cached;
     this.message = message;
     this.late = late;
     this.sentAt = now;
@@ -534,13 +541,35 @@ export class MessageTable<T> {
     this.#size++;
   }
 
+  /**
+   * Holds `value` for message `seq` of `origin` if the value held is `held` (one look-up,
+   * where `get` and `set` took two); whether it was.
+   */
+  replace(origin: string, seq: number, held: T, value: T): boolean {
+    const row = this.#byOrigin.get(origin);
+    if (row === undefined || seq > row.seqs[row.seqs.length - 1]!) return false;
+    const i = find(row, seq);
+    if (row.seqs[i] !== seq || row.vals[i] !== held) return false;
+    row.vals[i] = value;
+    return true;
+  }
+
   /** Drops the value of message `seq` of `origin`; whether one was held. */
   delete(origin: string, seq: number): boolean {
+    return this.deleteIf(origin, seq, always, undefined);
+  }
+
+  /**
+   * Drops the value of message `seq` of `origin` if `when(value, arg)` holds (one look-up,
+   * where `get` and `delete` took two); whether it did.
+   */
+  deleteIf<A>(origin: string, seq: number, when: (value: T, arg: A) => boolean, arg: A): boolean {
     const row = this.#byOrigin.get(origin);
     if (row === undefined || seq > row.seqs[row.seqs.length - 1]!) return false;
     const i = find(row, seq);
     const { seqs, vals } = row;
-    if (seqs[i] !== seq || vals[i] === undefined) return false;
+    const v = vals[i];
+    if (seqs[i] !== seq || v === undefined || !when(v, arg)) return false;
     vals[i] = undefined;
     this.#size--;
     if (--row.size === 0) {
@@ -571,6 +600,11 @@ export class MessageTable<T> {
     }
     return true;
   }
+}
+
+/** A condition that always holds (`MessageTable.delete`'s). */
+function always(): boolean {
+  return true;
 }
 
 /** One origin's numbers (ascending from `head` on) and values; `undefined`: a gap. */
@@ -621,10 +655,10 @@ class PendingCopies {
   #oldest: Pending | undefined;
   #newest: Pending | undefined;
   #size = 0;
-  /** Told when the last copy of a message waiting goes. */
-  readonly #onLast: (origin: string, seq: number) => void;
+  /** Told when the last copy of a message waiting goes: that copy. */
+  readonly #onLast: (p: Pending) => void;
 
-  constructor(onLast: (origin: string, seq: number) => void) {
+  constructor(onLast: (p: Pending) => void) {
     this.#onLast = onLast;
   }
 
@@ -649,25 +683,32 @@ class PendingCopies {
     return i >= 0 ? list![i] : undefined;
   }
 
+  /** The copies of message `seq` of `origin` waiting, if any (for {@linkcode PendingCopies.add}). */
+  copies(origin: string, seq: number): Pending[] | undefined {
+    return this.#byMessage.get(origin, seq);
+  }
+
   /**
-   * Adds `p`, in place of the copy of the same message to the same member if any. The first
-   * copy of a message makes its list with room for `room` (the copies sent with it).
+   * Adds `p`, in place of the copy of the same message to the same member if any; `list` is
+   * what {@linkcode PendingCopies.copies} returned for its message (or the last `add` of a
+   * copy of it), looked up once for the copies of a message sent together. The first copy of
+   * a message makes its list with room for `room` (the copies sent with it). Returns the list
+   * `p` is in.
    */
-  set(p: Pending, room = 1): void {
-    const { origin, seq } = p.message;
-    const list = this.#byMessage.get(origin, seq);
-    const i = list ? copyTo(list, p.to) : -1;
-    if (i >= 0) {
-      this.#unlink(list![i]!);
-      list![i] = p;
-    } else if (list) list.push(p);
-    else {
+  add(p: Pending, list: Pending[] | undefined, room = 1): Pending[] {
+    if (list === undefined) {
       // Made for `room` and cut to one: `push` then fills the room (V8 keeps a few slots
       // spare), where `[p]` grew to room for 17 (~160 bytes more) at the second copy.
-      const copies = new Array<Pending>(room);
-      copies[0] = p;
-      copies.length = 1;
-      this.#byMessage.set(origin, seq, copies);
+      list = new Array<Pending>(room);
+      list[0] = p;
+      list.length = 1;
+      this.#byMessage.set(p.message.origin, p.message.seq, list);
+    } else {
+      const i = copyTo(list, p.to);
+      if (i >= 0) {
+        this.#unlink(list[i]!);
+        list[i] = p;
+      } else list.push(p);
     }
     p.waiting = true;
     p.older = this.#newest;
@@ -676,6 +717,7 @@ class PendingCopies {
     else this.#oldest = p;
     this.#newest = p;
     this.#size++;
+    return list;
   }
 
   delete(p: Pending): void {
@@ -707,8 +749,9 @@ class PendingCopies {
       list.length--;
       return;
     }
+    const p = list[0]!;
     this.#byMessage.delete(origin, seq);
-    this.#onLast(origin, seq);
+    this.#onLast(p);
   }
 
   /** Takes `p` out of the order of the copies waiting. */
@@ -883,6 +926,11 @@ class Cached {
 /** The fields of an id seen, in {@linkcode TreeBroadcast}'s ring of them: numbers, then strings. */
 const SEQ = 0, AT = 1, ORIGIN = 0;
 
+/** Whether `v`, an id's value in `TreeBroadcast.#ids`, was noted in slot `slot`. */
+function notedAt(v: Cached | number, slot: number): boolean {
+  return v === slot || (typeof v === "object" && v.slot === slot);
+}
+
 /** Counters of {@linkcode TreeBroadcast}, all growing from 0. */
 export interface TreeCounters {
   /** Tree messages received for the first time. */
@@ -964,8 +1012,8 @@ export class TreeBroadcast {
   #keptHead = 0;
   #cacheBytes = 0;
   /** Copies waiting for an acknowledgement, by message and `to`. */
-  readonly #pending = new PendingCopies((origin, seq) => {
-    const c = this.#keptMessage(origin, seq);
+  readonly #pending = new PendingCopies((p) => {
+    const c = this.#keptOf(p);
     if (c && !c.burst) this.#release(c);
   });
   #pendingDue = Infinity;
@@ -1375,6 +1423,8 @@ export class TreeBroadcast {
     const self = this.overlay.self;
     const message = takeover ? late(cached.message) : cached.message;
     let deadline = NaN;
+    // The copies of the message waiting, looked up at the first copy set.
+    let copies: Pending[] | undefined, looked = false;
     for (let i = 0; i < to.length; i++) {
       const t = to[i]!;
       if (t === self || t === message.origin || cached.reached(t)) continue;
@@ -1384,7 +1434,12 @@ export class TreeBroadcast {
       if (Number.isNaN(deadline)) deadline = now + (cached.burst ? this.burstRto : this.rto);
       this.#peer(t);
       const echoAt = cached.late && !takeover ? now + ECHO_MS : Infinity;
-      this.#pending.set(new Pending(t, message, takeover, now, deadline, echoAt), to.length);
+      if (!looked) {
+        copies = this.#pending.copies(message.origin, message.seq);
+        looked = true;
+      }
+      const p = new Pending(t, cached, message, takeover, now, deadline, echoAt);
+      copies = this.#pending.add(p, copies, to.length);
       this.#pendingDue = Math.min(this.#pendingDue, deadline, echoAt);
     }
     sends.length = n;
@@ -1404,9 +1459,11 @@ export class TreeBroadcast {
 
   /** {@linkcode TreeBroadcast.#sendAll} of a message just kept: released if no copy waits. */
   #sendAllKept(cached: Cached, to: readonly string[], now: number): TreeSend[] {
+    const before = this.#pending.size;
     const sends = this.#sendAll(cached, to, now);
+    if (cached.burst || this.#pending.size > before) return sends; // kept
     const { origin, seq } = cached.message;
-    if (!this.#pending.has(origin, seq) && !cached.burst) this.#release(cached);
+    if (!this.#pending.has(origin, seq)) this.#release(cached);
     return sends;
   }
 
@@ -1426,7 +1483,7 @@ export class TreeBroadcast {
     this.#cacheBytes -= c.size;
     const { origin, seq } = c.message;
     // Unless the id was noted again since (a number reused by a restarted member).
-    if (this.#ids.get(origin, seq) === c) this.#ids.set(origin, seq, c.slot);
+    this.#ids.replace(origin, seq, c, c.slot);
   }
 
   /** A copy not acknowledged in time: send it again, or to whom the tree now names. */
@@ -1437,7 +1494,7 @@ export class TreeBroadcast {
       return [{ to: p.to, message: p.message }];
     }
     const { origin, seq } = p.message;
-    const cached = this.#keptMessage(origin, seq);
+    const cached = this.#keptOf(p);
     if (!this.overlay.has(p.to)) {
       // Gone from the ring: the tree over the members left names who gets it instead (sent
       // before `p` goes: its message is kept while a copy waits).
@@ -1519,7 +1576,7 @@ export class TreeBroadcast {
    */
   #takeOver(p: Pending, now: number): TreeSend[] {
     const { origin, seq } = p.message;
-    const cached = this.#keptMessage(origin, seq);
+    const cached = this.#keptOf(p);
     if (p.takenOver || !cached) return [];
     // Silent for rounds: it may be gone. Its children should not wait for SWIM to say so.
     p.takenOver = true;
@@ -1592,6 +1649,16 @@ export class TreeBroadcast {
     return typeof v === "object" ? v : undefined;
   }
 
+  /**
+   * The message kept of copy `p`'s id, if any: its own while kept (no look-up: the id of a
+   * message kept is held with it, see `#expire`, and noted once), else whatever this id
+   * holds now (a number reused by a restarted member).
+   */
+  #keptOf(p: Pending): Cached | undefined {
+    if (!p.cached.released) return p.cached;
+    return this.#keptMessage(p.message.origin, p.message.seq);
+  }
+
   /** Keeps message `m` (first seen at `now`) and notes its id. */
   #remember(m: TreeMessage, now: number): Cached {
     let size = 32;
@@ -1638,8 +1705,7 @@ export class TreeBroadcast {
       const slot = seen.start, i = seen.index(slot);
       const origin = seen.strings[ORIGIN]![i]!, seq = seen.numbers[SEQ]![i]!;
       // Unless the id was noted again since (a number reused by a restarted member).
-      const v = this.#ids.get(origin, seq);
-      if (v === slot || (typeof v === "object" && v.slot === slot)) this.#ids.delete(origin, seq);
+      this.#ids.deleteIf(origin, seq, notedAt, slot);
       seen.shift();
     }
     if (this.#peers.size > 2 * this.overlay.size + 16) {
