@@ -398,7 +398,7 @@ export class Overlay {
  */
 class Pending {
   readonly to: string;
-  /** The message kept here that this is a copy of (while kept: see `TreeBroadcast.#keptOf`). */
+  /** The message kept here that this is a copy of (it holds its copies waiting). */
   readonly cached: Cached;
   /** The copy sent: once retransmitted for a loss, marked late (see {@linkcode late}). */
   message: TreeMessage;
@@ -602,6 +602,11 @@ export class MessageTable<T> {
   }
 }
 
+/** Whether `a` is `b`. */
+function same<T>(a: T, b: T): boolean {
+  return a === b;
+}
+
 /** A condition that always holds (`MessageTable.delete`'s). */
 function always(): boolean {
   return true;
@@ -644,21 +649,23 @@ function find<T>(row: Row<T>, seq: number): number {
 }
 
 /**
- * Copies waiting for an acknowledgement, in the order they were set, found by the origin and
- * number of their message and by member. A message has a few copies waiting at most (its
- * children, and theirs when they are taken over): a short array each. The order is a list
- * through the copies themselves (`newer`, `older`): a `Set` hashed and grew its table for
- * every copy (1-2% of the CPU per write).
+ * Copies waiting for an acknowledgement, in the order they were set; a message's are held by
+ * the message kept (`Cached.copies`), found by member. A message has a few copies waiting at
+ * most (its children, and theirs when they are taken over): a short array each. The message
+ * kept is found by its id in `TreeBroadcast.#ids` (see `TreeBroadcast.#waiting`): where the
+ * copies had a table of their own, a relayed message's were looked up there when it went, at
+ * every acknowledgement and when the last went, and its id again to release the message. The
+ * order is a list through the copies themselves (`newer`, `older`): a `Set` hashed and grew
+ * its table for every copy (1-2% of the CPU per write).
  */
 class PendingCopies {
-  readonly #byMessage = new MessageTable<Pending[]>();
   #oldest: Pending | undefined;
   #newest: Pending | undefined;
   #size = 0;
-  /** Told when the last copy of a message waiting goes: that copy. */
-  readonly #onLast: (p: Pending) => void;
+  /** Told when the last copy of a message waiting goes: the message. */
+  readonly #onLast: (c: Cached) => void;
 
-  constructor(onLast: (p: Pending) => void) {
+  constructor(onLast: (c: Cached) => void) {
     this.#onLast = onLast;
   }
 
@@ -671,38 +678,26 @@ class PendingCopies {
     return this.#oldest;
   }
 
-  /** Whether a copy of message `seq` of `origin` waits. */
-  has(origin: string, seq: number): boolean {
-    return this.#byMessage.has(origin, seq);
-  }
-
-  /** The copy of message `seq` of `origin` sent to `to`, if it waits. */
-  get(to: string, origin: string, seq: number): Pending | undefined {
-    const list = this.#byMessage.get(origin, seq);
+  /** The copy of message `c` sent to `to`, if it waits. */
+  get(c: Cached | undefined, to: string): Pending | undefined {
+    const list = c?.copies;
     const i = list ? copyTo(list, to) : -1;
     return i >= 0 ? list![i] : undefined;
   }
 
-  /** The copies of message `seq` of `origin` waiting, if any (for {@linkcode PendingCopies.add}). */
-  copies(origin: string, seq: number): Pending[] | undefined {
-    return this.#byMessage.get(origin, seq);
-  }
-
   /**
-   * Adds `p`, in place of the copy of the same message to the same member if any; `list` is
-   * what {@linkcode PendingCopies.copies} returned for its message (or the last `add` of a
-   * copy of it), looked up once for the copies of a message sent together. The first copy of
-   * a message makes its list with room for `room` (the copies sent with it). Returns the list
-   * `p` is in.
+   * Adds `p`, in place of the copy of the same message to the same member if any. The first
+   * copy of a message makes its list with room for `room` (the copies sent with it).
    */
-  add(p: Pending, list: Pending[] | undefined, room = 1): Pending[] {
+  set(p: Pending, room = 1): void {
+    const c = p.cached, list = c.copies;
     if (list === undefined) {
       // Made for `room` and cut to one: `push` then fills the room (V8 keeps a few slots
       // spare), where `[p]` grew to room for 17 (~160 bytes more) at the second copy.
-      list = new Array<Pending>(room);
-      list[0] = p;
-      list.length = 1;
-      this.#byMessage.set(p.message.origin, p.message.seq, list);
+      const copies = new Array<Pending>(room);
+      copies[0] = p;
+      copies.length = 1;
+      c.copies = copies;
     } else {
       const i = copyTo(list, p.to);
       if (i >= 0) {
@@ -717,31 +712,26 @@ class PendingCopies {
     else this.#oldest = p;
     this.#newest = p;
     this.#size++;
-    return list;
   }
 
   delete(p: Pending): void {
     if (!p.waiting) return;
-    const { origin, seq } = p.message;
-    const list = this.#byMessage.get(origin, seq)!;
-    this.#remove(list, list.indexOf(p), origin, seq);
+    const list = p.cached.copies!;
+    this.#remove(p.cached, list, list.indexOf(p));
   }
 
-  /**
-   * Removes the copy of message `seq` of `origin` sent to `to` and returns it, if it waits
-   * (one look-up, where `get` and `delete` took two).
-   */
-  take(to: string, origin: string, seq: number): Pending | undefined {
-    const list = this.#byMessage.get(origin, seq);
+  /** Removes the copy of message `c` sent to `to` and returns it, if it waits. */
+  take(c: Cached | undefined, to: string): Pending | undefined {
+    const list = c?.copies;
     const i = list ? copyTo(list, to) : -1;
     if (i < 0) return undefined;
     const p = list![i]!;
-    this.#remove(list!, i, origin, seq);
+    this.#remove(c!, list!, i);
     return p;
   }
 
-  /** Removes `list[i]`, a copy of message `seq` of `origin`. */
-  #remove(list: Pending[], i: number, origin: string, seq: number): void {
+  /** Removes `list[i]`, a copy of message `c` (its `copies`). */
+  #remove(c: Cached, list: Pending[], i: number): void {
     this.#unlink(list[i]!);
     if (list.length > 1) {
       // In place (`splice` makes an array of what it removes).
@@ -749,9 +739,8 @@ class PendingCopies {
       list.length--;
       return;
     }
-    const p = list[0]!;
-    this.#byMessage.delete(origin, seq);
-    this.#onLast(p);
+    c.copies = undefined;
+    this.#onLast(c);
   }
 
   /** Takes `p` out of the order of the copies waiting. */
@@ -909,6 +898,11 @@ class Cached {
   late = false;
   /** Whether it is kept no longer (see `TreeBroadcast.#release`). */
   released = false;
+  /**
+   * Its copies waiting for an acknowledgement (see {@linkcode PendingCopies}), if any: while
+   * they wait, its id holds it (released or not), not only its slot.
+   */
+  copies: Pending[] | undefined = undefined;
 
   constructor(message: TreeMessage, at: number, slot: number, size: number) {
     this.message = message;
@@ -1012,10 +1006,21 @@ export class TreeBroadcast {
   #keptHead = 0;
   #cacheBytes = 0;
   /** Copies waiting for an acknowledgement, by message and `to`. */
-  readonly #pending = new PendingCopies((p) => {
-    const c = this.#keptOf(p);
-    if (c && !c.burst) this.#release(c);
+  readonly #pending = new PendingCopies((c) => {
+    if (!c.released) {
+      if (!c.burst) this.#release(c);
+      return;
+    }
+    // Released meanwhile (age, bytes): its id holds its slot from now on, or forgets it.
+    const { origin, seq } = c.message;
+    this.#ids.replace(origin, seq, c, c.slot);
+    if (this.#orphans.size > 0) this.#orphans.deleteIf(origin, seq, same, c);
   });
+  /**
+   * Messages whose ids were forgotten (`cacheMs`) while copies of them still wait, by id (see
+   * `#waiting`).
+   */
+  readonly #orphans = new MessageTable<Cached>();
   #pendingDue = Infinity;
   /** Acknowledgements to send, by member; kept from round to round (see {@linkcode AckBatch}). */
   readonly #ackBatches = new Map<string, AckBatch>();
@@ -1171,7 +1176,7 @@ export class TreeBroadcast {
       peer.backoff = Math.max(1, peer.backoff / 2);
     }
     for (const seq of m.seqs) {
-      const p = this.#pending.take(from, m.origin, seq);
+      const p = this.#pending.take(this.#waiting(m.origin, seq), from);
       if (!p) continue;
       if (p.attempts > 0 && peer) peer.window = Math.min(MAX_WINDOW, peer.window + 1);
       if (p.attempts === 0) {
@@ -1194,7 +1199,7 @@ export class TreeBroadcast {
    * ({@linkcode TreeBroadcast.departed}), not to send it again while it has not gone once.
    */
   queued(to: string, m: TreeMessage): void {
-    const p = this.#pending.get(to, m.origin, m.seq);
+    const p = this.#pending.get(this.#waiting(m.origin, m.seq), to);
     if (!p || p.message !== m || p.deadline === Infinity) return;
     p.timeout = p.deadline - p.lastSentAt;
     p.deadline = Infinity;
@@ -1202,7 +1207,7 @@ export class TreeBroadcast {
 
   /** The queued copy of `m` for `to` left at `at`: its timeout and round trip start then. */
   departed(to: string, m: TreeMessage, at: number): void {
-    const p = this.#pending.get(to, m.origin, m.seq);
+    const p = this.#pending.get(this.#waiting(m.origin, m.seq), to);
     if (!p || p.message !== m || p.deadline !== Infinity) return;
     p.deadline = at + p.timeout;
     if (p.attempts === 0) p.sentAt = at;
@@ -1423,8 +1428,6 @@ export class TreeBroadcast {
     const self = this.overlay.self;
     const message = takeover ? late(cached.message) : cached.message;
     let deadline = NaN;
-    // The copies of the message waiting, looked up at the first copy set.
-    let copies: Pending[] | undefined, looked = false;
     for (let i = 0; i < to.length; i++) {
       const t = to[i]!;
       if (t === self || t === message.origin || cached.reached(t)) continue;
@@ -1434,12 +1437,10 @@ export class TreeBroadcast {
       if (Number.isNaN(deadline)) deadline = now + (cached.burst ? this.burstRto : this.rto);
       this.#peer(t);
       const echoAt = cached.late && !takeover ? now + ECHO_MS : Infinity;
-      if (!looked) {
-        copies = this.#pending.copies(message.origin, message.seq);
-        looked = true;
-      }
-      const p = new Pending(t, cached, message, takeover, now, deadline, echoAt);
-      copies = this.#pending.add(p, copies, to.length);
+      this.#pending.set(
+        new Pending(t, cached, message, takeover, now, deadline, echoAt),
+        to.length,
+      );
       this.#pendingDue = Math.min(this.#pendingDue, deadline, echoAt);
     }
     sends.length = n;
@@ -1459,11 +1460,14 @@ export class TreeBroadcast {
 
   /** {@linkcode TreeBroadcast.#sendAll} of a message just kept: released if no copy waits. */
   #sendAllKept(cached: Cached, to: readonly string[], now: number): TreeSend[] {
-    const before = this.#pending.size;
     const sends = this.#sendAll(cached, to, now);
-    if (cached.burst || this.#pending.size > before) return sends; // kept
-    const { origin, seq } = cached.message;
-    if (!this.#pending.has(origin, seq)) this.#release(cached);
+    if (cached.copies === undefined) {
+      if (!cached.burst) this.#release(cached);
+    } else if (cached.released) {
+      // Dropped at once (the byte budget): its id holds it again while its copies wait.
+      const { origin, seq } = cached.message;
+      this.#ids.replace(origin, seq, cached.slot, cached);
+    }
     return sends;
   }
 
@@ -1482,8 +1486,9 @@ export class TreeBroadcast {
     c.released = true;
     this.#cacheBytes -= c.size;
     const { origin, seq } = c.message;
-    // Unless the id was noted again since (a number reused by a restarted member).
-    this.#ids.replace(origin, seq, c, c.slot);
+    // Its id keeps it while copies of it wait (see `#waiting`); unless the id was noted
+    // again since (a number reused by a restarted member).
+    if (c.copies === undefined) this.#ids.replace(origin, seq, c, c.slot);
   }
 
   /** A copy not acknowledged in time: send it again, or to whom the tree now names. */
@@ -1618,7 +1623,7 @@ export class TreeBroadcast {
     const { from, sentTo } = cached;
     for (const id of from === undefined ? sentTo : [from, ...sentTo]) {
       if (id === silent || id === origin || !this.overlay.has(id)) continue;
-      if (this.#pending.get(id, origin, seq) === undefined) out.push(id);
+      if (this.#pending.get(cached, id) === undefined) out.push(id);
     }
     return out;
   }
@@ -1646,7 +1651,14 @@ export class TreeBroadcast {
   /** Message `seq` of `origin`, if it is kept. */
   #keptMessage(origin: string, seq: number): Cached | undefined {
     const v = this.#ids.get(origin, seq);
-    return typeof v === "object" ? v : undefined;
+    return typeof v === "object" && !v.released ? v : undefined;
+  }
+
+  /** Message `seq` of `origin` with copies of it waiting, if any. */
+  #waiting(origin: string, seq: number): Cached | undefined {
+    const v = this.#ids.get(origin, seq);
+    if (typeof v === "object" && v.copies !== undefined) return v;
+    return this.#orphans.size > 0 ? this.#orphans.get(origin, seq) : undefined;
   }
 
   /**
@@ -1683,6 +1695,18 @@ export class TreeBroadcast {
     this.#expire(now);
   }
 
+  /**
+   * Whether `v`, an id's value, was noted in slot `slot` (the id is forgotten): a message
+   * whose copies still wait is then found among `#orphans` till the last goes.
+   */
+  readonly #forget = (v: Cached | number, slot: number): boolean => {
+    if (!notedAt(v, slot)) return false;
+    if (typeof v === "object" && v.copies !== undefined) {
+      this.#orphans.set(v.message.origin, v.message.seq, v);
+    }
+    return true;
+  };
+
   /** Forgets kept messages past `cacheMs` or the byte budget, and ids past `cacheMs`. */
   #expire(now: number): void {
     const horizon = now - this.config.cacheMs;
@@ -1705,7 +1729,7 @@ export class TreeBroadcast {
       const slot = seen.start, i = seen.index(slot);
       const origin = seen.strings[ORIGIN]![i]!, seq = seen.numbers[SEQ]![i]!;
       // Unless the id was noted again since (a number reused by a restarted member).
-      this.#ids.deleteIf(origin, seq, notedAt, slot);
+      this.#ids.deleteIf(origin, seq, this.#forget, slot);
       seen.shift();
     }
     if (this.#peers.size > 2 * this.overlay.size + 16) {
