@@ -1053,3 +1053,26 @@ test("a copy's acknowledgement is found after its message's id was forgotten (ca
   assert.deepEqual(again, { fresh: false, sends: [] }, "its own messages are never fresh");
   assert.deepEqual(a.tick(10_000).filter((s) => s.message.type === "tree"), []);
 });
+
+test("an overlay changed member by member gives the trees of one built from its members at once", () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.tuple(fc.integer({ min: 0, max: 11 }), fc.boolean()), { maxLength: 40 }),
+      fc.integer({ min: 0, max: 2 ** 31 }),
+      (changes, seq) => {
+        const o = new Overlay("m0");
+        for (const [i, present] of changes) o.set(`m${i}`, present);
+        const members = ids(12).filter((id) => o.has(id));
+        const fresh = overlay("m0", members);
+        assert.equal(o.size, fresh.size);
+        for (const origin of ["m0", "m3", "m11", "gone"]) {
+          for (const of of members) {
+            assert.deepEqual(o.children(origin, seq, of), fresh.children(origin, seq, of));
+            assert.equal(o.depth(origin, seq, of), fresh.depth(origin, seq, of));
+          }
+        }
+      },
+    ),
+    { numRuns: 200 },
+  );
+});

@@ -266,8 +266,11 @@ export class Overlay {
    */
   readonly #keys: number[] = [];
   readonly #ids: string[] = [];
-  /** The members placed, and their keys. */
-  readonly #members = new Map<string, number>();
+  /**
+   * The members placed, and where each sits in `#keys` and `#ids` (rewritten from there on
+   * at every change: a tree's positions were two binary searches per message).
+   */
+  readonly #at = new Map<string, number>();
   #version = 0;
 
   constructor(self: string) {
@@ -282,29 +285,29 @@ export class Overlay {
 
   /** Members placed, self included. */
   get size(): number {
-    return this.#members.size;
+    return this.#at.size;
   }
 
   /** Whether `id` is placed on the ring. */
   has(id: string): boolean {
-    return this.#members.has(id);
+    return this.#at.has(id);
   }
 
   /** Places (`present`) or removes member `id`; whether anything changed. Self stays. */
   set(id: string, present: boolean): boolean {
     if (id === this.self && !present) return false;
-    if (this.#members.has(id) === present) return false;
+    if (this.#at.has(id) === present) return false;
     const key = ringKey(id);
-    if (present) this.#members.set(id, key);
-    else this.#members.delete(id);
     const i = lowerBoundAt(this.#keys, this.#ids, key, id);
     if (present) {
       this.#keys.splice(i, 0, key);
       this.#ids.splice(i, 0, id);
-    } else if (this.#ids[i] === id) {
+    } else {
+      this.#at.delete(id);
       this.#keys.splice(i, 1);
       this.#ids.splice(i, 1);
     }
+    for (let j = i; j < this.#ids.length; j++) this.#at.set(this.#ids[j]!, j);
     this.#version++;
     return true;
   }
@@ -317,19 +320,17 @@ export class Overlay {
     this.#depth = 0;
     const keys = this.#keys, ids = this.#ids;
     const n = keys.length;
-    const ofKey = this.#members.get(of);
-    if (n < 2 || ofKey === undefined) return NO_CHILDREN;
+    const ofAt = this.#at.get(of);
+    if (n < 2 || ofAt === undefined) return NO_CHILDREN;
     // Positions in the row are ring positions from `start` on, the origin's left out.
-    const placed = this.#members.get(origin);
-    const originKey = placed ?? ringKey(origin);
+    const placed = this.#at.get(origin);
+    const originKey = placed !== undefined ? keys[placed]! : ringKey(origin);
     const start = lowerBoundAt(keys, ids, mix(originKey + seq), "") % n;
     // The origin is not in the row (it may be missing from this view: then nothing is left out).
-    const o = placed !== undefined
-      ? (lowerBoundAt(keys, ids, originKey, origin) - start + n) % n
-      : n;
+    const o = placed !== undefined ? (placed - start + n) % n : n;
     const size = o < n ? n - 1 : n;
     if (of === origin) return this.#heads(start, o, 0, size, originFanout(seq));
-    const p = (lowerBoundAt(keys, ids, ofKey, of) - start + n) % n;
+    const p = (ofAt - start + n) % n;
     const i = p > o ? p - 1 : p;
     let lo = 0, hi = size, k = originFanout(seq), depth = 1;
     for (;;) {
