@@ -1619,7 +1619,7 @@ export class TreeBroadcast {
    * them waits).
    */
   #holders(cached: Cached, silent: string): string[] {
-    const { origin, seq } = cached.message;
+    const origin = cached.message.origin;
     const out: string[] = [];
     const { from, sentTo } = cached;
     for (const id of from === undefined ? sentTo : [from, ...sentTo]) {
