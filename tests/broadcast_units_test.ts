@@ -1037,3 +1037,42 @@ test("a message is kept while a copy of it awaits an acknowledgement, not cacheM
   alone.originate([], 0);
   assert.equal(alone.keptBytes, 0);
 });
+
+test("a copy's acknowledgement is found after its message's id was forgotten (cacheMs shorter than the wait)", () => {
+  const a = member("a", ["b", "c", "d", "e"], { cacheMs: 50 });
+  const first = to(a.originate([], 0));
+  assert.equal(a.unacknowledged, 3);
+  a.tick(60); // past cacheMs: the message released and its id forgotten, its copies still wait
+  assert.equal(a.keptBytes, 0);
+  a.receiveIHave(first[0]!, ihave("a", 0), 61);
+  assert.equal(a.unacknowledged, 2, "found without the id");
+  for (const id of first.slice(1)) a.receiveIHave(id, ihave("a", 0), 62);
+  assert.equal(a.unacknowledged, 0);
+  // Its number again (a restarted member's) is a message of its own, and its copies likewise.
+  const again = a.receiveTree("b", tree("a", 0), 63);
+  assert.deepEqual(again, { fresh: false, sends: [] }, "its own messages are never fresh");
+  assert.deepEqual(a.tick(10_000).filter((s) => s.message.type === "tree"), []);
+});
+
+test("an overlay changed member by member gives the trees of one built from its members at once", () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.tuple(fc.integer({ min: 0, max: 11 }), fc.boolean()), { maxLength: 40 }),
+      fc.integer({ min: 0, max: 2 ** 31 }),
+      (changes, seq) => {
+        const o = new Overlay("m0");
+        for (const [i, present] of changes) o.set(`m${i}`, present);
+        const members = ids(12).filter((id) => o.has(id));
+        const fresh = overlay("m0", members);
+        assert.equal(o.size, fresh.size);
+        for (const origin of ["m0", "m3", "m11", "gone"]) {
+          for (const of of members) {
+            assert.deepEqual(o.children(origin, seq, of), fresh.children(origin, seq, of));
+            assert.equal(o.depth(origin, seq, of), fresh.depth(origin, seq, of));
+          }
+        }
+      },
+    ),
+    { numRuns: 200 },
+  );
+});

@@ -266,8 +266,11 @@ export class Overlay {
    */
   readonly #keys: number[] = [];
   readonly #ids: string[] = [];
-  /** The members placed, and their keys. */
-  readonly #members = new Map<string, number>();
+  /**
+   * The members placed, and where each sits in `#keys` and `#ids` (rewritten from there on
+   * at every change: a tree's positions were two binary searches per message).
+   */
+  readonly #at = new Map<string, number>();
   #version = 0;
 
   constructor(self: string) {
@@ -282,29 +285,29 @@ export class Overlay {
 
   /** Members placed, self included. */
   get size(): number {
-    return this.#members.size;
+    return this.#at.size;
   }
 
   /** Whether `id` is placed on the ring. */
   has(id: string): boolean {
-    return this.#members.has(id);
+    return this.#at.has(id);
   }
 
   /** Places (`present`) or removes member `id`; whether anything changed. Self stays. */
   set(id: string, present: boolean): boolean {
     if (id === this.self && !present) return false;
-    if (this.#members.has(id) === present) return false;
+    if (this.#at.has(id) === present) return false;
     const key = ringKey(id);
-    if (present) this.#members.set(id, key);
-    else this.#members.delete(id);
     const i = lowerBoundAt(this.#keys, this.#ids, key, id);
     if (present) {
       this.#keys.splice(i, 0, key);
       this.#ids.splice(i, 0, id);
-    } else if (this.#ids[i] === id) {
+    } else {
+      this.#at.delete(id);
       this.#keys.splice(i, 1);
       this.#ids.splice(i, 1);
     }
+    for (let j = i; j < this.#ids.length; j++) this.#at.set(this.#ids[j]!, j);
     this.#version++;
     return true;
   }
@@ -317,19 +320,17 @@ export class Overlay {
     this.#depth = 0;
     const keys = this.#keys, ids = this.#ids;
     const n = keys.length;
-    const ofKey = this.#members.get(of);
-    if (n < 2 || ofKey === undefined) return NO_CHILDREN;
+    const ofAt = this.#at.get(of);
+    if (n < 2 || ofAt === undefined) return NO_CHILDREN;
     // Positions in the row are ring positions from `start` on, the origin's left out.
-    const placed = this.#members.get(origin);
-    const originKey = placed ?? ringKey(origin);
+    const placed = this.#at.get(origin);
+    const originKey = placed !== undefined ? keys[placed]! : ringKey(origin);
     const start = lowerBoundAt(keys, ids, mix(originKey + seq), "") % n;
     // The origin is not in the row (it may be missing from this view: then nothing is left out).
-    const o = placed !== undefined
-      ? (lowerBoundAt(keys, ids, originKey, origin) - start + n) % n
-      : n;
+    const o = placed !== undefined ? (placed - start + n) % n : n;
     const size = o < n ? n - 1 : n;
     if (of === origin) return this.#heads(start, o, 0, size, originFanout(seq));
-    const p = (lowerBoundAt(keys, ids, ofKey, of) - start + n) % n;
+    const p = (ofAt - start + n) % n;
     const i = p > o ? p - 1 : p;
     let lo = 0, hi = size, k = originFanout(seq), depth = 1;
     for (;;) {
@@ -398,6 +399,8 @@ export class Overlay {
  */
 class Pending {
   readonly to: string;
+  /** The message kept here that this is a copy of (it holds its copies waiting). */
+  readonly cached: Cached;
   /** The copy sent: once retransmitted for a loss, marked late (see {@linkcode late}). */
   message: TreeMessage;
   /** Whether `message` is marked late already. */
@@ -420,9 +423,13 @@ class Pending {
   newer: Pending | undefined = undefined;
   older: Pending | undefined = undefined;
 
-  /** `message` (marked `late`) sent to `to` at `now`, due by `deadline`, its echo at `echoAt`. */
+  /**
+   * `message` (a copy of `cached`'s, marked `late`) sent to `to` at `now`, due by `deadline`,
+   * its echo at `echoAt`.
+   */
   constructor(
     to: string,
+    cached: Cached,
     message: TreeMessage,
     late: boolean,
     now: number,
@@ -430,6 +437,7 @@ class Pending {
     echoAt: number,
   ) {
     this.to = to;
+    this.cached = cached;
     this.message = message;
     this.late = late;
     this.sentAt = now;
@@ -534,13 +542,35 @@ export class MessageTable<T> {
     this.#size++;
   }
 
+  /**
+   * Holds `value` for message `seq` of `origin` if the value held is `held` (one look-up,
+   * where `get` and `set` took two); whether it was.
+   */
+  replace(origin: string, seq: number, held: T, value: T): boolean {
+    const row = this.#byOrigin.get(origin);
+    if (row === undefined || seq > row.seqs[row.seqs.length - 1]!) return false;
+    const i = find(row, seq);
+    if (row.seqs[i] !== seq || row.vals[i] !== held) return false;
+    row.vals[i] = value;
+    return true;
+  }
+
   /** Drops the value of message `seq` of `origin`; whether one was held. */
   delete(origin: string, seq: number): boolean {
+    return this.deleteIf(origin, seq, always, undefined);
+  }
+
+  /**
+   * Drops the value of message `seq` of `origin` if `when(value, arg)` holds (one look-up,
+   * where `get` and `delete` took two); whether it did.
+   */
+  deleteIf<A>(origin: string, seq: number, when: (value: T, arg: A) => boolean, arg: A): boolean {
     const row = this.#byOrigin.get(origin);
     if (row === undefined || seq > row.seqs[row.seqs.length - 1]!) return false;
     const i = find(row, seq);
     const { seqs, vals } = row;
-    if (seqs[i] !== seq || vals[i] === undefined) return false;
+    const v = vals[i];
+    if (seqs[i] !== seq || v === undefined || !when(v, arg)) return false;
     vals[i] = undefined;
     this.#size--;
     if (--row.size === 0) {
@@ -571,6 +601,16 @@ export class MessageTable<T> {
     }
     return true;
   }
+}
+
+/** Whether `a` is `b`. */
+function same<T>(a: T, b: T): boolean {
+  return a === b;
+}
+
+/** A condition that always holds (`MessageTable.delete`'s). */
+function always(): boolean {
+  return true;
 }
 
 /** One origin's numbers (ascending from `head` on) and values; `undefined`: a gap. */
@@ -610,21 +650,23 @@ function find<T>(row: Row<T>, seq: number): number {
 }
 
 /**
- * Copies waiting for an acknowledgement, in the order they were set, found by the origin and
- * number of their message and by member. A message has a few copies waiting at most (its
- * children, and theirs when they are taken over): a short array each. The order is a list
- * through the copies themselves (`newer`, `older`): a `Set` hashed and grew its table for
- * every copy (1-2% of the CPU per write).
+ * Copies waiting for an acknowledgement, in the order they were set; a message's are held by
+ * the message kept (`Cached.copies`), found by member. A message has a few copies waiting at
+ * most (its children, and theirs when they are taken over): a short array each. The message
+ * kept is found by its id in `TreeBroadcast.#ids` (see `TreeBroadcast.#waiting`): where the
+ * copies had a table of their own, a relayed message's were looked up there when it went, at
+ * every acknowledgement and when the last went, and its id again to release the message. The
+ * order is a list through the copies themselves (`newer`, `older`): a `Set` hashed and grew
+ * its table for every copy (1-2% of the CPU per write).
  */
 class PendingCopies {
-  readonly #byMessage = new MessageTable<Pending[]>();
   #oldest: Pending | undefined;
   #newest: Pending | undefined;
   #size = 0;
-  /** Told when the last copy of a message waiting goes. */
-  readonly #onLast: (origin: string, seq: number) => void;
+  /** Told when the last copy of a message waiting goes: the message. */
+  readonly #onLast: (c: Cached) => void;
 
-  constructor(onLast: (origin: string, seq: number) => void) {
+  constructor(onLast: (c: Cached) => void) {
     this.#onLast = onLast;
   }
 
@@ -637,14 +679,9 @@ class PendingCopies {
     return this.#oldest;
   }
 
-  /** Whether a copy of message `seq` of `origin` waits. */
-  has(origin: string, seq: number): boolean {
-    return this.#byMessage.has(origin, seq);
-  }
-
-  /** The copy of message `seq` of `origin` sent to `to`, if it waits. */
-  get(to: string, origin: string, seq: number): Pending | undefined {
-    const list = this.#byMessage.get(origin, seq);
+  /** The copy of message `c` sent to `to`, if it waits. */
+  get(c: Cached | undefined, to: string): Pending | undefined {
+    const list = c?.copies;
     const i = list ? copyTo(list, to) : -1;
     return i >= 0 ? list![i] : undefined;
   }
@@ -654,20 +691,20 @@ class PendingCopies {
    * copy of a message makes its list with room for `room` (the copies sent with it).
    */
   set(p: Pending, room = 1): void {
-    const { origin, seq } = p.message;
-    const list = this.#byMessage.get(origin, seq);
-    const i = list ? copyTo(list, p.to) : -1;
-    if (i >= 0) {
-      this.#unlink(list![i]!);
-      list![i] = p;
-    } else if (list) list.push(p);
-    else {
+    const c = p.cached, list = c.copies;
+    if (list === undefined) {
       // Made for `room` and cut to one: `push` then fills the room (V8 keeps a few slots
       // spare), where `[p]` grew to room for 17 (~160 bytes more) at the second copy.
       const copies = new Array<Pending>(room);
       copies[0] = p;
       copies.length = 1;
-      this.#byMessage.set(origin, seq, copies);
+      c.copies = copies;
+    } else {
+      const i = copyTo(list, p.to);
+      if (i >= 0) {
+        this.#unlink(list[i]!);
+        list[i] = p;
+      } else list.push(p);
     }
     p.waiting = true;
     p.older = this.#newest;
@@ -680,26 +717,22 @@ class PendingCopies {
 
   delete(p: Pending): void {
     if (!p.waiting) return;
-    const { origin, seq } = p.message;
-    const list = this.#byMessage.get(origin, seq)!;
-    this.#remove(list, list.indexOf(p), origin, seq);
+    const list = p.cached.copies!;
+    this.#remove(p.cached, list, list.indexOf(p));
   }
 
-  /**
-   * Removes the copy of message `seq` of `origin` sent to `to` and returns it, if it waits
-   * (one look-up, where `get` and `delete` took two).
-   */
-  take(to: string, origin: string, seq: number): Pending | undefined {
-    const list = this.#byMessage.get(origin, seq);
+  /** Removes the copy of message `c` sent to `to` and returns it, if it waits. */
+  take(c: Cached | undefined, to: string): Pending | undefined {
+    const list = c?.copies;
     const i = list ? copyTo(list, to) : -1;
     if (i < 0) return undefined;
     const p = list![i]!;
-    this.#remove(list!, i, origin, seq);
+    this.#remove(c!, list!, i);
     return p;
   }
 
-  /** Removes `list[i]`, a copy of message `seq` of `origin`. */
-  #remove(list: Pending[], i: number, origin: string, seq: number): void {
+  /** Removes `list[i]`, a copy of message `c` (its `copies`). */
+  #remove(c: Cached, list: Pending[], i: number): void {
     this.#unlink(list[i]!);
     if (list.length > 1) {
       // In place (`splice` makes an array of what it removes).
@@ -707,8 +740,8 @@ class PendingCopies {
       list.length--;
       return;
     }
-    this.#byMessage.delete(origin, seq);
-    this.#onLast(origin, seq);
+    c.copies = undefined;
+    this.#onLast(c);
   }
 
   /** Takes `p` out of the order of the copies waiting. */
@@ -866,6 +899,11 @@ class Cached {
   late = false;
   /** Whether it is kept no longer (see `TreeBroadcast.#release`). */
   released = false;
+  /**
+   * Its copies waiting for an acknowledgement (see {@linkcode PendingCopies}), if any: while
+   * they wait, its id holds it (released or not), not only its slot.
+   */
+  copies: Pending[] | undefined = undefined;
 
   constructor(message: TreeMessage, at: number, slot: number, size: number) {
     this.message = message;
@@ -882,6 +920,11 @@ class Cached {
 
 /** The fields of an id seen, in {@linkcode TreeBroadcast}'s ring of them: numbers, then strings. */
 const SEQ = 0, AT = 1, ORIGIN = 0;
+
+/** Whether `v`, an id's value in `TreeBroadcast.#ids`, was noted in slot `slot`. */
+function notedAt(v: Cached | number, slot: number): boolean {
+  return v === slot || (typeof v === "object" && v.slot === slot);
+}
 
 /** Counters of {@linkcode TreeBroadcast}, all growing from 0. */
 export interface TreeCounters {
@@ -964,10 +1007,21 @@ export class TreeBroadcast {
   #keptHead = 0;
   #cacheBytes = 0;
   /** Copies waiting for an acknowledgement, by message and `to`. */
-  readonly #pending = new PendingCopies((origin, seq) => {
-    const c = this.#keptMessage(origin, seq);
-    if (c && !c.burst) this.#release(c);
+  readonly #pending = new PendingCopies((c) => {
+    if (!c.released) {
+      if (!c.burst) this.#release(c);
+      return;
+    }
+    // Released meanwhile (age, bytes): its id holds its slot from now on, or forgets it.
+    const { origin, seq } = c.message;
+    this.#ids.replace(origin, seq, c, c.slot);
+    if (this.#orphans.size > 0) this.#orphans.deleteIf(origin, seq, same, c);
   });
+  /**
+   * Messages whose ids were forgotten (`cacheMs`) while copies of them still wait, by id (see
+   * `#waiting`).
+   */
+  readonly #orphans = new MessageTable<Cached>();
   #pendingDue = Infinity;
   /** Acknowledgements to send, by member; kept from round to round (see {@linkcode AckBatch}). */
   readonly #ackBatches = new Map<string, AckBatch>();
@@ -1123,7 +1177,7 @@ export class TreeBroadcast {
       peer.backoff = Math.max(1, peer.backoff / 2);
     }
     for (const seq of m.seqs) {
-      const p = this.#pending.take(from, m.origin, seq);
+      const p = this.#pending.take(this.#waiting(m.origin, seq), from);
       if (!p) continue;
       if (p.attempts > 0 && peer) peer.window = Math.min(MAX_WINDOW, peer.window + 1);
       if (p.attempts === 0) {
@@ -1146,7 +1200,7 @@ export class TreeBroadcast {
    * ({@linkcode TreeBroadcast.departed}), not to send it again while it has not gone once.
    */
   queued(to: string, m: TreeMessage): void {
-    const p = this.#pending.get(to, m.origin, m.seq);
+    const p = this.#pending.get(this.#waiting(m.origin, m.seq), to);
     if (!p || p.message !== m || p.deadline === Infinity) return;
     p.timeout = p.deadline - p.lastSentAt;
     p.deadline = Infinity;
@@ -1154,7 +1208,7 @@ export class TreeBroadcast {
 
   /** The queued copy of `m` for `to` left at `at`: its timeout and round trip start then. */
   departed(to: string, m: TreeMessage, at: number): void {
-    const p = this.#pending.get(to, m.origin, m.seq);
+    const p = this.#pending.get(this.#waiting(m.origin, m.seq), to);
     if (!p || p.message !== m || p.deadline !== Infinity) return;
     p.deadline = at + p.timeout;
     if (p.attempts === 0) p.sentAt = at;
@@ -1384,7 +1438,10 @@ export class TreeBroadcast {
       if (Number.isNaN(deadline)) deadline = now + (cached.burst ? this.burstRto : this.rto);
       this.#peer(t);
       const echoAt = cached.late && !takeover ? now + ECHO_MS : Infinity;
-      this.#pending.set(new Pending(t, message, takeover, now, deadline, echoAt), to.length);
+      this.#pending.set(
+        new Pending(t, cached, message, takeover, now, deadline, echoAt),
+        to.length,
+      );
       this.#pendingDue = Math.min(this.#pendingDue, deadline, echoAt);
     }
     sends.length = n;
@@ -1405,8 +1462,13 @@ export class TreeBroadcast {
   /** {@linkcode TreeBroadcast.#sendAll} of a message just kept: released if no copy waits. */
   #sendAllKept(cached: Cached, to: readonly string[], now: number): TreeSend[] {
     const sends = this.#sendAll(cached, to, now);
-    const { origin, seq } = cached.message;
-    if (!this.#pending.has(origin, seq) && !cached.burst) this.#release(cached);
+    if (cached.copies === undefined) {
+      if (!cached.burst) this.#release(cached);
+    } else if (cached.released) {
+      // Dropped at once (the byte budget): its id holds it again while its copies wait.
+      const { origin, seq } = cached.message;
+      this.#ids.replace(origin, seq, cached.slot, cached);
+    }
     return sends;
   }
 
@@ -1425,8 +1487,9 @@ export class TreeBroadcast {
     c.released = true;
     this.#cacheBytes -= c.size;
     const { origin, seq } = c.message;
-    // Unless the id was noted again since (a number reused by a restarted member).
-    if (this.#ids.get(origin, seq) === c) this.#ids.set(origin, seq, c.slot);
+    // Its id keeps it while copies of it wait (see `#waiting`); unless the id was noted
+    // again since (a number reused by a restarted member).
+    if (c.copies === undefined) this.#ids.replace(origin, seq, c, c.slot);
   }
 
   /** A copy not acknowledged in time: send it again, or to whom the tree now names. */
@@ -1437,7 +1500,7 @@ export class TreeBroadcast {
       return [{ to: p.to, message: p.message }];
     }
     const { origin, seq } = p.message;
-    const cached = this.#keptMessage(origin, seq);
+    const cached = this.#keptOf(p);
     if (!this.overlay.has(p.to)) {
       // Gone from the ring: the tree over the members left names who gets it instead (sent
       // before `p` goes: its message is kept while a copy waits).
@@ -1519,7 +1582,7 @@ export class TreeBroadcast {
    */
   #takeOver(p: Pending, now: number): TreeSend[] {
     const { origin, seq } = p.message;
-    const cached = this.#keptMessage(origin, seq);
+    const cached = this.#keptOf(p);
     if (p.takenOver || !cached) return [];
     // Silent for rounds: it may be gone. Its children should not wait for SWIM to say so.
     p.takenOver = true;
@@ -1556,12 +1619,12 @@ export class TreeBroadcast {
    * them waits).
    */
   #holders(cached: Cached, silent: string): string[] {
-    const { origin, seq } = cached.message;
+    const origin = cached.message.origin;
     const out: string[] = [];
     const { from, sentTo } = cached;
     for (const id of from === undefined ? sentTo : [from, ...sentTo]) {
       if (id === silent || id === origin || !this.overlay.has(id)) continue;
-      if (this.#pending.get(id, origin, seq) === undefined) out.push(id);
+      if (this.#pending.get(cached, id) === undefined) out.push(id);
     }
     return out;
   }
@@ -1589,7 +1652,24 @@ export class TreeBroadcast {
   /** Message `seq` of `origin`, if it is kept. */
   #keptMessage(origin: string, seq: number): Cached | undefined {
     const v = this.#ids.get(origin, seq);
-    return typeof v === "object" ? v : undefined;
+    return typeof v === "object" && !v.released ? v : undefined;
+  }
+
+  /** Message `seq` of `origin` with copies of it waiting, if any. */
+  #waiting(origin: string, seq: number): Cached | undefined {
+    const v = this.#ids.get(origin, seq);
+    if (typeof v === "object" && v.copies !== undefined) return v;
+    return this.#orphans.size > 0 ? this.#orphans.get(origin, seq) : undefined;
+  }
+
+  /**
+   * The message kept of copy `p`'s id, if any: its own while kept (no look-up: the id of a
+   * message kept is held with it, see `#expire`, and noted once), else whatever this id
+   * holds now (a number reused by a restarted member).
+   */
+  #keptOf(p: Pending): Cached | undefined {
+    if (!p.cached.released) return p.cached;
+    return this.#keptMessage(p.message.origin, p.message.seq);
   }
 
   /** Keeps message `m` (first seen at `now`) and notes its id. */
@@ -1616,6 +1696,18 @@ export class TreeBroadcast {
     this.#expire(now);
   }
 
+  /**
+   * Whether `v`, an id's value, was noted in slot `slot` (the id is forgotten): a message
+   * whose copies still wait is then found among `#orphans` till the last goes.
+   */
+  readonly #forget = (v: Cached | number, slot: number): boolean => {
+    if (!notedAt(v, slot)) return false;
+    if (typeof v === "object" && v.copies !== undefined) {
+      this.#orphans.set(v.message.origin, v.message.seq, v);
+    }
+    return true;
+  };
+
   /** Forgets kept messages past `cacheMs` or the byte budget, and ids past `cacheMs`. */
   #expire(now: number): void {
     const horizon = now - this.config.cacheMs;
@@ -1638,8 +1730,7 @@ export class TreeBroadcast {
       const slot = seen.start, i = seen.index(slot);
       const origin = seen.strings[ORIGIN]![i]!, seq = seen.numbers[SEQ]![i]!;
       // Unless the id was noted again since (a number reused by a restarted member).
-      const v = this.#ids.get(origin, seq);
-      if (v === slot || (typeof v === "object" && v.slot === slot)) this.#ids.delete(origin, seq);
+      this.#ids.deleteIf(origin, seq, this.#forget, slot);
       seen.shift();
     }
     if (this.#peers.size > 2 * this.overlay.size + 16) {
