@@ -260,7 +260,8 @@ export function digestByte(salt: number, a: number, b: number): number {
   return salted(salt, a, b) >>> 24;
 }
 
-function popcount16(mask: number): number {
+/** How many children a node's 16-bit child mask names (its data is 2 bytes more). */
+export function popcount16(mask: number): number {
   let n = 0;
   for (let m = mask; m; m &= m - 1) n++;
   return n;

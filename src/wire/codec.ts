@@ -22,7 +22,7 @@ import {
 } from "../core/messages.ts";
 import type { Entry } from "../core/store.ts";
 import { isNode, MAX_LEVEL } from "../core/merkle.ts";
-import { KEY_ID_BYTES, STAMP_BYTES } from "../core/sync.ts";
+import { KEY_ID_BYTES, popcount16, STAMP_BYTES } from "../core/sync.ts";
 import {
   entryFromArray,
   entryToArray,
@@ -678,8 +678,7 @@ function nodeBlob(
     if (i > 0 && gap === 0) fail("sync nodes are not ascending");
     const { index } = node(level, i === 0 ? gap : out[i - 1]!.index + gap);
     if (o + 2 > blob.length) fail("sync-nodes data is too short");
-    let n = 0;
-    for (let m = (blob[o]! << 8) | blob[o + 1]!; m; m &= m - 1) n++;
+    const n = popcount16((blob[o]! << 8) | blob[o + 1]!);
     if (n === 0) fail("sync node has no child");
     if (o + 2 + n > blob.length) fail("sync-nodes data is too short");
     out.push({ index, data: blob.subarray(o, o + 2 + n) });
@@ -1091,8 +1090,7 @@ function readSyncNodes(n: number): Message | undefined {
   let o = 0;
   for (let i = 0; i < count; i++) {
     if (o + 2 > blob.length) return undefined;
-    let children = 0;
-    for (let m = (blob[o]! << 8) | blob[o + 1]!; m; m &= m - 1) children++;
+    const children = popcount16((blob[o]! << 8) | blob[o + 1]!);
     if (children === 0 || o + 2 + children > blob.length) return undefined;
     nodes[i] = { index: nodeIndexes[i]!, data: blob.subarray(o, o + 2 + children) };
     o += 2 + children;
@@ -1177,7 +1175,7 @@ export function decodeDatagramByCbor(
   cluster: string,
   maxBytes: number,
 ): Decoded {
-  return decodeChecked(data, cluster, maxBytes, false);
+  return decodeChecked(data, cluster, maxBytes);
 }
 
 /**
@@ -1185,7 +1183,8 @@ export function decodeDatagramByCbor(
  * field. Never throws: refusals come back as `{ kind: "dropped", reason, detail }`.
  */
 export function decodeDatagram(data: Uint8Array, cluster: string, maxBytes: number): Decoded {
-  return decodeChecked(data, cluster, maxBytes, true);
+  const r = decodeEnvelope(data, cluster, maxBytes);
+  return "messages" in r ? { kind: "envelope", envelope: r } : r;
 }
 
 /**
@@ -1202,14 +1201,15 @@ export function decodeEnvelope(
     const envelope = readEnvelope(data, cluster);
     if (envelope) return envelope;
   }
-  return decodeChecked(data, cluster, maxBytes, true);
+  // Not an envelope, or one left to cbor-x and the checks (not read twice by hand).
+  return decodeChecked(data, cluster, maxBytes);
 }
 
+/** Decodes one datagram through cbor-x and the checks (see {@linkcode decodeDatagramByCbor}). */
 function decodeChecked(
   data: Uint8Array,
   cluster: string,
   maxBytes: number,
-  byHand: boolean,
 ): Decoded {
   const header = checkHeader(data, maxBytes);
   if ("reason" in header) return { kind: "dropped", ...header };
@@ -1217,10 +1217,6 @@ function decodeChecked(
   if (kind === Kind.Sealed) return { kind: "sealed", body: data.subarray(HEADER_BYTES) };
   if (kind !== Kind.Envelope && kind !== Kind.Fragment) {
     return dropped("malformed", `unknown kind ${kind}`);
-  }
-  if (byHand && kind === Kind.Envelope) {
-    const envelope = readEnvelope(data, cluster);
-    if (envelope) return { kind: "envelope", envelope };
   }
   let body: unknown;
   try {
