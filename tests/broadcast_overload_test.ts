@@ -23,7 +23,7 @@ function overload(perMs: number, loadMs = 1_000, drainMs = 5_000, buffer = 50) {
   const got = new Map(members.map((id) => [id, new Set<string>()]));
   let wire: Datagram[] = [];
   const inbox: Datagram[] = [];
-  let now = 0, writes = 0, copies = 0, toSlow = 0, dropped = 0;
+  let now = 0, writes = 0, copies = 0, toSlow = 0, dropped = 0, droppedCopies = 0;
   const post = (from: string, sends: readonly TreeSend[]) => {
     for (const send of sends) {
       if (send.message.type === "tree") copies++;
@@ -55,14 +55,17 @@ function overload(perMs: number, loadMs = 1_000, drainMs = 5_000, buffer = 50) {
       else {
         if (d.send.message.type === "tree") toSlow++;
         if (inbox.length < buffer) inbox.push(d);
-        else dropped++;
+        else {
+          dropped++;
+          if (d.send.message.type === "tree") droppedCopies++;
+        }
       }
     }
     for (let i = 0; i < perMs && inbox.length > 0; i++) deliver(inbox.shift()!);
     for (const [id, t] of nodes) if (t.nextWakeAt() <= now) post(id, t.tick(now));
   }
   const missed = (id: string) => writes - got.get(id)!.size;
-  return { writes, copies, toSlow, dropped, missed, nodes };
+  return { writes, copies, toSlow, dropped, droppedCopies, missed, nodes };
 }
 
 test("a member that keeps up: each write sent to it once, 4 copies a write in all", () => {
@@ -77,13 +80,19 @@ test("a member past its capacity: the copies sent to it stay near one a write", 
   // It takes 3 datagrams a ms of the 4 tree messages (and their acknowledgements) sent it.
   // Before the window, every loss to it was resent twice and marked late (sent on twice by
   // its subtree), and each drop made more: 4.41 copies a write to it, 8.28 in all, its
-  // buffer dropping 16,785 datagrams; now 1.36, 4.97 and 4,273 (its round trip grew: it
-  // queues, and its window bounds the retransmissions to it).
+  // buffer dropping 16,785 datagrams; now 1.36, 4.99 and 7,587, of which 1,600 copies (its
+  // round trip grew: it queues, and its window bounds the retransmissions to it). Most of
+  // the other drops are acknowledgements sent again: a copy it sent again is answered
+  // LOSSY_ACK_COPIES times (4,273 dropped, 1,601 copies, when answered twice).
   const r = overload(3);
   assert.ok(r.dropped > 0, "it was overloaded");
   assert.ok(r.toSlow <= 1.5 * r.writes, `${r.toSlow} copies to it for ${r.writes} writes`);
   assert.ok(r.copies <= 5.5 * r.writes, `${r.copies} copies for ${r.writes} writes`);
-  assert.ok(r.dropped <= 1.5 * r.writes, `${r.dropped} dropped for ${r.writes} writes`);
+  assert.ok(
+    r.droppedCopies <= 0.5 * r.writes,
+    `${r.droppedCopies} copies dropped for ${r.writes} writes`,
+  );
+  assert.ok(r.dropped <= 2.5 * r.writes, `${r.dropped} dropped for ${r.writes} writes`);
   // What it missed, anti-entropy brings (not run here); the members that keep up miss only
   // writes that it was to relay to them (it answers: it is not taken over).
   for (const id of ["m0", "m1", "m2", "m3"]) {

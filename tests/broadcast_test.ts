@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import {
   ECHO_MS,
   LOSS_MEMORY_MS,
+  LOSSY_ACK_COPIES,
   MAX_ATTEMPTS,
   originFanout,
   Overlay,
@@ -286,8 +287,11 @@ test("a copy is acknowledged after the ack delay, a duplicate at once", () => {
   assert.equal(a.receiveTree("b", m, 200).fresh, false);
   assert.equal(a.nextWakeAt(), 200, "the sender is retransmitting: at once");
   assert.deepEqual(a.tick(200).map((s) => hopOf(s)), [0], "no wait");
-  // Its first acknowledgement was lost: this one goes again, ECHO_MS later.
+  // Its first acknowledgement was lost: this one goes again, ECHO_MS later (and again, up
+  // to LOSSY_ACK_COPIES copies).
   assert.deepEqual(a.tick(200 + ECHO_MS).map((s) => hopOf(s)), [ECHO_MS], "again");
+  for (let k = 2; k < LOSSY_ACK_COPIES; k++) a.tick(200 + k * ECHO_MS);
+  assert.equal(a.nextWakeAt(), Infinity);
   // One of a batch (a number not divisible by 4): 2 ms. The `hop` of an `ihave` is the
   // wait meant, not how late this member's timer ran.
   assert.ok(a.receiveTree("b", { ...m, seq: 5 }, 300).fresh);
@@ -297,7 +301,7 @@ test("a copy is acknowledged after the ack delay, a duplicate at once", () => {
   ]);
 });
 
-test("after a loss seen (a copy late or twice), a lone message is acknowledged twice", () => {
+test("after a loss seen, a lone message is acknowledged twice; a copy late or twice LOSSY_ACK_COPIES times", () => {
   const a = new TreeBroadcast("a", { ackDelayMs: 10 }, 0);
   for (const id of ["b", "c"]) a.overlay.set(id, true);
   const m = (seq: number, hop = 0) => ({
@@ -313,15 +317,20 @@ test("after a loss seen (a copy late or twice), a lone message is acknowledged t
   assert.deepEqual(acks(10), [["b", "ihave", 10]]);
   assert.equal(a.nextWakeAt(), Infinity, "acknowledged once");
   // Its acknowledgement was lost (the copy comes again): acknowledged at once, and again
-  // ECHO_MS later, in a datagram of its own (another tick).
+  // every ECHO_MS, each in a datagram of its own (another tick), each `hop` the longer wait.
   assert.equal(a.receiveTree("b", m(4), 100).fresh, false);
   assert.deepEqual(acks(100), [["b", "ihave", 0]]);
-  assert.equal(a.nextWakeAt(), 100 + ECHO_MS);
-  assert.deepEqual(acks(100 + ECHO_MS), [["b", "ihave", ECHO_MS]]);
-  // A loss seen lately: a new lone message's acknowledgement goes twice too, from any sender.
+  for (let k = 1; k < LOSSY_ACK_COPIES; k++) {
+    assert.equal(a.nextWakeAt(), 100 + k * ECHO_MS);
+    assert.deepEqual(acks(100 + k * ECHO_MS), [["b", "ihave", k * ECHO_MS]], `copy ${k + 1}`);
+  }
+  assert.equal(a.nextWakeAt(), Infinity, `${LOSSY_ACK_COPIES} copies, no more`);
+  // A loss seen lately: a new lone message's acknowledgement goes twice, from any sender
+  // (it came on time: no loss on its way just now).
   assert.ok(a.receiveTree("c", m(8), 200).fresh);
   assert.deepEqual(acks(210), [["c", "ihave", 10]]);
   assert.deepEqual(acks(210 + ECHO_MS), [["c", "ihave", 10 + ECHO_MS]]);
+  assert.equal(a.nextWakeAt(), Infinity, "twice, no more");
   // A batch's message (a number not divisible by 4) is acknowledged once: a burst batches
   // its acknowledgements, and its copies are many.
   assert.ok(a.receiveTree("b", m(9), 300).fresh);
@@ -335,7 +344,15 @@ test("after a loss seen (a copy late or twice), a lone message is acknowledged t
   const late = a.receiveTree("c", m(16, 200), 20_000);
   assert.ok(late.fresh);
   assert.deepEqual(acks(20_000), [["c", "ihave", 0]], "late: at once");
-  assert.deepEqual(acks(20_000 + ECHO_MS), [["c", "ihave", ECHO_MS]]);
+  for (let k = 1; k < LOSSY_ACK_COPIES; k++) {
+    assert.deepEqual(acks(20_000 + k * ECHO_MS), [["c", "ihave", k * ECHO_MS]], `copy ${k + 1}`);
+  }
+  assert.equal(a.nextWakeAt(), Infinity);
+  // The next on time, twice again.
+  assert.ok(a.receiveTree("c", m(20), 20_100).fresh);
+  assert.deepEqual(acks(20_110), [["c", "ihave", 10]]);
+  assert.deepEqual(acks(20_110 + ECHO_MS), [["c", "ihave", 10 + ECHO_MS]]);
+  assert.equal(a.nextWakeAt(), Infinity);
 });
 
 test("the retransmission timeout follows the measured round trips", () => {
