@@ -146,8 +146,9 @@ export const LOSS_MEMORY_MS = 10_000;
  * copies for every acknowledgement under loss memory: 88, and more at N = 16 with 10% loss,
  * 13 instead of 6, where a member's acknowledgements are much of the mean). The cost: a
  * member overloaded (dropping for want of room) gets the acknowledgements of its copies
- * sent again 4 times, and drops more of them, not more copies
- * (`tests/broadcast_overload_test.ts`).
+ * sent again 4 times, and drops more of them: sent a third more than it takes, no more
+ * copies; twice what it takes, about 10% more (`tests/broadcast_overload_test.ts`,
+ * docs/reliability.md).
  */
 export const LOSSY_ACK_COPIES = 4;
 /**
