@@ -5,14 +5,15 @@
 //
 //   node --import tsx tests/lab/load.ts --url=http://10.214.0.10:8080 --rate=1000
 //     --seconds=60 --keys=1000 --prefix=load/m0/ --delete=0.2 --min=100 --max=10000
-//     --concurrency=32 --out=report.json          (token: environment LAB_TOKEN)
+//     --concurrency=32 --timeout=10000 --out=report.json   (token: environment LAB_TOKEN)
 //
 // Each operation picks a key of its own range that has no request in flight (so a key's
 // requests never overtake each other): a delete with probability --delete, otherwise a set
 // to a string of --min to --max bytes (log-uniform: most values are small, mean about 2.1 KB
 // for 100 B to 10 KB), "<key>#<seq>:xxxx...". Requests are issued on a schedule of
 // --rate per second; when --concurrency requests are in flight, the client falls behind and
-// the report says by how much.
+// the report says by how much. A request with no answer for --timeout ms (default 10 s) is
+// given up: its outcome is unknown ("uncertain").
 import { Agent, request } from "node:http";
 import { writeFileSync } from "node:fs";
 import process from "node:process";
@@ -37,6 +38,7 @@ const deleteShare = Number(arg("delete", "0.2"));
 const minBytes = Number(arg("min", "100"));
 const maxBytes = Number(arg("max", "10000"));
 const concurrency = Number(arg("concurrency", "32"));
+const timeoutMs = Number(arg("timeout", "10000"));
 const out = arg("out");
 const token = process.env.LAB_TOKEN ?? "";
 
@@ -93,7 +95,7 @@ function send(): void {
     method: del ? "DELETE" : "PUT",
     path: `/usr/${encodeURIComponent(key)}`,
     agent,
-    timeout: 10_000,
+    timeout: timeoutMs,
     headers: {
       authorization: `Bearer ${token}`,
       ...(body !== undefined && {
@@ -130,7 +132,7 @@ await new Promise<void>((resolve) => {
   tick();
 });
 const issuedByEnd = issued;
-const drainUntil = Date.now() + 15_000;
+const drainUntil = Date.now() + Math.max(15_000, timeoutMs + 5_000);
 while (inFlight > 0 && Date.now() < drainUntil) await new Promise((r) => setTimeout(r, 20));
 agent.destroy();
 for (const k of busy) last[k] = "uncertain"; // still in flight: its outcome is unknown
