@@ -50,7 +50,10 @@ function gossipKv(runtime: Runtime, cli = join(ROOT, "src", "cli.ts")): string[]
     case "bun":
       return [bin("bun"), cli];
     case "node":
-      return [bin("tsx"), cli];
+      // Not the tsx binary: it relays a signal to the node process it starts and, when that
+      // process has not reported the signal within 30 ms (a loaded machine), kills it and ends
+      // with 128 + the signal's number (a `watch` ended by SIGINT exited 130, not 0, once in CI).
+      return ["node", "--import", "tsx", cli];
   }
 }
 
