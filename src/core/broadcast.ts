@@ -1054,11 +1054,6 @@ export class TreeBroadcast {
    */
   #ackEchoes: { to: string; message: IHaveMessage; left: number }[] = [];
   #ackEchoDue = Infinity;
-  /**
-   * Whether the acknowledgements due answer a copy late or twice (see
-   * {@linkcode LOSSY_ACK_COPIES}).
-   */
-  #ackUrgent = false;
   /** When this member last received a copy late or twice (see {@linkcode LOSS_MEMORY_MS}). */
   #lossAt = -Infinity;
   /** Smoothed round trip of the network (an acknowledgement's wait left out), its variation. */
@@ -1166,7 +1161,6 @@ export class TreeBroadcast {
       this.counters.duplicates++;
       this.#lossAt = now;
       this.#ackDue = now; // its sender is retransmitting: acknowledge at once
-      this.#ackUrgent = true;
       return SEEN;
     }
     this.counters.received++;
@@ -1178,7 +1172,6 @@ export class TreeBroadcast {
     if (late) {
       this.#ackDue = now;
       this.#lossAt = now;
-      this.#ackUrgent = true;
     }
     const self = this.overlay.self;
     if (!burst && !sendsOn(children, from, m.origin, self)) {
@@ -1362,8 +1355,9 @@ export class TreeBroadcast {
     if (now >= this.#ackDue) {
       const due = this.#ackDue;
       const lossy = now - this.#lossAt < LOSS_MEMORY_MS;
-      const copies = this.#ackUrgent ? LOSSY_ACK_COPIES : 2;
-      this.#ackUrgent = false;
+      // Brought forward by a copy late or twice (it set both to its arrival): its sender is
+      // retransmitting (LOSSY_ACK_COPIES); otherwise twice, if a loss was seen lately.
+      const copies = due === this.#lossAt ? LOSSY_ACK_COPIES : 2;
       this.#ackDue = Infinity;
       // Most ticks send acknowledgements alone: in an array sized for them (cut to those
       // sent), not one grown by `push` from empty (room for 17, for one or two).
