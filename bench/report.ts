@@ -560,7 +560,7 @@ export function markdown(
         ]),
       ),
       "",
-      "Where the bytes go: each version is an object holding the key, value, stamp, writer and four 32-bit hashes (the Merkle tree's), kept in the section's `Map` and in its tree bucket's `Set`.",
+      "Where the bytes go: each version is an object holding the key, value, stamp, writer and four 32-bit hashes (the Merkle tree's), kept in the section's `Map` and in its Merkle bucket (an array, a `Set` past 16 versions).",
     );
     chart("local_ops.svg", "Local operations relative to Map");
 
