@@ -50,11 +50,20 @@ const last: ({ seq: number; bytes: number } | null | "uncertain" | undefined)[] 
 const latencies: number[] = [];
 const perSecond: number[] = [];
 let issued = 0, ok = 0, failed = 0, uncertain = 0, sets = 0, deletes = 0, bytesSent = 0;
+/** Requests of unknown outcome by why: the error's code (ECONNRESET, …), or "timeout". */
+const uncertainWhy: Record<string, number> = {};
+/** Requests answered with another status than 204, by status. */
+const failedWhy: Record<string, number> = {};
 let inFlight = 0, stalls = 0, seq = 0;
 
 function valueOf(key: string, n: number, bytes: number): string {
   const head = `${key}#${n}:`;
   return head + "x".repeat(Math.max(0, bytes - head.length));
+}
+
+/** A request error's code (ECONNRESET, ECONNREFUSED, …), else its message ("timeout"). */
+function reason(e: Error): string {
+  return (e as Error & { code?: string }).code ?? e.message;
 }
 
 function send(): void {
@@ -74,7 +83,7 @@ function send(): void {
     sets++;
     bytesSent += body!.length;
   }
-  const done = (outcome: "ok" | "failed" | "uncertain") => {
+  const done = (outcome: "ok" | "failed" | "uncertain", why = "") => {
     inFlight--;
     busy.delete(k);
     const second = Math.floor((Date.now() - startedAt) / 1000);
@@ -83,9 +92,12 @@ function send(): void {
       perSecond[second] = (perSecond[second] ?? 0) + 1;
       latencies.push(performance.now() - started);
       if (last[k] !== "uncertain") last[k] = del ? null : { seq: n, bytes };
-    } else if (outcome === "failed") failed++;
-    else {
+    } else if (outcome === "failed") {
+      failed++;
+      failedWhy[why] = (failedWhy[why] ?? 0) + 1;
+    } else {
       uncertain++;
+      uncertainWhy[why] = (uncertainWhy[why] ?? 0) + 1;
       last[k] = "uncertain";
     }
   };
@@ -105,11 +117,11 @@ function send(): void {
     },
   }, (res) => {
     res.resume();
-    res.on("end", () => done(res.statusCode === 204 ? "ok" : "failed"));
-    res.on("error", () => done("uncertain"));
+    res.on("end", () => done(res.statusCode === 204 ? "ok" : "failed", `${res.statusCode}`));
+    res.on("error", (e) => done("uncertain", reason(e)));
   });
   req.on("timeout", () => req.destroy(new Error("timeout")));
-  req.on("error", () => done("uncertain"));
+  req.on("error", (e) => done("uncertain", reason(e)));
   req.end(body);
 }
 
@@ -150,6 +162,9 @@ const report = {
   ok,
   failed,
   uncertain: uncertain + inFlight,
+  // Why: each error's code, and "in flight at the end" for those still waiting then.
+  uncertainWhy: inFlight > 0 ? { ...uncertainWhy, "in flight at the end": inFlight } : uncertainWhy,
+  failedWhy,
   sets,
   deletes,
   valueBytes: bytesSent,

@@ -1363,7 +1363,10 @@ async function scenarioHostile(rows: Row[]): Promise<void> {
     ],
   );
   check(result.dataProblems.length === 0, `writes were lost: ${result.dataProblems.join("; ")}`);
-  check(result.notAcknowledged === 0, `${result.notAcknowledged} writes were not acknowledged`);
+  check(
+    result.notAcknowledged === 0,
+    `${result.notAcknowledged} writes were not acknowledged (${result.notAcknowledgedWhy})`,
+  );
   check(result.convergedMs !== undefined, "the members did not converge within 30 s of the load");
   const deaths = ev.filter((e) => e.status === "dead");
   check(
@@ -1601,6 +1604,8 @@ interface LoadResult {
   acknowledged: number;
   /** Failed, or of unknown outcome. */
   notAcknowledged: number;
+  /** Why, per load client (member id): "ECONNRESET 3, timeout 1", or "" for none. */
+  notAcknowledgedWhy: string;
   /** From the end of the load to the same data on all five (ms), or undefined. */
   convergedMs: number | undefined;
   deaths: number;
@@ -1730,6 +1735,8 @@ async function scenarioLoad(
     issued: number;
     failed: number;
     uncertain: number;
+    uncertainWhy?: Record<string, number>;
+    failedWhy?: Record<string, number>;
     sets: number;
     deletes: number;
     valueBytes: number;
@@ -1975,6 +1982,11 @@ async function scenarioLoad(
     issued: sumOf(reports, (r) => r.issued),
     acknowledged: sumOf(reports, (r) => r.ok),
     notAcknowledged: sumOf(reports, (r) => r.failed + r.uncertain),
+    notAcknowledgedWhy: reports.map((r, i) => {
+      const why = Object.entries({ ...r.failedWhy, ...r.uncertainWhy })
+        .map(([k, n]) => `${k} ${n}`).join(", ");
+      return why && `${members[i]!.id}: ${why}`;
+    }).filter(Boolean).join("; "),
     convergedMs: convergedAt ? convergedAt - tEnd : undefined,
     deaths: deathsDuringLoad.length,
     dataProblems,
