@@ -24,6 +24,8 @@ interface Relayed {
   readonly client: DenoConn;
   inner: DenoConn | undefined;
   readonly start: number;
+  /** {@linkcode guard}'s `stalled` at `start`: the guard's own stalls are not the client's. */
+  readonly stalledAtStart: number;
   /** Whether the first request head is complete. */
   head: boolean;
   /** The last bytes of the head seen so far (to find its end across chunks). */
@@ -75,10 +77,18 @@ export function guard(
   };
   // One timer checks every connection, a few times per timeout.
   const tick = Math.max(10, Math.min(limits.headersTimeoutMs, limits.idleTimeoutMs) / 4);
+  // Time this event loop was stalled (its timer ran late by so much), in ms: a head sent
+  // meanwhile waits unread in the socket, through no fault of its client. Not counted against a
+  // connection's headers timeout: under load it cut clients whose heads had come in time.
+  let stalled = 0;
+  let tickedAt = Date.now();
   const timer = setInterval(() => {
     const now = Date.now();
+    stalled += Math.max(0, now - tickedAt - tick);
+    tickedAt = now;
     for (const r of open) {
-      if (!r.head ? now - r.start > limits.headersTimeoutMs : now - r.last > limits.idleTimeoutMs) {
+      const waited = now - r.start - (stalled - r.stalledAtStart);
+      if (!r.head ? waited > limits.headersTimeoutMs : now - r.last > limits.idleTimeoutMs) {
         end(r);
       }
     }
@@ -157,6 +167,7 @@ export function guard(
         client,
         inner: undefined,
         start: now,
+        stalledAtStart: stalled,
         head: false,
         tail: "",
         last: now,

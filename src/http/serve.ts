@@ -27,8 +27,9 @@ export interface ServeOptions {
   /**
    * A connection must send a complete request head within this, in ms, or it is closed
    * (slowloris). Node: every request (`headersTimeout`); Deno: the first request of a
-   * connection, later ones fall under `idleTimeoutMs`; Bun has no such timeout, its idle
-   * timeout covers a connection that goes silent. Default 10 s.
+   * connection, later ones fall under `idleTimeoutMs`, and the time its own event loop was
+   * stalled is not counted (a head that came meanwhile waited unread); Bun has no such
+   * timeout, its idle timeout covers a connection that goes silent. Default 10 s.
    */
   headersTimeoutMs?: number | undefined;
   /**
