@@ -23,9 +23,8 @@ const RELAY_CHUNK = 4 * 1024;
 interface Relayed {
   readonly client: DenoConn;
   inner: DenoConn | undefined;
+  /** When it was accepted, on the guard's clock (its own stalls left out: see `stalled`). */
   readonly start: number;
-  /** {@linkcode guard}'s `stalled` at `start`: the guard's own stalls are not the client's. */
-  readonly stalledAtStart: number;
   /** Whether the first request head is complete. */
   head: boolean;
   /** The last bytes of the head seen so far (to find its end across chunks). */
@@ -87,8 +86,11 @@ export function guard(
     stalled += Math.max(0, now - tickedAt - tick);
     tickedAt = now;
     for (const r of open) {
-      const waited = now - r.start - (stalled - r.stalledAtStart);
-      if (!r.head ? waited > limits.headersTimeoutMs : now - r.last > limits.idleTimeoutMs) {
+      if (
+        !r.head
+          ? now - stalled - r.start > limits.headersTimeoutMs
+          : now - r.last > limits.idleTimeoutMs
+      ) {
         end(r);
       }
     }
@@ -166,8 +168,7 @@ export function guard(
       const r: Relayed = {
         client,
         inner: undefined,
-        start: now,
-        stalledAtStart: stalled,
+        start: now - stalled,
         head: false,
         tail: "",
         last: now,

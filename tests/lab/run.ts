@@ -2048,7 +2048,9 @@ async function scenarioCapacity(rows: Row[]): Promise<void> {
       });
       why = [];
       if (r.achieved < rate * 0.95) why.push(`achieved ${Math.round(r.achieved)}`);
-      if (r.notAcknowledged) why.push(`${r.notAcknowledged} not acknowledged`);
+      if (r.notAcknowledged) {
+        why.push(`${r.notAcknowledged} not acknowledged (${r.notAcknowledgedWhy})`);
+      }
       if (r.convergedMs === undefined || r.convergedMs > bound) why.push("late");
       if (r.dataProblems.length) why.push(`data differs: ${r.dataProblems.join("; ")}`);
       if (r.deaths) why.push(`${r.deaths} deaths declared`);
